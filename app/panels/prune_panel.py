@@ -1,0 +1,201 @@
+"""Step 2 — Prune: a global ratio, the criterion, and what that plan does to every layer, live.
+
+Every slider move makes a new Plan (a few ms in core) and redraws the bars, the table's Kept/Ratio columns, the
+threshold and the totals. Moves that arrive faster than that are coalesced: only the latest ratio is planned.
+"""
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QPushButton,
+                               QSplitter, QTableView, QVBoxLayout, QWidget)
+
+from core.errors import UserError
+from core.ssl import CRITERIA, Plan, make_plan, prune_to_plan
+
+from ..formatting import count
+from ..state import AppState, PrunedModel
+from ..widgets.layer_chart import LayerChart
+from ..widgets.layer_table import LayerTableModel
+from ..widgets.ratio_control import RatioControl
+from ..widgets.score_plot import ScoreDistribution
+
+CRITERION_LABELS = {"l1": "L1 norm of weights", "scale": "|γ| scale factor (after SIR)"}
+ALIGN_CHOICES = (1, 4, 8, 16)
+
+
+class PrunePanel(QWidget):
+    planUpdated = Signal()              # after chart, table and totals show the latest plan
+
+    def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.ratio = RatioControl()
+        self.criterion = QComboBox()
+        for c in CRITERIA:
+            self.criterion.addItem(CRITERION_LABELS.get(c, c), c)
+        self.align = QComboBox()
+        for a in ALIGN_CHOICES:
+            self.align.addItem("any width" if a == 1 else f"multiple of {a}", a)
+        self.align.setToolTip("Round each layer's kept count to a multiple (narrow odd widths run slowly)")
+        self.pin_button = QPushButton("Pin as overlay")
+        self.pin_button.setToolTip("Keep this plan drawn as outlines to compare with other ratios or criteria")
+        self.clear_pin_button = QPushButton("Clear overlay")
+        self.apply_button = QPushButton("Prune now (zero-shot)")
+        self.apply_button.setToolTip("Slice the network to this plan without training; SIR (Train step) "
+                                     "recovers the quality that zero-shot pruning loses")
+        self.chart = LayerChart()
+        self.table_model = LayerTableModel(self)
+        self.table = QTableView()
+        self.table.setModel(self.table_model)
+        self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.distribution = ScoreDistribution()
+        self.totals = {key: QLabel("–") for key in ("units", "params", "params_spy", "macs", "speedup", "notes")}
+        self.totals["notes"].setWordWrap(True)
+        self.empty = QLabel("Open a dense BasicVSR checkpoint in the Model step to plan its pruning.")
+        self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self._build()
+
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(0)
+        self._timer.timeout.connect(self.replan)
+        self.ratio.ratioChanged.connect(self._schedule)
+        self.align.currentIndexChanged.connect(self._schedule)
+        self.table_model.overridesChanged.connect(self._schedule)
+        self.criterion.currentIndexChanged.connect(self._criterion_changed)
+        self.pin_button.clicked.connect(lambda: self.chart.set_reference(self.state.plan))
+        self.clear_pin_button.clicked.connect(lambda: self.chart.set_reference(None))
+        self.apply_button.clicked.connect(self.apply_plan)
+        state.modelChanged.connect(self._model_changed)
+        state.clipChanged.connect(self._schedule)
+        self.ratio.set_value(0.5)
+        self._model_changed()
+
+    def _build(self) -> None:
+        controls = QHBoxLayout()
+        controls.addWidget(self.ratio, 3)
+        controls.addWidget(QLabel("Criterion"))
+        controls.addWidget(self.criterion)
+        controls.addWidget(QLabel("Widths"))
+        controls.addWidget(self.align)
+        buttons = QHBoxLayout()
+        for b in (self.pin_button, self.clear_pin_button):
+            buttons.addWidget(b)
+        buttons.addStretch(1)
+        buttons.addWidget(self.apply_button)
+
+        totals = QGroupBox("Totals (dense → pruned)")
+        form = QFormLayout(totals)
+        form.addRow("Units pruned", self.totals["units"])
+        form.addRow("Parameters (no SpyNet)", self.totals["params"])
+        form.addRow("Parameters (with SpyNet)", self.totals["params_spy"])
+        self._macs_label = QLabel("MACs / frame")
+        form.addRow(self._macs_label, self.totals["macs"])
+        form.addRow("Estimated speed-up", self.totals["speedup"])
+        form.addRow("Notes", self.totals["notes"])
+        dist_box = QGroupBox("Score distribution and global threshold")
+        QVBoxLayout(dist_box).addWidget(self.distribution)
+        side = QSplitter(Qt.Orientation.Vertical)
+        side.addWidget(totals)
+        side.addWidget(dist_box)
+
+        chart_box = QGroupBox("Pruning ratio per layer (hover a bar for details; outlined = pinned overlay)")
+        QVBoxLayout(chart_box).addWidget(self.chart)
+        top = QSplitter(Qt.Orientation.Horizontal)
+        top.addWidget(chart_box)
+        top.addWidget(side)
+        top.setStretchFactor(0, 3)
+        top.setStretchFactor(1, 1)
+        table_box = QGroupBox("Layers (tick Lock to keep a layer whole; Max ratio caps its pruning)")
+        QVBoxLayout(table_box).addWidget(self.table)
+        self.splitter = QSplitter(Qt.Orientation.Vertical)
+        self.splitter.addWidget(top)
+        self.splitter.addWidget(table_box)
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 2)
+
+        self.content = QWidget()
+        content = QVBoxLayout(self.content)
+        content.setContentsMargins(0, 0, 0, 0)
+        content.addLayout(controls)
+        content.addLayout(buttons)
+        content.addWidget(self.splitter, 1)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.empty)
+        layout.addWidget(self.content)
+
+    # -- reactions ---------------------------------------------------------------------------------------
+    def _model_changed(self) -> None:
+        has_model = self.state.model is not None
+        self.empty.setVisible(not has_model)
+        self.content.setVisible(has_model)
+        self.chart.set_reference(None)
+        self.table_model.set_plan(None)
+        self._criterion_changed()
+
+    def _criterion_changed(self) -> None:
+        self.distribution.set_scores(self.state.scores(self.criterion.currentData()))
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if not self._timer.isActive():
+            self._timer.start()
+
+    def replan(self) -> None:
+        """Plan the current ratio now and show it (the coalescing timer calls this)."""
+        scores = self.state.scores(self.criterion.currentData())
+        if scores is None:
+            self.state.set_plan(None)
+            return
+        try:
+            plan = make_plan(scores, self.ratio.value(), align=self.align.currentData(),
+                             overrides=self.table_model.overrides, frame_size=self.state.frame_size)
+        except UserError as exc:
+            self.totals["notes"].setText(f"<span style='color:#b00'>{exc}</span>")
+            return
+        self.state.set_plan(plan)
+        self.chart.set_plan(plan)
+        self.table_model.set_plan(plan)
+        self.distribution.set_threshold(plan.threshold)
+        self._show_totals(plan)
+        self.planUpdated.emit()
+
+    def _show_totals(self, plan: Plan) -> None:
+        b, a = plan.before, plan.after
+        h, w = plan.frame_size
+        self.totals["units"].setText(f"{plan.units_pruned} of {plan.units_total} ({plan.achieved_ratio:.1%})")
+        self.totals["params"].setText(f"{count(b.params)} → {count(a.params)}  (×{b.params / a.params:.2f} smaller)")
+        self.totals["params_spy"].setText(f"{count(b.params_with_spynet)} → {count(a.params_with_spynet)}")
+        self._macs_label.setText(f"MACs / frame at {w}×{h}")
+        self.totals["macs"].setText(f"{count(b.macs)} → {count(a.macs)}  (+ SpyNet {count(a.macs_spynet)})")
+        self.totals["speedup"].setText(f"×{plan.mac_ratio:.2f} (network MACs; measured time in Compare)")
+        self.totals["notes"].setText("; ".join(plan.notes) or "–")
+
+    def apply_plan(self) -> None:
+        """Slice the dense network to the current plan in the background; the result feeds Compare/Export."""
+        plan, loaded = self.state.plan, self.state.model
+        if plan is None or loaded is None:
+            return
+        self.apply_button.setEnabled(False)
+        label = f"plan {plan.requested_ratio:.2f} {plan.criterion}, zero-shot"
+        self.state.runner.start(
+            "prune", lambda job: prune_to_plan(loaded.model, plan),
+            on_success=lambda m: self.state.set_pruned(PrunedModel(m, label, plan)),
+            on_failure=lambda e, t: self.state.error.emit("Pruning failed", e, t),
+            on_finish=lambda: self.apply_button.setEnabled(True))
+
+    # -- session support ---------------------------------------------------------------------------------
+    def settings(self) -> dict:
+        return {"ratio": self.ratio.value(), "criterion": self.criterion.currentData(),
+                "align": self.align.currentData(), "overrides": dict(self.table_model.overrides)}
+
+    def restore(self, ratio: float, criterion: str, align: int, overrides: dict) -> None:
+        if criterion in CRITERIA:
+            self.criterion.setCurrentIndex(CRITERIA.index(criterion))
+        if align in ALIGN_CHOICES:
+            self.align.setCurrentIndex(ALIGN_CHOICES.index(align))
+        self.table_model.set_overrides(overrides)
+        self.ratio.set_value(ratio)
+        self._schedule()

@@ -1,0 +1,164 @@
+"""What the window currently holds (dense model, pruned model, clip, plan) and the jobs that load it.
+
+Panels read from here and listen to its signals; they never talk to each other directly. Loading happens in
+background jobs; the results are assigned here, in the GUI thread, so every signal fires in that thread.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+
+from core.io.checkpoint import LoadedModel, load_checkpoint
+from core.models.basicvsr import BasicVSR
+from core.profile.macs import frame_macs
+from core.ssl import Plan, UnitScores, compute_scores
+
+from .clips import ClipPair, load_clip_pair
+from .workers import Job, JobRunner
+
+DEFAULT_FRAME_SIZE = (180, 320)      # the paper's LR size, used for MACs until a clip is loaded
+
+
+@dataclass
+class PrunedModel:
+    """A pruned network and where it came from (a plan applied here, a training run, or a file)."""
+
+    model: BasicVSR
+    origin: str
+    plan: Plan | None = None
+    path: Path | None = None
+
+
+@dataclass
+class CompareResult:
+    """Super-resolved frames and timings of the last comparison (kept for the view and the HDF5 report)."""
+
+    clip: ClipPair
+    bicubic: np.ndarray
+    outputs: dict[str, np.ndarray] = field(default_factory=dict)          # 'dense' / 'pruned' → (T,H,W,3)
+    seconds_per_frame: dict[str, float] = field(default_factory=dict)
+    psnr: dict[str, list[float]] = field(default_factory=dict)            # per frame vs GT (Y channel)
+
+
+def prime_costs(model: LoadedModel | PrunedModel | None, size: tuple[int, int]) -> None:
+    """Count the width-independent MACs for this size once (≈3 s), so later plans take milliseconds."""
+    if model is not None:
+        frame_macs(model.model.spec, *size)
+
+
+class AppState(QObject):
+    modelChanged = Signal()            # the dense (reference) model
+    prunedChanged = Signal()
+    clipChanged = Signal()
+    planChanged = Signal()
+    compareChanged = Signal()
+    error = Signal(str, object, str)   # title, exception, traceback
+    message = Signal(str)              # one line for the status bar
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.runner = JobRunner(self)
+        self.model: LoadedModel | None = None
+        self.pruned: PrunedModel | None = None
+        self.clip: ClipPair | None = None
+        self.plan: Plan | None = None
+        self.compare: CompareResult | None = None
+        self._scores: dict[str, UnitScores] = {}
+
+    # -- derived values ---------------------------------------------------------------------------------
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        """(h, w) of the LR clip, or the paper's 180×320 without one."""
+        return self.clip.lr_size if self.clip is not None else DEFAULT_FRAME_SIZE
+
+    def scores(self, criterion: str) -> UnitScores | None:
+        """Unit scores of the dense model, computed once per criterion (~15 ms)."""
+        if self.model is None:
+            return None
+        if criterion not in self._scores:
+            self._scores[criterion] = compute_scores(self.model.model, criterion)
+        return self._scores[criterion]
+
+    # -- setters (GUI thread) ---------------------------------------------------------------------------
+    def set_model(self, loaded: LoadedModel) -> None:
+        """Dense checkpoints become the reference model; pruned ones fill the pruned slot."""
+        if loaded.is_pruned:
+            self.set_pruned(PrunedModel(loaded.model, f"file {loaded.path.name}", None, loaded.path))
+            return
+        self.model = loaded
+        self._scores = {}
+        self.plan = None
+        if self.pruned is not None and self.pruned.plan is not None:
+            self.set_pruned(None)      # a plan-derived pruned model belongs to the previous dense model
+        self.modelChanged.emit()
+        self.message.emit(f"loaded {loaded.path.name} ({loaded.source_format})")
+
+    def set_pruned(self, pruned: PrunedModel | None) -> None:
+        self.pruned = pruned
+        self.prunedChanged.emit()
+
+    def set_clip(self, clip: ClipPair) -> None:
+        self.clip = clip
+        self.compare = None
+        self.clipChanged.emit()
+        self.compareChanged.emit()
+        self.message.emit(f"clip {clip.name}: {len(clip.lr)} frames, {clip.lr_size[1]}×{clip.lr_size[0]} LR"
+                          + ("" if clip.gt is not None else ", no ground truth"))
+
+    def set_plan(self, plan: Plan | None) -> None:
+        self.plan = plan
+        self.planChanged.emit()
+
+    def set_compare(self, result: CompareResult | None) -> None:
+        self.compare = result
+        self.compareChanged.emit()
+
+    # -- loading jobs ------------------------------------------------------------------------------------
+    def open_checkpoint(self, path: str | Path, then: Callable[[], None] | None = None) -> Job:
+        """Load a checkpoint in the background (and prime MAC counting for the clip's size)."""
+        size = self.frame_size
+
+        def work(_: Job) -> LoadedModel:
+            loaded = load_checkpoint(path)
+            frame_macs(loaded.spec, *size)
+            return loaded
+
+        def done(loaded: LoadedModel) -> None:
+            self.set_model(loaded)
+            if then is not None:
+                then()
+
+        self.message.emit(f"loading {Path(path).name} …")
+        return self.runner.start(f"load {Path(path).name}", work, on_success=done,
+                                 on_failure=lambda e, t: self.error.emit("Cannot open checkpoint", e, t))
+
+    def open_clip(self, path: str | Path, treat_as_gt: bool = False,
+                  then: Callable[[], None] | None = None) -> Job:
+        """Read a clip (frames folder, video, or a folder with GT/ and BIx4/) in the background."""
+        model = self.model
+
+        def work(_: Job) -> ClipPair:
+            clip = load_clip_pair(Path(path), treat_as_gt)
+            prime_costs(model, clip.lr_size)
+            return clip
+
+        def done(clip: ClipPair) -> None:
+            self.set_clip(clip)
+            if then is not None:
+                then()
+
+        self.message.emit(f"reading clip {Path(path).name} …")
+        return self.runner.start(f"clip {Path(path).name}", work, on_success=done,
+                                 on_failure=lambda e, t: self.error.emit("Cannot open clip", e, t))
+
+    def describe(self) -> dict[str, Any]:
+        """Short labels for the status bar."""
+        model = f"{self.model.path.name}" if self.model else "no model"
+        if self.pruned is not None:
+            model += f" · pruned: {self.pruned.origin}"
+        clip = f"{self.clip.name}" if self.clip else "no clip"
+        return {"model": model, "clip": clip}

@@ -1,0 +1,1 @@
+"""Reusable widgets: plots, image views and small controls that render core values."""

@@ -1,0 +1,64 @@
+"""Histogram of all unit scores (log scale) with the global threshold that the current ratio implies.
+
+Units left of the line are the ones the global ranking prunes (before per-layer floors, locks and caps).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+
+from core.ssl import UnitScores
+
+from .palette import SERIES_COLORS
+
+BINS = 60
+
+
+class ScoreDistribution(pg.PlotWidget):
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.setMenuEnabled(False)
+        self.setMouseEnabled(x=False, y=False)
+        self.hideButtons()
+        self.setLabel("left", "units")
+        self._hist = pg.PlotDataItem(stepMode="center", fillLevel=0, brush=pg.mkBrush(59, 125, 216, 120),
+                                     pen=pg.mkPen(SERIES_COLORS["dense"]))
+        self._region = pg.LinearRegionItem(movable=False, brush=pg.mkBrush(217, 83, 79, 50),
+                                           pen=pg.mkPen(None))
+        self._line = pg.InfiniteLine(angle=90, pen=pg.mkPen(SERIES_COLORS["pruned"], width=2),
+                                     label="threshold", labelOpts={"position": 0.9, "color": SERIES_COLORS["pruned"]})
+        for item in (self._hist, self._region, self._line):
+            self.addItem(item)
+        self._low = 0.0
+        self.threshold: float = math.nan
+
+    def set_scores(self, scores: UnitScores | None) -> None:
+        """Bin the scores once per model and criterion (log10, because L1 norms span decades)."""
+        if scores is None:
+            self._hist.setData([], [])
+            return
+        flat = scores.flat
+        positive = flat[flat > 0]
+        floor = positive.min() if positive.size else 1e-12
+        values = np.log10(np.maximum(flat, floor))
+        lo, hi = float(values.min()), float(values.max())
+        if hi - lo < 1e-6:                       # every score equal (γ = 1 before any training)
+            lo, hi = lo - 0.5, hi + 0.5
+        counts, edges = np.histogram(values, bins=BINS, range=(lo, hi))
+        self._hist.setData(edges, counts)
+        self._low = lo
+        self.setLabel("bottom", f"log10 {'L1 norm' if scores.criterion == 'l1' else '|γ|'} of each unit")
+        self.setXRange(lo, hi, padding=0.02)
+
+    def set_threshold(self, threshold: float) -> None:
+        """Move the line; NaN (nothing pruned) hides it."""
+        self.threshold = threshold
+        visible = math.isfinite(threshold) and threshold > 0
+        self._line.setVisible(visible)
+        self._region.setVisible(visible)
+        if visible:
+            x = math.log10(threshold)
+            self._line.setPos(x)
+            self._region.setRegion((self._low, x))

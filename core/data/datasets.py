@@ -1,0 +1,351 @@
+"""Training and validation clips: REDS, Vimeo-90K septuplets, any folder of clips or videos.
+
+Discovery checks everything it cheaply can before training starts (clip count, clip length, LR/GT sizes) and
+raises ``DatasetError`` with the offending clip named. Patches are drawn by *index*: sample ``i`` always comes
+from ``np.random.default_rng((seed, i))``, so the data stream is the same whatever the number of workers, and
+resuming at iteration ``k`` only needs ``k`` — no sampler or worker state to save.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from ..errors import ClipError, DatasetError
+from ..io.frames import IMAGE_EXTS, VIDEO_EXTS, find_clips, list_frames, natural_key, read_clip, read_frame
+from ..io.h5cache import CacheItem, H5Frames
+from .degrade import bd_degrade, bi_degrade
+
+SCALE = 4
+REDS4 = ("000", "011", "015", "020")
+# LR pixels read around a patch when LR is made on the fly: more than the bicubic (±2) and BD (±2) supports,
+# so the patch equals the same crop of the whole degraded frame.
+DEGRADE_MARGIN = 4
+DEGRADERS: dict[str, Callable[[np.ndarray], np.ndarray]] = {"BI": bi_degrade, "BD": bd_degrade}
+
+
+@dataclass(frozen=True)
+class ClipRecord:
+    """One clip: GT frames (files, or a video), LR frames when on disk, and sizes checked at discovery."""
+
+    name: str
+    gt: tuple[Path, ...] | Path              # frame files, or one video file
+    lr: tuple[Path, ...] | Path | None
+    frames: int
+    gt_size: tuple[int, int]                 # (H, W) of the GT frames as stored
+
+
+# -- discovery ---------------------------------------------------------------------------------------
+def discover(kind: str, root: str | os.PathLike | None, lr_root: str | os.PathLike | None, lr_mode: str,
+             split: str, clips: Sequence[str] | None = None) -> list[ClipRecord]:
+    """The clips of ``split`` ('train' or 'val') of a dataset; ``clips`` names the validation clips.
+
+    REDS: ``root/train_sharp/NNN`` and ``root/train_sharp_bicubic/X4/NNN``; the validation clips (REDS4 by
+    default) are held out of training. Vimeo-90K: ``root/sequences`` with ``sep_trainlist.txt`` /
+    ``sep_testlist.txt``, LR under ``lr_root``. Folder: every clip folder or video under ``root``, LR clips at
+    the same relative place under ``lr_root``; the named validation clips are held out of training.
+    """
+    if not root:
+        raise DatasetError("no dataset given: set data.root (the folder that holds the training clips)")
+    root = Path(root)
+    if not root.exists():
+        raise DatasetError(f"dataset folder not found: {root}")
+    if kind == "reds":
+        pairs = _reds_pairs(root, lr_root, lr_mode)
+        held = set(clips if clips is not None else REDS4)
+    elif kind == "vimeo":
+        return _checked(_vimeo_pairs(root, lr_root, lr_mode, split, clips), lr_mode, root)
+    elif kind == "folder":
+        pairs = _folder_pairs(root, lr_root, lr_mode)
+        held = set(clips or ())
+    else:
+        raise DatasetError(f"unknown dataset kind {kind!r} (use reds, vimeo or folder)")
+    missing = sorted(held - {name for name, _, _ in pairs})
+    if missing and (split == "val" or clips is not None):
+        raise DatasetError(f"validation clip {missing[0]!r} is not in {root}")
+    chosen = [p for p in pairs if (p[0] in held) == (split == "val")]
+    return _checked(chosen, lr_mode, root)
+
+
+def _reds_pairs(root: Path, lr_root, lr_mode: str) -> list[tuple[str, Path, Path | None]]:
+    gt_root = root / "train_sharp" if (root / "train_sharp").is_dir() else root
+    lr_base = Path(lr_root) if lr_root else root / "train_sharp_bicubic" / "X4"
+    if lr_mode == "disk" and not lr_base.is_dir():
+        raise DatasetError(f"REDS LR frames not found at {lr_base} (set data.lr_root, or data.lr to BI to make "
+                           f"them on the fly)")
+    dirs = sorted((d for d in gt_root.iterdir() if d.is_dir() and not d.name.startswith(".")),
+                  key=lambda d: natural_key(d.name))
+    return [(d.name, d, lr_base / d.name if lr_mode == "disk" else None) for d in dirs]
+
+
+def _vimeo_pairs(root: Path, lr_root, lr_mode: str, split: str, clips) -> list[tuple[str, Path, Path | None]]:
+    seq = root / "sequences" if (root / "sequences").is_dir() else root
+    if clips is None:
+        listing = root / ("sep_trainlist.txt" if split == "train" else "sep_testlist.txt")
+        if not listing.is_file():
+            raise DatasetError(f"Vimeo-90K list not found: {listing}")
+        clips = [line.strip() for line in listing.read_text().splitlines() if line.strip()]
+    if lr_mode == "disk" and not lr_root:
+        raise DatasetError("Vimeo-90K LR frames: set data.lr_root (e.g. vimeo_septuplet_matlabLRx4/sequences) "
+                           "or data.lr to BI or BD")
+    return [(c, seq / c, Path(lr_root) / c if lr_mode == "disk" else None) for c in clips]
+
+
+def _folder_pairs(root: Path, lr_root, lr_mode: str) -> list[tuple[str, Path, Path | None]]:
+    try:
+        found = find_clips(root)
+    except ClipError as e:
+        raise DatasetError(str(e)) from None
+    out = []
+    for clip in found:
+        rel = clip.relative_to(root)
+        name = rel.as_posix() if str(rel) != "." else clip.name
+        out.append((name, clip, Path(lr_root) / rel if lr_mode == "disk" else None))
+    return out
+
+
+def _checked(pairs: list[tuple[str, Path, Path | None]], lr_mode: str, root: Path) -> list[ClipRecord]:
+    if not pairs:
+        raise DatasetError(f"no clips found in {root}")
+    return [_record(name, gt, lr, lr_mode) for name, gt, lr in pairs]
+
+
+def _frames_of(path: Path, what: str) -> tuple[tuple[Path, ...] | Path, int, tuple[int, int]]:
+    """Frame files (or the video), frame count and (H, W) of one clip, reading as little as possible."""
+    if path.is_file() and path.suffix.lower() in VIDEO_EXTS:
+        clip = _video(path)
+        return path, len(clip), clip.shape[1:3]
+    if not path.is_dir():
+        raise DatasetError(f"{what} clip not found: {path}")
+    files = tuple(list_frames(path))
+    if not files:
+        raise DatasetError(f"{what} clip {path} holds no frames ({', '.join(IMAGE_EXTS)})")
+    return files, len(files), _image_size(files[0])
+
+
+def _record(name: str, gt_path: Path, lr_path: Path | None, lr_mode: str) -> ClipRecord:
+    gt, n, gt_size = _frames_of(gt_path, "GT")
+    lr = None
+    if lr_mode == "disk":
+        lr, n_lr, lr_size = _frames_of(lr_path, "LR")
+        if n_lr != n:
+            raise DatasetError(f"clip {name}: {n_lr} LR frames but {n} GT frames")
+        if (lr_size[0] * SCALE, lr_size[1] * SCALE) != (gt_size[0] - gt_size[0] % SCALE,
+                                                          gt_size[1] - gt_size[1] % SCALE):
+            raise DatasetError(f"clip {name}: LR frames are {lr_size[1]}x{lr_size[0]} but GT frames are "
+                               f"{gt_size[1]}x{gt_size[0]} (expected GT = {SCALE}x LR)")
+    return ClipRecord(name, gt, lr, n, gt_size)
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    """(H, W) of an image: from the PNG header when possible (no decoding), else by reading it."""
+    if path.suffix.lower() == ".png":
+        with open(path, "rb") as fh:
+            head = fh.read(24)
+        if len(head) == 24 and head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+            w, h = struct.unpack(">II", head[16:24])
+            return int(h), int(w)
+    img, _ = read_frame(path)
+    return img.shape[:2]
+
+
+_VIDEOS: dict[Path, np.ndarray] = {}
+
+
+def _video(path: Path) -> np.ndarray:
+    """Decoded frames of a video, kept per process (videos are decoded once, then sliced)."""
+    if path not in _VIDEOS:
+        try:
+            _VIDEOS[path] = read_clip(path).frames
+        except ClipError as e:
+            raise DatasetError(str(e)) from None
+    return _VIDEOS[path]
+
+
+def check_clip_length(records: Sequence[ClipRecord], clip_length: int, patch: int) -> None:
+    """Every training clip must hold ``clip_length`` frames and an LR patch of ``patch`` pixels."""
+    short = [r for r in records if r.frames < clip_length]
+    if short:
+        r = short[0]
+        raise DatasetError(f"clip {r.name} has {r.frames} frames, fewer than data.clip_length = {clip_length} "
+                           f"({len(short)} of {len(records)} clips are too short)")
+    small = [r for r in records if min(r.gt_size) // SCALE < patch]
+    if small:
+        r = small[0]
+        raise DatasetError(f"clip {r.name}: frames of {r.gt_size[1]}x{r.gt_size[0]} are smaller than an LR patch "
+                           f"of {patch} (GT {patch * SCALE}); lower data.patch_size")
+
+
+# -- reading frames ----------------------------------------------------------------------------------
+class FrameReader:
+    """Reads GT/LR frame windows of a clip from files, videos or an HDF5 cache (when given)."""
+
+    def __init__(self, cache: H5Frames | None = None) -> None:
+        self.cache = cache
+
+    def read(self, rec: ClipRecord, which: str, t0: int, t1: int,
+             box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+        """Frames ``t0:t1`` of ``rec``'s ``which`` ('gt' or 'lr'), optionally the window (y, x, h, w)."""
+        if self.cache is not None:
+            return self.cache.read(cache_key(rec, which), t0, t1, box)
+        src = rec.gt if which == "gt" else rec.lr
+        if isinstance(src, Path):
+            frames = _video(src)[t0:t1]
+        else:
+            frames = np.stack([_read_png(p) for p in src[t0:t1]])
+        if box is not None:
+            y, x, h, w = box
+            frames = frames[:, y:y + h, x:x + w]
+        return np.ascontiguousarray(frames)
+
+
+def _read_png(path: Path) -> np.ndarray:
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:  # unusual pixel formats: the project's tolerant reader
+        return read_frame(path)[0]
+    return img[:, :, ::-1]
+
+
+def cache_key(rec: ClipRecord, which: str) -> str:
+    return f"{which}/{rec.name}"
+
+
+def cache_items(records: Sequence[ClipRecord]) -> list[CacheItem]:
+    """What ``build_cache`` needs to store every clip's GT (and LR when on disk), frame by frame."""
+    reader = FrameReader()
+    items: list[CacheItem] = []
+    for rec in records:
+        for which in ("gt", "lr") if rec.lr is not None else ("gt",):
+            first = reader.read(rec, which, 0, 1)[0]
+            frames = (lambda r=rec, w=which: (reader.read(r, w, t, t + 1)[0] for t in range(r.frames)))
+            items.append((cache_key(rec, which), rec.frames, tuple(first.shape), frames))
+    return items
+
+
+def cache_fingerprint(records: Sequence[ClipRecord]) -> str:
+    """A digest of the clips and their sources: a cache built from anything else is stale."""
+    desc = [[r.name, r.frames, str(r.gt if isinstance(r.gt, Path) else r.gt[0].parent),
+             None if r.lr is None else str(r.lr if isinstance(r.lr, Path) else r.lr[0].parent)] for r in records]
+    return hashlib.sha256(json.dumps(desc).encode()).hexdigest()
+
+
+# -- training patches --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PatchSettings:
+    clip_length: int = 15
+    patch_size: int = 64                     # LR pixels
+    lr_mode: str = "disk"                    # disk | BI | BD
+    flip: bool = True
+    rotate: bool = True
+    reverse: bool = False
+
+
+class TrainPatches(Dataset):
+    """Sample ``i``: a random clip, start frame and aligned LR/GT patch, augmented — uint8 (T, 3, h, w) pairs."""
+
+    def __init__(self, records: Sequence[ClipRecord], reader: FrameReader, settings: PatchSettings,
+                 seed: int = 0) -> None:
+        check_clip_length(records, settings.clip_length, settings.patch_size)
+        self.records = list(records)
+        self.reader = reader
+        self.s = settings
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng((self.seed, index))
+        rec = self.records[int(rng.integers(len(self.records)))]
+        s = self.s
+        t0 = int(rng.integers(rec.frames - s.clip_length + 1))
+        lh, lw = rec.gt_size[0] // SCALE, rec.gt_size[1] // SCALE
+        y, x = int(rng.integers(lh - s.patch_size + 1)), int(rng.integers(lw - s.patch_size + 1))
+        lr, gt = self._patch(rec, t0, y, x, lh, lw)
+        lr, gt = augment(lr, gt, rng, s.flip, s.rotate, s.reverse)
+        return _to_tensor(lr), _to_tensor(gt)
+
+    def _patch(self, rec: ClipRecord, t0: int, y: int, x: int, lh: int, lw: int) -> tuple[np.ndarray, np.ndarray]:
+        p, t1 = self.s.patch_size, t0 + self.s.clip_length
+        if self.s.lr_mode == "disk":
+            lr = self.reader.read(rec, "lr", t0, t1, (y, x, p, p))
+            gt = self.reader.read(rec, "gt", t0, t1, (y * SCALE, x * SCALE, p * SCALE, p * SCALE))
+            return lr, gt
+        # LR on the fly: degrade a GT window a few LR pixels wider than the patch, keep its centre.
+        y0, x0 = max(y - DEGRADE_MARGIN, 0), max(x - DEGRADE_MARGIN, 0)
+        y1, x1 = min(y + p + DEGRADE_MARGIN, lh), min(x + p + DEGRADE_MARGIN, lw)
+        window = self.reader.read(rec, "gt", t0, t1, (y0 * SCALE, x0 * SCALE, (y1 - y0) * SCALE, (x1 - x0) * SCALE))
+        lr = DEGRADERS[self.s.lr_mode](window)[:, y - y0:y - y0 + p, x - x0:x - x0 + p]
+        gt = window[:, (y - y0) * SCALE:(y - y0 + p) * SCALE, (x - x0) * SCALE:(x - x0 + p) * SCALE]
+        return lr, gt
+
+
+def augment(lr: np.ndarray, gt: np.ndarray, rng: np.random.Generator, flip: bool, rotate: bool,
+            reverse: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The same random flips / transpose / time reversal on every frame of both clips (T, H, W, 3)."""
+    if flip and rng.random() < 0.5:
+        lr, gt = lr[:, :, ::-1], gt[:, :, ::-1]
+    if flip and rng.random() < 0.5:
+        lr, gt = lr[:, ::-1], gt[:, ::-1]
+    if rotate and rng.random() < 0.5:
+        lr, gt = lr.transpose(0, 2, 1, 3), gt.transpose(0, 2, 1, 3)
+    if reverse and rng.random() < 0.5:
+        lr, gt = lr[::-1], gt[::-1]
+    return lr, gt
+
+
+def _to_tensor(frames: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 3, 1, 2)))
+
+
+class IterationSampler(Sampler[list[int]]):
+    """Batches of sample indices for iterations ``start..total-1``, this process's share only.
+
+    Iteration ``k`` of rank ``r`` (of ``world``) takes indices ``(k·world + r)·b … + b − 1``: the ranks never
+    overlap, and a resumed run starts exactly where the interrupted one stopped.
+    """
+
+    def __init__(self, start: int, total: int, batch_per_rank: int, rank: int = 0, world: int = 1) -> None:
+        self.start, self.total, self.batch, self.rank, self.world = start, total, batch_per_rank, rank, world
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for k in range(self.start, self.total):
+            base = (k * self.world + self.rank) * self.batch
+            yield list(range(base, base + self.batch))
+
+    def __len__(self) -> int:
+        return max(self.total - self.start, 0)
+
+
+# -- validation clips --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ValClip:
+    name: str
+    lr: np.ndarray                           # (T, h, w, 3) uint8
+    gt: np.ndarray                           # (T, 4h, 4w, 3) uint8
+
+
+def load_val_clip(rec: ClipRecord, reader: FrameReader, lr_mode: str, max_frames: int = 0,
+                  crop: int = 0) -> ValClip:
+    """A whole validation clip (or its first ``max_frames`` frames, centre ``crop`` LR pixels)."""
+    n = rec.frames if max_frames <= 0 else min(max_frames, rec.frames)
+    lh, lw = rec.gt_size[0] // SCALE, rec.gt_size[1] // SCALE
+    ch, cw = (min(crop, lh), min(crop, lw)) if crop > 0 else (lh, lw)
+    y, x = (lh - ch) // 2, (lw - cw) // 2
+    if lr_mode == "disk":
+        lr = reader.read(rec, "lr", 0, n, (y, x, ch, cw))
+        gt = reader.read(rec, "gt", 0, n, (y * SCALE, x * SCALE, ch * SCALE, cw * SCALE))
+    else:  # degrade whole frames, as a published LR set would be made, then crop
+        full = reader.read(rec, "gt", 0, n, (0, 0, lh * SCALE, lw * SCALE))
+        lr = DEGRADERS[lr_mode](full)[:, y:y + ch, x:x + cw]
+        gt = full[:, y * SCALE:(y + ch) * SCALE, x * SCALE:(x + cw) * SCALE]
+    return ValClip(rec.name, np.ascontiguousarray(lr), np.ascontiguousarray(gt))

@@ -1,0 +1,218 @@
+"""Load any BasicVSR checkpoint people have (BasicSR, MMagic/mmedit, plain, this project's model files).
+
+Checkpoints are untrusted input: they are read with ``torch.load(weights_only=True)`` only, and every refusal
+says in one line what is wrong. The project's own model file is a plain dict of tensors plus a JSON spec,
+so a pruned network rebuilds without any pickled class.
+"""
+from __future__ import annotations
+
+import json
+import pickle
+import re
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from ..errors import CheckpointError
+from ..models.basicvsr import BasicVSR
+from ..models.spec import ArchSpec, BlockSpec, HEAD_WIDTH
+from .atomic import atomic_path
+
+MODEL_FORMAT = "ssl-vsr-model"
+MODEL_FORMAT_VERSION = 1
+_IGNORED_KEYS = {"step_counter"}
+
+
+@dataclass
+class LoadedModel:
+    """A network ready to run, and where it came from."""
+
+    model: BasicVSR
+    path: Path
+    source_format: str                      # basicsr | mmagic | plain | ssl-vsr-model
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def spec(self) -> ArchSpec:
+        return self.model.spec
+
+    @property
+    def is_pruned(self) -> bool:
+        return not self.spec.is_dense
+
+
+# -- reading -------------------------------------------------------------------------------------------
+def read_torch_file(path: str | Path) -> Any:
+    """``torch.load`` with weights_only, turning every failure into a one-line CheckpointError."""
+    p = Path(path)
+    if not p.exists():
+        raise CheckpointError(f"{p}: no such file")
+    if not p.is_file():
+        raise CheckpointError(f"{p}: not a file (a checkpoint is a .pth/.pt file)")
+    try:
+        return torch.load(p, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        if "weights_only" in str(e) or "Unsupported global" in str(e):
+            raise CheckpointError(f"{p}: refused, it holds pickled Python objects that a safe load "
+                                  f"(weights_only=True) will not run") from None
+        raise CheckpointError(f"{p}: not a PyTorch checkpoint ({first or 'unreadable pickle'})") from None
+    except (RuntimeError, zipfile.BadZipFile, EOFError, ValueError, OSError, UnicodeDecodeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{p}: not a PyTorch checkpoint ({first[:160]})") from None
+
+
+def _tensor_dict(obj: Any) -> bool:
+    return isinstance(obj, Mapping) and bool(obj) and all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
+
+
+def _mmagic_to_basicsr(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename MMagic/mmedit BasicVSRNet keys to BasicSR's."""
+    out = {}
+    for key, value in state.items():
+        if key.startswith("generator."):
+            key = key[len("generator."):]
+        if key in _IGNORED_KEYS:
+            continue
+        key = re.sub(r"^spynet\.basic_module\.(\d+)\.basic_module\.(\d+)\.conv\.",
+                     lambda m: f"spynet.basic_module.{m[1]}.basic_module.{2 * int(m[2])}.", key)
+        key = re.sub(r"^upsample([12])\.upsample_conv\.", r"upconv\1.", key)
+        key = re.sub(r"^(backward|forward)_resblocks\.", r"\1_trunk.", key)
+        out[key] = value
+    return out
+
+
+def _is_mmagic(state: Mapping[str, torch.Tensor]) -> bool:
+    return any(k.startswith("generator.") or "_resblocks." in k or ".upsample_conv." in k for k in state)
+
+
+def unwrap_state_dict(obj: Any, path: Path, param_key: str | None = None) -> tuple[dict[str, torch.Tensor], str]:
+    """Find the network's tensors inside whatever container the file uses; return them with BasicSR names."""
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f"{path}: not a BasicVSR checkpoint (holds a {type(obj).__name__}, not a dict of tensors)")
+    if param_key is not None:
+        if param_key not in obj:
+            raise CheckpointError(f"{path}: has no '{param_key}' entry (it has: {', '.join(map(str, list(obj)[:8]))})")
+        candidates = [param_key]
+    else:
+        candidates = ["params_ema", "params", "state_dict", "model", "generator"]
+    for key in candidates:
+        inner = obj.get(key)
+        if _tensor_dict(inner):
+            if _is_mmagic(inner):
+                return _mmagic_to_basicsr(inner), "mmagic"
+            return {k: v for k, v in inner.items() if k not in _IGNORED_KEYS}, "basicsr" if key.startswith("params") else "plain"
+    if _tensor_dict(obj):
+        if _is_mmagic(obj):
+            return _mmagic_to_basicsr(obj), "mmagic"
+        return {k: v for k, v in obj.items() if k not in _IGNORED_KEYS}, "plain"
+    raise CheckpointError(f"{path}: not a BasicVSR checkpoint (no dict of tensors under "
+                          f"{', '.join(repr(c) for c in candidates)} or at the top level)")
+
+
+def infer_spec(state: Mapping[str, torch.Tensor], path: Path) -> ArchSpec:
+    """Variant, channels, block count and dense widths, read off the tensors' names and shapes."""
+    first = state.get("forward_trunk.main.0.weight")
+    if first is None or first.dim() != 4:
+        raise CheckpointError(f"{path}: not a BasicVSR checkpoint (no 'forward_trunk.main.0.weight' tensor; "
+                              f"first keys: {', '.join(list(state)[:4])})")
+    num_feat = first.shape[0]
+    if first.shape[1] != num_feat + 3:
+        raise CheckpointError(f"{path}: tensor 'forward_trunk.main.0.weight' has shape {tuple(first.shape)}, "
+                              f"expected ({num_feat}, {num_feat + 3}, 3, 3)")
+    bidirectional = "backward_trunk.main.0.weight" in state
+    variant = "basicvsr" if bidirectional else "basicvsr-uni"
+
+    def n_blocks(trunk: str) -> int:
+        idx = {int(m[1]) for k in state if (m := re.match(rf"{trunk}\.main\.2\.(\d+)\.conv1\.weight$", k))}
+        return max(idx) + 1 if idx else 0
+
+    def blocks(trunk: str, n: int) -> tuple[BlockSpec, ...]:
+        out = []
+        for k in range(n):
+            w = state.get(f"{trunk}.main.2.{k}.conv1.weight")
+            out.append(BlockSpec(mid=int(w.shape[0]) if w is not None and w.dim() == 4 else num_feat))
+        return tuple(out)
+
+    nb = n_blocks("forward_trunk")
+    if nb == 0:
+        raise CheckpointError(f"{path}: not a BasicVSR checkpoint (forward trunk has no residual blocks)")
+
+    def out_ch(key: str, default: int, per: int = 1) -> int:
+        t = state.get(key)
+        return int(t.shape[0]) // per if t is not None and t.dim() == 4 else default
+
+    return ArchSpec(variant=variant, num_feat=num_feat,
+                    forward_blocks=blocks("forward_trunk", nb),
+                    backward_blocks=blocks("backward_trunk", nb) if bidirectional else (),
+                    fusion=out_ch("fusion.weight", num_feat), upconv1=out_ch("upconv1.weight", num_feat, 4),
+                    upconv2=out_ch("upconv2.weight", HEAD_WIDTH, 4), conv_hr=out_ch("conv_hr.weight", HEAD_WIDTH))
+
+
+def build_model(spec: ArchSpec, state: Mapping[str, torch.Tensor], path: Path) -> BasicVSR:
+    """Instantiate ``spec`` and load ``state`` strictly, naming missing keys and mis-shaped tensors."""
+    model = BasicVSR(spec)
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    if missing:
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise CheckpointError(f"{path}: missing keys {', '.join(missing[:5])}{more}")
+    unexpected = [k for k in state if k not in expected]
+    if unexpected:
+        more = f" and {len(unexpected) - 5} more" if len(unexpected) > 5 else ""
+        raise CheckpointError(f"{path}: unexpected keys {', '.join(unexpected[:5])}{more} (not a BasicVSR of this layout)")
+    for key, ref in expected.items():
+        got = state[key]
+        if tuple(got.shape) != tuple(ref.shape):
+            raise CheckpointError(f"{path}: tensor '{key}' has shape {tuple(got.shape)}, expected {tuple(ref.shape)}")
+        if not got.is_floating_point():
+            raise CheckpointError(f"{path}: tensor '{key}' has dtype {got.dtype}, expected a float tensor")
+    model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+    return model.eval()
+
+
+def load_checkpoint(path: str | Path, param_key: str | None = None) -> LoadedModel:
+    """Load a BasicVSR / BasicVSR-uni network, dense or pruned, from any supported file."""
+    p = Path(path)
+    obj = read_torch_file(p)
+    if isinstance(obj, Mapping) and obj.get("format") == MODEL_FORMAT:
+        return _load_model_file(obj, p)
+    state, fmt = unwrap_state_dict(obj, p, param_key)
+    spec = infer_spec(state, p)
+    return LoadedModel(build_model(spec, state, p), p, fmt, {"source": str(p)})
+
+
+def _load_model_file(obj: Mapping[str, Any], path: Path) -> LoadedModel:
+    version = obj.get("version")
+    if version != MODEL_FORMAT_VERSION:
+        raise CheckpointError(f"{path}: model file version {version!r} is not supported (expected {MODEL_FORMAT_VERSION})")
+    try:
+        spec = ArchSpec.from_json(json.loads(obj["spec"]))
+        meta = json.loads(obj.get("meta", "{}"))
+    except (KeyError, TypeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{path}: damaged model file (spec unreadable: {e})") from None
+    except ValueError as e:
+        raise CheckpointError(f"{path}: inconsistent pruned spec: {e}") from None
+    state = obj.get("state_dict")
+    if not _tensor_dict(state):
+        raise CheckpointError(f"{path}: damaged model file (no state_dict of tensors)")
+    return LoadedModel(build_model(spec, state, path), path, MODEL_FORMAT, meta if isinstance(meta, dict) else {})
+
+
+# -- writing -------------------------------------------------------------------------------------------
+def save_model(model: BasicVSR, path: str | Path, meta: Mapping[str, Any] | None = None) -> Path:
+    """Write a model file (plain tensors + JSON spec/meta) atomically. γ must already be folded away."""
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if any("gamma" in k for k in state):
+        raise ValueError("fold the scale factors into the weights before saving a model file")
+    payload = {"format": MODEL_FORMAT, "version": MODEL_FORMAT_VERSION,
+               "spec": json.dumps(model.spec.to_json()),
+               "meta": json.dumps(dict(meta or {}), default=str),
+               "state_dict": state}
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return Path(path)

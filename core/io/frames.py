@@ -1,0 +1,338 @@
+"""Clips as numpy arrays: read a folder of frames or a video, find clips in a dataset tree, write results.
+
+Everything downstream (degradations, models, metrics, the GUI) takes one shape: uint8 RGB (T, H, W, 3).
+Conversions that change pixel data (grey, 16-bit, alpha, float) are allowed but never silent: ``read_frame``
+returns a note per conversion and ``read_clip`` turns them into one ``FrameConversionWarning`` per kind per
+clip (not one per frame, which would drown the log).
+"""
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+import torch
+
+from core.errors import ClipError, UserError
+from core.io.atomic import atomic_write_bytes
+
+__all__ = [
+    "IMAGE_EXTS",
+    "VIDEO_EXTS",
+    "FrameConversionWarning",
+    "Clip",
+    "natural_key",
+    "list_frames",
+    "read_frame",
+    "read_clip",
+    "find_clips",
+    "write_frames",
+    "write_video",
+    "frames_to_tensor",
+    "tensor_to_frames",
+]
+
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
+_FOURCC = {".mp4": "mp4v", ".avi": "MJPG"}
+
+# Conversion notes (one wording per kind, so read_clip can group them).
+NOTE_GREY = "grey image expanded to RGB"
+NOTE_16BIT = "16-bit image reduced to 8-bit (round(x / 257))"
+NOTE_FLOAT = "floating-point image clipped to [0, 1] and scaled to 8-bit"
+NOTE_ALPHA = "alpha channel dropped (colour kept as stored, not composited)"
+
+
+class FrameConversionWarning(UserWarning):
+    """Frames were converted to 8-bit RGB on reading; the pixels are not exactly what is on disk."""
+
+
+@dataclass
+class Clip:
+    """One clip in memory: ``frames`` is uint8 (T, H, W, 3) RGB; ``names`` are the frame file stems."""
+
+    name: str
+    frames: np.ndarray
+    names: list[str] = field(default_factory=list)
+    source: Path = Path()
+    fps: float | None = None
+
+    def __len__(self) -> int:
+        return int(self.frames.shape[0])
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the frames."""
+        return int(self.frames.shape[2]), int(self.frames.shape[1])
+
+
+# --------------------------------------------------------------------------------------------- listing
+def natural_key(name: str) -> tuple:
+    """Sort key that orders embedded numbers by value: ``2.png`` before ``10.png``."""
+    parts = re.split(r"(\d+)", name.lower())
+    return tuple(int(p) if i % 2 else p for i, p in enumerate(parts))
+
+
+def _is_image(p: Path) -> bool:
+    return p.suffix.lower() in IMAGE_EXTS and p.is_file() and not p.name.startswith(".")
+
+
+def list_frames(folder: str | os.PathLike) -> list[Path]:
+    """The image files directly in ``folder``, naturally sorted (hidden files, e.g. temp files, skipped)."""
+    folder = Path(folder)
+    return sorted((p for p in folder.iterdir() if _is_image(p)), key=lambda p: natural_key(p.name))
+
+
+# --------------------------------------------------------------------------------------------- reading
+def read_frame(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
+    """Read one image as uint8 HxWx3 RGB, plus a note for each conversion it needed (empty if none).
+
+    Grey is replicated to 3 channels, 16-bit is mapped by round(x / 257), float is clipped to [0, 1] and
+    scaled, and alpha is dropped (the colour channels are kept as stored, not composited on any background).
+    """
+    path = Path(path)
+    data = np.fromfile(str(path), dtype=np.uint8) if path.is_file() else None
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data is not None and data.size else None
+    if img is None:
+        raise ClipError(f"cannot read image {path}: not a readable image file")
+    notes: list[str] = []
+    if img.dtype == np.uint16:
+        img = np.floor(img.astype(np.float64) / 257.0 + 0.5).astype(np.uint8)
+        notes.append(NOTE_16BIT)
+    elif img.dtype in (np.float32, np.float64):
+        img = np.floor(np.clip(np.nan_to_num(img), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+        notes.append(NOTE_FLOAT)
+    elif img.dtype != np.uint8:
+        raise ClipError(f"cannot read image {path}: unsupported pixel type {img.dtype}")
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[:, :, 0]
+    if img.ndim == 2:
+        notes.append(NOTE_GREY)
+        return np.repeat(img[:, :, None], 3, axis=2), notes
+    channels = img.shape[2]
+    if channels == 2:  # grey + alpha
+        notes += [NOTE_GREY, NOTE_ALPHA]
+        return np.repeat(img[:, :, :1], 3, axis=2), notes
+    if channels == 4:
+        notes.append(NOTE_ALPHA)
+        img = img[:, :, :3]
+    elif channels != 3:
+        raise ClipError(f"cannot read image {path}: {channels} channels")
+    return np.ascontiguousarray(img[:, :, ::-1]), notes
+
+
+def _warn_notes(clip_name: str, counts: dict[str, int], total: int) -> None:
+    for note, n in counts.items():
+        warnings.warn(FrameConversionWarning(f"clip {clip_name}: {note} ({n} of {total} frames)"), stacklevel=3)
+
+
+def _read_folder(folder: Path, max_frames: int | None) -> Clip:
+    files = list_frames(folder)
+    if not files:
+        raise ClipError(f"no image frames in {folder} (accepted: {', '.join(IMAGE_EXTS)}, any letter case)")
+    if max_frames is not None:
+        files = files[:max_frames]
+    frames: list[np.ndarray] = []
+    counts: dict[str, int] = {}
+    for f in files:
+        img, notes = read_frame(f)
+        if frames and img.shape != frames[0].shape:
+            h0, w0 = frames[0].shape[:2]
+            h, w = img.shape[:2]
+            raise ClipError(
+                f"frame {f.name} in {folder} is {w}x{h} but {files[0].name} is {w0}x{h0}: all frames must match"
+            )
+        for n in notes:
+            counts[n] = counts.get(n, 0) + 1
+        frames.append(img)
+    _warn_notes(folder.name, counts, len(files))
+    return Clip(name=folder.name, frames=np.stack(frames), names=[f.stem for f in files], source=folder, fps=None)
+
+
+def _read_video(path: Path, max_frames: int | None) -> Clip:
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened():
+            raise ClipError(f"cannot read video {path}: OpenCV could not open it (corrupt or unsupported codec)")
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        frames: list[np.ndarray] = []
+        while max_frames is None or len(frames) < max_frames:
+            ok, bgr = cap.read()
+            if not ok or bgr is None:
+                break
+            if frames and bgr.shape != frames[0].shape:
+                raise ClipError(f"cannot read video {path}: frame {len(frames)} changes size mid-stream")
+            frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB) if bgr.ndim == 3 else np.repeat(bgr[..., None], 3, 2))
+    finally:
+        cap.release()
+    if not frames:
+        raise ClipError(f"cannot read video {path}: no frame could be decoded")
+    return Clip(
+        name=path.stem,
+        frames=np.stack(frames),
+        names=[f"{i:08d}" for i in range(len(frames))],
+        source=path,
+        fps=float(fps) if fps and fps > 0 else None,
+    )
+
+
+def read_clip(path: str | os.PathLike, max_frames: int | None = None) -> Clip:
+    """Read a folder of frames (natural order) or a video file into a ``Clip`` (first ``max_frames`` only)."""
+    p = Path(path)
+    if max_frames is not None and max_frames < 1:
+        raise UserError(f"max_frames must be at least 1, got {max_frames}")
+    if not p.exists():
+        raise ClipError(f"clip not found: {p} does not exist")
+    if p.is_dir():
+        return _read_folder(p, max_frames)
+    if p.suffix.lower() in VIDEO_EXTS:
+        return _read_video(p, max_frames)
+    if p.suffix.lower() in IMAGE_EXTS:
+        raise ClipError(f"{p} is a single image, not a clip: give the folder that holds the frames")
+    raise ClipError(
+        f"{p} is neither a folder of frames nor a video (video types: {', '.join(VIDEO_EXTS)})"
+    )
+
+
+# --------------------------------------------------------------------------------------------- dataset trees
+def _has_frames(folder: Path) -> bool:
+    return any(_is_image(p) for p in folder.iterdir())
+
+
+def _subdirs(folder: Path) -> list[Path]:
+    return sorted((d for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")),
+                  key=lambda d: natural_key(d.name))
+
+
+def find_clips(root: str | os.PathLike, max_depth: int = 3) -> list[Path]:
+    """Clip folders (and video files) under ``root``, in natural order.
+
+    A folder that holds frames is one clip and is not searched further; otherwise its sub-folders are
+    searched, up to ``max_depth`` levels, so both REDS (``train_sharp/000/*.png``) and Vimeo-90K
+    (``sequences/00001/0001/im1.png``) trees work. Video files met on the way are clips too.
+    """
+    root = Path(root)
+    if not root.exists():
+        raise ClipError(f"clip folder not found: {root} does not exist")
+    if root.is_file():
+        if root.suffix.lower() in VIDEO_EXTS:
+            return [root]
+        raise ClipError(f"{root} is a file, not a folder of clips or a video")
+
+    def walk(folder: Path, depth: int) -> list[Path]:
+        if _has_frames(folder):
+            return [folder]
+        found = sorted((p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTS),
+                       key=lambda p: natural_key(p.name))
+        if depth < max_depth:
+            for d in _subdirs(folder):
+                found += walk(d, depth + 1)
+        return found
+
+    clips = walk(root, 0)
+    if not clips:
+        raise ClipError(
+            f"no clips under {root}: expected a folder of frames ({', '.join(IMAGE_EXTS)}), sub-folders of "
+            f"frames (up to {max_depth} levels deep), or video files"
+        )
+    return clips
+
+
+# --------------------------------------------------------------------------------------------- writing
+def _check_frames(frames: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+    arr = np.asarray(frames)
+    if arr.ndim == 3 and arr.shape[-1] == 3:
+        arr = arr[None]
+    if arr.ndim != 4 or arr.shape[-1] != 3 or arr.dtype != np.uint8 or arr.shape[0] == 0:
+        raise UserError(f"expected uint8 RGB frames shaped (T, H, W, 3), got {arr.dtype} {arr.shape}")
+    return arr
+
+
+def write_frames(
+    frames: np.ndarray | Sequence[np.ndarray],
+    folder: str | os.PathLike,
+    names: Sequence[str] | None = None,
+    ext: str = "png",
+) -> list[Path]:
+    """Write RGB uint8 frames as ``folder/<name>.<ext>``, each file atomically; returns the paths."""
+    arr = _check_frames(frames)
+    ext = ext.lower().lstrip(".")
+    if f".{ext}" not in IMAGE_EXTS:
+        raise UserError(f"cannot write frames as .{ext} (accepted: {', '.join(IMAGE_EXTS)})")
+    if names is None:
+        names = [f"{i:04d}" for i in range(len(arr))]
+    if len(names) != len(arr):
+        raise UserError(f"{len(names)} names given for {len(arr)} frames")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for img, name in zip(arr, names):
+        ok, buf = cv2.imencode(f".{ext}", np.ascontiguousarray(img[:, :, ::-1]))
+        if not ok:
+            raise ClipError(f"cannot encode frame {name} as .{ext}")
+        paths.append(atomic_write_bytes(folder / f"{name}.{ext}", buf.tobytes()))
+    return paths
+
+
+def write_video(frames: np.ndarray | Sequence[np.ndarray], path: str | os.PathLike, fps: float = 25) -> Path:
+    """Write RGB uint8 frames as .mp4 (mp4v) or .avi (MJPG), atomically (same-extension temp file, rename)."""
+    arr = _check_frames(frames)
+    target = Path(path)
+    suffix = target.suffix.lower()
+    if suffix not in _FOURCC:
+        raise ClipError(f"cannot write video {target}: use .mp4 (mp4v) or .avi (MJPG)")
+    if not fps > 0:
+        raise UserError(f"fps must be positive, got {fps}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # the temp file keeps the real extension: OpenCV picks the container from it
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=target.suffix, dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        h, w = arr.shape[1:3]
+        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*_FOURCC[suffix]), float(fps), (w, h))
+        if not writer.isOpened():
+            raise ClipError(f"cannot write video {target}: OpenCV could not open a {_FOURCC[suffix]} writer")
+        try:
+            for img in arr:
+                writer.write(np.ascontiguousarray(img[:, :, ::-1]))
+        finally:
+            writer.release()
+        if tmp.stat().st_size == 0:
+            raise ClipError(f"cannot write video {target}: the encoder produced an empty file")
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return target
+
+
+# --------------------------------------------------------------------------------------------- tensors
+def frames_to_tensor(frames: np.ndarray) -> torch.Tensor:
+    """uint8 (T, H, W, 3) RGB -> float32 (1, T, 3, H, W) in [0, 1], the layout BasicVSR takes."""
+    arr = _check_frames(frames)
+    t = torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2).float().div_(255.0)
+    return t.unsqueeze(0).contiguous()
+
+
+def tensor_to_frames(t: torch.Tensor) -> np.ndarray:
+    """(1, T, 3, H, W) or (T, 3, H, W) float in [0, 1] -> uint8 (T, H, W, 3).
+
+    As BasicSR's ``tensor2img``: clamp to [0, 1], multiply by 255 in float32, round half to even.
+    """
+    if t.dim() == 5:
+        if t.shape[0] != 1:
+            raise UserError(f"expected a batch of one clip, got batch size {t.shape[0]}")
+        t = t[0]
+    if t.dim() != 4 or t.shape[1] != 3:
+        raise UserError(f"expected a (1, T, 3, H, W) or (T, 3, H, W) tensor, got {tuple(t.shape)}")
+    x = (t.detach().to("cpu", torch.float32).clamp(0.0, 1.0) * 255.0).round()
+    return x.to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()

@@ -1,0 +1,169 @@
+"""BasicVSR and BasicVSR-uni in one class family that also represents pruned widths.
+
+Parameter names follow BasicSR (``backward_trunk.main.2.{k}.conv1.weight``, ``upconv1.weight`` ...), so the
+official checkpoints load key for key. Optional scale factors γ (see ``core.ssl.scale``) live as attributes
+on the layers they scale and are ``None`` in a plain network, so inference pays nothing for them.
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .spec import ArchSpec, BlockSpec, dense_spec
+from .spynet import SpyNet
+from .warp import flow_warp
+
+
+def _scaled(x: torch.Tensor, gamma: torch.Tensor | None) -> torch.Tensor:
+    return x if gamma is None else x * gamma.view(1, -1, 1, 1)
+
+
+def _index_buffer(module: nn.Module, name: str, idx: tuple[int, ...] | None) -> None:
+    module.register_buffer(name, None if idx is None else torch.tensor(idx, dtype=torch.long),
+                           persistent=False)
+
+
+class ResidualBlock(nn.Module):
+    """conv-ReLU-conv residual block on the hidden stream.
+
+    A pruned block reads only some stream channels (index-select) and adds into only some (index-add):
+    the Residual Sparsity Connection keeps the 64-channel stream intact while each block shrinks.
+    """
+
+    def __init__(self, num_feat: int, spec: BlockSpec) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(spec.n_reads(num_feat), spec.mid, 3, 1, 1)
+        self.conv2 = nn.Conv2d(spec.mid, spec.n_writes(num_feat), 3, 1, 1)
+        _index_buffer(self, "reads", spec.reads)
+        _index_buffer(self, "writes", spec.writes)
+        self.gamma_in: nn.Parameter | None = None
+        self.gamma_mid: nn.Parameter | None = None
+        self.gamma_out: nn.Parameter | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x if self.reads is None else x.index_select(1, self.reads)
+        h = F.relu(_scaled(self.conv1(_scaled(h, self.gamma_in)), self.gamma_mid))
+        h = _scaled(self.conv2(h), self.gamma_out)
+        return x + h if self.writes is None else x.index_add(1, self.writes, h)
+
+
+class Trunk(nn.Module):
+    """Input conv (frame + warped hidden state → 64-channel stream, never pruned) then residual blocks."""
+
+    def __init__(self, num_feat: int, blocks: Iterable[BlockSpec]) -> None:
+        super().__init__()
+        self.main = nn.Sequential(
+            nn.Conv2d(num_feat + 3, num_feat, 3, 1, 1),
+            nn.LeakyReLU(negative_slope=0.1, inplace=True),
+            nn.Sequential(*[ResidualBlock(num_feat, b) for b in blocks]))
+
+    @property
+    def blocks(self) -> nn.Sequential:
+        return self.main[2]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.main(x)
+
+
+class BasicVSR(nn.Module):
+    """Bidirectional (``basicvsr``) or forward-only (``basicvsr-uni``) recurrent ×4 video SR network.
+
+    Input (N, T, 3, h, w) in [0, 1]; output (N, T, 3, 4h, 4w). ``forward(x, return_hidden=True)`` also
+    returns the final hidden states of each branch (used by Temporal Finetuning).
+    """
+
+    def __init__(self, spec: ArchSpec | None = None) -> None:
+        super().__init__()
+        self.spec = spec if spec is not None else dense_spec()
+        s = self.spec
+        self.num_feat = s.num_feat
+        self.spynet = SpyNet()
+        if s.bidirectional:
+            self.backward_trunk = Trunk(s.num_feat, s.backward_blocks)
+            self.fusion = nn.Conv2d(2 * s.num_feat, s.fusion, 1, 1, 0)
+        self.forward_trunk = Trunk(s.num_feat, s.forward_blocks)
+        head_in = s.fusion if s.bidirectional else s.num_feat
+        self.upconv1 = nn.Conv2d(head_in, 4 * s.upconv1, 3, 1, 1)
+        self.upconv2 = nn.Conv2d(s.upconv1, 4 * s.upconv2, 3, 1, 1)
+        self.conv_hr = nn.Conv2d(s.upconv2, s.conv_hr, 3, 1, 1)
+        self.conv_last = nn.Conv2d(s.conv_hr, 3, 3, 1, 1)
+        self.fusion_gamma: nn.Parameter | None = None
+        self.upconv1_gamma: nn.Parameter | None = None
+        self.upconv2_gamma: nn.Parameter | None = None
+        self.conv_hr_gamma: nn.Parameter | None = None
+
+    # -- structure helpers -------------------------------------------------------------------------
+    def trunks(self) -> dict[str, Trunk]:
+        out = {"forward": self.forward_trunk}
+        if self.spec.bidirectional:
+            out = {"backward": self.backward_trunk, **out}
+        return out
+
+    def flows(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Forward flows (frame i → i-1) and, when bidirectional, backward flows (i → i+1)."""
+        n, t, c, h, w = x.shape
+        x1 = x[:, :-1].reshape(-1, c, h, w)
+        x2 = x[:, 1:].reshape(-1, c, h, w)
+        fwd = self.spynet(x2, x1).view(n, t - 1, 2, h, w)
+        bwd = self.spynet(x1, x2).view(n, t - 1, 2, h, w) if self.spec.bidirectional else None
+        return fwd, bwd
+
+    def upsample(self, feat: torch.Tensor, lr: torch.Tensor) -> torch.Tensor:
+        """The ×4 head for one frame: (fusion) → two pixel shuffles → conv_hr → conv_last + bilinear skip."""
+        out = feat
+        if self.spec.bidirectional:
+            out = F.leaky_relu(_scaled(self.fusion(out), self.fusion_gamma), 0.1)
+        out = F.leaky_relu(F.pixel_shuffle(_scaled(self.upconv1(out), self._unit_gamma(self.upconv1_gamma)), 2), 0.1)
+        out = F.leaky_relu(F.pixel_shuffle(_scaled(self.upconv2(out), self._unit_gamma(self.upconv2_gamma)), 2), 0.1)
+        out = F.leaky_relu(_scaled(self.conv_hr(out), self.conv_hr_gamma), 0.1)
+        out = self.conv_last(out)
+        return out + F.interpolate(lr, scale_factor=4, mode="bilinear", align_corners=False)
+
+    @staticmethod
+    def _unit_gamma(gamma: torch.Tensor | None) -> torch.Tensor | None:
+        # One γ per pixel-shuffle unit = 4 consecutive filters that become one channel after PixelShuffle(2).
+        return None if gamma is None else gamma.repeat_interleave(4)
+
+    # -- forward -----------------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor, return_hidden: bool = False,
+                progress: Callable[[int, int], None] | None = None):
+        """``progress(done, total)`` is called after each recurrent step (it may raise to cancel)."""
+        n, t, _, h, w = x.shape
+        if t < 2:
+            raise ValueError("BasicVSR needs at least 2 frames")
+        steps = t * (2 if self.spec.bidirectional else 1)
+        tick = (lambda done: progress(done, steps)) if progress is not None else (lambda done: None)
+        flows_fwd, flows_bwd = self.flows(x)
+        feats_bwd: list[torch.Tensor | None] = [None] * t
+        hidden: dict[str, torch.Tensor] = {}
+        if self.spec.bidirectional:
+            prop = x.new_zeros(n, self.num_feat, h, w)
+            for i in range(t - 1, -1, -1):
+                if i < t - 1:
+                    prop = flow_warp(prop, flows_bwd[:, i].permute(0, 2, 3, 1))
+                prop = self.backward_trunk(torch.cat([x[:, i], prop], dim=1))
+                feats_bwd[i] = prop
+                tick(t - i)
+            hidden["backward"] = prop
+        prop = x.new_zeros(n, self.num_feat, h, w)
+        outs = []
+        for i in range(t):
+            if i > 0:
+                prop = flow_warp(prop, flows_fwd[:, i - 1].permute(0, 2, 3, 1))
+            prop = self.forward_trunk(torch.cat([x[:, i], prop], dim=1))
+            feat = torch.cat([feats_bwd[i], prop], dim=1) if self.spec.bidirectional else prop
+            feats_bwd[i] = None  # free memory as we go
+            outs.append(self.upsample(feat, x[:, i]))
+            tick(steps - t + i + 1)
+        hidden["forward"] = prop
+        out = torch.stack(outs, dim=1)
+        return (out, hidden) if return_hidden else out
+
+    # -- accounting --------------------------------------------------------------------------------
+    def count_parameters(self, include_spynet: bool = True) -> int:
+        """Learnable weights (γ excluded: they fold away); SpyNet's mean/std buffers are not parameters."""
+        return sum(p.numel() for name, p in self.named_parameters()
+                   if "gamma" not in name and (include_spynet or not name.startswith("spynet.")))

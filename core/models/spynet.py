@@ -1,0 +1,66 @@
+"""SpyNet optical flow, laid out exactly like BasicSR's so its checkpoints load key for key."""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .warp import flow_warp
+
+
+class SpyNetLevel(nn.Module):
+    """One pyramid level: five 7×7 convs refining the flow residual."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.basic_module = nn.Sequential(
+            nn.Conv2d(8, 32, 7, 1, 3), nn.ReLU(inplace=False),
+            nn.Conv2d(32, 64, 7, 1, 3), nn.ReLU(inplace=False),
+            nn.Conv2d(64, 32, 7, 1, 3), nn.ReLU(inplace=False),
+            nn.Conv2d(32, 16, 7, 1, 3), nn.ReLU(inplace=False),
+            nn.Conv2d(16, 2, 7, 1, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.basic_module(x)
+
+
+class SpyNet(nn.Module):
+    """Six-level coarse-to-fine flow estimator; never pruned."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.basic_module = nn.ModuleList([SpyNetLevel() for _ in range(6)])
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
+
+    def process(self, ref: torch.Tensor, supp: torch.Tensor) -> torch.Tensor:
+        refs = [(ref - self.mean) / self.std]
+        supps = [(supp - self.mean) / self.std]
+        for _ in range(5):
+            refs.insert(0, F.avg_pool2d(refs[0], kernel_size=2, stride=2, count_include_pad=False))
+            supps.insert(0, F.avg_pool2d(supps[0], kernel_size=2, stride=2, count_include_pad=False))
+        flow = refs[0].new_zeros([refs[0].size(0), 2, refs[0].size(2) // 2, refs[0].size(3) // 2])
+        for level, (r, s) in enumerate(zip(refs, supps)):
+            up = F.interpolate(flow, scale_factor=2, mode="bilinear", align_corners=True) * 2.0
+            if up.size(2) != r.size(2):
+                up = F.pad(up, [0, 0, 0, 1], mode="replicate")
+            if up.size(3) != r.size(3):
+                up = F.pad(up, [0, 1, 0, 0], mode="replicate")
+            warped = flow_warp(s, up.permute(0, 2, 3, 1), padding_mode="border")
+            flow = self.basic_module[level](torch.cat([r, warped, up], 1)) + up
+        return flow
+
+    def forward(self, ref: torch.Tensor, supp: torch.Tensor) -> torch.Tensor:
+        """Flow from ``ref`` to ``supp`` at any H×W: resized to a multiple of 32 and back, as BasicSR does.
+
+        Below 64 pixels BasicSR's pyramid collapses to zero size; there we resize up to 64 instead.
+        """
+        h, w = ref.shape[-2:]
+        h32, w32 = max(math.ceil(h / 32) * 32, 64), max(math.ceil(w / 32) * 32, 64)
+        ref = F.interpolate(ref, size=(h32, w32), mode="bilinear", align_corners=False)
+        supp = F.interpolate(supp, size=(h32, w32), mode="bilinear", align_corners=False)
+        flow = F.interpolate(self.process(ref, supp), size=(h, w), mode="bilinear", align_corners=False)
+        scale = flow.new_tensor([w / w32, h / h32]).view(1, 2, 1, 1)
+        return flow * scale

@@ -1,0 +1,220 @@
+"""Plan: which units of every layer survive a global pruning ratio — an immutable, cheap value.
+
+One global ranking over all units (not a per-layer ratio): the ``round(N·p)`` lowest-scoring units are pruned,
+subject to per-layer floors (keep at least ``min_keep``), locks and ratio caps. The slider recomputes a plan on
+every move, so everything here is vectorised over precomputed ``UnitScores``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import numpy as np
+
+from ..errors import PlanError
+from ..models.spec import ArchSpec, BlockSpec
+from ..profile.cost import param_count
+from ..profile.macs import frame_macs
+from .scores import UnitScores
+
+MAX_RATIO = 0.99
+
+
+@dataclass(frozen=True)
+class LayerOverride:
+    """GUI overrides for one layer: ``locked`` keeps every unit; ``max_ratio`` caps its pruning ratio."""
+
+    locked: bool = False
+    max_ratio: float | None = None
+
+
+@dataclass(frozen=True)
+class LayerPlan:
+    name: str
+    group: str
+    kind: str
+    total: int
+    kept: tuple[int, ...]          # indices of surviving units, ascending
+    scores: np.ndarray = field(repr=False, compare=False)
+    limited: bool = False          # a floor, lock or cap stopped the global ranking here
+
+    @property
+    def n_kept(self) -> int:
+        return len(self.kept)
+
+    @property
+    def ratio(self) -> float:
+        return 1.0 - self.n_kept / self.total
+
+    @property
+    def pruned(self) -> tuple[int, ...]:
+        keep = set(self.kept)
+        return tuple(i for i in range(self.total) if i not in keep)
+
+
+@dataclass(frozen=True)
+class Totals:
+    params: int                    # without SpyNet (the paper's convention)
+    params_with_spynet: int
+    macs: int                      # per LR frame, without SpyNet
+    macs_spynet: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    requested_ratio: float
+    criterion: str
+    layers: tuple[LayerPlan, ...]
+    threshold: float               # highest score among pruned units (nan when nothing is pruned)
+    before: Totals
+    after: Totals
+    spec_before: ArchSpec = field(repr=False)
+    spec_after: ArchSpec = field(repr=False)
+    frame_size: tuple[int, int] = (180, 320)
+    notes: tuple[str, ...] = ()
+
+    @property
+    def units_total(self) -> int:
+        return sum(l.total for l in self.layers)
+
+    @property
+    def units_pruned(self) -> int:
+        return sum(l.total - l.n_kept for l in self.layers)
+
+    @property
+    def achieved_ratio(self) -> float:
+        return self.units_pruned / self.units_total
+
+    @property
+    def mac_ratio(self) -> float:
+        """Dense MACs / pruned MACs (network without SpyNet): the speed-up the arithmetic promises."""
+        return self.before.macs / self.after.macs
+
+    def layer(self, name: str) -> LayerPlan:
+        for l in self.layers:
+            if l.name == name:
+                return l
+        raise KeyError(name)
+
+    def to_json(self) -> dict:
+        return {"requested_ratio": self.requested_ratio, "achieved_ratio": self.achieved_ratio,
+                "criterion": self.criterion, "threshold": None if math.isnan(self.threshold) else self.threshold,
+                "frame_size": list(self.frame_size), "notes": list(self.notes),
+                "before": vars(self.before), "after": vars(self.after),
+                "layers": [{"name": l.name, "group": l.group, "kind": l.kind, "total": l.total,
+                            "kept": l.n_kept, "ratio": l.ratio, "limited": l.limited,
+                            "kept_indices": list(l.kept)} for l in self.layers]}
+
+
+def _totals(spec: ArchSpec, size: tuple[int, int]) -> Totals:
+    macs, spy = frame_macs(spec, *size)
+    return Totals(param_count(spec), param_count(spec, include_spynet=True), macs, spy)
+
+
+def make_plan(scores: UnitScores, ratio: float, *, min_keep: int = 1, align: int = 1,
+              overrides: Mapping[str, LayerOverride] | None = None,
+              frame_size: tuple[int, int] = (180, 320)) -> Plan:
+    """Prune the globally lowest-scoring ``round(N·ratio)`` units, respecting floors, locks and caps.
+
+    ``align`` > 1 rounds each layer's kept count to a multiple of ``align`` (nearest, within the layer),
+    keeping that layer's best-scoring units: odd widths waste much of the MAC saving on real hardware.
+    """
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not math.isfinite(ratio):
+        raise PlanError(f"pruning ratio must be a number, got {ratio!r}")
+    if not 0.0 <= ratio < 1.0:
+        raise PlanError(f"pruning ratio {ratio} is outside [0, 1)")
+    if ratio > MAX_RATIO:
+        raise PlanError(f"pruning ratio {ratio} is above the maximum {MAX_RATIO}")
+    if min_keep < 1:
+        raise PlanError(f"min_keep must be at least 1, got {min_keep}")
+    if align < 1:
+        raise PlanError(f"align must be at least 1, got {align}")
+    overrides = dict(overrides or {})
+    names = [l.name for l in scores.layers]
+    unknown = sorted(set(overrides) - set(names))
+    if unknown:
+        raise PlanError(f"override for unknown layer {unknown[0]!r}")
+
+    sizes = np.array([l.size for l in scores.layers])
+    cap = np.maximum(sizes - min_keep, 0)
+    for i, name in enumerate(names):
+        o = overrides.get(name)
+        if o is None:
+            continue
+        if o.locked:
+            cap[i] = 0
+        elif o.max_ratio is not None:
+            if not 0.0 <= o.max_ratio <= 1.0:
+                raise PlanError(f"max ratio {o.max_ratio} for layer {name!r} is outside [0, 1]")
+            cap[i] = min(cap[i], int(math.floor(sizes[i] * o.max_ratio + 1e-9)))
+
+    n_prune = int(round(scores.n_units * ratio))
+    layer_sorted = scores.layer_of[scores.order]
+    eligible = scores.rank_in_layer[scores.order] < cap[layer_sorted]
+    chosen_sorted = eligible & (np.cumsum(eligible) <= n_prune)
+    pruned_mask = np.zeros(scores.n_units, dtype=bool)
+    pruned_mask[scores.order[chosen_sorted]] = True
+    # Layers where the constraints bound: the unconstrained ranking would have pruned more there.
+    free = np.bincount(layer_sorted[:n_prune], minlength=len(names))
+    got = np.bincount(scores.layer_of[pruned_mask], minlength=len(names))
+    limited = free > got
+
+    flat = scores.flat
+    layers = []
+    for i, layer in enumerate(scores.layers):
+        start = scores.offsets[i]
+        keep_mask = ~pruned_mask[start:start + sizes[i]]
+        if align > 1:
+            keep_mask = _aligned(keep_mask, scores.per_layer[i], align, sizes[i] - cap[i])
+        layers.append(LayerPlan(layer.name, layer.group, layer.kind, int(sizes[i]),
+                                tuple(int(j) for j in np.flatnonzero(keep_mask)), scores.per_layer[i],
+                                bool(limited[i])))
+    threshold = float(flat[pruned_mask].max()) if pruned_mask.any() else float("nan")
+    notes = []
+    n_limited = int(limited.sum())
+    if n_limited:
+        notes.append(f"{n_limited} layer(s) kept more than the global ranking asked for (floor of {min_keep}, "
+                     f"locks or caps); their units were pruned elsewhere")
+    if pruned_mask.sum() < n_prune:
+        notes.append(f"only {int(pruned_mask.sum())} of the {n_prune} requested units could be pruned")
+    spec_after = apply_to_spec(scores.spec, layers)
+    return Plan(float(ratio), scores.criterion, tuple(layers), threshold,
+                _totals(scores.spec, frame_size), _totals(spec_after, frame_size),
+                scores.spec, spec_after, tuple(frame_size), tuple(notes))
+
+
+def _aligned(keep_mask: np.ndarray, layer_scores: np.ndarray, align: int, at_least: int) -> np.ndarray:
+    n_keep = int(keep_mask.sum())
+    total = keep_mask.size
+    target = min(total, max(align * int(round(n_keep / align)), align, at_least))
+    if target == n_keep:
+        return keep_mask
+    best = np.argsort(-layer_scores, kind="stable")[:target]
+    out = np.zeros(total, dtype=bool)
+    out[best] = True
+    return out
+
+
+def apply_to_spec(spec: ArchSpec, layers: list[LayerPlan] | tuple[LayerPlan, ...]) -> ArchSpec:
+    """The ArchSpec of the network that keeps ``layers``' units (indices mapped to stream channels)."""
+    by_name = {l.name: l for l in layers}
+
+    def stream(current: tuple[int, ...] | None, kept: tuple[int, ...]) -> tuple[int, ...] | None:
+        channels = current if current is not None else tuple(range(spec.num_feat))
+        chosen = tuple(channels[i] for i in kept)
+        return None if chosen == tuple(range(spec.num_feat)) else chosen
+
+    def trunk(name: str) -> tuple[BlockSpec, ...]:
+        blocks = []
+        for k, b in enumerate(spec.trunk_blocks(name)):
+            blocks.append(BlockSpec(mid=by_name[f"{name}.{k}.mid"].n_kept,
+                                    reads=stream(b.reads, by_name[f"{name}.{k}.in"].kept),
+                                    writes=stream(b.writes, by_name[f"{name}.{k}.out"].kept)))
+        return tuple(blocks)
+
+    return spec.with_(forward_blocks=trunk("forward"),
+                      backward_blocks=trunk("backward") if spec.bidirectional else (),
+                      fusion=by_name["fusion"].n_kept if spec.bidirectional else spec.fusion,
+                      upconv1=by_name["upconv1"].n_kept, upconv2=by_name["upconv2"].n_kept,
+                      conv_hr=by_name["conv_hr"].n_kept)

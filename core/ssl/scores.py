@@ -1,0 +1,62 @@
+"""Unit scores for one network, flattened once so that planning any ratio is a few vectorised ops."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from torch import nn
+
+from ..errors import PlanError
+from ..models.spec import ArchSpec
+from .units import PrunableLayer, l1_scores, prunable_layers, scale_scores
+
+CRITERIA = ("l1", "scale")
+
+
+@dataclass(frozen=True)
+class UnitScores:
+    """Scores of every prunable unit, plus the global ascending order and each unit's rank in its layer."""
+
+    spec: ArchSpec
+    criterion: str
+    layers: tuple[PrunableLayer, ...]
+    per_layer: tuple[np.ndarray, ...]        # scores of each layer (read-only)
+    order: np.ndarray                        # global ascending order of all units (indices into flat arrays)
+    layer_of: np.ndarray                     # layer index of each flat unit
+    rank_in_layer: np.ndarray                # 0 for the lowest-scoring unit of its layer, 1 for the next, ...
+    offsets: np.ndarray                      # start of each layer in the flat arrays
+
+    @property
+    def n_units(self) -> int:
+        return int(self.layer_of.size)
+
+    @property
+    def flat(self) -> np.ndarray:
+        return np.concatenate(self.per_layer)
+
+
+def compute_scores(model: nn.Module, criterion: str = "l1") -> UnitScores:
+    """Score every unit of ``model`` (a BasicVSR, with or without scale factors) by ``criterion``."""
+    if criterion not in CRITERIA:
+        raise PlanError(f"unknown criterion {criterion!r} (use one of: {', '.join(CRITERIA)})")
+    spec: ArchSpec = model.spec
+    layers = tuple(prunable_layers(spec))
+    score = l1_scores if criterion == "l1" else scale_scores
+    per_layer = []
+    for layer in layers:
+        s = score(model, layer).double().cpu().numpy()
+        s.setflags(write=False)
+        per_layer.append(s)
+    sizes = np.array([len(s) for s in per_layer])
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    flat = np.concatenate(per_layer)
+    layer_of = np.repeat(np.arange(len(layers)), sizes)
+    # Stable sort by (score, layer, position) so ties resolve the same way every time.
+    order = np.lexsort((np.arange(flat.size), layer_of, flat))
+    rank = np.empty(flat.size, dtype=np.int64)
+    for li, s in enumerate(per_layer):
+        local = np.argsort(s, kind="stable")
+        rank[offsets[li] + local] = np.arange(len(s))
+    for arr in (order, layer_of, rank, offsets):
+        arr.setflags(write=False)
+    return UnitScores(spec, criterion, layers, tuple(per_layer), order, layer_of, rank, offsets)

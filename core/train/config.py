@@ -1,0 +1,338 @@
+"""The training configuration: one YAML file, typed sections with the paper's values as defaults.
+
+Every key is checked before anything runs: an unknown key, a wrong type or an out-of-range value raises a
+``ConfigError`` that names the key (``sir.ratio``), so a long run never dies an hour in on a typo.
+Relative paths in a YAML file are taken relative to that file; paths given as ``--set`` overrides relative to
+the working directory.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+from ..errors import ConfigError
+
+STAGES = ("pretrain", "sir", "finetune")
+DATA_KINDS = ("reds", "vimeo", "folder")
+LR_SOURCES = ("disk", "BI", "BD")
+AMP_MODES = ("auto", "off", "bf16", "fp16")
+REDS4 = ("000", "011", "015", "020")
+
+
+@dataclass
+class ModelConfig:
+    """The network entering the first stage."""
+
+    weights: str | None = "official:REDS4"   # a checkpoint path, "official:NAME", or null to start from scratch
+    variant: str = "basicvsr"                # from scratch only: basicvsr | basicvsr-uni
+    num_feat: int = 64
+    num_block: int = 30
+
+
+@dataclass
+class DataConfig:
+    """Training clips and how patches are cut from them."""
+
+    kind: str = "reds"                       # reds | vimeo | folder
+    root: str | None = None                  # REDS root, Vimeo-90K root, or a folder of clip folders / videos
+    lr_root: str | None = None               # LR clips beside ``root`` (folder kind; REDS/Vimeo find their own)
+    lr: str = "disk"                         # disk | BI | BD (make LR from GT on the fly)
+    clip_length: int = 15
+    patch_size: int = 64                     # LR patch side (the GT patch is 4x)
+    batch_size: int = 8                      # clips per iteration over all processes (1 per GPU on 8 GPUs)
+    flip: bool = True
+    rotate: bool = True
+    reverse: bool = False                    # random temporal reversal
+    cache: str | None = None                 # HDF5 cache file to build once and read from
+    num_workers: int = 4
+
+
+@dataclass
+class ValConfig:
+    """The validation split, scored with the project's BasicSR-exact metrics."""
+
+    root: str | None = None                  # null: held-out clips of the training set
+    lr_root: str | None = None
+    clips: list[str] | None = None           # null: REDS4 for REDS, sep_testlist for Vimeo, none for folders
+    max_clips: int = 0                       # 0: all
+    max_frames: int = 0                      # 0: whole clips
+    crop: int = 0                            # LR centre crop side in pixels, 0: whole frames
+    y_channel: bool | None = None            # null: RGB for REDS (as published), Y otherwise
+    every: int = 5000                        # iterations between validations (finetune and pretrain)
+
+
+@dataclass
+class PretrainConfig:
+    """Optional dense training before SIR (BasicSR's recipe)."""
+
+    iterations: int = 300000
+    lr: float = 2e-4
+    spynet_lr: float = 2.5e-5
+    spynet_frozen_iters: int = 5000
+    eta_min: float = 1e-7
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.99])
+    charbonnier_eps: float = 1e-6
+
+
+@dataclass
+class SIRConfig:
+    """Sparsity-inducing regularization on the scale factors of the units chosen by the global L1 plan."""
+
+    ratio: float = 0.5
+    min_keep: int = 1
+    align: int = 1
+    delta: float = 1e-4
+    t1: int = 5
+    tau: float = 0.1
+    stabilize_iters: int = 1000
+    lr: float = 2e-4
+    gamma_lr: float | None = None            # null: same as lr (paper); tiny CPU runs raise it
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.99])
+    charbonnier_eps: float = 1e-6
+
+
+@dataclass
+class FinetuneConfig:
+    """Finetuning of the pruned network with Charbonnier + λ_TF · Temporal Finetuning."""
+
+    iterations: int = 300000
+    lr: float = 2e-4
+    spynet_lr: float = 2.5e-5
+    spynet_frozen_iters: int = 0
+    eta_min: float = 1e-7
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.99])
+    charbonnier_eps: float = 1e-6
+    tf_weight: float = 1.0                   # λ_TF; 0 disables Temporal Finetuning
+    teacher: str | None = None               # unpruned teacher for TF; null: the network that entered SIR
+
+
+@dataclass
+class RuntimeConfig:
+    """Where and how the computation runs."""
+
+    device: str = "auto"                     # auto | cpu | cuda | cuda:N
+    amp: str = "auto"                        # auto (bf16 on CUDA when supported) | off | bf16 | fp16
+    channels_last: bool = False
+    compile: bool = False
+    seed: int = 0
+    log_every: int = 100
+    checkpoint_every: int = 1000
+
+
+@dataclass
+class TrainConfig:
+    stages: list[str] = field(default_factory=lambda: ["sir", "finetune"])
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    val: ValConfig = field(default_factory=ValConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    sir: SIRConfig = field(default_factory=SIRConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# Keys holding file system paths (resolved against the YAML file's folder).
+PATH_KEYS = ("model.weights", "data.root", "data.lr_root", "data.cache", "val.root", "val.lr_root",
+             "finetune.teacher")
+
+# (key, lowest, highest, lowest is exclusive) for numbers; checked after types.
+_RANGES: tuple[tuple[str, float, float, bool], ...] = (
+    ("model.num_feat", 1, 1024, False), ("model.num_block", 1, 200, False),
+    ("data.clip_length", 2, 10000, False), ("data.patch_size", 8, 4096, False),
+    ("data.batch_size", 1, 4096, False), ("data.num_workers", 0, 256, False),
+    ("val.max_clips", 0, math.inf, False), ("val.max_frames", 0, math.inf, False),
+    ("val.crop", 0, 4096, False), ("val.every", 1, math.inf, False),
+    ("pretrain.iterations", 1, math.inf, False), ("pretrain.lr", 0, 1, True), ("pretrain.spynet_lr", 0, 1, False),
+    ("pretrain.spynet_frozen_iters", 0, math.inf, False), ("pretrain.eta_min", 0, 1, False),
+    ("pretrain.charbonnier_eps", 0, 1, True),
+    ("sir.ratio", 0, 0.99, True), ("sir.min_keep", 1, 1024, False), ("sir.align", 1, 64, False),
+    ("sir.delta", 0, 10, True), ("sir.t1", 1, math.inf, False), ("sir.tau", 0, 1000, True),
+    ("sir.stabilize_iters", 0, math.inf, False), ("sir.lr", 0, 1, True), ("sir.gamma_lr", 0, 10, True),
+    ("sir.charbonnier_eps", 0, 1, True),
+    ("finetune.iterations", 1, math.inf, False), ("finetune.lr", 0, 1, True), ("finetune.spynet_lr", 0, 1, False),
+    ("finetune.spynet_frozen_iters", 0, math.inf, False), ("finetune.eta_min", 0, 1, False),
+    ("finetune.charbonnier_eps", 0, 1, True), ("finetune.tf_weight", 0, 1e6, False),
+    ("runtime.seed", 0, 2**32 - 1, False), ("runtime.log_every", 1, math.inf, False),
+    ("runtime.checkpoint_every", 1, math.inf, False),
+)
+_CHOICES = {"data.kind": DATA_KINDS, "data.lr": LR_SOURCES, "runtime.amp": AMP_MODES,
+            "model.variant": ("basicvsr", "basicvsr-uni")}
+
+
+def default_config() -> TrainConfig:
+    """The paper's settings (REDS, ratio 0.5); a dataset root still has to be given."""
+    return TrainConfig()
+
+
+def load_config(path: str | Path | None, overrides: Iterable[str] = ()) -> TrainConfig:
+    """Read a YAML config (or start from the defaults when ``path`` is None), apply ``key.sub=value`` overrides."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{p}: not valid YAML ({str(e).splitlines()[0]})") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{p}: the top level must be a mapping of sections")
+        raw = _resolve_paths(loaded or {}, p.resolve().parent)
+    for item in overrides:
+        key, value = _parse_override(item)
+        _set_nested(raw, key, _resolve_paths_value(key, value, Path.cwd()))
+    return config_from_dict(raw)
+
+
+def config_from_dict(raw: dict[str, Any]) -> TrainConfig:
+    """Build and validate a config from plain data (unknown keys and bad values raise ConfigError)."""
+    cfg = _build(TrainConfig, raw, "")
+    _validate(cfg)
+    return cfg
+
+
+def dump_config(cfg: TrainConfig) -> str:
+    """The resolved config as YAML (written into every run folder)."""
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+
+
+# -- overrides ---------------------------------------------------------------------------------------
+def _parse_override(item: str) -> tuple[str, Any]:
+    key, sep, text = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"override {item!r} is not of the form key.sub=value")
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError:
+        value = text
+    return key, value
+
+
+def _set_nested(raw: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = raw
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {key}: {part} is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def _resolve_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
+    for key in PATH_KEYS:
+        section, name = key.split(".")
+        node = raw.get(section)
+        if isinstance(node, dict) and name in node:
+            node[name] = _resolve_paths_value(key, node[name], base)
+    return raw
+
+
+def _resolve_paths_value(key: str, value: Any, base: Path) -> Any:
+    if key not in PATH_KEYS or not isinstance(value, str) or value.startswith("official:"):
+        return value
+    p = Path(value).expanduser()
+    return str(p if p.is_absolute() else (base / p).resolve())
+
+
+# -- typed construction ----------------------------------------------------------------------------
+def _build(cls: type, raw: Any, prefix: str) -> Any:
+    where = prefix.rstrip(".") or "the config"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must be a mapping, got {type(raw).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - names)
+    if unknown:
+        raise ConfigError(f"unknown config key {prefix}{unknown[0]} (known here: {', '.join(sorted(names))})")
+    kwargs = {}
+    for name, value in raw.items():
+        tp = hints[name]
+        key = f"{prefix}{name}"
+        kwargs[name] = _build(tp, value, f"{key}.") if dataclasses.is_dataclass(tp) else _coerce(value, tp, key)
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], key)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key} must be a list, got {value!r}")
+        (item,) = typing.get_args(tp)
+        return [_coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key} must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+            raise ConfigError(f"{key} must be an integer, got {value!r}")
+        return int(value)
+    if tp is float:
+        if isinstance(value, str):
+            try:
+                value = float(value)  # YAML reads 2e-4 (no dot) as a string
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ConfigError(f"{key} must be a finite number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise ConfigError(f"{key} must be a string, got {value!r}")
+        return str(value)
+    raise TypeError(f"unsupported config type {tp} for {key}")
+
+
+def _get(cfg: TrainConfig, key: str) -> Any:
+    section, name = key.split(".")
+    return getattr(getattr(cfg, section), name)
+
+
+def _validate(cfg: TrainConfig) -> None:
+    for key, lo, hi, exclusive in _RANGES:
+        value = _get(cfg, key)
+        if value is None:
+            continue
+        if (value <= lo if exclusive else value < lo) or value > hi:
+            left = "(" if exclusive else "["
+            raise ConfigError(f"{key} = {value} is out of range {left}{lo}, {hi}]")
+    for key, choices in _CHOICES.items():
+        if _get(cfg, key) not in choices:
+            raise ConfigError(f"{key} = {_get(cfg, key)!r} is not one of {', '.join(choices)}")
+    if not cfg.stages:
+        raise ConfigError("stages is empty (use some of: pretrain, sir, finetune)")
+    bad = [s for s in cfg.stages if s not in STAGES]
+    if bad:
+        raise ConfigError(f"stages: unknown stage {bad[0]!r} (use some of: {', '.join(STAGES)})")
+    if list(cfg.stages) != sorted(set(cfg.stages), key=STAGES.index):
+        raise ConfigError(f"stages must be in order pretrain, sir, finetune without repeats, got {cfg.stages}")
+    for section in ("pretrain", "sir", "finetune"):
+        betas = getattr(cfg, section).betas
+        if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
+            raise ConfigError(f"{section}.betas must be two numbers in [0, 1), got {betas}")
+    dev = cfg.runtime.device
+    if dev not in ("auto", "cpu", "cuda") and not (dev.startswith("cuda:") and dev[5:].isdigit()):
+        raise ConfigError(f"runtime.device = {dev!r} is not one of auto, cpu, cuda, cuda:N")
+    if cfg.data.kind == "vimeo" and cfg.data.clip_length > 7:
+        raise ConfigError(f"data.clip_length = {cfg.data.clip_length}: Vimeo-90K septuplets have 7 frames")
+    if cfg.data.lr == "disk" and cfg.data.kind == "folder" and cfg.data.root and not cfg.data.lr_root:
+        raise ConfigError("data.lr_root is needed when data.lr = disk for a folder dataset "
+                          "(or set data.lr to BI or BD to make LR frames on the fly)")
