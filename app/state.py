@@ -15,7 +15,7 @@ from PySide6.QtCore import QObject, Signal
 from core.io.checkpoint import LoadedModel, load_checkpoint
 from core.models.basicvsr import BasicVSR
 from core.profile.macs import frame_macs
-from core.ssl import Plan, UnitScores, compute_scores
+from core.ssl import CRITERIA, Plan, UnitScores, compute_scores
 
 from .clips import ClipPair, load_clip_pair
 from .workers import Job, JobRunner
@@ -31,6 +31,7 @@ class PrunedModel:
     origin: str
     plan: Plan | None = None
     path: Path | None = None
+    meta: dict[str, Any] = field(default_factory=dict)      # a model file's meta (a run's plan as JSON)
 
 
 @dataclass
@@ -76,21 +77,21 @@ class AppState(QObject):
         return self.clip.lr_size if self.clip is not None else DEFAULT_FRAME_SIZE
 
     def scores(self, criterion: str) -> UnitScores | None:
-        """Unit scores of the dense model, computed once per criterion (~15 ms)."""
-        if self.model is None:
-            return None
-        if criterion not in self._scores:
-            self._scores[criterion] = compute_scores(self.model.model, criterion)
-        return self._scores[criterion]
+        """Unit scores of the dense model (computed with the model's loading job, off the GUI thread)."""
+        return self._scores.get(criterion) if self.model is not None else None
 
     # -- setters (GUI thread) ---------------------------------------------------------------------------
-    def set_model(self, loaded: LoadedModel) -> None:
-        """Dense checkpoints become the reference model; pruned ones fill the pruned slot."""
+    def set_model(self, loaded: LoadedModel, scores: dict[str, UnitScores] | None = None) -> None:
+        """Dense checkpoints become the reference model; pruned ones fill the pruned slot.
+
+        ``scores`` (per criterion) come from the loading job: torch work on the GUI thread is avoided
+        because two threads' OpenMP teams on a small CPU slow each other down by orders of magnitude.
+        """
         if loaded.is_pruned:
-            self.set_pruned(PrunedModel(loaded.model, f"file {loaded.path.name}", None, loaded.path))
+            self.set_pruned(PrunedModel(loaded.model, f"file {loaded.path.name}", None, loaded.path, loaded.meta))
             return
         self.model = loaded
-        self._scores = {}
+        self._scores = dict(scores) if scores is not None else {c: compute_scores(loaded.model, c) for c in CRITERIA}
         self.plan = None
         if self.pruned is not None and self.pruned.plan is not None:
             self.set_pruned(None)      # a plan-derived pruned model belongs to the previous dense model
@@ -122,13 +123,14 @@ class AppState(QObject):
         """Load a checkpoint in the background (and prime MAC counting for the clip's size)."""
         size = self.frame_size
 
-        def work(_: Job) -> LoadedModel:
+        def work(_: Job) -> tuple[LoadedModel, dict[str, UnitScores] | None]:
             loaded = load_checkpoint(path)
             frame_macs(loaded.spec, *size)
-            return loaded
+            scores = None if loaded.is_pruned else {c: compute_scores(loaded.model, c) for c in CRITERIA}
+            return loaded, scores
 
-        def done(loaded: LoadedModel) -> None:
-            self.set_model(loaded)
+        def done(out: tuple[LoadedModel, dict[str, UnitScores] | None]) -> None:
+            self.set_model(*out)
             if then is not None:
                 then()
 

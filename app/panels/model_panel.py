@@ -127,4 +127,5 @@ class ModelPanel(QWidget):
         for top, item in groups.items():
             total = sum(int(item.child(i).text(3).replace(",", "")) for i in range(item.childCount()))
             item.setText(3, f"{total:,}")
-            item.setText(1, f"{item.childCount()} convs")
+            item.setText(1, f"{item.childCount()} conv{'s' if item.childCount() > 1 else ''}")
+        self.layers.expandAll()

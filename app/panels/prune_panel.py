@@ -48,8 +48,10 @@ class PrunePanel(QWidget):
         self.table = QTableView()
         self.table.setModel(self.table_model)
         self.table.verticalHeader().setVisible(False)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        # Fixed widths sized once per network: auto-sizing would read every row on every slider move.
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.table.horizontalHeader().setStretchLastSection(True)
+        self.table_model.modelReset.connect(self.table.resizeColumnsToContents)
         self.distribution = ScoreDistribution()
         self.totals = {key: QLabel("–") for key in ("units", "params", "params_spy", "macs", "speedup", "notes")}
         self.totals["notes"].setWordWrap(True)
@@ -113,8 +115,9 @@ class PrunePanel(QWidget):
         self.splitter = QSplitter(Qt.Orientation.Vertical)
         self.splitter.addWidget(top)
         self.splitter.addWidget(table_box)
-        self.splitter.setStretchFactor(0, 3)
-        self.splitter.setStretchFactor(1, 2)
+        self.splitter.setSizes([560, 320])
+        top.setSizes([900, 420])
+        side.setSizes([200, 330])
 
         self.content = QWidget()
         content = QVBoxLayout(self.content)

@@ -97,7 +97,7 @@ class LayerChart(pg.PlotWidget):
         self._brushes = [pg.mkBrush(GROUP_COLORS.get(g, "#777777")) for g in groups]
         self._plain_pen = pg.mkPen(None)
         self._limited_pen = pg.mkPen("#000000", width=1.5)
-        self.setXRange(-1, x, padding=0.01)
+        self.setXRange(-1, x + GROUP_GAP, padding=0.01)
 
     def _pens(self, plan: Plan) -> list:
         return [self._limited_pen if l.limited else self._plain_pen for l in plan.layers]

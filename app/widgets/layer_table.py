@@ -11,6 +11,7 @@ from core.ssl import LayerOverride, Plan
 COLUMNS = ("Layer", "Group", "Kind", "Units", "Kept", "Ratio", "Lock", "Max ratio")
 KEPT, RATIO, LOCK, MAX_RATIO = 4, 5, 6, 7
 Index = QModelIndex | QPersistentModelIndex
+NO_OVERRIDE = LayerOverride()
 
 
 class LayerTableModel(QAbstractTableModel):
@@ -66,25 +67,30 @@ class LayerTableModel(QAbstractTableModel):
         if self._plan is None or not index.isValid():
             return None
         layer = self._plan.layers[index.row()]
-        o = self.overrides.get(layer.name, LayerOverride())
         col = index.column()
+        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.EditRole):
+            if col == KEPT:
+                return layer.n_kept
+            if col == RATIO:
+                return f"{layer.ratio:.1%}"
+            if col == MAX_RATIO:
+                cap = self.overrides.get(layer.name, NO_OVERRIDE).max_ratio
+                return "" if cap is None else f"{cap:.2f}"
+            return (layer.name, layer.group, layer.kind, layer.total, None, None, None)[col]
         if role == Qt.ItemDataRole.CheckStateRole and col == LOCK:
-            return Qt.CheckState.Checked if o.locked else Qt.CheckState.Unchecked
+            locked = self.overrides.get(layer.name, NO_OVERRIDE).locked
+            return Qt.CheckState.Checked if locked else Qt.CheckState.Unchecked
         if role == Qt.ItemDataRole.TextAlignmentRole and col in (3, KEPT, RATIO, MAX_RATIO):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role == Qt.ItemDataRole.ToolTipRole and layer.limited:
             return "a floor, lock or cap kept more units here than the global ranking asked for"
-        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.EditRole):
-            values = (layer.name, layer.group, layer.kind, layer.total, layer.n_kept, f"{layer.ratio:.1%}", None,
-                      "" if o.max_ratio is None else f"{o.max_ratio:.2f}")
-            return values[col]
         return None
 
     def setData(self, index: Index, value, role: int = Qt.ItemDataRole.EditRole) -> bool:
         if self._plan is None or not index.isValid():
             return False
         name = self._names[index.row()]
-        o = self.overrides.get(name, LayerOverride())
+        o = self.overrides.get(name, NO_OVERRIDE)
         if index.column() == LOCK and role == Qt.ItemDataRole.CheckStateRole:
             o = LayerOverride(Qt.CheckState(value) == Qt.CheckState.Checked, o.max_ratio)
         elif index.column() == MAX_RATIO and role == Qt.ItemDataRole.EditRole:
@@ -102,7 +108,7 @@ class LayerTableModel(QAbstractTableModel):
                 o = LayerOverride(o.locked, cap)
         else:
             return False
-        if o == LayerOverride():
+        if o == NO_OVERRIDE:
             self.overrides.pop(name, None)
         else:
             self.overrides[name] = o

@@ -52,7 +52,8 @@ def discover(kind: str, root: str | os.PathLike | None, lr_root: str | os.PathLi
     REDS: ``root/train_sharp/NNN`` and ``root/train_sharp_bicubic/X4/NNN``; the validation clips (REDS4 by
     default) are held out of training. Vimeo-90K: ``root/sequences`` with ``sep_trainlist.txt`` /
     ``sep_testlist.txt``, LR under ``lr_root``. Folder: every clip folder or video under ``root``, LR clips at
-    the same relative place under ``lr_root``; the named validation clips are held out of training.
+    the same relative place under ``lr_root``; the named validation clips are held out of training (with no
+    names, the whole folder is the requested split).
     """
     if not root:
         raise DatasetError("no dataset given: set data.root (the folder that holds the training clips)")
@@ -66,7 +67,9 @@ def discover(kind: str, root: str | os.PathLike | None, lr_root: str | os.PathLi
         return _checked(_vimeo_pairs(root, lr_root, lr_mode, split, clips), lr_mode, root)
     elif kind == "folder":
         pairs = _folder_pairs(root, lr_root, lr_mode)
-        held = set(clips or ())
+        if clips is None:  # no split inside this folder: all of it is the requested set
+            return _checked(pairs, lr_mode, root)
+        held = set(clips)
     else:
         raise DatasetError(f"unknown dataset kind {kind!r} (use reds, vimeo or folder)")
     missing = sorted(held - {name for name, _, _ in pairs})

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import pickle
 import re
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -55,13 +54,15 @@ def read_torch_file(path: str | Path) -> Any:
     try:
         return torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        if "weights_only" in str(e) or "Unsupported global" in str(e):
-            raise CheckpointError(f"{p}: refused, it holds pickled Python objects that a safe load "
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+        if found:
+            raise CheckpointError(f"{p}: refused, it holds pickled Python objects ({found[1]}) that a safe load "
                                   f"(weights_only=True) will not run") from None
-        raise CheckpointError(f"{p}: not a PyTorch checkpoint ({first or 'unreadable pickle'})") from None
-    except (RuntimeError, zipfile.BadZipFile, EOFError, ValueError, OSError, UnicodeDecodeError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{p}: not a PyTorch checkpoint (unreadable pickle data)") from None
+    except Exception as e:  # torch.load raises many types on garbage; all mean "not a checkpoint"
+        text = str(e).strip()
+        first = text.splitlines()[0] if text else ""
+        first = f"{type(e).__name__}: {first}" if first else type(e).__name__
         raise CheckpointError(f"{p}: not a PyTorch checkpoint ({first[:160]})") from None
 
 

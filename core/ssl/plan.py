@@ -184,6 +184,25 @@ def make_plan(scores: UnitScores, ratio: float, *, min_keep: int = 1, align: int
                 scores.spec, spec_after, tuple(frame_size), tuple(notes))
 
 
+def make_uniform_plan(scores: UnitScores, layer_ratio: float, *, frame_size: tuple[int, int] = (180, 320)) -> Plan:
+    """The per-layer baseline: every layer prunes the same fraction of its own lowest-scoring units."""
+    if not 0.0 <= layer_ratio < 1.0:
+        raise PlanError(f"pruning ratio {layer_ratio} is outside [0, 1)")
+    layers = []
+    for layer, layer_scores in zip(scores.layers, scores.per_layer):
+        n_prune = min(int(round(layer.size * layer_ratio)), layer.size - 1)
+        kept = np.sort(np.argsort(layer_scores, kind="stable")[n_prune:])
+        layers.append(LayerPlan(layer.name, layer.group, layer.kind, layer.size,
+                                tuple(int(j) for j in kept), layer_scores))
+    pruned = [s[np.isin(np.arange(len(s)), l.kept, invert=True)] for l, s in zip(layers, scores.per_layer)]
+    pruned_scores = np.concatenate(pruned)
+    threshold = float(pruned_scores.max()) if pruned_scores.size else float("nan")
+    spec_after = apply_to_spec(scores.spec, layers)
+    return Plan(float(layer_ratio), f"{scores.criterion}-uniform", tuple(layers), threshold,
+                _totals(scores.spec, frame_size), _totals(spec_after, frame_size),
+                scores.spec, spec_after, tuple(frame_size))
+
+
 def _aligned(keep_mask: np.ndarray, layer_scores: np.ndarray, align: int, at_least: int) -> np.ndarray:
     n_keep = int(keep_mask.sum())
     total = keep_mask.size

@@ -1,0 +1,280 @@
+"""Step 4 — Compare: the dense and the pruned network on a real clip, frame by frame, with PSNR and timing.
+
+If no pruned model exists yet but a plan does, the current plan is applied (zero-shot) first, so
+load → slide → compare works without visiting any other step.
+"""
+from __future__ import annotations
+
+import math
+
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGroupBox, QHBoxLayout, QLabel, QProgressBar,
+                               QPushButton, QSlider, QSplitter, QToolButton, QVBoxLayout, QWidget)
+
+from core.ssl import prune_to_plan
+
+from ..compare_job import run_compare
+from ..formatting import db, ms
+from ..state import AppState, CompareResult, PrunedModel
+from ..widgets.image_views import VIEWS, ComparisonView
+from ..widgets.palette import SERIES_COLORS
+from ..workers import Job
+
+MODE_LABELS = {"side": "Side by side", "wipe": "Wipe A | B", "diff": "Difference |A − B|"}
+PLAY_FPS = 8
+
+
+class ComparePanel(QWidget):
+    openClipRequested = Signal()
+    compareFinished = Signal()
+
+    def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.job: Job | None = None
+        self.clip_label = QLabel("No clip")
+        self.open_button = QPushButton("Open clip…")
+        self.open_button.setToolTip("A folder of frames, a video, or a folder holding GT/ and BIx4/")
+        self.as_gt = QCheckBox("Frames are ground truth (make LR ×4)")
+        self.as_gt.setToolTip("Opened frames are high-resolution: the LR input is made by MATLAB-bicubic ×1/4")
+        self.run_button = QPushButton("Run dense + pruned")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.progress = QProgressBar()
+        self.progress.setFormat("%p%")
+        self.mode = QComboBox()
+        for key, label in MODE_LABELS.items():
+            self.mode.addItem(label, key)
+        self.a, self.b = QComboBox(), QComboBox()
+        self.a.addItems(VIEWS)
+        self.b.addItems(VIEWS)
+        self.a.setCurrentIndex(1)
+        self.b.setCurrentIndex(2)
+        self.wipe = QSlider(Qt.Orientation.Horizontal)
+        self.wipe.setRange(0, 1000)
+        self.wipe.setValue(500)
+        self.wipe.setToolTip("Split position between A (left) and B (right)")
+        self.save_button = QPushButton("Save view as PNG…")
+        self.view = ComparisonView()
+        self.frame_slider = QSlider(Qt.Orientation.Horizontal)
+        self.play_button = QToolButton()
+        self.play_button.setText("▶")
+        self.play_button.setCheckable(True)
+        self.play_button.setToolTip("Play / pause (Space)")
+        self.frame_label = QLabel("frame –")
+        self.timing = QLabel("Run the comparison to measure the time per frame of each model.")
+        self.timing.setWordWrap(True)
+        self.psnr_plot = pg.PlotWidget()
+        self.psnr_plot.setLabel("left", "PSNR (Y), dB")
+        self.psnr_plot.setLabel("bottom", "frame")
+        self.psnr_plot.addLegend(offset=(-10, 10))
+        self.psnr_plot.showGrid(x=True, y=True, alpha=0.25)
+        self.psnr_curves = {name: self.psnr_plot.plot([], [], name=name, pen=pg.mkPen(SERIES_COLORS[name], width=2),
+                                                      symbol="o", symbolSize=4,
+                                                      symbolBrush=SERIES_COLORS[name], symbolPen=None)
+                            for name in ("bicubic", "dense", "pruned")}
+        self.frame_line = pg.InfiniteLine(angle=90, movable=True, pen=pg.mkPen("#555555"))
+        self.psnr_plot.addItem(self.frame_line)
+        self.play_timer = QTimer(self)
+        self.play_timer.setInterval(1000 // PLAY_FPS)
+        self._build()
+
+        self.open_button.clicked.connect(self.openClipRequested)
+        self.run_button.clicked.connect(self.run)
+        self.cancel_button.clicked.connect(self.cancel)
+        for w in (self.mode, self.a, self.b):
+            w.currentIndexChanged.connect(self._mode_changed)
+        self.wipe.valueChanged.connect(lambda v: self.view.set_wipe(v / 1000))
+        self.view.wipeMoved.connect(self._sync_wipe_slider)
+        self.frame_slider.valueChanged.connect(self.show_frame)
+        self.frame_line.sigPositionChangeFinished.connect(lambda: self.frame_slider.setValue(round(self.frame_line.value())))
+        self.play_button.toggled.connect(self._toggle_play)
+        self.play_timer.timeout.connect(self._next_frame)
+        self.save_button.clicked.connect(self.save_view)
+        state.clipChanged.connect(self._clip_changed)
+        state.compareChanged.connect(self._result_changed)
+        self._clip_changed()
+        self._mode_changed()
+
+    def _build(self) -> None:
+        top = QHBoxLayout()
+        for w in (self.open_button, self.as_gt, self.clip_label):
+            top.addWidget(w)
+        top.addStretch(1)
+        for w in (self.run_button, self.cancel_button):
+            top.addWidget(w)
+        top.addWidget(self.progress, 1)
+        view_bar = QHBoxLayout()
+        view_bar.addWidget(QLabel("View"))
+        view_bar.addWidget(self.mode)
+        view_bar.addWidget(QLabel("A"))
+        view_bar.addWidget(self.a)
+        view_bar.addWidget(QLabel("B"))
+        view_bar.addWidget(self.b)
+        view_bar.addWidget(QLabel("split"))
+        view_bar.addWidget(self.wipe, 1)
+        view_bar.addWidget(self.save_button)
+        scrub = QHBoxLayout()
+        scrub.addWidget(self.play_button)
+        scrub.addWidget(self.frame_slider, 1)
+        scrub.addWidget(self.frame_label)
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.addLayout(view_bar)
+        left_layout.addWidget(self.view, 1)
+        left_layout.addLayout(scrub)
+        right = QGroupBox("Quality and speed")
+        right_layout = QVBoxLayout(right)
+        right_layout.addWidget(self.psnr_plot, 1)
+        right_layout.addWidget(self.timing)
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(left)
+        split.addWidget(right)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 1)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(split, 1)
+
+    # -- running ---------------------------------------------------------------------------------------
+    def run(self) -> Job | None:
+        """Super-resolve the clip with the dense and the pruned model in a background job."""
+        s = self.state
+        if s.clip is None or (s.model is None and s.pruned is None):
+            self.state.message.emit("Compare needs a clip and at least one model")
+            return None
+        clip, dense, pruned, plan = s.clip, s.model, s.pruned, s.plan
+        make_pruned = pruned is None and dense is not None and plan is not None
+
+        def work(job: Job) -> tuple[CompareResult, PrunedModel | None]:
+            new = None
+            if make_pruned:
+                new = PrunedModel(prune_to_plan(dense.model, plan),
+                                  f"plan {plan.requested_ratio:.2f} {plan.criterion}, zero-shot", plan)
+            models = {}
+            if dense is not None:
+                models["dense"] = dense.model
+            if (new or pruned) is not None:
+                models["pruned"] = (new or pruned).model
+            return run_compare(job, clip, models), new
+
+        def done(out: tuple[CompareResult, PrunedModel | None]) -> None:
+            result, new = out
+            if new is not None:
+                self.state.set_pruned(new)
+            self.state.set_compare(result)
+            self.compareFinished.emit()
+
+        self.run_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.progress.setValue(0)
+        self.job = s.runner.start("compare", work, on_success=done, on_progress=self._progress,
+                                  on_failure=lambda e, t: s.error.emit("Comparison failed", e, t),
+                                  on_cancel=lambda: s.message.emit("comparison cancelled"),
+                                  on_finish=self._finished)
+        return self.job
+
+    def cancel(self) -> None:
+        if self.job is not None:
+            self.job.cancel()
+
+    def _progress(self, done: int, total: int) -> None:
+        self.progress.setMaximum(total)
+        self.progress.setValue(done)
+
+    def _finished(self) -> None:
+        self.job = None
+        self.run_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+
+    # -- showing ---------------------------------------------------------------------------------------
+    def _clip_changed(self) -> None:
+        clip = self.state.clip
+        if clip is None:
+            self.clip_label.setText("No clip: open a frames folder or video")
+            return
+        h, w = clip.lr_size
+        gt = "with GT" if clip.gt is not None else "no GT"
+        self.clip_label.setText(f"<b>{clip.name}</b>: {len(clip.lr)} frames, {w}×{h} → {4 * w}×{4 * h}, {gt}")
+        self.frame_slider.setRange(0, len(clip.lr) - 1)
+        self.show_frame(self.frame_slider.value())
+
+    def _result_changed(self) -> None:
+        r = self.state.compare
+        for name, curve in self.psnr_curves.items():
+            values = r.psnr.get(name, []) if r is not None else []
+            curve.setData(list(range(len(values))), values)
+        if r is None:
+            self.timing.setText("Run the comparison to measure the time per frame of each model.")
+        else:
+            self.timing.setText(self._timing_text(r))
+        self.show_frame(self.frame_slider.value())
+
+    @staticmethod
+    def _timing_text(r: CompareResult) -> str:
+        lines = []
+        for name, spf in r.seconds_per_frame.items():
+            mean = r.psnr.get(name)
+            quality = f", mean PSNR {db(sum(mean) / len(mean))}" if mean else ""
+            lines.append(f"<b>{name}</b>: {ms(spf)} per frame{quality}")
+        if "bicubic" in r.psnr:
+            lines.append(f"bicubic: mean PSNR {db(sum(r.psnr['bicubic']) / len(r.psnr['bicubic']))}")
+        spf = r.seconds_per_frame
+        if "dense" in spf and "pruned" in spf and spf["pruned"] > 0:
+            lines.append(f"measured speed-up ×{spf['dense'] / spf['pruned']:.2f}")
+        return "<br>".join(lines)
+
+    def show_frame(self, index: int) -> None:
+        clip = self.state.clip
+        if clip is None:
+            return
+        index = min(max(index, 0), len(clip.lr) - 1)
+        r = self.state.compare
+        frames = {"LR (bicubic)": r.bicubic[index] if r is not None else None,
+                  "Dense SR": r.outputs.get("dense")[index] if r is not None and "dense" in r.outputs else None,
+                  "Pruned SR": r.outputs.get("pruned")[index] if r is not None and "pruned" in r.outputs else None,
+                  "GT": clip.gt[index] if clip.gt is not None else None}
+        self.view.set_frames(frames)
+        self.frame_line.setValue(index)
+        label = f"frame {index + 1}/{len(clip.lr)}"
+        if r is not None:
+            parts = [f"{n} {r.psnr[n][index]:.2f}" for n in ("dense", "pruned") if n in r.psnr
+                     and math.isfinite(r.psnr[n][index])]
+            if parts:
+                label += " · PSNR " + ", ".join(parts) + " dB"
+        self.frame_label.setText(label)
+
+    def _mode_changed(self) -> None:
+        mode = self.mode.currentData()
+        for w in (self.a, self.b, self.wipe):
+            w.setEnabled(mode != "side")
+        self.view.set_mode(mode, self.a.currentText(), self.b.currentText())
+        self.view.set_wipe(self.wipe.value() / 1000)
+
+    def _sync_wipe_slider(self, fraction: float) -> None:
+        self.wipe.blockSignals(True)
+        self.wipe.setValue(round(fraction * 1000))
+        self.wipe.blockSignals(False)
+
+    def _toggle_play(self, playing: bool) -> None:
+        self.play_button.setText("⏸" if playing else "▶")
+        if playing:
+            self.play_timer.start()
+        else:
+            self.play_timer.stop()
+
+    def _next_frame(self) -> None:
+        n = self.frame_slider.maximum() + 1
+        self.frame_slider.setValue((self.frame_slider.value() + 1) % max(n, 1))
+
+    def save_view(self, path: str | None = None) -> bool:
+        """Write what the view shows now to a PNG (asks for a file name when none is given)."""
+        if not path:
+            path, _ = QFileDialog.getSaveFileName(self, "Save view as PNG", "comparison.png", "PNG image (*.png)")
+            if not path:
+                return False
+        ok = self.view.save_png(path)
+        self.state.message.emit(f"saved view to {path}" if ok else f"could not write {path}")
+        return ok

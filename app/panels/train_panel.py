@@ -1,0 +1,383 @@
+"""Step 3 — Train: SIR (and finetuning) with the paper's settings, run by core in a worker thread.
+
+The engine's events arrive as queued signals: the progress bar, the curves and the log follow the run while
+the window stays responsive. Pause/Cancel go through the run's ``RunControl``; a cancelled or failed run keeps
+its state in the run folder and can be resumed later with “Resume run…”.
+"""
+from __future__ import annotations
+
+import copy
+import time
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor, QTextCharFormat
+from PySide6.QtWidgets import (QCheckBox, QFileDialog, QGroupBox, QHBoxLayout, QLabel, QPlainTextEdit, QProgressBar,
+                               QPushButton, QScrollArea, QSplitter, QVBoxLayout, QWidget)
+
+from core.errors import UserError
+from core.events import (CheckpointSaved, Event, Log, Progress, SparsityUpdate, StageFinished, StageStarted,
+                         Validation)
+from core.train.config import STAGES, config_from_dict, default_config, load_config
+from core.train.pipeline import TrainResult, run_training
+
+from ..dialogs import show_error
+from ..formatting import seconds
+from ..state import AppState
+from ..widgets.config_form import ConfigForm, Field
+from ..widgets.train_curves import TrainingCurves
+from ..workers import Job
+
+SECTIONS = [
+    ("Dataset", [
+        Field("data.kind", "Kind", "choice", choices=(("Folder of clips or videos", "folder"), ("REDS", "reds"),
+                                                      ("Vimeo-90K", "vimeo"))),
+        Field("data.root", "Root (GT)", "dir", "REDS root, Vimeo-90K root, or a folder of clip folders / videos"),
+        Field("data.lr", "LR frames", "choice",
+              choices=(("read from disk", "disk"), ("BI: bicubic ×4 on the fly", "BI"),
+                       ("BD: Gaussian σ=1.6 ×4 on the fly", "BD"))),
+        Field("data.lr_root", "LR root", "dir", "Only for a folder dataset with LR frames on disk"),
+        Field("data.cache", "HDF5 cache", "path", "Build once and read patches from this HDF5 file (optional)"),
+        Field("val.root", "Validation root", "dir", "Empty: held-out clips of the training set"),
+        Field("val.every", "Validate every", "int", "iterations"),
+        Field("val.max_frames", "Validation frames", "int", "0: whole clips"),
+    ]),
+    ("Patches", [
+        Field("data.clip_length", "Clip length", "int"), Field("data.patch_size", "LR patch size", "int"),
+        Field("data.batch_size", "Batch size", "int"), Field("data.num_workers", "Loader workers", "int"),
+    ]),
+    ("SIR (sparsity-inducing regularization)", [
+        Field("sir.ratio", "Pruning ratio", "float", "Share of units to prune (follows the Prune step if ticked)"),
+        Field("sir.align", "Width multiple", "int"),
+        Field("sir.delta", "λ step δ", "float", "λ grows by δ every T1 iterations (paper: 1e-4)"),
+        Field("sir.t1", "T1", "int", "iterations between λ steps (paper: 5)"),
+        Field("sir.tau", "λ ceiling τ", "float", "growing ends when λ ≥ τ (paper: 0.1)"),
+        Field("sir.stabilize_iters", "Stabilize iterations", "int"),
+        Field("sir.lr", "Learning rate", "float"),
+        Field("sir.gamma_lr", "γ learning rate", "float", "Empty: same as the learning rate (paper)"),
+    ]),
+    ("Finetune", [
+        Field("finetune.iterations", "Iterations", "int"), Field("finetune.lr", "Learning rate", "float"),
+        Field("finetune.tf_weight", "Temporal finetuning λ_TF", "float", "0 disables TF"),
+    ]),
+    ("Run", [
+        Field("model.weights", "Start from", "path", "A checkpoint, or official:REDS4"),
+        Field("runtime.device", "Device", "choice", choices=(("auto", "auto"), ("CPU", "cpu"), ("CUDA GPU", "cuda"))),
+        Field("runtime.log_every", "Report every", "int", "iterations between λ/γ updates"),
+        Field("runtime.checkpoint_every", "Checkpoint every", "int", "iterations between saved states"),
+    ]),
+]
+
+
+def fresh_run_dir() -> Path:
+    return Path.cwd() / "runs" / time.strftime("gui-%Y%m%d-%H%M%S")
+
+
+class TrainPanel(QWidget):
+    prunedModelReady = Signal(str)         # path of the run's final pruned model file
+    runEnded = Signal(str)                 # 'finished' | 'cancelled' | 'failed', once the worker has stopped
+
+    def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.job: Job | None = None
+        self.config_file: Path | None = None
+        self.base: dict[str, Any] = default_config().to_dict()
+        self.last_checkpoint: str | None = None
+        self.result: TrainResult | None = None
+        self._outcome = "failed"               # until the worker says otherwise
+        self._offsets: dict[str, int] = {}
+        self._next_offset = 0
+
+        self.form = ConfigForm(SECTIONS)
+        self.stage_boxes = {s: QCheckBox(s) for s in STAGES}
+        self.follow_prune = QCheckBox("SIR ratio follows the Prune step")
+        self.follow_prune.setChecked(True)
+        self.config_label = QLabel("Paper defaults")
+        load_button, defaults_button = QPushButton("Load config…"), QPushButton("Paper defaults")
+        load_button.clicked.connect(self._choose_config)
+        defaults_button.clicked.connect(lambda: self.load_config_file(None))
+        self.run_dir = QLabel()
+        self.run_dir_path = fresh_run_dir()
+        run_dir_button = QPushButton("Run folder…")
+        run_dir_button.clicked.connect(self._choose_run_dir)
+        self.start_button, self.pause_button = QPushButton("Start"), QPushButton("Pause")
+        self.cancel_button, self.resume_button = QPushButton("Cancel"), QPushButton("Resume run…")
+        self.start_button.setToolTip("Run the ticked stages in the run folder (Ctrl+R)")
+        self.resume_button.setToolTip("Continue a cancelled or failed run from its run folder")
+        self.progress = QProgressBar()
+        self.progress.setFormat("idle")
+        self.progress.setValue(0)
+        self.status = QLabel("No run yet.")
+        self.curves = TrainingCurves()
+        self.log = QPlainTextEdit()
+        self.log.setReadOnly(True)
+        self.log.setMaximumBlockCount(5000)
+        self._build(load_button, defaults_button, run_dir_button)
+
+        self.start_button.clicked.connect(lambda: self.start())
+        self.pause_button.clicked.connect(self.toggle_pause)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.resume_button.clicked.connect(self._choose_resume)
+        state.modelChanged.connect(self._model_changed)
+        state.planChanged.connect(self._plan_changed)
+        self.load_config_file(None)
+        self._set_running(False)
+
+    def _build(self, load_button: QPushButton, defaults_button: QPushButton, run_dir_button: QPushButton) -> None:
+        settings = QWidget()
+        column = QVBoxLayout(settings)
+        config_row = QHBoxLayout()
+        for w in (load_button, defaults_button):
+            config_row.addWidget(w)
+        column.addLayout(config_row)
+        column.addWidget(self.config_label)
+        stages = QGroupBox("Stages")
+        stage_row = QHBoxLayout(stages)
+        for box in self.stage_boxes.values():
+            stage_row.addWidget(box)
+        column.addWidget(stages)
+        for box in self.form.boxes:
+            column.addWidget(box)
+        column.addWidget(self.follow_prune)
+        column.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidget(settings)
+        scroll.setWidgetResizable(True)
+        scroll.setMinimumWidth(380)
+
+        controls = QHBoxLayout()
+        for w in (self.start_button, self.pause_button, self.cancel_button, self.resume_button, run_dir_button):
+            controls.addWidget(w)
+        controls.addWidget(self.run_dir, 1)
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        right_layout.addLayout(controls)
+        right_layout.addWidget(self.progress)
+        right_layout.addWidget(self.status)
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(self.curves)
+        split.addWidget(self.log)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 1)
+        right_layout.addWidget(split, 1)
+        outer = QSplitter(Qt.Orientation.Horizontal)
+        outer.addWidget(scroll)
+        outer.addWidget(right)
+        outer.setStretchFactor(1, 1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(outer)
+        self._show_run_dir()
+
+    # -- configuration --------------------------------------------------------------------------------
+    def load_config_file(self, path: str | Path | None) -> None:
+        """Fill the form from a YAML config (None: the paper's defaults); the current model stays the start."""
+        try:
+            cfg = load_config(path)
+        except UserError as exc:
+            show_error(self, "Cannot read config", exc)
+            return
+        self.config_file = Path(path) if path else None
+        self.base = cfg.to_dict()
+        self.form.set_values(self.base)
+        for stage, box in self.stage_boxes.items():
+            box.setChecked(stage in cfg.stages)
+        self.config_label.setText(f"Config: {self.config_file}" if self.config_file else "Config: paper defaults")
+        self._model_changed()
+        self._plan_changed()
+
+    def build_config(self):
+        """The config the form describes, validated by core (raises ConfigError naming the bad key)."""
+        raw = self.form.apply(copy.deepcopy(self.base))
+        raw["stages"] = [s for s, box in self.stage_boxes.items() if box.isChecked()]
+        return config_from_dict(raw)
+
+    def _model_changed(self) -> None:
+        if self.state.model is not None and self.config_file is None:
+            self.form.set_value("model.weights", str(self.state.model.path))
+
+    def _plan_changed(self) -> None:
+        plan = self.state.plan
+        if plan is not None and self.follow_prune.isChecked() and not self.is_running():
+            self.form.set_value("sir.ratio", plan.requested_ratio)
+
+    def _choose_config(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Training config", str(Path.cwd()), "YAML (*.yaml *.yml)")
+        if path:
+            self.load_config_file(path)
+
+    def _choose_run_dir(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Run folder", str(self.run_dir_path.parent))
+        if path:
+            self.set_run_dir(path)
+
+    def set_run_dir(self, path: str | Path) -> None:
+        self.run_dir_path = Path(path)
+        self._show_run_dir()
+
+    def _show_run_dir(self) -> None:
+        self.run_dir.setText(f"run folder: {self.run_dir_path}")
+
+    # -- running --------------------------------------------------------------------------------------
+    def is_running(self) -> bool:
+        return self.job is not None
+
+    def start(self, resume: bool = False) -> Job | None:
+        """Validate the settings and start the run in a worker thread."""
+        if self.is_running():
+            return None
+        try:
+            cfg = load_config(self.run_dir_path / "config.yaml") if resume else self.build_config()
+        except UserError as exc:
+            show_error(self, "Invalid training settings", exc)
+            return None
+        run_dir = self.run_dir_path
+        self.curves.clear_all()
+        self._offsets, self._next_offset = {}, 0
+        self.last_checkpoint, self.result, self._outcome = None, None, "failed"
+        self._append_log(f"{'resuming' if resume else 'starting'} {', '.join(cfg.stages)} in {run_dir}", "info")
+        self.job = self.state.runner.start(
+            "train", lambda job: run_training(cfg, run_dir, sink=job.emit_event, control=job.control, resume=resume),
+            on_success=self._succeeded, on_failure=self._failed, on_event=self.handle_event,
+            on_cancel=self._cancelled, on_finish=self._job_finished)
+        self._set_running(True)
+        return self.job
+
+    def resume_run(self, run_dir: str | Path) -> Job | None:
+        """Continue the run in ``run_dir`` from its saved states (its own config.yaml)."""
+        self.set_run_dir(run_dir)
+        return self.start(resume=True)
+
+    def _choose_resume(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Resume which run folder?", str(self.run_dir_path.parent))
+        if path:
+            self.resume_run(path)
+
+    def toggle_pause(self) -> None:
+        if self.job is None:
+            return
+        if self.job.control.paused:
+            self.job.control.resume()
+            self.pause_button.setText("Pause")
+            self._append_log("resumed", "info")
+        else:
+            self.job.control.pause()
+            self.pause_button.setText("Resume")
+            self._append_log("paused (the current iteration finishes first)", "info")
+
+    def cancel(self) -> None:
+        if self.job is not None:
+            self.job.cancel()
+            self.status.setText("Cancelling: saving the state at the end of this iteration …")
+
+    def _job_finished(self) -> None:
+        self._set_running(False)
+        self.runEnded.emit(self._outcome)
+
+    def _set_running(self, running: bool) -> None:
+        if not running:
+            self.job = None
+        self.start_button.setEnabled(not running)
+        self.resume_button.setEnabled(not running)
+        self.pause_button.setEnabled(running)
+        self.cancel_button.setEnabled(running)
+        self.pause_button.setText("Pause")
+        self.form.setEnabled(not running)
+
+    # -- engine events (GUI thread) -------------------------------------------------------------------
+    def handle_event(self, event: Event) -> None:
+        if isinstance(event, StageStarted):
+            self._offsets[event.stage] = self._next_offset
+            self.curves.mark_stage(self._next_offset + event.start, event.stage)
+            self._next_offset += event.total
+            self.progress.setRange(0, max(event.total, 1))
+            self.progress.setValue(event.start)
+            self.progress.setFormat(f"{event.stage} %v/%m")
+            self._append_log(f"[{event.stage}] started at iteration {event.start} of {event.total}", "info")
+        elif isinstance(event, Progress):
+            x = self._offsets.get(event.stage, 0) + event.iteration
+            for name, value in event.losses.items():
+                self.curves.add(f"loss/{name}", x, value)
+            self.progress.setRange(0, max(event.total, 1))
+            self.progress.setValue(event.iteration)
+            speed = f" · {event.throughput:.1f} frames/s" if event.throughput else ""
+            per_iter = f" · {event.seconds_per_iter:.2f} s/it" if event.seconds_per_iter else ""
+            self.progress.setFormat(f"{event.stage} %v/%m · ETA {seconds(event.eta_seconds)}{speed}")
+            losses = ", ".join(f"{k} {v:.4g}" for k, v in event.losses.items())
+            self.status.setText(f"{event.stage}: iteration {event.iteration}/{event.total}{per_iter} · {losses}")
+        elif isinstance(event, SparsityUpdate):
+            x = self._offsets.get(event.stage, 0) + event.iteration
+            self.curves.add("lambda", x, event.mean_lambda)
+            self.curves.add("gamma/pruned", x, event.gamma_pruned)
+            self.curves.add("gamma/kept", x, event.gamma_kept)
+        elif isinstance(event, Validation):
+            self.curves.add(f"psnr/{event.stage}", self._offsets.get(event.stage, 0) + event.iteration, event.psnr)
+            self._append_log(f"[{event.stage}] validation PSNR {event.psnr:.2f} dB at iteration {event.iteration}",
+                             "info")
+        elif isinstance(event, CheckpointSaved):
+            self.last_checkpoint = event.path
+        elif isinstance(event, Log):
+            self._append_log(event.message, event.level)
+        elif isinstance(event, StageFinished):
+            outputs = ", ".join(f"{k}: {v}" for k, v in event.outputs.items())
+            self._append_log(f"[{event.stage}] finished ({outputs})", "info")
+            self.last_checkpoint = event.outputs.get("state", self.last_checkpoint)
+
+    def _append_log(self, message: str, level: str) -> None:
+        fmt = QTextCharFormat()
+        fmt.setForeground(QColor({"warning": "#b36b00", "error": "#b00020"}.get(level, "#202020")))
+        cursor = self.log.textCursor()
+        cursor.movePosition(cursor.MoveOperation.End)
+        cursor.insertText(time.strftime("%H:%M:%S ") + message + "\n", fmt)
+        self.log.setTextCursor(cursor)
+        self.log.ensureCursorVisible()
+
+    def _succeeded(self, result: TrainResult) -> None:
+        self.result = result
+        self.last_checkpoint = str(result.last_checkpoint) if result.last_checkpoint else self.last_checkpoint
+        self.progress.setValue(self.progress.maximum())
+        self.progress.setFormat("finished")
+        self._append_log(f"run finished; pruned model: {result.pruned_model}; report: {result.report}", "info")
+        self.status.setText(f"Finished. Pruned model {result.pruned_model}")
+        if result.pruned_model is not None:
+            self.prunedModelReady.emit(str(result.pruned_model))
+        self.set_run_dir(fresh_run_dir())
+        self._outcome = "finished"
+
+    def _cancelled(self) -> None:
+        where = self.last_checkpoint or "no state saved yet"
+        self.progress.setFormat("cancelled")
+        self.status.setText(f"Cancelled. Last state: {where} — “Resume run…” continues it.")
+        self._append_log(f"run cancelled; last state {where}", "warning")
+        self._outcome = "cancelled"
+
+    def _failed(self, exc: BaseException, trace: str) -> None:
+        where = self.last_checkpoint or "none saved yet"
+        self.progress.setFormat("failed")
+        self.status.setText(f"Failed: {exc}")
+        self._append_log(f"run failed: {type(exc).__name__}: {exc}", "error")
+        self._outcome = "failed"
+        show_error(self, "Training failed", exc, trace,
+                   extra=f"Run folder: {self.run_dir_path}\nLast checkpoint: {where}\n"
+                         "The run can be continued with “Resume run…”.")
+
+    # -- session support ---------------------------------------------------------------------------------
+    def settings(self) -> dict[str, Any]:
+        return {"config_file": str(self.config_file) if self.config_file else None, "values": self.form.texts(),
+                "stages": [s for s, b in self.stage_boxes.items() if b.isChecked()],
+                "run_dir": str(self.run_dir_path), "follow_prune": self.follow_prune.isChecked()}
+
+    def restore(self, data: dict[str, Any]) -> None:
+        if not data:
+            return
+        self.load_config_file(data.get("config_file"))
+        for key, value in (data.get("values") or {}).items():
+            if key in self.form.fields:
+                self.form.set_value(key, value)
+        for stage, box in self.stage_boxes.items():
+            box.setChecked(stage in (data.get("stages") or []))
+        self.follow_prune.setChecked(bool(data.get("follow_prune", True)))
+        if data.get("run_dir"):
+            self.set_run_dir(data["run_dir"])

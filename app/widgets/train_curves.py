@@ -1,0 +1,96 @@
+"""Live training curves: loss terms, λ, mean |γ| of pruned vs kept units, validation PSNR.
+
+Events append to plain lists; the plots redraw at most five times a second, so a fast run cannot flood the
+event loop with repaints.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+
+import pyqtgraph as pg
+from PySide6.QtCore import QTimer
+
+from .palette import SERIES_COLORS
+
+LOSS_COLORS = ("#3b7dd8", "#d9534f", "#2e9e6a", "#8e44ad", "#d9822b")
+REDRAW_MS = 200
+
+
+class TrainingCurves(pg.GraphicsLayoutWidget):
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.loss_plot = self._plot(0, 0, "Loss terms", "loss", log_y=True)
+        self.lambda_plot = self._plot(0, 1, "SIR penalty λ (mean over layers)", "λ")
+        self.gamma_plot = self._plot(1, 0, "Mean |γ|: units to prune vs kept", "|γ|")
+        self.psnr_plot = self._plot(1, 1, "Validation PSNR", "dB")
+        self.gamma_plot.addLegend(offset=(-10, 10))
+        self.loss_plot.addLegend(offset=(-10, 10))
+        self._series: dict[str, tuple[list[float], list[float]]] = defaultdict(lambda: ([], []))
+        self._curves: dict[str, pg.PlotDataItem] = {}
+        self._markers: list[pg.InfiniteLine] = []
+        self._dirty = False
+        self._timer = QTimer(self)
+        self._timer.setInterval(REDRAW_MS)
+        self._timer.timeout.connect(self.redraw)
+        self._timer.start()
+
+    def _plot(self, row: int, col: int, title: str, unit: str, log_y: bool = False) -> pg.PlotItem:
+        plot = self.addPlot(row=row, col=col, title=title)
+        plot.setLabel("left", unit)
+        plot.setLabel("bottom", "iteration")
+        plot.showGrid(x=True, y=True, alpha=0.2)
+        plot.setLogMode(y=log_y)
+        plot.setMenuEnabled(False)
+        return plot
+
+    def clear_all(self) -> None:
+        for plot in (self.loss_plot, self.lambda_plot, self.gamma_plot, self.psnr_plot):
+            plot.clear()
+            if plot.legend is not None:
+                plot.legend.clear()
+        self._series.clear()
+        self._curves.clear()
+        self._markers.clear()
+        self._dirty = False
+
+    def add(self, key: str, x: float, y: float) -> None:
+        """Append one point to series ``key`` ('loss/charbonnier', 'lambda', 'gamma/pruned', 'psnr', ...)."""
+        xs, ys = self._series[key]
+        xs.append(x)
+        ys.append(y)
+        self._dirty = True
+
+    def mark_stage(self, x: float, name: str) -> None:
+        """A labelled vertical line where a stage starts, on every plot."""
+        for plot in (self.loss_plot, self.lambda_plot, self.gamma_plot, self.psnr_plot):
+            line = pg.InfiniteLine(x, angle=90, pen=pg.mkPen("#999999", style=pg.QtCore.Qt.PenStyle.DashLine),
+                                   label=name, labelOpts={"position": 0.95, "color": "#555555"})
+            plot.addItem(line)
+            self._markers.append(line)
+
+    def series(self, key: str) -> tuple[list[float], list[float]]:
+        return self._series[key]
+
+    def redraw(self) -> None:
+        if not self._dirty:
+            return
+        self._dirty = False
+        for key, (xs, ys) in self._series.items():
+            curve = self._curves.get(key) or self._make_curve(key)
+            curve.setData(xs, ys)
+
+    def _make_curve(self, key: str) -> pg.PlotDataItem:
+        group, _, name = key.partition("/")
+        if group == "loss":
+            n = sum(1 for k in self._curves if k.startswith("loss/"))
+            curve = self.loss_plot.plot(pen=pg.mkPen(LOSS_COLORS[n % len(LOSS_COLORS)], width=1.5), name=name)
+        elif group == "lambda":
+            curve = self.lambda_plot.plot(pen=pg.mkPen(SERIES_COLORS["lambda"], width=2))
+        elif group == "gamma":
+            color = SERIES_COLORS["pruned_units" if name == "pruned" else "kept"]
+            curve = self.gamma_plot.plot(pen=pg.mkPen(color, width=2), name=f"{name} units")
+        else:
+            curve = self.psnr_plot.plot(pen=pg.mkPen(SERIES_COLORS["psnr"], width=2), symbol="o", symbolSize=6,
+                                        symbolBrush=SERIES_COLORS["psnr"], name=name or "PSNR")
+        self._curves[key] = curve
+        return curve

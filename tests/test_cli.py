@@ -1,0 +1,127 @@
+"""The headless CLI: every command end to end on tiny models, JSON output, one-line errors."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from core.cli import main
+from core.io.checkpoint import load_checkpoint, save_model
+from core.io.frames import read_clip, write_frames, write_video
+from tests.conftest import ROOT
+from tests.helpers import official, tiny_model
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pth"
+    torch.save({"params": tiny_model("basicvsr", 16, 2).state_dict()}, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def clip_dir(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    folder = tmp_path_factory.mktemp("clip") / "lr"
+    base = rng.integers(0, 255, (24, 28, 3), dtype=np.uint8)
+    write_frames(np.stack([np.roll(base, i, axis=1) for i in range(4)]), folder)
+    return folder
+
+
+def run_json(capsys, *argv):
+    assert main([*map(str, argv), "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_info(capsys, ckpt):
+    data = run_json(capsys, "info", ckpt, "--size", "64x64")
+    assert data["variant"] == "basicvsr" and data["channels"] == 16 and data["blocks"] == 2
+    assert data["params"] == tiny_model("basicvsr", 16, 2).count_parameters(False)
+    assert data["macs_per_frame"] > 0
+
+
+def test_info_of_official_weights(capsys):
+    data = run_json(capsys, "info", official("REDS4"))
+    assert data["params"] == 4_851_011 and data["params_with_spynet"] == 6_291_311
+    assert round(data["macs_per_frame"] / 1e9) == 338
+
+
+def test_sr_to_frames_and_video(capsys, ckpt, clip_dir, tmp_path):
+    data = run_json(capsys, "sr", ckpt, clip_dir, tmp_path / "out", "--device", "cpu")
+    assert data["frames"] == 4 and data["size"] == [96, 112]
+    assert read_clip(tmp_path / "out").frames.shape == (4, 96, 112, 3)
+    data = run_json(capsys, "sr", ckpt, clip_dir, tmp_path / "out.avi")
+    assert read_clip(tmp_path / "out.avi").frames.shape == (4, 96, 112, 3)
+
+
+def test_eval_on_a_folder_of_clips(capsys, ckpt, tmp_path):
+    rng = np.random.default_rng(1)
+    for name in ("a", "b"):
+        gt = rng.integers(0, 255, (3, 64, 80, 3), dtype=np.uint8)
+        write_frames(gt, tmp_path / "gt" / name)
+        from core.data.degrade import bi_degrade
+        write_frames(bi_degrade(gt), tmp_path / "lr" / name)
+    data = run_json(capsys, "eval", ckpt, "--lr", tmp_path / "lr", "--gt", tmp_path / "gt", "--y", "--crop", "2")
+    assert [c["name"] for c in data["clips"]] == ["a", "b"]
+    assert data["mean_psnr"] == pytest.approx(np.mean([c["psnr"] for c in data["clips"]]))
+    assert len(data["clips"][0]["frames_psnr"]) == 3
+
+
+def test_eval_matches_the_basicsr_reference_on_vid4_calendar(capsys, calendar_dir):
+    """REFERENCE.md: BasicVSR_Vimeo90K_BIx4 on calendar, Y, crop 0 -> 23.868054 dB / 0.809396."""
+    data = run_json(capsys, "eval", official("Vimeo90K_BIx4"), "--lr", calendar_dir / "BIx4",
+                    "--gt", calendar_dir / "GT", "--y", "--crop", "0")
+    assert abs(data["mean_psnr"] - 23.868054) <= 0.01
+    assert abs(data["mean_ssim"] - 0.809396) <= 1e-3
+
+
+def test_plan_prune_export_chain(capsys, ckpt, tmp_path, clip_dir):
+    plan = run_json(capsys, "plan", ckpt, "--ratio", "0.5", "--size", "32x32")
+    assert abs(plan["achieved_ratio"] - 0.5) < 0.01 and len(plan["layers"]) == 16
+    out = tmp_path / "pruned.pth"
+    pruned = run_json(capsys, "prune", ckpt, "--ratio", "0.5", "--out", out, "--align", "2")
+    assert pruned["params"] < pruned["params_before"]
+    loaded = load_checkpoint(out)
+    assert loaded.is_pruned and loaded.meta["ratio"] == 0.5
+    assert run_json(capsys, "info", out)["pruned"] is True
+    assert run_json(capsys, "sr", out, clip_dir, tmp_path / "sr")["frames"] == 4
+    for fmt, name in (("torchscript", "m.ts"), ("h5", "m.h5")):
+        data = run_json(capsys, "export", out, "--format", fmt, "--out", tmp_path / name, "--size", "32x32",
+                        "--frames", "3")
+        assert data["verified"] and (tmp_path / name).exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["info", "{missing}"], "no such file"),
+    (["plan", "{ckpt}", "--ratio", "1.2"], r"outside \[0, 1\)"),
+    (["plan", "{ckpt}", "--ratio", "-0.1"], r"outside \[0, 1\)"),
+    (["sr", "{ckpt}", "{missing}", "{out}"], "does not exist|no such"),
+    (["sr", "{ckpt}", "{empty}", "{out}"], "no image files|no frames|empty"),
+    (["sr", "{ckpt}", "{garbage_video}", "{out}"], "cannot read video"),
+    (["sr", "{ckpt}", "{clip}", "{out}", "--device", "cuda"], "no CUDA GPU"),
+    (["eval", "{ckpt}", "--lr", "{clip}", "--gt", "{empty}"], "no clips|no image files"),
+    (["info", "{textfile}"], "not a PyTorch checkpoint"),
+])
+def test_bad_input_is_one_line_and_exit_2(capsys, tmp_path, ckpt, clip_dir, argv, message):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "bad.mp4").write_bytes(b"\x00garbage" * 50)
+    (tmp_path / "t.txt").write_text("not a model")
+    values = {"missing": tmp_path / "missing.pth", "ckpt": ckpt, "out": tmp_path / "o", "empty": tmp_path / "empty",
+              "garbage_video": tmp_path / "bad.mp4", "clip": clip_dir, "textfile": tmp_path / "t.txt"}
+    if "cuda" in argv and torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    assert main([a.format(**values) for a in argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err
+    import re
+    assert re.search(message, err), err
+
+
+def test_the_real_entry_point_exits_2_without_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "main.py"), "info", str(tmp_path / "nope.pth")],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"error: {tmp_path / 'nope.pth'}: no such file"
