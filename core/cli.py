@@ -55,7 +55,7 @@ def cmd_info(args: argparse.Namespace) -> int:
             "pruned": loaded.is_pruned, "channels": spec.num_feat, "blocks": spec.num_block,
             "params": m.count_parameters(include_spynet=False), "params_with_spynet": m.count_parameters(True),
             "frame_size": list(args.size), "macs_per_frame": macs, "macs_per_frame_spynet": spy,
-            "meta": loaded.meta}
+            "meta": {k: v for k, v in loaded.meta.items() if k != "plan"}}
     text = "\n".join([
         f"checkpoint   {loaded.path} ({loaded.source_format})",
         f"variant      {spec.variant}{' (pruned)' if loaded.is_pruned else ''}",
@@ -157,16 +157,16 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
-    from .io.checkpoint import save_model
     from .ssl import prune_to_plan
+    from .ssl.export import export_model_file
 
     loaded, plan = _load_for_plan(args)
     pruned = prune_to_plan(loaded.model, plan)
     meta = {"source": str(loaded.path), "source_format": loaded.source_format, "ratio": args.ratio,
             "achieved_ratio": plan.achieved_ratio, "criterion": args.criterion, "align": args.align,
-            "min_keep": args.min_keep, "training": "none (zero-shot)"}
-    save_model(pruned, args.out, meta)
-    data = {"output": str(args.out), "params": plan.after.params, "macs_per_frame": plan.after.macs,
+            "min_keep": args.min_keep, "training": "none (zero-shot)", "plan": plan.to_json(scores=True)}
+    check = export_model_file(pruned, args.out, meta)
+    data = {"output": str(args.out), "verified": check.ok, "params": plan.after.params, "macs_per_frame": plan.after.macs,
             "params_before": plan.before.params, "macs_before": plan.before.macs, "mac_ratio": plan.mac_ratio}
     _emit(args, data, f"wrote {args.out}: {_fmt_int(plan.before.params)} -> {_fmt_int(plan.after.params)} "
                       f"parameters, {plan.mac_ratio:.2f}x fewer MACs per frame")
@@ -175,21 +175,11 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from .io.checkpoint import load_checkpoint
-    from .ssl.export import export_onnx, export_torchscript, write_report_h5
+    from .ssl.export import export_as
 
     loaded = load_checkpoint(args.model)
     h, w = args.size
-    if args.format == "torchscript":
-        check = export_torchscript(loaded.model, args.out, args.frames, h, w)
-    elif args.format == "onnx":
-        check = export_onnx(loaded.model, args.out, args.frames, h, w)
-    else:
-        from .profile.macs import frame_macs
-
-        macs, spy = frame_macs(loaded.spec, h, w)
-        meta = {**loaded.meta, "spec": loaded.spec.to_json(), "macs_per_frame": macs, "macs_spynet": spy,
-                "params": loaded.model.count_parameters(False), "frame_size": [h, w]}
-        check = write_report_h5(args.out, None, None, meta)
+    check = export_as(args.format, loaded.model, args.out, frames=args.frames, height=h, width=w, meta=loaded.meta)
     _emit(args, {"output": str(check.path), "format": check.format, "max_abs_diff": check.max_abs_diff,
                  "verified": check.ok}, check.summary())
     return 0 if check.ok else 1

@@ -92,6 +92,9 @@ def test_plan_prune_export_chain(capsys, ckpt, tmp_path, clip_dir):
         data = run_json(capsys, "export", out, "--format", fmt, "--out", tmp_path / name, "--size", "32x32",
                         "--frames", "3")
         assert data["verified"] and (tmp_path / name).exists()
+    import h5py
+    with h5py.File(tmp_path / "m.h5", "r") as f:      # the plan travels inside the pruned model file
+        assert len(f["plan/layers"]) == 16 and f["plan"].attrs["after_params"] == pruned["params"]
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -16,11 +16,13 @@ from core.train.state import load_state, state_path
 from tests.train_support import tiny_config, tiny_model_file
 
 ROOT = Path(__file__).resolve().parents[1]
-SIR = {"delta": 0.05, "t1": 1, "tau": 0.2, "stabilize_iters": 2}
+SIR = {"delta": 0.05, "t1": 1, "tau": 0.1, "stabilize_iters": 1}
+FINETUNE = {"iterations": 4}
+RUNTIME = {"device": "cpu", "log_every": 1, "checkpoint_every": 2}
 
 
 def _config(weights: Path):
-    return tiny_config(weights, sir=SIR, finetune={"iterations": 6})
+    return tiny_config(weights, sir=SIR, finetune=FINETUNE, runtime=RUNTIME)
 
 
 @pytest.fixture(scope="module")
@@ -71,9 +73,9 @@ CHILD = textwrap.dedent("""
         return real_save(obj, f, *args, **kwargs)
 
     torch.save = dying_save
-    cfg = tiny_config(sys.argv[2], sir={SIR}, finetune={"iterations": 6})
+    cfg = tiny_config(sys.argv[2], sir={SIR}, finetune={FT}, runtime={RT})
     run_training(cfg, sys.argv[1])
-""").replace("{SIR}", repr(SIR))
+""").replace("{SIR}", repr(SIR)).replace("{FT}", repr(FINETUNE)).replace("{RT}", repr(RUNTIME))
 
 
 def test_killed_during_checkpoint_write_then_resume(baseline, tmp_path):
@@ -85,7 +87,7 @@ def test_killed_during_checkpoint_write_then_resume(baseline, tmp_path):
     assert proc.returncode == -9, proc.stderr[-2000:]
     # the checkpoint on disk is the previous, complete one; the half-written bytes sit in a temp file only
     state = load_state(state_path(run, "finetune"))
-    assert state["iteration"] == 4
+    assert state["iteration"] == 2
     assert list((run / "checkpoints").glob(".finetune_last.pth.*.tmp"))
     res = run_training(_config(weights), run, resume=True)
     assert _max_diff(res.model.state_dict(), expected) <= 1e-6

@@ -6,7 +6,6 @@ and the recurrent loop are unrolled for that shape, which is what deployment run
 from __future__ import annotations
 
 import json
-import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ import numpy as np
 import torch
 
 from ..io.atomic import atomic_path
+from ..io.checkpoint import load_checkpoint, save_model
 from ..models.basicvsr import BasicVSR
 from .plan import Plan
 
@@ -61,6 +61,37 @@ def example_input(frames: int = 5, height: int = 64, width: int = 64, seed: int 
 
 
 @torch.no_grad()
+def export_model_file(model: BasicVSR, path: str | Path, meta: Mapping[str, Any] | None = None) -> ExportCheck:
+    """The project's model file (loads anywhere with weights_only), reloaded and compared after writing."""
+    save_model(model, path, meta)
+    reloaded = load_checkpoint(path).model
+    x = example_input(3, 32, 32)
+    diff = float((reloaded(x) - model.cpu().eval()(x)).abs().max())
+    return ExportCheck(Path(path), "model", diff, 1e-6,
+                       f"{reloaded.spec.variant}, {reloaded.count_parameters(include_spynet=False):,} parameters")
+
+
+def export_as(fmt: str, model: BasicVSR, path: str | Path, *, frames: int = 5, height: int = 64, width: int = 64,
+              plan: Plan | None = None, meta: Mapping[str, Any] | None = None,
+              metrics: Mapping[str, Any] | None = None) -> ExportCheck:
+    """Write ``model`` in one of EXPORT_FORMATS and verify it; the one entry point for the CLI and the GUI."""
+    if fmt == "model":
+        return export_model_file(model, path, meta)
+    if fmt == "torchscript":
+        return export_torchscript(model, path, frames, height, width)
+    if fmt == "onnx":
+        return export_onnx(model, path, frames, height, width)
+    if fmt == "h5":
+        from ..profile.macs import frame_macs
+
+        macs, spynet = frame_macs(model.spec, height, width)
+        info = {"spec": model.spec.to_json(), "params": model.count_parameters(False), "frame_size": [height, width],
+                "macs_per_frame": macs, "macs_spynet": spynet, **dict(meta or {})}
+        return write_report_h5(path, plan if plan is not None else (meta or {}).get("plan"), metrics, info)
+    raise ValueError(f"unknown export format {fmt!r} (use one of: {', '.join(EXPORT_FORMATS)})")
+
+
+@torch.no_grad()
 def export_torchscript(model: BasicVSR, path: str | Path, frames: int = 5, height: int = 64,
                        width: int = 64) -> ExportCheck:
     model = model.cpu().eval()
@@ -68,9 +99,9 @@ def export_torchscript(model: BasicVSR, path: str | Path, frames: int = 5, heigh
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(_Traceable(model), x, check_trace=False)
-    with atomic_path(path) as tmp:
-        torch.jit.save(traced, str(tmp))
-    reloaded = torch.jit.load(str(path))
+        with atomic_path(path) as tmp:
+            torch.jit.save(traced, str(tmp))
+        reloaded = torch.jit.load(str(path))
     diff = float((reloaded(x) - model(x)).abs().max())
     return ExportCheck(Path(path), "torchscript", diff, 1e-5, f"input (1,{frames},3,{height},{width})")
 
@@ -96,17 +127,21 @@ def export_onnx(model: BasicVSR, path: str | Path, frames: int = 5, height: int 
     return ExportCheck(Path(path), "onnx", diff, 1e-4, f"input (1,{frames},3,{height},{width}), opset {opset}")
 
 
-def write_report_h5(path: str | Path, plan: Plan | None = None, metrics: Mapping[str, Any] | None = None,
-                    meta: Mapping[str, Any] | None = None) -> ExportCheck:
-    """HDF5 report: plan totals and per-layer scores / kept indices, MACs, metrics and free-form meta."""
+def write_report_h5(path: str | Path, plan: Plan | Mapping[str, Any] | None = None,
+                    metrics: Mapping[str, Any] | None = None, meta: Mapping[str, Any] | None = None) -> ExportCheck:
+    """HDF5 report: plan totals and per-layer scores / kept indices, MACs, metrics and free-form meta.
+
+    ``plan`` is a Plan or its ``to_json(scores=True)`` form (as stored in a pruned model file's meta).
+    """
     import h5py
 
+    data = plan.to_json(scores=True) if isinstance(plan, Plan) else plan
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             f.attrs["format"] = "ssl-vsr-report"
-            f.attrs["meta"] = json.dumps(dict(meta or {}), default=str)
-            if plan is not None:
-                _write_plan(f.create_group("plan"), plan)
+            f.attrs["meta"] = json.dumps({k: v for k, v in dict(meta or {}).items() if k != "plan"}, default=str)
+            if data:
+                _write_plan(f.create_group("plan"), data)
             if metrics:
                 g = f.create_group("metrics")
                 for key, value in metrics.items():
@@ -116,20 +151,17 @@ def write_report_h5(path: str | Path, plan: Plan | None = None, metrics: Mapping
     return ExportCheck(Path(path), "h5", None, None, f"{n_layers} layers, reloaded")
 
 
-def _write_plan(g, plan: Plan) -> None:
-    g.attrs["requested_ratio"] = plan.requested_ratio
-    g.attrs["achieved_ratio"] = plan.achieved_ratio
-    g.attrs["criterion"] = plan.criterion
-    g.attrs["threshold"] = plan.threshold if not math.isnan(plan.threshold) else np.nan
-    g.attrs["frame_size"] = np.asarray(plan.frame_size)
-    for when, totals in (("before", plan.before), ("after", plan.after)):
-        for key, value in vars(totals).items():
+def _write_plan(g, data: Mapping[str, Any]) -> None:
+    for key in ("requested_ratio", "achieved_ratio", "criterion", "frame_size"):
+        g.attrs[key] = data[key]
+    g.attrs["threshold"] = np.nan if data.get("threshold") is None else data["threshold"]
+    for when in ("before", "after"):
+        for key, value in data[when].items():
             g.attrs[f"{when}_{key}"] = value
-    g.attrs["spec_after"] = json.dumps(plan.spec_after.to_json())
     layers = g.create_group("layers")
-    for i, layer in enumerate(plan.layers):
-        lg = layers.create_group(f"{i:03d}_{layer.name}")
-        lg.attrs.update({"name": layer.name, "group": layer.group, "kind": layer.kind, "total": layer.total,
-                         "ratio": layer.ratio, "limited": layer.limited})
-        lg.create_dataset("scores", data=np.asarray(layer.scores))
-        lg.create_dataset("kept", data=np.asarray(layer.kept, dtype=np.int64))
+    for i, layer in enumerate(data["layers"]):
+        lg = layers.create_group(f"{i:03d}_{layer['name']}")
+        lg.attrs.update({k: layer[k] for k in ("name", "group", "kind", "total", "ratio", "limited")})
+        lg.create_dataset("kept", data=np.asarray(layer["kept_indices"], dtype=np.int64))
+        if "scores" in layer:
+            lg.create_dataset("scores", data=np.asarray(layer["scores"], dtype=np.float64))

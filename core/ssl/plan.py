@@ -97,14 +97,17 @@ class Plan:
                 return l
         raise KeyError(name)
 
-    def to_json(self) -> dict:
+    def to_json(self, scores: bool = False) -> dict:
+        """Everything a report needs, JSON-able; per-unit scores only when asked (they are large)."""
         return {"requested_ratio": self.requested_ratio, "achieved_ratio": self.achieved_ratio,
                 "criterion": self.criterion, "threshold": None if math.isnan(self.threshold) else self.threshold,
                 "frame_size": list(self.frame_size), "notes": list(self.notes),
                 "before": vars(self.before), "after": vars(self.after),
                 "layers": [{"name": l.name, "group": l.group, "kind": l.kind, "total": l.total,
                             "kept": l.n_kept, "ratio": l.ratio, "limited": l.limited,
-                            "kept_indices": list(l.kept)} for l in self.layers]}
+                            "kept_indices": list(l.kept),
+                            **({"scores": [float(v) for v in l.scores]} if scores else {})}
+                           for l in self.layers]}
 
 
 def _totals(spec: ArchSpec, size: tuple[int, int]) -> Totals:

@@ -47,9 +47,10 @@ def build_data(cfg: TrainConfig, dist: DistInfo, sink: EventSink) -> tuple[Train
         path = Path(cfg.data.cache)
         fingerprint = cache_fingerprint(records)
         if dist.is_main and not cache_is_current(path, fingerprint):
-            build_cache(path, cache_items(records), fingerprint,
-                        lambda done, total: sink(Progress("cache", done, total)) if done % 50 == 0 or done == total
-                        else None)
+            def progress(done: int, total: int) -> None:
+                if done % 50 == 0 or done == total:
+                    sink(Progress("cache", done, total))
+            build_cache(path, cache_items(records), fingerprint, progress)
         barrier(dist)
         reader = FrameReader(H5Frames(path))
     d = cfg.data
