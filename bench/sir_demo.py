@@ -3,9 +3,9 @@
 Prints: mean |γ| of the units to prune vs the kept ones after SIR, and how much physical pruning changes the
 output (PSNR between outputs) — after SIR (regularized unpruned net vs its pruned copy) and without SIR
 (dense net vs the same ratio pruned by the L1 plan straight away). δ, T1 and the γ learning rate are scaled
-up so that λ grows within ~60 iterations instead of ~5000.
+up so that λ grows within ~10 iterations instead of ~5000 (80 iterations in all, ~3 min).
 
-    python bench/sir_demo.py [--iters-stabilize 40] [--ratio 0.5]
+    python bench/sir_demo.py [--stabilize 70] [--gamma-lr 0.02] [--ratio 0.5]
 """
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from core.ssl import compute_scores, make_plan, prune_to_plan  # noqa: E402
 from core.train.config import config_from_dict  # noqa: E402
 from core.train.logfile import format_event  # noqa: E402
 from core.train.pipeline import run_training  # noqa: E402
+from core.train.stages import sir_iterations  # noqa: E402
 from core.train.state import load_state, model_from_state, state_path  # noqa: E402
 
 CALENDAR = ROOT.parent / "shared" / "data" / "vid4" / "calendar"
@@ -42,8 +43,8 @@ def clip_psnr(a: torch.nn.Module, b: torch.nn.Module, x: torch.Tensor) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ratio", type=float, default=0.5)
-    ap.add_argument("--stabilize", type=int, default=40)
-    ap.add_argument("--gamma-lr", type=float, default=0.03)
+    ap.add_argument("--stabilize", type=int, default=70)
+    ap.add_argument("--gamma-lr", type=float, default=0.02)
     args = ap.parse_args()
     weights = official_weight("REDS4")
     if weights is None or not CALENDAR.is_dir():
@@ -72,16 +73,11 @@ def main() -> None:
             ("PSNR regularized vs pruned (after SIR)", f"{clip_psnr(regularized, pruned, x):.2f} dB"),
             ("PSNR dense vs L1-pruned (no SIR)", f"{clip_psnr(dense, naive, x):.2f} dB"),
             ("parameters (no SpyNet) before -> after", f"{m['params_before']:,} -> {m['params_after']:,}"),
-            ("SIR iterations / wall time", f"{load_state_iters(cfg)} / {seconds:.0f} s")]
+            ("SIR iterations / wall time", f"{sir_iterations(cfg.sir)} / {seconds:.0f} s")]
     width = max(len(r[0]) for r in rows)
     print(f"SIR on BasicVSR REDS4 weights, ratio {args.ratio}, calendar frames, CPU")
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
-
-
-def load_state_iters(cfg) -> int:
-    from core.train.stages import sir_iterations
-    return sir_iterations(cfg.sir)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .errors import UserError
+from .ssl.plan import RECOMMENDED_ALIGN
 
 EXIT_USER_ERROR = 2
 
@@ -236,7 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--criterion", choices=("l1", "scale"), default="l1",
                         help="l1: filter L1 norm (stock weights); scale: |gamma| after SIR")
         sp.add_argument("--min-keep", type=int, default=1, help="units every layer keeps at least")
-        sp.add_argument("--align", type=int, default=1, help="round each layer's kept count to a multiple")
+        sp.add_argument("--align", type=int, default=RECOMMENDED_ALIGN,
+                        help=f"round each layer's kept count to a multiple (default {RECOMMENDED_ALIGN}: narrow odd "
+                             f"widths run slowly; 1 = the paper's exact global cut)")
         sp.add_argument("--size", type=_size, default=(180, 320), help="LR frame size for MACs")
         if name == "prune":
             sp.add_argument("--out", required=True, help="pruned model file to write")

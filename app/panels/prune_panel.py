@@ -10,7 +10,7 @@ from PySide6.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout, Q
                                QSplitter, QTableView, QVBoxLayout, QWidget)
 
 from core.errors import UserError
-from core.ssl import CRITERIA, Plan, make_plan, prune_to_plan
+from core.ssl import CRITERIA, RECOMMENDED_ALIGN, Plan, make_plan, prune_to_plan
 
 from ..formatting import count
 from ..state import AppState, PrunedModel
@@ -36,6 +36,7 @@ class PrunePanel(QWidget):
         self.align = QComboBox()
         for a in ALIGN_CHOICES:
             self.align.addItem("any width" if a == 1 else f"multiple of {a}", a)
+        self.align.setCurrentIndex(ALIGN_CHOICES.index(RECOMMENDED_ALIGN))
         self.align.setToolTip("Round each layer's kept count to a multiple (narrow odd widths run slowly)")
         self.pin_button = QPushButton("Pin as overlay")
         self.pin_button.setToolTip("Keep this plan drawn as outlines to compare with other ratios or criteria")

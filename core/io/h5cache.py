@@ -76,9 +76,6 @@ class H5Frames:
             self._pid = os.getpid()
         return self._file
 
-    def shape(self, key: str) -> tuple[int, ...]:
-        return tuple(self._handle()[key].shape)
-
     def read(self, key: str, t0: int, t1: int, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
         """Frames ``t0:t1`` of clip ``key``, optionally only the window ``(y, x, h, w)``: (T, h, w, 3) uint8."""
         ds = self._handle()[key]

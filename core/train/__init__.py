@@ -1,0 +1,5 @@
+"""The training engine: config → datasets → pretrain / SIR / prune / finetune, observable through events."""
+from .config import TrainConfig, default_config, load_config
+from .pipeline import TrainResult, run_training
+
+__all__ = ["TrainConfig", "TrainResult", "default_config", "load_config", "run_training"]

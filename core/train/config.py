@@ -18,6 +18,7 @@ from typing import Any, Iterable
 import yaml
 
 from ..errors import ConfigError
+from ..ssl.plan import RECOMMENDED_ALIGN
 
 STAGES = ("pretrain", "sir", "finetune")
 DATA_KINDS = ("reds", "vimeo", "folder")
@@ -87,7 +88,7 @@ class SIRConfig:
 
     ratio: float = 0.5
     min_keep: int = 1
-    align: int = 1
+    align: int = RECOMMENDED_ALIGN   # kept widths rounded for speed; 1 = the paper's exact cut
     delta: float = 1e-4
     t1: int = 5
     tau: float = 0.1

@@ -45,8 +45,7 @@ class RunContext:
 
     def to_float(self, batch: torch.Tensor) -> torch.Tensor:
         """uint8 (N, T, 3, h, w) from the loader → float32 in [0, 1] on the device (4x less to copy)."""
-        x = batch.to(self.device, non_blocking=True).float().div_(255.0)
-        return x
+        return batch.to(self.device, non_blocking=True).float().div_(255.0)
 
 
 def oom_advice(cfg: TrainConfig) -> str:
