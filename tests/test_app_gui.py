@@ -107,6 +107,7 @@ def test_defaults_load_official_weights_and_demo_clip(qtbot, window: MainWindow)
 def test_slider_moves_chart_and_totals(qtbot, window: MainWindow, tiny_checkpoint: Path) -> None:
     open_checkpoint(qtbot, window, tiny_checkpoint)
     panel = window.panels["prune"]
+    panel.align.setCurrentIndex(0)      # exact widths: the tiny model's 16-channel layers would round to 0/8/16
     move_slider(qtbot, window, 0.2)
     heights_low, params_low = panel.chart.heights.copy(), panel.totals["params"].text()
     move_slider(qtbot, window, 0.7)

@@ -79,8 +79,10 @@ def test_eval_matches_the_basicsr_reference_on_vid4_calendar(capsys, calendar_di
 
 
 def test_plan_prune_export_chain(capsys, ckpt, tmp_path, clip_dir):
-    plan = run_json(capsys, "plan", ckpt, "--ratio", "0.5", "--size", "32x32")
+    plan = run_json(capsys, "plan", ckpt, "--ratio", "0.5", "--size", "32x32", "--align", "1")
     assert abs(plan["achieved_ratio"] - 0.5) < 0.01 and len(plan["layers"]) == 16
+    aligned = run_json(capsys, "plan", ckpt, "--ratio", "0.5", "--size", "32x32")     # default: multiples of 8
+    assert all(l["kept"] % 8 == 0 for l in aligned["layers"])
     out = tmp_path / "pruned.pth"
     pruned = run_json(capsys, "prune", ckpt, "--ratio", "0.5", "--out", out, "--align", "2")
     assert pruned["params"] < pruned["params_before"]

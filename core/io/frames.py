@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ import numpy as np
 import torch
 
 from core.errors import ClipError, UserError
-from core.io.atomic import atomic_write_bytes
+from core.io.atomic import atomic_path, atomic_write_bytes
 
 __all__ = [
     "IMAGE_EXTS",
@@ -289,12 +288,7 @@ def write_video(frames: np.ndarray | Sequence[np.ndarray], path: str | os.PathLi
         raise ClipError(f"cannot write video {target}: use .mp4 (mp4v) or .avi (MJPG)")
     if not fps > 0:
         raise UserError(f"fps must be positive, got {fps}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # the temp file keeps the real extension: OpenCV picks the container from it
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=target.suffix, dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    with atomic_path(target, suffix=f".tmp{suffix}") as tmp:   # OpenCV picks the container from the extension
         h, w = arr.shape[1:3]
         writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*_FOURCC[suffix]), float(fps), (w, h))
         if not writer.isOpened():
@@ -306,12 +300,6 @@ def write_video(frames: np.ndarray | Sequence[np.ndarray], path: str | os.PathLi
             writer.release()
         if tmp.stat().st_size == 0:
             raise ClipError(f"cannot write video {target}: the encoder produced an empty file")
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return target
 
 
