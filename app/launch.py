@@ -1,4 +1,4 @@
-"""Entry point of the desktop app: ``python main.py`` (no sub-command) or the ``ssl-vsr-gui`` script."""
+"""Entry point of the desktop app: ``python main.py`` or ``ssl-vsr`` with no command (see ``app.entry``)."""
 from __future__ import annotations
 
 import os

@@ -39,6 +39,8 @@ def main() -> None:
     ap.add_argument("--ratios", type=float, nargs="+", default=[0.3, 0.5, 0.7])
     ap.add_argument("--aligns", type=int, nargs="+", default=[1, 8])
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
+                    help="NHWC weights, as core.infer.super_resolve uses on the CPU (default on)")
     a = ap.parse_args()
     h, w = (int(v) for v in a.size.split("x"))
     device = resolve_device(a.device)
@@ -52,6 +54,8 @@ def main() -> None:
 
     def timed(net: BasicVSR) -> float:
         net = net.to(device).eval()
+        if a.channels_last:
+            net = net.to(memory_format=torch.channels_last)
 
         def run() -> None:
             with torch.no_grad():
@@ -61,7 +65,7 @@ def main() -> None:
         return median_seconds(run, a.repeats)
 
     dense_t = timed(model)
-    rows = [["dense", "-", model.count_parameters(False), scores.spec and make_plan(scores, 0.0).before.macs / 1e9,
+    rows = [["dense", "-", model.count_parameters(False), make_plan(scores, 0.0, frame_size=(h, w)).before.macs / 1e9,
              "1.00", "1.00", dense_t / a.frames, "1.00", "-"]]
     for ratio in a.ratios:
         for align in a.aligns:
@@ -73,7 +77,8 @@ def main() -> None:
             rows.append([f"{plan.achieved_ratio:.2f}", align, plan.after.params, plan.after.macs / 1e9,
                          f"{plan.mac_ratio:.2f}", f"{total_ratio:.2f}", t / a.frames, f"{speedup:.2f}",
                          f"{speedup / total_ratio:.2f}"])
-    print(f"{a.frames} frames at {h}x{w} on {device}, median of {a.repeats} runs; MAC ratio 'net' excludes "
+    layout = "channels-last" if a.channels_last else "NCHW"
+    print(f"{a.frames} frames at {h}x{w} on {device} ({layout}), median of {a.repeats} runs; MAC ratio 'net' excludes "
           f"SpyNet, 'all' includes it (SpyNet is never pruned, so 'all' is what a clip can gain)")
     print_table(["ratio", "align", "params", "GMAC/frame", "MAC ratio net", "MAC ratio all", "s/frame",
                  "speed-up", "speed-up / MAC all"], rows)

@@ -26,14 +26,20 @@ class SRResult:
 
 @torch.no_grad()
 def super_resolve(model: BasicVSR, frames: np.ndarray, device: torch.device | str = "cpu",
-                  progress: Progress | None = None) -> SRResult:
-    """Run the whole clip through the network at once (BasicVSR propagates over every frame)."""
+                  progress: Progress | None = None, channels_last: bool | None = None) -> SRResult:
+    """Run the whole clip through the network at once (BasicVSR propagates over every frame).
+
+    ``channels_last`` (default: on for CPU) stores the weights NHWC, which oneDNN runs ~20% faster on both dense
+    and pruned networks (bench/bench_prune.py); the model is converted in place.
+    """
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"expected (T,H,W,3) uint8 frames, got {frames.shape} {frames.dtype}")
     if len(frames) < 2:
         raise ValueError("a clip needs at least 2 frames for BasicVSR")
     device = torch.device(device)
     model = model.to(device).eval()
+    if channels_last if channels_last is not None else device.type == "cpu":
+        model = model.to(memory_format=torch.channels_last)
     x = frames_to_tensor(frames).to(device)
     _sync(device)
     start = time.perf_counter()

@@ -45,9 +45,10 @@ class ResidualBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = x if self.reads is None else x.index_select(1, self.reads)
-        h = F.relu(_scaled(self.conv1(_scaled(h, self.gamma_in)), self.gamma_mid))
+        # In-place ops only on fresh conv outputs (autograd-safe); ``h + x`` is bit-identical to ``x + h``.
+        h = F.relu(_scaled(self.conv1(_scaled(h, self.gamma_in)), self.gamma_mid), inplace=True)
         h = _scaled(self.conv2(h), self.gamma_out)
-        return x + h if self.writes is None else x.index_add(1, self.writes, h)
+        return h.add_(x) if self.writes is None else x.index_add(1, self.writes, h)
 
 
 class Trunk(nn.Module):
@@ -113,14 +114,15 @@ class BasicVSR(nn.Module):
 
     def upsample(self, feat: torch.Tensor, lr: torch.Tensor) -> torch.Tensor:
         """The ×4 head for one frame: (fusion) → two pixel shuffles → conv_hr → conv_last + bilinear skip."""
+        # The activation commutes with the shuffle (a permutation), so it runs in place on the conv output.
         out = feat
         if self.spec.bidirectional:
-            out = F.leaky_relu(_scaled(self.fusion(out), self.fusion_gamma), 0.1)
-        out = F.leaky_relu(F.pixel_shuffle(_scaled(self.upconv1(out), self._unit_gamma(self.upconv1_gamma)), 2), 0.1)
-        out = F.leaky_relu(F.pixel_shuffle(_scaled(self.upconv2(out), self._unit_gamma(self.upconv2_gamma)), 2), 0.1)
-        out = F.leaky_relu(_scaled(self.conv_hr(out), self.conv_hr_gamma), 0.1)
+            out = F.leaky_relu(_scaled(self.fusion(out), self.fusion_gamma), 0.1, inplace=True)
+        for conv, gamma in ((self.upconv1, self.upconv1_gamma), (self.upconv2, self.upconv2_gamma)):
+            out = F.pixel_shuffle(F.leaky_relu(_scaled(conv(out), self._unit_gamma(gamma)), 0.1, inplace=True), 2)
+        out = F.leaky_relu(_scaled(self.conv_hr(out), self.conv_hr_gamma), 0.1, inplace=True)
         out = self.conv_last(out)
-        return out + F.interpolate(lr, scale_factor=4, mode="bilinear", align_corners=False)
+        return out.add_(F.interpolate(lr, scale_factor=4, mode="bilinear", align_corners=False))
 
     @staticmethod
     def _unit_gamma(gamma: torch.Tensor | None) -> torch.Tensor | None:

@@ -11,7 +11,7 @@ from torch import nn
 
 from ..models.basicvsr import BasicVSR
 from .plan import Plan, apply_to_spec
-from .scale import fold_scale_factors
+from .scale import fold_scale_factors, has_scale_factors
 
 
 def _units_to_filters(units: torch.Tensor, size: int) -> torch.Tensor:
@@ -33,7 +33,7 @@ def prune_to_plan(model: BasicVSR, plan: Plan) -> BasicVSR:
     """A new, smaller BasicVSR equal to ``model`` with the plan's pruned units masked (γ = 0)."""
     if model.spec.with_(meta={}) != plan.spec_before.with_(meta={}):
         raise ValueError("the plan was made for a network of a different shape")
-    src = fold_scale_factors(model)
+    src = fold_scale_factors(model) if has_scale_factors(model) else model   # only read from: no copy needed
     spec = apply_to_spec(src.spec, plan.layers)
     dst = BasicVSR(spec).to(next(src.parameters()).device)
     dst.spynet.load_state_dict(src.spynet.state_dict())
