@@ -32,11 +32,15 @@ class LayerChart(pg.PlotWidget):
         self._x = np.zeros(0)
         self._plan: Plan | None = None
         self._reference: Plan | None = None
-        self._bars = pg.BarGraphItem(x=[], height=[], width=0.8)
+        # One single-colour item per (group, limited) pair: pyqtgraph then draws all its bars in one drawRects
+        # call. Per-bar brushes take a per-rect wrapper path that crashed (none_dealloc) under fast slider sweeps.
+        self._heights = np.zeros(0)
+        self._groups = np.zeros(0, dtype=object)
+        self._bar_items: dict[tuple[str, bool], pg.BarGraphItem] = {}
         self._overlay = pg.BarGraphItem(x=[], height=[], width=0.8, brush=None,
                                         pen=pg.mkPen("#202020", width=1.2))
         self._global = pg.InfiniteLine(angle=0, pen=pg.mkPen("#555555", style=pg.QtCore.Qt.PenStyle.DashLine))
-        for item in (self._bars, self._overlay, self._global):
+        for item in (self._overlay, self._global):
             self.addItem(item)
         self._overlay.setVisible(False)
         self.scene().sigMouseMoved.connect(self._hover)
@@ -46,15 +50,20 @@ class LayerChart(pg.PlotWidget):
         """Show ``plan``'s ratios (cheap: only bar heights change while the layer set stays the same)."""
         self._plan = plan
         if plan is None:
-            self._bars.setOpts(x=[], height=[])
+            self._heights = np.zeros(0)
+            for item in self._bar_items.values():
+                item.setOpts(x=[], height=[])
             self._overlay.setVisible(False)
             self.updated.emit()
             return
         names = tuple(l.name for l in plan.layers)
         if names != self._names:
             self._layout(plan)
-        heights = np.fromiter((l.ratio for l in plan.layers), float, len(plan.layers))
-        self._bars.setOpts(x=self._x, height=heights, brushes=self._brushes, pens=self._pens(plan))
+        self._heights = np.fromiter((l.ratio for l in plan.layers), float, len(plan.layers))
+        limited = np.fromiter((l.limited for l in plan.layers), bool, len(plan.layers))
+        for (group, is_limited), item in self._bar_items.items():
+            mask = (self._groups == group) & (limited == is_limited)
+            item.setOpts(x=self._x[mask], height=self._heights[mask])
         self._global.setPos(plan.requested_ratio)
         self._draw_reference()
         self.updated.emit()
@@ -66,7 +75,7 @@ class LayerChart(pg.PlotWidget):
 
     @property
     def heights(self) -> np.ndarray:
-        return np.asarray(self._bars.opts.get("height", []), dtype=float)
+        return self._heights
 
     def _draw_reference(self) -> None:
         ref = self._reference
@@ -94,13 +103,18 @@ class LayerChart(pg.PlotWidget):
             n = groups.count(g)
             ticks.append(((start + end) / 2, f"{GROUP_LABELS.get(g, g)} ({n})"))
         self.getAxis("bottom").setTicks([ticks, []])
-        self._brushes = [pg.mkBrush(GROUP_COLORS.get(g, "#777777")) for g in groups]
-        self._plain_pen = pg.mkPen(None)
-        self._limited_pen = pg.mkPen("#000000", width=1.5)
+        self._groups = np.array(groups, dtype=object)
+        for item in self._bar_items.values():
+            self.removeItem(item)
+        self._bar_items = {}
+        for g in starts:
+            for is_limited in (False, True):      # limited layers (a floor, lock or cap bound) are outlined
+                pen = pg.mkPen("#000000", width=1.5) if is_limited else pg.mkPen(None)
+                item = pg.BarGraphItem(x=[], height=[], width=0.8, brush=GROUP_COLORS.get(g, "#777777"), pen=pen)
+                item.setZValue(-1)
+                self.addItem(item)
+                self._bar_items[(g, is_limited)] = item
         self.setXRange(-1, x + GROUP_GAP, padding=0.01)
-
-    def _pens(self, plan: Plan) -> list:
-        return [self._limited_pen if l.limited else self._plain_pen for l in plan.layers]
 
     # -- tooltips -----------------------------------------------------------------------------------
     def index_at(self, x: float) -> int | None:
