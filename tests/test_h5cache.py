@@ -58,7 +58,7 @@ def test_stale_or_partial_cache_is_not_current(tmp_path):
 
 
 def test_failed_build_leaves_nothing(tmp_path):
-    recs = _dataset(tmp_path)
+    _dataset(tmp_path)
 
     def boom():
         yield np.zeros((32, 48, 3), np.uint8)

@@ -1,7 +1,6 @@
 """The global criterion and the Plan: ranking, floors, locks, caps, alignment, totals, bad input."""
 import numpy as np
 import pytest
-import torch
 
 from core.errors import PlanError
 from core.io.checkpoint import build_model

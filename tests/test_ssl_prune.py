@@ -1,7 +1,6 @@
 """Scale factors, masking and physical pruning: pruned == masked, ratio 0 == original."""
 import copy
 
-import numpy as np
 import pytest
 import torch
 

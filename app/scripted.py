@@ -1,0 +1,34 @@
+"""Driving the window from a script (benchmarks, screenshots): wait on the app's own signals, and open the
+default window with its settings kept in a scratch folder so the user's QSettings are never touched."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QEventLoop, QSettings, QTimer
+
+from .launch import create_app
+from .main_window import MainWindow
+
+
+def wait_for(signal, timeout_s: float = 600) -> None:
+    """Run the event loop until ``signal`` fires (or raise TimeoutError after ``timeout_s``)."""
+    loop = QEventLoop()
+    signal.connect(loop.quit)
+    timer = QTimer()
+    timer.setSingleShot(True)
+    timer.timeout.connect(lambda: loop.exit(1))
+    timer.start(int(timeout_s * 1000))
+    if loop.exec() != 0:
+        raise TimeoutError(f"no {signal} within {timeout_s} s")
+    signal.disconnect(loop.quit)
+
+
+def open_default_window(work: Path, argv0: str = "ssl-vsr") -> MainWindow:
+    """The window as ``python main.py`` opens it (official weights + demo clip), once the model has loaded."""
+    create_app([argv0])
+    window = MainWindow(QSettings(str(work / "settings.ini"), QSettings.Format.IniFormat))
+    window.resize(1500, 940)
+    window.show()
+    window.load_defaults()
+    wait_for(window.state.modelChanged)
+    return window
