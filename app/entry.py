@@ -10,6 +10,9 @@ from typing import Sequence
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    from core.memory import retain_freed_memory
+
+    retain_freed_memory()
     if not args or args[0] == "gui":
         from app.launch import main as gui_main
 

@@ -1,11 +1,10 @@
-"""Helpers shared by the bench scripts: timing medians, peak memory in a child process, table printing."""
+"""Helpers shared by the bench scripts: paths, the allocator setting, table printing."""
 from __future__ import annotations
 
-import statistics
+import argparse
 import sys
-import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -13,15 +12,17 @@ if str(ROOT) not in sys.path:
 SHARED = ROOT.parent / "shared"
 
 
-def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def add_allocator_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--retain", action=argparse.BooleanOptionalAction, default=True,
+                        help="keep freed memory for reuse, as main.py does (core.memory); --no-retain measures "
+                             "glibc's default")
+
+
+def apply_allocator(args: argparse.Namespace) -> str:
+    """Apply ``--retain`` and name the allocator setting for the table's caption."""
+    from core.memory import retain_freed_memory
+
+    return "freed memory retained" if args.retain and retain_freed_memory() else "glibc default allocator"
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:

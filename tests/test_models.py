@@ -9,8 +9,9 @@ from core.models.spec import ArchSpec, BlockSpec, dense_spec
 from tests.helpers import official, random_clip, tiny_model
 
 
-def test_reproduces_basicsr_golden_output(golden):
-    model = load_checkpoint(official("REDS4")).model
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])  # CPU inference is channels-last
+def test_reproduces_basicsr_golden_output(golden, layout):
+    model = load_checkpoint(official("REDS4")).model.to(memory_format=layout)
     with torch.no_grad():
         out = model(torch.from_numpy(golden["basicvsr_in"]))
     diff = np.abs(out.numpy() - golden["basicvsr_out"]).max()

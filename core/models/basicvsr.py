@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .layout import add_channels_, select_channels
 from .spec import ArchSpec, BlockSpec, dense_spec
 from .spynet import SpyNet
 from .warp import flow_warp
@@ -43,12 +44,22 @@ class ResidualBlock(nn.Module):
         self.gamma_mid: nn.Parameter | None = None
         self.gamma_out: nn.Parameter | None = None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = x if self.reads is None else x.index_select(1, self.reads)
-        # In-place ops only on fresh conv outputs (autograd-safe); ``h + x`` is bit-identical to ``x + h``.
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        """What the block adds to the stream channels it writes."""
+        h = x if self.reads is None else select_channels(x, self.reads)
+        # In-place ops only on fresh conv outputs (autograd-safe).
         h = F.relu(_scaled(self.conv1(_scaled(h, self.gamma_in)), self.gamma_mid), inplace=True)
-        h = _scaled(self.conv2(h), self.gamma_out)
-        return h.add_(x) if self.writes is None else x.index_add(1, self.writes, h)
+        return _scaled(self.conv2(h), self.gamma_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.residual(x)
+        # ``h + x`` is bit-identical to ``x + h``.
+        return h.add_(x) if self.writes is None else add_channels_(x.clone(), self.writes, h)
+
+    def update_(self, x: torch.Tensor) -> torch.Tensor:
+        """``forward`` that adds into ``x`` itself: for a stream nobody else holds, outside autograd."""
+        h = self.residual(x)
+        return x.add_(h) if self.writes is None else add_channels_(x, self.writes, h)
 
 
 class Trunk(nn.Module):
@@ -66,7 +77,13 @@ class Trunk(nn.Module):
         return self.main[2]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.main(x)
+        if torch.is_grad_enabled():
+            return self.main(x)
+        # Inference: the stream is this trunk's own fresh tensor, so each block adds into it in place.
+        feat = self.main[1](self.main[0](x))
+        for block in self.blocks:
+            feat = block.update_(feat)
+        return feat
 
 
 class BasicVSR(nn.Module):
@@ -139,23 +156,28 @@ class BasicVSR(nn.Module):
         steps = t * (2 if self.spec.bidirectional else 1)
         tick = (lambda done: progress(done, steps)) if progress is not None else (lambda done: None)
         flows_fwd, flows_bwd = self.flows(x)
+        # Channels-last weights (CPU inference) want channels-last inputs: a frame or warped state in the plain
+        # layout would make every trunk's input conv convert it first (bench/bench_prune.py).
+        layout = (torch.channels_last if self.forward_trunk.main[0].weight.is_contiguous(
+            memory_format=torch.channels_last) else torch.contiguous_format)
+        frames = [x[:, i].contiguous(memory_format=layout) for i in range(t)]
         feats_bwd: list[torch.Tensor | None] = [None] * t
         hidden: dict[str, torch.Tensor] = {}
         if self.spec.bidirectional:
-            prop = x.new_zeros(n, self.num_feat, h, w)
+            prop = x.new_zeros(n, self.num_feat, h, w).contiguous(memory_format=layout)
             for i in range(t - 1, -1, -1):
                 if i < t - 1:
-                    prop = flow_warp(prop, flows_bwd[:, i].permute(0, 2, 3, 1))
-                prop = self.backward_trunk(torch.cat([x[:, i], prop], dim=1))
+                    prop = flow_warp(prop, flows_bwd[:, i].permute(0, 2, 3, 1)).contiguous(memory_format=layout)
+                prop = self.backward_trunk(torch.cat([frames[i], prop], dim=1))
                 feats_bwd[i] = prop
                 tick(t - i)
             hidden["backward"] = prop
-        prop = x.new_zeros(n, self.num_feat, h, w)
+        prop = x.new_zeros(n, self.num_feat, h, w).contiguous(memory_format=layout)
         outs = []
         for i in range(t):
             if i > 0:
-                prop = flow_warp(prop, flows_fwd[:, i - 1].permute(0, 2, 3, 1))
-            prop = self.forward_trunk(torch.cat([x[:, i], prop], dim=1))
+                prop = flow_warp(prop, flows_fwd[:, i - 1].permute(0, 2, 3, 1)).contiguous(memory_format=layout)
+            prop = self.forward_trunk(torch.cat([frames[i], prop], dim=1))
             feat = torch.cat([feats_bwd[i], prop], dim=1) if self.spec.bidirectional else prop
             feats_bwd[i] = None  # free memory as we go
             outs.append(self.upsample(feat, x[:, i]))

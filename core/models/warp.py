@@ -4,6 +4,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .layout import bilinear_sample_rows
+
 
 def flow_warp(x: torch.Tensor, flow: torch.Tensor, interp_mode: str = "bilinear",
               padding_mode: str = "zeros") -> torch.Tensor:
@@ -14,5 +16,9 @@ def flow_warp(x: torch.Tensor, flow: torch.Tensor, interp_mode: str = "bilinear"
     grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
     vx = 2.0 * (grid_x + flow[..., 0]) / max(w - 1, 1) - 1.0
     vy = 2.0 * (grid_y + flow[..., 1]) / max(h - 1, 1) - 1.0
+    if interp_mode == "bilinear" and padding_mode == "zeros":
+        rows = bilinear_sample_rows(x, vx, vy)
+        if rows is not None:
+            return rows
     return F.grid_sample(x, torch.stack((vx, vy), dim=3), mode=interp_mode,
                          padding_mode=padding_mode, align_corners=True)

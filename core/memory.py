@@ -1,0 +1,42 @@
+"""Process-wide allocator tuning for CPU inference and training.
+
+Every conv in BasicVSR writes a fresh multi-megabyte tensor (14.7 MB per trunk conv and 236 MB per head
+conv at 180x320). glibc serves such sizes with ``mmap`` and returns them on ``free``, so each one is
+page-faulted and zeroed again on first touch: about a fifth of CPU inference time, and more of a pruned
+network's (its convs are shorter, the faults are not). Keeping freed memory in the heap makes the next
+tensor of that size reuse warm pages instead (bench/bench_prune.py ``--no-retain`` shows the difference).
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import sys
+
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_MAX = -4
+# Free memory kept at the heap's top before glibc gives it back to the system.
+_TRIM_BYTES = 1 << 30
+_applied = False
+
+
+def retain_freed_memory() -> bool:
+    """Serve every allocation from the heap and keep up to 1 GiB of freed memory for reuse.
+
+    Returns whether the tuning is in effect (glibc on Linux only; elsewhere the call does nothing).
+    Peak memory is unchanged; what changes is that the process holds on to its peak after a run.
+    """
+    global _applied
+    if _applied:
+        return True
+    if not sys.platform.startswith("linux"):
+        return False
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # musl and other C libraries have no mallopt
+        return False
+    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+    mallopt.restype = ctypes.c_int
+    _applied = bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, _TRIM_BYTES))
+    return _applied
