@@ -29,6 +29,7 @@ def open_default_window(work: Path, argv0: str = "ssl-vsr") -> MainWindow:
     window = MainWindow(QSettings(str(work / "settings.ini"), QSettings.Format.IniFormat))
     window.resize(1500, 940)
     window.show()
+    window.state.warm_up_engine()
     window.load_defaults()
     wait_for(window.state.modelChanged)
     return window

@@ -5,6 +5,7 @@ background jobs; the results are assigned here, in the GUI thread, so every sign
 """
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -14,7 +15,6 @@ from PySide6.QtCore import QObject, Signal
 
 from core.io.checkpoint import LoadedModel, load_checkpoint
 from core.models.basicvsr import BasicVSR
-from core.profile.macs import frame_macs
 from core.ssl import CRITERIA, Plan, UnitScores, compute_scores
 
 from .clips import ClipPair, load_clip_pair
@@ -43,12 +43,6 @@ class CompareResult:
     outputs: dict[str, np.ndarray] = field(default_factory=dict)          # 'dense' / 'pruned' → (T,H,W,3)
     seconds_per_frame: dict[str, float] = field(default_factory=dict)
     psnr: dict[str, list[float]] = field(default_factory=dict)            # per frame vs GT (Y channel)
-
-
-def prime_costs(model: LoadedModel | PrunedModel | None, size: tuple[int, int]) -> None:
-    """Count the width-independent MACs for this size once (≈3 s), so later plans take milliseconds."""
-    if model is not None:
-        frame_macs(model.model.spec, *size)
 
 
 class AppState(QObject):
@@ -119,13 +113,19 @@ class AppState(QObject):
         self.compareChanged.emit()
 
     # -- loading jobs ------------------------------------------------------------------------------------
+    def warm_up_engine(self) -> Job:
+        """Import now what torch imports lazily on a run's first optimizer (torch._dynamo, ~800 modules).
+
+        Imported in the middle of a run, it held the GIL for up to 200 ms at a time and froze the window; at
+        start-up it runs while the first checkpoint loads.
+        """
+        return self.runner.start("warm-up", lambda _: importlib.import_module("torch._dynamo"))
+
     def open_checkpoint(self, path: str | Path, then: Callable[[], None] | None = None) -> Job:
-        """Load a checkpoint in the background (and prime MAC counting for the clip's size)."""
-        size = self.frame_size
+        """Load a checkpoint (and score its units) in the background."""
 
         def work(_: Job) -> tuple[LoadedModel, dict[str, UnitScores] | None]:
             loaded = load_checkpoint(path)
-            frame_macs(loaded.spec, *size)
             scores = None if loaded.is_pruned else {c: compute_scores(loaded.model, c) for c in CRITERIA}
             return loaded, scores
 
@@ -141,12 +141,8 @@ class AppState(QObject):
     def open_clip(self, path: str | Path, treat_as_gt: bool = False,
                   then: Callable[[], None] | None = None) -> Job:
         """Read a clip (frames folder, video, or a folder with GT/ and BIx4/) in the background."""
-        model = self.model
-
         def work(_: Job) -> ClipPair:
-            clip = load_clip_pair(Path(path), treat_as_gt)
-            prime_costs(model, clip.lr_size)
-            return clip
+            return load_clip_pair(Path(path), treat_as_gt)
 
         def done(clip: ClipPair) -> None:
             self.set_clip(clip)

@@ -73,6 +73,7 @@ def stall_during_runs(window: MainWindow, work: Path, seconds: float) -> tuple[f
 
     ticker.timeout.connect(tick)
     window.show_step("train")
+    QApplication.instance().processEvents()  # the panel's first paint is not the runs' doing
     train.start()
     compare.run()
     clock.start()

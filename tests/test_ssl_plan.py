@@ -84,6 +84,16 @@ def test_totals_match_the_built_network(scores):
     assert plan.mac_ratio > 1
 
 
+@pytest.mark.parametrize("variant", ["basicvsr", "basicvsr-uni"])
+@pytest.mark.parametrize("size", [(20, 28), (33, 47), (100, 75), (65, 130), (1, 1), (180, 320)])
+def test_closed_form_macs_equal_the_dispatcher_count(variant, size):
+    # Odd SpyNet pyramids (100x75 -> 128x96: a 4x3 coarsest level), sizes below SpyNet's 64 px, a pruned spec.
+    model = tiny_model(variant, 16, 3)
+    spec = prune_to_plan(model, make_plan(compute_scores(model), 0.4)).spec
+    report = count_macs(spec, *size)
+    assert frame_macs(spec, *size) == (report.network, report.spynet)
+
+
 def test_macs_of_full_basicvsr_match_the_paper():
     spec = dense_spec("basicvsr", 64, 30)
     macs, spynet = frame_macs(spec, 180, 320)

@@ -38,7 +38,7 @@ class TrainingCurves(pg.GraphicsLayoutWidget):
         plot = self.addPlot(row=row, col=col, title=title)
         plot.setLabel("left", unit)
         plot.setLabel("bottom", "iteration")
-        plot.showGrid(x=True, y=True, alpha=0.2)
+        plot.showGrid(x=False, y=False)
         plot.setLogMode(y=log_y)
         plot.setMenuEnabled(False)
         return plot

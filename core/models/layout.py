@@ -11,8 +11,12 @@ import torch
 
 
 def pixel_rows(x: torch.Tensor) -> torch.Tensor | None:
-    """A channels-last (N, C, H, W) tensor as a (N·H·W, C) view, or None when it is not laid out that way."""
-    if x.dim() != 4 or not x.is_contiguous(memory_format=torch.channels_last):
+    """A channels-last (N, C, H, W) tensor as a (N·H·W, C) view, or None when it is not laid out that way.
+
+    Tensors that are both layouts at once (1×1 frames, one channel) take the plain ops, as on the ``meta``
+    device where MACs are counted.
+    """
+    if x.dim() != 4 or x.is_contiguous() or not x.is_contiguous(memory_format=torch.channels_last):
         return None
     return x.permute(0, 2, 3, 1).reshape(-1, x.shape[1])
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -106,28 +105,12 @@ def count_macs(spec: ArchSpec, height: int, width: int) -> MacReport:
                      by_op=dict(by_op))
 
 
-@lru_cache(maxsize=64)
-def _dense_fixed(variant: str, num_feat: int, height: int, width: int) -> tuple[int, int]:
-    """MACs that do not depend on pruned widths (warps, interpolation, trunk input convs, SpyNet).
-
-    None of them sits inside a residual block, so a one-block network has the same amount, and counting it
-    is ~10x cheaper (this runs in worker threads, where the per-op Python of the count holds the GIL).
-    """
-    from ..models.spec import dense_spec
-    from .cost import conv_macs
-
-    spec = dense_spec(variant, num_feat, 1)
-    report = count_macs(spec, height, width)
-    return report.network - conv_macs(spec, height, width), report.spynet
-
-
 def frame_macs(spec: ArchSpec, height: int, width: int) -> tuple[int, int]:
-    """(network MACs, SpyNet MACs) per LR frame: analytic convs + the measured width-independent rest.
+    """(network MACs, SpyNet MACs) per LR frame, in closed form: microseconds for any spec and size.
 
-    Exact (tests check it against ``count_macs``) and cheap enough for a slider: the dispatcher count runs once
-    per (variant, size) and is cached.
+    Equal to ``count_macs`` (tests check it over variants, pruned widths and awkward sizes).
     """
-    from .cost import conv_macs
+    from .cost import conv_macs, fixed_macs
 
-    fixed, spynet = _dense_fixed(spec.variant, spec.num_feat, height, width)
-    return conv_macs(spec, height, width) + fixed, spynet
+    network, spynet = fixed_macs(spec, height, width)
+    return conv_macs(spec, height, width) + network, spynet
