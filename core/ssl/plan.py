@@ -21,8 +21,8 @@ from .scores import UnitScores
 MAX_RATIO = 0.99
 # A global cut leaves some layers a few channels wide, and oneDNN runs convs whose output width is not a multiple
 # of 16 at 40-70 % of its MAC rate (AVX2 registers hold 8 floats; kernels block outputs by 16). With widths
-# rounded to 16, a pruned network runs at the dense network's MAC rate: 0.90x the MAC ratio at ratio 0.5 on a
-# CPU against 0.78x for exact widths (bench_prune.py). Front ends default to it; ``make_plan`` itself defaults
+# rounded to 16, a pruned network runs at the dense network's MAC rate: 0.89-0.90x the MAC ratio at ratio 0.5 on a
+# CPU against 0.77x for exact widths (bench_prune.py). Front ends default to it; ``make_plan`` itself defaults
 # to the paper's exact global cut (align=1).
 RECOMMENDED_ALIGN = 16
 
