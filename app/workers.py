@@ -6,6 +6,7 @@ work without killing threads. Widgets are only ever touched by slots that run in
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 import traceback
@@ -22,7 +23,7 @@ JOB_NICENESS = 10
 
 def _yield_to_the_gui() -> None:
     """Lower this thread's CPU priority: niceness is per thread on Linux; elsewhere Qt's priority applies."""
-    if hasattr(os, "setpriority") and os.uname().sysname == "Linux":
+    if sys.platform.startswith("linux"):
         try:
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(),
                            min(19, os.getpriority(os.PRIO_PROCESS, 0) + JOB_NICENESS))
