@@ -1,7 +1,7 @@
 """Speed is the point of pruning: dense vs physically pruned inference, realized speed-up next to the MAC
 ratio, with each layer's width exact or rounded to a multiple of 8 or 16; and how fast a plan recomputes.
 
-Usage: python bench/bench_prune.py [--frames 10] [--size 180x320] [--repeats 3] [--ratios 0.3 0.5 0.7]
+Usage: python bench/bench_prune.py [--frames 10] [--size 180x320] [--repeats 5] [--ratios 0.3 0.5 0.7]
                                    [--aligns 1 8 16] [--no-retain]
 """
 from __future__ import annotations
@@ -46,7 +46,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--frames", type=int, default=10)
     ap.add_argument("--size", default="180x320")
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--ratios", type=float, nargs="+", default=[0.3, 0.5, 0.7])
     ap.add_argument("--aligns", type=int, nargs="+", default=[1, 8, 16])
     ap.add_argument("--device", default="cpu")
@@ -84,20 +84,22 @@ def main() -> None:
 
     dense_times = times[None]
     rows = [["dense", "-", model.count_parameters(False), nets[None][1].before.macs / 1e9,
-             "1.00", "1.00", statistics.median(dense_times) / a.frames, "1.00", "-"]]
+             "1.00", "1.00", statistics.median(dense_times) / a.frames, "1.00", "-", "-"]]
     for key, (_, plan) in nets.items():
         if key is None:
             continue
         total_ratio = (plan.before.macs + plan.before.macs_spynet) / (plan.after.macs + plan.after.macs_spynet)
-        speedup = statistics.median(d / t for d, t in zip(dense_times, times[key]))
+        per_round = [d / t for d, t in zip(dense_times, times[key])]
+        speedup = statistics.median(per_round)
         rows.append([f"{plan.achieved_ratio:.2f}", key[1], plan.after.params, plan.after.macs / 1e9,
                      f"{plan.mac_ratio:.2f}", f"{total_ratio:.2f}", statistics.median(times[key]) / a.frames,
-                     f"{speedup:.2f}", f"{speedup / total_ratio:.2f}"])
+                     f"{speedup:.2f}", f"{speedup / total_ratio:.2f}",
+                     f"{min(per_round) / total_ratio:.2f}-{max(per_round) / total_ratio:.2f}"])
     print(f"{a.frames} frames at {h}x{w} on {device} ({'channels-last' if a.channels_last else 'NCHW'}, {allocator}), "
           f"{a.repeats} interleaved rounds (medians); MAC ratio 'net' excludes SpyNet, 'all' includes it "
           f"(SpyNet is never pruned, so 'all' is what a clip can gain)")
     print_table(["ratio", "align", "params", "GMAC/frame", "MAC ratio net", "MAC ratio all", "s/frame",
-                 "speed-up", "speed-up / MAC all"], rows)
+                 "speed-up", "speed-up / MAC all", "rounds' range"], rows)
 
 
 if __name__ == "__main__":
