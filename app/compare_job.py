@@ -1,38 +1,102 @@
-"""The work behind Compare, run in a background job: bicubic, dense SR, pruned SR, per-frame PSNR.
+"""The work behind Compare, run in a background job: bicubic, dense SR, pruned SR, per-frame PSNR — streamed.
 
-Only core calls in sequence; the progress callback is the job's, so Cancel stops inside the network's loop.
+Frames are read from the clip's disk-backed store and every output frame goes to a disk-backed store the moment
+it exists, with its PSNR sent to the window as a ``CompareFrame`` event: memory does not grow with the clip, the
+scrubber shows every frame already computed, and the plot fills in while the job runs. Each network runs on
+its own copy (the app's models are shared by every step and never changed by one).
 """
 from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterator
 
 import numpy as np
 
 from core.data.degrade import imresize, to_uint8
 from core.device import resolve_device
-from core.infer import super_resolve
 from core.metrics import psnr
 from core.models.basicvsr import BasicVSR
 
 from .clips import ClipPair
+from .frame_store import FrameStore
 from .state import CompareResult
 from .workers import Job
 
+Progress = Callable[[int, int], None]
 
-def run_compare(job: Job, clip: ClipPair, models: dict[str, BasicVSR], device: str = "auto") -> CompareResult:
-    """Super-resolve ``clip`` with each model; PSNR (Y channel, as the VSR papers) when GT is known."""
+
+@dataclass(frozen=True)
+class CompareFrame:
+    """One output frame is stored: which series, which frame, its PSNR (Y) against GT when known."""
+
+    series: str            # 'bicubic' | 'dense' | 'pruned'
+    index: int
+    psnr: float | None
+
+
+def bicubic_frames(frames: FrameStore) -> Iterator[np.ndarray]:
+    """MATLAB-bicubic ×4 of each LR frame (the baseline every VSR paper reports)."""
+    for lr in frames:
+        yield to_uint8(imresize(lr.astype(np.float64) / 255.0, 4))
+
+
+def stream_sr(model: BasicVSR, frames: FrameStore, device, progress: Progress) -> Iterator[np.ndarray]:
+    """SR frames of ``model`` in order, as the streaming engine produces them (exact whole-clip result)."""
+    try:
+        from core.stream import stream_frames  # noqa: PLC0415
+    except ImportError:      # until the streaming engine lands: the whole clip at once (memory grows with T)
+        from core.infer import super_resolve  # noqa: PLC0415
+
+        yield from super_resolve(model, np.stack(list(frames)), device, progress=progress).frames
+        return
+    yield from stream_frames(model, iter(frames), len(frames), device=device, progress=progress)
+
+
+def new_result(clip: ClipPair, series: tuple[str, ...]) -> CompareResult:
+    """An empty result the job fills in frame by frame (the window shows it while it grows)."""
+    return CompareResult(clip, FrameStore(), {name: FrameStore() for name in series},
+                         psnr={name: [] for name in ("bicubic", *series)} if clip.gt is not None else {})
+
+
+def run_compare(job: Job, result: CompareResult, models: dict[str, BasicVSR], device: str = "auto") -> CompareResult:
+    """Fill ``result`` with each model's SR frames and per-frame PSNR (Y channel, as the VSR papers)."""
     dev = resolve_device(device)
-    steps = {name: len(clip.lr) * (2 if m.spec.bidirectional else 1) for name, m in models.items()}
-    total = sum(steps.values()) + 1
-    result = CompareResult(clip, to_uint8(imresize(clip.lr.astype(np.float64) / 255.0, 4)))
-    job.report(1, total)
-    done = 1
+    clip = result.clip
+    t = len(clip.lr)
+    steps = {name: t * (2 if m.spec.bidirectional else 1) for name, m in models.items()}
+    total = t + sum(steps.values())
+
+    def keep(series: str, store: FrameStore, frames: Iterator[np.ndarray]) -> float:
+        """Store and score each frame as it arrives; returns the seconds spent here (not in the network)."""
+        spent = 0.0
+        for i, frame in enumerate(frames):
+            start = time.perf_counter()
+            store.write(frame)
+            value = psnr(frame, clip.gt[i], test_y_channel=True) if clip.gt is not None else None
+            if value is not None:
+                result.psnr[series].append(value)
+            job.emit_event(CompareFrame(series, i, value))
+            spent += time.perf_counter() - start
+        return spent
+
+    def bicubic_progress() -> Iterator[np.ndarray]:
+        for i, frame in enumerate(bicubic_frames(clip.lr)):
+            job.report(i + 1, total)
+            yield frame
+
+    keep("bicubic", result.bicubic, bicubic_progress())
+    done = t
     for name, model in models.items():
+        own = copy.deepcopy(model)          # the engine may convert layouts or devices: never the shared one
         offset = done
-        sr = super_resolve(model, clip.lr, dev, progress=lambda d, _t, o=offset: job.report(o + d, total))
+        start = time.perf_counter()
+        spent = keep(name, result.outputs[name],
+                     stream_sr(own, clip.lr, dev, lambda d, _t, o=offset: job.report(o + d, total)))
+        result.seconds_per_frame[name] = (time.perf_counter() - start - spent) / max(t, 1)
         done += steps[name]
-        result.outputs[name] = sr.frames
-        result.seconds_per_frame[name] = sr.seconds_per_frame
-    if clip.gt is not None:
-        series = {"bicubic": result.bicubic, **result.outputs}
-        for name, frames in series.items():
-            result.psnr[name] = [psnr(f, g, test_y_channel=True) for f, g in zip(frames, clip.gt)]
+        del own
+    result.complete = True
+    job.report(total, total)
     return result

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QListWidget, QL
                                QMenu, QProgressBar, QStackedWidget, QWidget)
 
 from core.device import describe_device, resolve_device
+from core.errors import UserError
 from core.io.demo import demo_clip_dir
 from core.io.frames import VIDEO_EXTS
 from core.io.weights import official_weight
@@ -70,7 +71,7 @@ class MainWindow(QMainWindow):
         self.panels["model"].openRequested.connect(self.open_checkpoint_dialog)
         self.panels["model"].officialRequested.connect(self.load_official)
         self.panels["compare"].openClipRequested.connect(self.open_clip_dialog)
-        self.panels["train"].prunedModelReady.connect(lambda path: self.state.open_checkpoint(path))
+        self.panels["train"].prunedModelReady.connect(lambda path: self.state.open_checkpoint(path, as_pruned=True))
         self.state.error.connect(lambda title, exc, trace: show_error(self, title, exc, trace))
         self.state.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
         for signal in (self.state.modelChanged, self.state.prunedChanged, self.state.clipChanged):
@@ -222,16 +223,22 @@ class MainWindow(QMainWindow):
                        clip=str(s.clip.source) if s.clip else None,
                        clip_is_gt=s.clip is not None and s.clip.degradation.startswith("BI"),
                        ratio=prune["ratio"], criterion=prune["criterion"], align=prune["align"],
-                       overrides=prune["overrides"], train=self.panels["train"].settings())
+                       overrides=prune["overrides"], train=self.panels["train"].settings(),
+                       widths=prune["widths"], target_ms=prune["target_ms"])
 
     def save_project_dialog(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Save project", f"project{PROJECT_SUFFIX}",
                                               f"Projects (*{PROJECT_SUFFIX})")
         if path:
-            self.save_project(path)
+            try:
+                self.save_project(path, confirmed=True)
+            except UserError as exc:
+                show_error(self, "Cannot save project", exc)
 
-    def save_project(self, path: str | Path) -> Path:
-        written = save_project(self.current_project(), Path(path).with_suffix(PROJECT_SUFFIX))
+    def save_project(self, path: str | Path, confirmed: bool = False) -> Path:
+        """``confirmed``: the file dialog asked before replacing ``path`` (only that exact file may be replaced)."""
+        target = Path(path).with_suffix(PROJECT_SUFFIX)
+        written = save_project(self.current_project(), target, overwrite=confirmed and target == Path(path))
         self._remember(written)
         self.state.message.emit(f"project saved to {written}")
         return written
@@ -251,7 +258,7 @@ class MainWindow(QMainWindow):
         self._remember(Path(path))
         self.panels["train"].restore(project.train)
         restore_prune = lambda: self.panels["prune"].restore(project.ratio, project.criterion, project.align,
-                                                             project.overrides)
+                                                             project.overrides, project.target_ms, project.widths)
 
         def open_models() -> None:
             if project.checkpoint:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import UserError
-from core.io.atomic import atomic_write_bytes
+from core.io.output import write_text
 from core.ssl import LayerOverride
 
 PROJECT_FORMAT = "ssl-vsr-project"
@@ -33,6 +33,8 @@ class Project:
     align: int = 1
     overrides: dict[str, LayerOverride] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=dict)     # the Train panel's settings, incl. run_dir
+    widths: dict[str, int] = field(default_factory=dict)    # a latency target's per-layer widths (exact plan)
+    target_ms: float | None = None                          # the latency target the widths were planned for
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -52,14 +54,17 @@ class Project:
             return cls(checkpoint=data.get("checkpoint"), pruned_checkpoint=data.get("pruned_checkpoint"),
                        clip=data.get("clip"), clip_is_gt=bool(data.get("clip_is_gt", False)),
                        ratio=float(data.get("ratio", 0.5)), criterion=str(data.get("criterion", "l1")),
-                       align=int(data.get("align", 1)), overrides=overrides, train=dict(data.get("train") or {}))
+                       align=int(data.get("align", 1)), overrides=overrides, train=dict(data.get("train") or {}),
+                       widths={str(k): int(v) for k, v in dict(data.get("widths") or {}).items()},
+                       target_ms=None if data.get("target_ms") is None else float(data["target_ms"]))
         except (TypeError, ValueError, AttributeError) as e:
             raise ProjectError(f"{where}: damaged project file ({e})") from None
 
 
-def save_project(project: Project, path: str | Path) -> Path:
+def save_project(project: Project, path: str | Path, overwrite: bool = False) -> Path:
+    """Write the project file; an existing file is replaced only with ``overwrite`` (the user said so)."""
     path = Path(path)
-    atomic_write_bytes(path, json.dumps(project.to_json(), indent=2).encode("utf-8"))
+    write_text(path, json.dumps(project.to_json(), indent=2), overwrite=overwrite)
     return path
 
 

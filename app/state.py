@@ -11,14 +11,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from core.io.checkpoint import LoadedModel, load_checkpoint
 from core.models.basicvsr import BasicVSR
-from core.ssl import CRITERIA, Plan, UnitScores, compute_scores
+from core.errors import UserError
+from core.ssl import CRITERIA, Plan, UnitScores, compute_scores, plan_from_json
+from core.ssl.lineage import Lineage, check_lineage
 
 from .clips import ClipPair, load_clip_pair
+from .current_plan import CurrentPlan
+from .frame_store import FrameStore
 from .workers import Job, JobRunner
 
 DEFAULT_FRAME_SIZE = (180, 320)      # the paper's LR size, used for MACs until a clip is loaded
@@ -37,13 +40,27 @@ class PrunedModel:
 
 @dataclass
 class CompareResult:
-    """Super-resolved frames and timings of the last comparison (kept for the view and the HDF5 report)."""
+    """Super-resolved frames and timings of a comparison, filled in by its job while the window shows it.
+
+    Frames live in disk-backed stores (``FrameStore``): ``outputs[name][i]`` is frame i once ``len`` says it
+    exists. ``psnr`` lists grow in frame order; ``complete`` is set when every series is done.
+    """
 
     clip: ClipPair
-    bicubic: np.ndarray
-    outputs: dict[str, np.ndarray] = field(default_factory=dict)          # 'dense' / 'pruned' → (T,H,W,3)
+    bicubic: FrameStore
+    outputs: dict[str, FrameStore] = field(default_factory=dict)          # 'dense' / 'pruned'
     seconds_per_frame: dict[str, float] = field(default_factory=dict)
     psnr: dict[str, list[float]] = field(default_factory=dict)            # per frame vs GT (Y channel)
+    lineage: Lineage | None = None                                        # of the pruned model vs the dense one
+    complete: bool = False
+
+
+def stored_plan(meta: dict[str, Any]) -> Plan | None:
+    """The plan a pruned model file recorded (locks, caps and widths included), or None if absent or damaged."""
+    try:
+        return plan_from_json(meta["plan"]) if isinstance(meta.get("plan"), dict) else None
+    except UserError:
+        return None
 
 
 class AppState(QObject):
@@ -62,6 +79,7 @@ class AppState(QObject):
         self.pruned: PrunedModel | None = None
         self.clip: ClipPair | None = None
         self.plan: Plan | None = None
+        self.current = CurrentPlan(self)        # the plan's one owner: its pruned network and latency
         self.compare: CompareResult | None = None
         self._scores: dict[str, UnitScores] = {}
 
@@ -71,31 +89,54 @@ class AppState(QObject):
         """(h, w) of the LR clip, or the paper's 180×320 without one."""
         return self.clip.lr_size if self.clip is not None else DEFAULT_FRAME_SIZE
 
+    def lineage(self) -> Lineage | None:
+        """Whether the pruned slot holds a network derived from the dense one (None unless both are loaded)."""
+        if self.model is None or self.pruned is None:
+            return None
+        p, dense = self.pruned, self.model
+        return check_lineage(dense.spec, p.model.spec, dense_path=dense.path, pruned_path=p.path,
+                             dense_params=dense.model.count_parameters(include_spynet=False),
+                             pruned_params=p.model.count_parameters(include_spynet=False), pruned_meta=p.meta,
+                             plan_spec_before=p.plan.spec_before if p.plan is not None else None)
+
     def scores(self, criterion: str) -> UnitScores | None:
         """Unit scores of the dense model (computed with the model's loading job, off the GUI thread)."""
         return self._scores.get(criterion) if self.model is not None else None
 
     # -- setters (GUI thread) ---------------------------------------------------------------------------
-    def set_model(self, loaded: LoadedModel, scores: dict[str, UnitScores] | None = None) -> None:
+    def set_model(self, loaded: LoadedModel, scores: dict[str, UnitScores] | None = None,
+                  as_pruned: bool | None = None) -> None:
         """Dense checkpoints become the reference model; pruned ones fill the pruned slot.
+
+        ``as_pruned`` overrides the guess from the widths: a training run's result goes to the pruned slot even
+        when its plan kept every unit (it must never replace the reference it is compared with).
 
         ``scores`` (per criterion) come from the loading job: torch work on the GUI thread is avoided
         because two threads' OpenMP teams on a small CPU slow each other down by orders of magnitude.
         """
-        if loaded.is_pruned:
-            self.set_pruned(PrunedModel(loaded.model, f"file {loaded.path.name}", None, loaded.path, loaded.meta))
+        if as_pruned if as_pruned is not None else loaded.is_pruned:
+            self.set_pruned(PrunedModel(loaded.model, f"file {loaded.path.name}", stored_plan(loaded.meta), loaded.path,
+                                        loaded.meta))
             return
         self.model = loaded
         self._scores = dict(scores) if scores is not None else {c: compute_scores(loaded.model, c) for c in CRITERIA}
         self.plan = None
-        if self.pruned is not None and self.pruned.plan is not None:
-            self.set_pruned(None)      # a plan-derived pruned model belongs to the previous dense model
+        self.current.set(None)
+        if self.pruned is not None and self.pruned.plan is not None and self.pruned.path is None:
+            self.set_pruned(None)      # a plan applied here belongs to the previous dense model (files stay)
         self.modelChanged.emit()
         self.message.emit(f"loaded {loaded.path.name} ({loaded.source_format})")
+        self._warn_lineage()
 
     def set_pruned(self, pruned: PrunedModel | None) -> None:
         self.pruned = pruned
         self.prunedChanged.emit()
+        self._warn_lineage()
+
+    def _warn_lineage(self) -> None:
+        lineage = self.lineage()
+        if lineage is not None and not lineage.comparable:
+            self.message.emit(f"pruned model {self.pruned.origin}: {lineage.summary()}")
 
     def set_clip(self, clip: ClipPair) -> None:
         self.clip = clip
@@ -105,8 +146,10 @@ class AppState(QObject):
         self.message.emit(f"clip {clip.name}: {len(clip.lr)} frames, {clip.lr_size[1]}×{clip.lr_size[0]} LR"
                           + ("" if clip.gt is not None else ", no ground truth"))
 
-    def set_plan(self, plan: Plan | None) -> None:
+    def set_plan(self, plan: Plan | None, target_ms: float | None = None) -> None:
+        """The Prune step's plan; ``self.current`` owns it and its pruned network (``target_ms``: made for one)."""
         self.plan = plan
+        self.current.set(plan, target_ms)
         self.planChanged.emit()
 
     def set_compare(self, result: CompareResult | None) -> None:
@@ -125,16 +168,18 @@ class AppState(QObject):
         return self.runner.start("warm-up", lambda _: importlib.import_module("torch._dynamo"),
                                  on_finish=gc.freeze)
 
-    def open_checkpoint(self, path: str | Path, then: Callable[[], None] | None = None) -> Job:
-        """Load a checkpoint (and score its units) in the background."""
+    def open_checkpoint(self, path: str | Path, then: Callable[[], None] | None = None,
+                        as_pruned: bool | None = None) -> Job:
+        """Load a checkpoint (and score its units) in the background; ``as_pruned`` as in ``set_model``."""
 
         def work(_: Job) -> tuple[LoadedModel, dict[str, UnitScores] | None]:
             loaded = load_checkpoint(path)
-            scores = None if loaded.is_pruned else {c: compute_scores(loaded.model, c) for c in CRITERIA}
+            pruned = as_pruned if as_pruned is not None else loaded.is_pruned
+            scores = None if pruned else {c: compute_scores(loaded.model, c) for c in CRITERIA}
             return loaded, scores
 
         def done(out: tuple[LoadedModel, dict[str, UnitScores] | None]) -> None:
-            self.set_model(*out)
+            self.set_model(*out, as_pruned=as_pruned)
             if then is not None:
                 then()
 

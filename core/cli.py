@@ -8,24 +8,38 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
+import threading
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NoReturn, Sequence
 
 from .errors import UserError
-from .ssl.plan import RECOMMENDED_ALIGN
+from .interrupt import interrupt_normally
+from .plan_args import add_plan_arguments
 
 EXIT_USER_ERROR = 2
+
+
+MAX_SIDE = 16384      # LR frame side for --size: far beyond 4K input, small enough that MAC sums stay exact
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose refusals are one-line UserErrors (``error: ...``, exit 2) instead of a usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UserError(f"{self.prog}: {message} (see {self.prog} --help)")
 
 
 def _size(text: str) -> tuple[int, int]:
     try:
         h, w = (int(v) for v in text.lower().split("x"))
-        if h < 1 or w < 1:
+        if not (1 <= h <= MAX_SIDE and 1 <= w <= MAX_SIDE):
             raise ValueError
     except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like 180x320 (height x width), got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"size must look like 180x320 (height x width, each 1..{MAX_SIDE}), "
+                                         f"got {text!r}") from None
     return h, w
 
 
@@ -34,6 +48,21 @@ def _ratio(text: str) -> float:
         return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"ratio must be a number in [0, 1), got {text!r}") from None
+
+
+def _at_least(lowest: int, why: str = "") -> Callable[[str], int]:
+    """argparse type: an integer >= ``lowest`` (``why`` says what a smaller one would mean)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < lowest:
+            raise argparse.ArgumentTypeError(f"must be at least {lowest}{why}, got {value}")
+        return value
+
+    return parse
 
 
 def _emit(args: argparse.Namespace, data: dict[str, Any], text: str) -> None:
@@ -48,15 +77,17 @@ def _fmt_int(n: int) -> str:
 def cmd_info(args: argparse.Namespace) -> int:
     from .io.checkpoint import load_checkpoint
     from .profile.macs import frame_macs
+    from .ssl.units import layer_widths
 
-    loaded = load_checkpoint(args.checkpoint)
+    loaded = load_checkpoint(args.checkpoint, allow_nonfinite=args.allow_nonfinite)
     m, spec = loaded.model, loaded.spec
     macs, spy = frame_macs(spec, *args.size)
     data = {"path": str(loaded.path), "format": loaded.source_format, "variant": spec.variant,
             "pruned": loaded.is_pruned, "channels": spec.num_feat, "blocks": spec.num_block,
             "params": m.count_parameters(include_spynet=False), "params_with_spynet": m.count_parameters(True),
             "frame_size": list(args.size), "macs_per_frame": macs, "macs_per_frame_spynet": spy,
-            "meta": {k: v for k, v in loaded.meta.items() if k != "plan"}}
+            "meta": {k: v for k, v in loaded.meta.items() if k != "plan"}, "layers": layer_widths(spec),
+            "plan_settings": (loaded.meta.get("plan") or {}).get("settings")}
     text = "\n".join([
         f"checkpoint   {loaded.path} ({loaded.source_format})",
         f"variant      {spec.variant}{' (pruned)' if loaded.is_pruned else ''}",
@@ -79,10 +110,12 @@ def cmd_sr(args: argparse.Namespace) -> int:
     from .infer import super_resolve
     from .io.checkpoint import load_checkpoint
     from .io.frames import VIDEO_EXTS, read_clip, write_frames, write_video
+    from .preflight import check_clip_length
 
     device = resolve_device(args.device)
-    loaded = load_checkpoint(args.checkpoint)
+    loaded = load_checkpoint(args.checkpoint, allow_nonfinite=args.allow_nonfinite)
     clip = read_clip(args.input, max_frames=args.max_frames)
+    check_clip_length(len(clip.frames), clip.name)       # before any inference
     bar = _progress(f"sr {clip.name}", args.json)
     result = super_resolve(loaded.model, clip.frames, device, progress=bar)
     bar.close()
@@ -101,10 +134,12 @@ def cmd_sr(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from .device import resolve_device
     from .evaluate import evaluate_dataset
+    from .preflight import check_eval_inputs
     from .io.checkpoint import load_checkpoint
 
     device = resolve_device(args.device)
-    loaded = load_checkpoint(args.checkpoint)
+    check_eval_inputs(args.lr, args.gt, args.crop, args.max_frames)      # clip lengths, sizes, crop: before inference
+    loaded = load_checkpoint(args.checkpoint, allow_nonfinite=args.allow_nonfinite)
     bar = _progress("eval", args.json)
     report = evaluate_dataset(loaded.model, args.lr, args.gt, device=device, y=args.y, crop_border=args.crop,
                               max_frames=args.max_frames, progress=bar)
@@ -124,12 +159,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def _load_for_plan(args: argparse.Namespace):
     from .io.checkpoint import load_checkpoint
-    from .ssl import compute_scores, make_plan
+    from .plan_args import plan_from_args
+    from .ssl import compute_scores
 
-    loaded = load_checkpoint(args.checkpoint)
-    scores = compute_scores(loaded.model, args.criterion)
-    plan = make_plan(scores, args.ratio, min_keep=args.min_keep, align=args.align, frame_size=tuple(args.size))
-    return loaded, plan
+    loaded = load_checkpoint(args.checkpoint, allow_nonfinite=args.allow_nonfinite)
+    outcome = plan_from_args(args, compute_scores(loaded.model, args.criterion))
+    return loaded, outcome
+
+
+def _latency_line(outcome) -> list[str]:
+    if outcome.predicted_ms is None:
+        return []
+    return [f"predicted time    {outcome.predicted_ms:.0f} ms per frame ({1000 / outcome.predicted_ms:.2f} fps) "
+            f"for a target of {outcome.target_ms:.0f} ms, from this device's latency table"]
 
 
 def plan_table(plan) -> str:
@@ -152,25 +194,33 @@ def plan_table(plan) -> str:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    _, plan = _load_for_plan(args)
-    _emit(args, plan.to_json(), plan_table(plan))
+    _, outcome = _load_for_plan(args)
+    plan = outcome.plan
+    data = {**plan.to_json(), "predicted_ms_per_frame": outcome.predicted_ms, "target_ms": outcome.target_ms}
+    _emit(args, data, "\n".join([plan_table(plan), *_latency_line(outcome)]))
     return 0
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
+    from .io.checkpoint import reloads_as, save_model
+    from .io.output import claim_output
     from .ssl import prune_to_plan
-    from .ssl.export import export_model_file
 
-    loaded, plan = _load_for_plan(args)
+    claim_output(args.out, inputs=[args.checkpoint], overwrite=args.overwrite)
+    loaded, outcome = _load_for_plan(args)
+    plan = outcome.plan
     pruned = prune_to_plan(loaded.model, plan)
-    meta = {"source": str(loaded.path), "source_format": loaded.source_format, "ratio": args.ratio,
+    meta = {"source": str(loaded.path), "source_format": loaded.source_format, "ratio": plan.requested_ratio,
             "achieved_ratio": plan.achieved_ratio, "criterion": args.criterion, "align": args.align,
-            "min_keep": args.min_keep, "training": "none (zero-shot)", "plan": plan.to_json(scores=True)}
-    check = export_model_file(pruned, args.out, meta)
-    data = {"output": str(args.out), "verified": check.ok, "params": plan.after.params, "macs_per_frame": plan.after.macs,
-            "params_before": plan.before.params, "macs_before": plan.before.macs, "mac_ratio": plan.mac_ratio}
-    _emit(args, data, f"wrote {args.out}: {_fmt_int(plan.before.params)} -> {_fmt_int(plan.after.params)} "
-                      f"parameters, {plan.mac_ratio:.2f}x fewer MACs per frame")
+            "min_keep": args.min_keep, "training": "none (zero-shot)", "plan": plan.to_json(scores=True),
+            "predicted_ms_per_frame": outcome.predicted_ms}
+    save_model(pruned, args.out, meta, overwrite=args.overwrite, inputs=[args.checkpoint], verify=reloads_as(pruned))
+    data = {"output": str(args.out), "verified": True, "params": plan.after.params, "macs_per_frame": plan.after.macs,
+            "params_before": plan.before.params, "macs_before": plan.before.macs, "mac_ratio": plan.mac_ratio,
+            "predicted_ms_per_frame": outcome.predicted_ms}
+    _emit(args, data, "\n".join([f"wrote {args.out}: {_fmt_int(plan.before.params)} -> {_fmt_int(plan.after.params)} "
+                                 f"parameters, {plan.mac_ratio:.2f}x fewer MACs per frame (reloaded and verified)",
+                                 *_latency_line(outcome)]))
     return 0
 
 
@@ -178,7 +228,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from .io.checkpoint import load_checkpoint
     from .ssl.export import export_as
 
-    loaded = load_checkpoint(args.model)
+    loaded = load_checkpoint(args.model, allow_nonfinite=args.allow_nonfinite)
     h, w = args.size
     check = export_as(args.format, loaded.model, args.out, frames=args.frames, height=h, width=w, meta=loaded.meta)
     _emit(args, {"output": str(check.path), "format": check.format, "max_abs_diff": check.max_abs_diff,
@@ -188,7 +238,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 # -- parser --------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ssl-vsr", description="Structured Sparsity Learning for BasicVSR: "
+    p = _Parser(prog="ssl-vsr", description="Structured Sparsity Learning for BasicVSR: "
                                 "inspect, prune, evaluate and export video super-resolution models. "
                                 "Run with no command to open the desktop app.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -201,22 +251,34 @@ def build_parser() -> argparse.ArgumentParser:
     def device(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
 
+    def overwrite_flag(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--overwrite", action="store_true",
+                        help="replace an existing output (never an input); without it an existing output is refused")
+
     def json_flag(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+
+    def nonfinite_flag(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--allow-nonfinite", action="store_true",
+                        help="load a checkpoint holding NaN/Inf weights (refused by default), for inspection")
+
+    frames_min = _at_least(2, " (BasicVSR needs two frames)")
 
     sub.add_parser("gui", help="open the desktop app (the default when no command is given)")
 
     sp = add("info", cmd_info, "describe a checkpoint: variant, widths, parameters, MACs per frame")
     sp.add_argument("checkpoint")
     sp.add_argument("--size", type=_size, default=(180, 320), help="LR frame size for MACs (default 180x320)")
+    nonfinite_flag(sp)
     json_flag(sp)
 
     sp = add("sr", cmd_sr, "super-resolve a clip (frame folder or video) to a frame folder or video")
     sp.add_argument("checkpoint")
     sp.add_argument("input", help="folder of frames or a video file")
     sp.add_argument("output", help="output folder for frames, or a .mp4/.avi file")
-    sp.add_argument("--max-frames", type=int, default=None, help="read at most this many frames")
+    sp.add_argument("--max-frames", type=frames_min, default=None, help="read at most this many frames")
     device(sp)
+    nonfinite_flag(sp)
     json_flag(sp)
 
     sp = add("eval", cmd_eval, "PSNR/SSIM per clip and mean, computed as BasicSR does")
@@ -224,33 +286,31 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--lr", required=True, help="LR frames: one clip folder or a folder of clip folders")
     sp.add_argument("--gt", required=True, help="ground truth, laid out like --lr")
     sp.add_argument("--y", action="store_true", help="measure on the Y channel (BT.601) instead of RGB")
-    sp.add_argument("--crop", type=int, default=0, help="pixels cropped from each border before measuring")
-    sp.add_argument("--max-frames", type=int, default=None, help="use at most this many frames per clip")
+    sp.add_argument("--crop", type=_at_least(0), default=0, help="pixels cropped from each border before measuring")
+    sp.add_argument("--max-frames", type=frames_min, default=None, help="use at most this many frames per clip")
     device(sp)
+    nonfinite_flag(sp)
     json_flag(sp)
 
     for name, fn, help_ in (("plan", cmd_plan, "show how a global pruning ratio falls on every layer"),
                             ("prune", cmd_prune, "prune physically (no training) and write a model file")):
         sp = add(name, fn, help_)
         sp.add_argument("checkpoint")
-        sp.add_argument("--ratio", type=_ratio, required=True, help="global pruning ratio in [0, 1)")
-        sp.add_argument("--criterion", choices=("l1", "scale"), default="l1",
-                        help="l1: filter L1 norm (stock weights); scale: |gamma| after SIR")
-        sp.add_argument("--min-keep", type=int, default=1, help="units every layer keeps at least")
-        sp.add_argument("--align", type=int, default=RECOMMENDED_ALIGN,
-                        help=f"round each layer's kept count to a multiple (default {RECOMMENDED_ALIGN}: narrow odd "
-                             f"widths run slowly; 1 = the paper's exact global cut)")
-        sp.add_argument("--size", type=_size, default=(180, 320), help="LR frame size for MACs")
+        add_plan_arguments(sp)
+        sp.add_argument("--size", type=_size, default=(180, 320), help="LR frame size for MACs and latency")
         if name == "prune":
             sp.add_argument("--out", required=True, help="pruned model file to write")
+            overwrite_flag(sp)
+        nonfinite_flag(sp)
         json_flag(sp)
 
     sp = add("export", cmd_export, "export a model file to TorchScript, ONNX or an HDF5 report, verified")
     sp.add_argument("model")
     sp.add_argument("--format", choices=("torchscript", "onnx", "h5"), required=True)
     sp.add_argument("--out", required=True)
-    sp.add_argument("--frames", type=int, default=5, help="clip length the export is traced for")
+    sp.add_argument("--frames", type=frames_min, default=5, help="clip length the export is traced for")
     sp.add_argument("--size", type=_size, default=(64, 64), help="LR frame size the export is traced for")
+    nonfinite_flag(sp)
     json_flag(sp)
 
     try:
@@ -259,17 +319,25 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         add_train_commands(sub)
+    from .study.cli import add_study_commands
+    add_study_commands(sub)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USER_ERROR
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     warnings.simplefilter("default")
+    interrupt_normally()        # start-up is over: Ctrl-C now unwinds the command (staged outputs clean up)
+    previous = _terminate_like_interrupt()
     try:
         return int(args.func(args) or 0)
     except UserError as e:
@@ -278,3 +346,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate_like_interrupt():
+    """SIGTERM (kill, a closing terminal, a job scheduler) unwinds like Ctrl-C, so partial outputs are removed."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame) -> None:
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, handler)

@@ -159,7 +159,8 @@ def test_video_round_trip(tmp_path, ext):
 
 
 def test_write_video_rejects_unknown_extension(tmp_path):
-    with pytest.raises(ClipError, match=r"cannot write video .*v\.webm: use \.mp4 \(mp4v\) or \.avi \(MJPG\)"):
+    with pytest.raises(UserError, match=r"cannot write video .*v\.webm: \.webm is not a video type this tool writes "
+                                        r"\(accepted: \.mp4, \.mkv, \.mov, \.avi\)"):
         write_video(_smooth_clip(), tmp_path / "v.webm")
 
 

@@ -32,7 +32,7 @@ def test_train_command_runs_sir_alone(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "[sir] started" in err and "pruned model:" in err
     assert (tmp_path / "run" / "pruned.pth").is_file() and (tmp_path / "run" / "train.log").is_file()
-    assert "stages:\n- sir" in (tmp_path / "run" / "config.yaml").read_text()
+    assert "stages:\n- sir" in (tmp_path / "run" / "run_config.yaml").read_text()
 
 
 def test_bad_override_is_a_config_error(tmp_path):

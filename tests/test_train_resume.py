@@ -88,15 +88,16 @@ def test_killed_during_checkpoint_write_then_resume(baseline, tmp_path):
     # the checkpoint on disk is the previous, complete one; the half-written bytes sit in a temp file only
     state = load_state(state_path(run, "finetune"))
     assert state["iteration"] == 2
-    assert list((run / "checkpoints").glob(".finetune_last.pth.*.tmp"))
+    assert list((run / "checkpoints").glob(".finetune_last.pth.partial-*"))
     res = run_training(_config(weights), run, resume=True)
     assert _max_diff(res.model.state_dict(), expected) <= 1e-6
-    assert not list((run / "checkpoints").glob("*.tmp"))      # stale temp files are cleared on resume
+    assert not list((run / "checkpoints").glob(".*.partial-*"))   # the next writer of a file sweeps its stale temps
 
 
 def test_existing_run_needs_resume(baseline, tmp_path):
     (tmp_path / "run" / "checkpoints").mkdir(parents=True)
     (tmp_path / "run" / "checkpoints" / "sir_last.pth").write_bytes(b"x")
+    (tmp_path / "run" / ".ssl-vsr-run").write_text("run")
     from core.errors import UserError
     with pytest.raises(UserError, match="already holds a run"):
         run_training(_config(baseline[0]), tmp_path / "run")

@@ -1,20 +1,24 @@
 """Step 4 — Compare: the dense and the pruned network on a real clip, frame by frame, with PSNR and timing.
 
 If no pruned model exists yet but a plan does, the current plan is applied (zero-shot) first, so
-load → slide → compare works without visiting any other step.
+load → slide → compare works without visiting any other step. The job streams: frames appear in the views
+and points in the plot as they are computed, and the scrubber reaches every frame already done. A pruned
+model that is not derived from the dense one is said so in red, and no speed-up is claimed between them.
 """
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGroupBox, QHBoxLayout, QLabel, QProgressBar,
                                QPushButton, QSlider, QSplitter, QToolButton, QVBoxLayout, QWidget)
 
-from core.ssl import prune_to_plan
+from core.errors import UserError
 
-from ..compare_job import run_compare
+from ..compare_job import CompareFrame, new_result, run_compare
+from ..dialogs import ask_yes_no
 from ..formatting import db, ms
 from ..state import AppState, CompareResult, PrunedModel
 from ..widgets.image_views import VIEWS, ComparisonView
@@ -23,6 +27,9 @@ from ..workers import Job
 
 MODE_LABELS = {"side": "Side by side", "wipe": "Wipe A | B", "diff": "Difference |A − B|"}
 PLAY_FPS = 8
+REFRESH_MS = 100            # while a comparison runs, the plot and the shown frame catch up this often
+LINEAGE_STYLE = {"unrelated": "color: #b00020; font-weight: bold;", "unverified": "color: #b36b00;",
+                 "derived": "color: #1e7b34;"}
 
 
 class ComparePanel(QWidget):
@@ -34,6 +41,9 @@ class ComparePanel(QWidget):
         self.state = state
         self.job: Job | None = None
         self.clip_label = QLabel("No clip")
+        self.lineage_label = QLabel()
+        self.lineage_label.setWordWrap(True)
+        self.lineage_label.setVisible(False)
         self.open_button = QPushButton("Open clip…")
         self.open_button.setToolTip("A folder of frames, a video, or a folder holding GT/ and BIx4/")
         self.as_gt = QCheckBox("Frames are ground truth (make LR ×4)")
@@ -78,6 +88,10 @@ class ComparePanel(QWidget):
         self.psnr_plot.addItem(self.frame_line)
         self.play_timer = QTimer(self)
         self.play_timer.setInterval(1000 // PLAY_FPS)
+        self.refresh_timer = QTimer(self)
+        self.refresh_timer.setInterval(REFRESH_MS)
+        self.refresh_timer.timeout.connect(self._catch_up)
+        self._arrived = False           # frames arrived since the last catch-up
         self._build()
 
         self.open_button.clicked.connect(self.openClipRequested)
@@ -94,7 +108,10 @@ class ComparePanel(QWidget):
         self.save_button.clicked.connect(self.save_view)
         state.clipChanged.connect(self._clip_changed)
         state.compareChanged.connect(self._result_changed)
+        for signal in (state.modelChanged, state.prunedChanged):
+            signal.connect(self._lineage_changed)
         self._clip_changed()
+        self._lineage_changed()
         self._mode_changed()
 
     def _build(self) -> None:
@@ -136,6 +153,7 @@ class ComparePanel(QWidget):
         split.setStretchFactor(1, 1)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
+        layout.addWidget(self.lineage_label)
         layout.addWidget(split, 1)
 
     # -- running ---------------------------------------------------------------------------------------
@@ -145,35 +163,53 @@ class ComparePanel(QWidget):
         if s.clip is None or (s.model is None and s.pruned is None):
             self.state.message.emit("Compare needs a clip and at least one model")
             return None
+        if self.job is not None:
+            return None
         clip, dense, pruned, plan = s.clip, s.model, s.pruned, s.plan
         make_pruned = pruned is None and dense is not None and plan is not None
+        lineage = s.lineage()
+        if lineage is not None and not lineage.comparable and not ask_yes_no(
+                self, "The pruned model is not derived from the dense one",
+                f"{lineage.summary()}.\n\nCompare them anyway? No speed-up or quality loss will be claimed "
+                "between two unrelated networks."):
+            return None
+        series = tuple(name for name, present in (("dense", dense is not None),
+                                                  ("pruned", pruned is not None or make_pruned)) if present)
+        result = new_result(clip, series)
+        result.lineage = lineage
 
         def work(job: Job) -> tuple[CompareResult, PrunedModel | None]:
             new = None
             if make_pruned:
-                new = PrunedModel(prune_to_plan(dense.model, plan),
+                new = PrunedModel(self.state.current.network(dense.model, plan),
                                   f"plan {plan.requested_ratio:.2f} {plan.criterion}, zero-shot", plan)
             models = {}
             if dense is not None:
                 models["dense"] = dense.model
             if (new or pruned) is not None:
                 models["pruned"] = (new or pruned).model
-            return run_compare(job, clip, models), new
+            return run_compare(job, result, models), new
 
         def done(out: tuple[CompareResult, PrunedModel | None]) -> None:
-            result, new = out
+            _, new = out
             if new is not None:
                 self.state.set_pruned(new)
+                result.lineage = self.state.lineage()
+            self._catch_up()
             self.state.set_compare(result)
             self.compareFinished.emit()
 
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.progress.setValue(0)
+        self.progress.setFormat("%p%")
+        self.refresh_timer.start()
         self.job = s.runner.start("compare", work, on_success=done, on_progress=self._progress,
+                                  on_event=self._frame_arrived,
                                   on_failure=lambda e, t: s.error.emit("Comparison failed", e, t),
                                   on_cancel=lambda: s.message.emit("comparison cancelled"),
                                   on_finish=self._finished)
+        self.state.set_compare(result)         # shown while it fills in (the job's signals are queued)
         return self.job
 
     def cancel(self) -> None:
@@ -184,64 +220,102 @@ class ComparePanel(QWidget):
         self.progress.setMaximum(total)
         self.progress.setValue(done)
 
+    def _frame_arrived(self, event: object) -> None:
+        if isinstance(event, CompareFrame):
+            self._arrived = True
+
+    def _catch_up(self) -> None:
+        """Redraw the plot, the timing and the shown frame if frames arrived (at most every REFRESH_MS)."""
+        if not self._arrived:
+            return
+        self._arrived = False
+        self._update_curves()
+        self.show_frame(self.frame_slider.value())
+
     def _finished(self) -> None:
+        self.refresh_timer.stop()
+        self._catch_up()
+        if self.state.compare is not None and not self.state.compare.complete:
+            self.progress.setFormat("stopped at %p%")
+            self._result_changed()
         self.job = None
         self.run_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
 
     # -- showing ---------------------------------------------------------------------------------------
     def _clip_changed(self) -> None:
+        self.cancel()                          # a running comparison belongs to the previous clip
         clip = self.state.clip
         if clip is None:
             self.clip_label.setText("No clip: open a frames folder or video")
             return
         h, w = clip.lr_size
         gt = "with GT" if clip.gt is not None else "no GT"
-        self.clip_label.setText(f"<b>{clip.name}</b>: {len(clip.lr)} frames, {w}×{h} → {4 * w}×{4 * h}, {gt}")
-        self.frame_slider.setRange(0, len(clip.lr) - 1)
+        self.clip_label.setText(f"<b>{clip.name}</b>: {len(clip)} frames, {w}×{h} → {4 * w}×{4 * h}, {gt}")
+        self.frame_slider.setRange(0, len(clip) - 1)
         self.show_frame(self.frame_slider.value())
+
+    def _update_curves(self) -> None:
+        r = self.state.compare
+        for name, curve in self.psnr_curves.items():
+            values = list(r.psnr.get(name, [])) if r is not None else []
+            curve.setData(np.arange(len(values)), np.asarray(values, dtype=float))
+        if r is not None and self.job is not None and not r.complete:
+            done = {name: len(store) for name, store in (("bicubic", r.bicubic), *r.outputs.items())}
+            self.timing.setText("Computing … frames done: " + ", ".join(f"{k} {v}/{len(r.clip)}"
+                                                                      for k, v in done.items()))
 
     def _result_changed(self) -> None:
         r = self.state.compare
-        for name, curve in self.psnr_curves.items():
-            values = r.psnr.get(name, []) if r is not None else []
-            curve.setData(list(range(len(values))), values)
+        self._update_curves()
         if r is None:
             self.timing.setText("Run the comparison to measure the time per frame of each model.")
-        else:
+        elif r.complete or self.job is None:
             self.timing.setText(self._timing_text(r))
         self.show_frame(self.frame_slider.value())
 
+    def _lineage_changed(self) -> None:
+        lineage = self.state.lineage()
+        self.lineage_label.setVisible(lineage is not None)
+        if lineage is not None:
+            self.lineage_label.setText(f"Pruned model <b>{self.state.pruned.origin}</b>: {lineage.summary()}")
+            self.lineage_label.setStyleSheet(LINEAGE_STYLE[lineage.status])
+
     @staticmethod
     def _timing_text(r: CompareResult) -> str:
-        lines = []
+        lines = [] if r.complete else ["<b>stopped before the end</b> (figures over the frames done)"]
         for name, spf in r.seconds_per_frame.items():
             mean = r.psnr.get(name)
             quality = f", mean PSNR {db(sum(mean) / len(mean))}" if mean else ""
             lines.append(f"<b>{name}</b>: {ms(spf)} per frame{quality}")
-        if "bicubic" in r.psnr:
+        if r.psnr.get("bicubic"):
             lines.append(f"bicubic: mean PSNR {db(sum(r.psnr['bicubic']) / len(r.psnr['bicubic']))}")
         spf = r.seconds_per_frame
         if "dense" in spf and "pruned" in spf and spf["pruned"] > 0:
-            lines.append(f"measured speed-up ×{spf['dense'] / spf['pruned']:.2f}")
+            if r.lineage is not None and not r.lineage.comparable:
+                lines.append("<span style='color:#b00020'><b>no speed-up shown</b>: the pruned model is not "
+                             "derived from the dense one</span>")
+            else:
+                lines.append(f"measured speed-up ×{spf['dense'] / spf['pruned']:.2f}")
         return "<br>".join(lines)
 
     def show_frame(self, index: int) -> None:
         clip = self.state.clip
         if clip is None:
             return
-        index = min(max(index, 0), len(clip.lr) - 1)
+        index = min(max(index, 0), len(clip) - 1)
         r = self.state.compare
-        frames = {"LR (bicubic)": r.bicubic[index] if r is not None else None,
-                  "Dense SR": r.outputs.get("dense")[index] if r is not None and "dense" in r.outputs else None,
-                  "Pruned SR": r.outputs.get("pruned")[index] if r is not None and "pruned" in r.outputs else None,
+        outputs = r.outputs if r is not None else {}
+        frames = {"LR (bicubic)": r.bicubic.get(index) if r is not None else None,
+                  "Dense SR": outputs["dense"].get(index) if "dense" in outputs else None,
+                  "Pruned SR": outputs["pruned"].get(index) if "pruned" in outputs else None,
                   "GT": clip.gt[index] if clip.gt is not None else None}
         self.view.set_frames(frames)
         self.frame_line.setValue(index)
-        label = f"frame {index + 1}/{len(clip.lr)}"
+        label = f"frame {index + 1}/{len(clip)}"
         if r is not None:
             parts = [f"{n} {r.psnr[n][index]:.2f}" for n in ("dense", "pruned") if n in r.psnr
-                     and math.isfinite(r.psnr[n][index])]
+                     and index < len(r.psnr[n]) and math.isfinite(r.psnr[n][index])]
             if parts:
                 label += " · PSNR " + ", ".join(parts) + " dB"
         self.frame_label.setText(label)
@@ -271,10 +345,15 @@ class ComparePanel(QWidget):
 
     def save_view(self, path: str | None = None) -> bool:
         """Write what the view shows now to a PNG (asks for a file name when none is given)."""
+        confirmed = not path      # the file dialog asks before replacing a file
         if not path:
             path, _ = QFileDialog.getSaveFileName(self, "Save view as PNG", "comparison.png", "PNG image (*.png)")
             if not path:
                 return False
-        ok = self.view.save_png(path)
-        self.state.message.emit(f"saved view to {path}" if ok else f"could not write {path}")
-        return ok
+        try:
+            self.view.save_png(path, overwrite=confirmed)
+        except UserError as exc:
+            self.state.message.emit(f"could not write {path}: {exc}")
+            return False
+        self.state.message.emit(f"saved view to {path}")
+        return True

@@ -13,7 +13,6 @@ from PySide6.QtWidgets import (QCheckBox, QFileDialog, QFormLayout, QGroupBox, Q
                                QLineEdit, QProgressBar, QPushButton, QSpinBox, QTreeWidget, QTreeWidgetItem,
                                QVBoxLayout, QWidget)
 
-from core.ssl import prune_to_plan
 from core.ssl.export import ExportCheck
 
 from ..export_job import FORMATS, ExportRequest, run_export
@@ -110,7 +109,8 @@ class ExportPanel(QWidget):
         report_plan = pruned.plan if pruned is not None else plan
         meta = {"origin": pruned.origin if pruned else f"plan {plan.requested_ratio:.2f}, zero-shot",
                 "dense_checkpoint": str(dense.path) if dense else None,
-                "pruned_model_meta": pruned.meta if pruned else {}}
+                "pruned_model_meta": pruned.meta if pruned else {},
+                "plan": report_plan.to_json(scores=True) if report_plan is not None else None}
         metrics = {}
         if s.compare is not None:
             metrics = {f"psnr_{k}": v for k, v in s.compare.psnr.items()}
@@ -119,7 +119,7 @@ class ExportPanel(QWidget):
         folder, stem = Path(self.folder.text()).expanduser(), self.stem.text().strip() or "basicvsr_pruned"
 
         def work(job: Job):
-            model = pruned.model if pruned is not None else prune_to_plan(dense.model, plan)
+            model = pruned.model if pruned is not None else self.state.current.network(dense.model, plan)
             return run_export(job, ExportRequest(model, folder, stem, formats, report_plan, meta, metrics, shape))
 
         self.results.clear()

@@ -6,11 +6,13 @@ threshold and the totals. Moves that arrive faster than that are coalesced: only
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QPushButton,
-                               QSplitter, QTableView, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel,
+                               QPushButton, QSplitter, QTableView, QVBoxLayout, QWidget)
 
 from core.errors import UserError
-from core.ssl import CRITERIA, RECOMMENDED_ALIGN, Plan, make_plan, prune_to_plan
+from core.profile.latency import fps
+from core.ssl import CRITERIA, RECOMMENDED_ALIGN, REGISTRY, Plan, make_plan
+from core.ssl.target import plan_for_latency
 
 from ..formatting import count
 from ..state import AppState, PrunedModel
@@ -19,7 +21,6 @@ from ..widgets.layer_table import LayerTableModel
 from ..widgets.ratio_control import RatioControl
 from ..widgets.score_plot import ScoreDistribution
 
-CRITERION_LABELS = {"l1": "L1 norm of weights", "scale": "|γ| scale factor (after SIR)"}
 ALIGN_CHOICES = (1, 4, 8, 16)
 
 
@@ -31,8 +32,9 @@ class PrunePanel(QWidget):
         self.state = state
         self.ratio = RatioControl()
         self.criterion = QComboBox()
-        for c in CRITERIA:
-            self.criterion.addItem(CRITERION_LABELS.get(c, c), c)
+        for c in REGISTRY.values():
+            self.criterion.addItem(c.label, c.name)
+            self.criterion.setItemData(self.criterion.count() - 1, c.help, Qt.ItemDataRole.ToolTipRole)
         self.align = QComboBox()
         for a in ALIGN_CHOICES:
             self.align.addItem("any width" if a == 1 else f"multiple of {a}", a)
@@ -56,7 +58,21 @@ class PrunePanel(QWidget):
         self.table.horizontalHeader().setResizeContentsPrecision(40)
         self.table_model.modelReset.connect(self.table.resizeColumnsToContents)
         self.distribution = ScoreDistribution()
-        self.totals = {key: QLabel("–") for key in ("units", "params", "params_spy", "macs", "speedup", "notes")}
+        self.totals = {key: QLabel("–") for key in ("units", "params", "params_spy", "macs", "speedup", "latency",
+                                                    "notes")}
+        self.measure_button = QPushButton("Measure this device")
+        self.measure_button.setToolTip("Time each layer kind and width on this CPU at the clip's size (once, "
+                                       "cached): predicted ms per frame for every plan, and latency targets")
+        self.target = QDoubleSpinBox()
+        self.target.setRange(1.0, 1e6)
+        self.target.setDecimals(0)
+        self.target.setSuffix(" ms/frame")
+        self.target.setValue(1000.0)
+        self.target.setToolTip("Plan the widths that run at this time per frame on this device, losing the "
+                               "least score (needs the device measured)")
+        self.target_button = QPushButton("Plan for target")
+        self._target_ms: float | None = None      # set while the plan shown was made for a latency target
+        self._widths: dict[str, int] | None = None  # that plan's widths (kept when no latency table is loaded)
         self.totals["notes"].setWordWrap(True)
         self.empty = QLabel("Open a dense BasicVSR checkpoint in the Model step to plan its pruning.")
         self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -73,8 +89,12 @@ class PrunePanel(QWidget):
         self.pin_button.clicked.connect(lambda: self.chart.set_reference(self.state.plan))
         self.clear_pin_button.clicked.connect(lambda: self.chart.set_reference(None))
         self.apply_button.clicked.connect(self.apply_plan)
+        self.measure_button.clicked.connect(lambda: self._load_latency(measure=True))
+        self.target_button.clicked.connect(self.plan_for_target)
+        self.ratio.ratioChanged.connect(self._leave_target)
+        state.current.latencyChanged.connect(self._schedule)
         state.modelChanged.connect(self._model_changed)
-        state.clipChanged.connect(self._schedule)
+        state.clipChanged.connect(self._clip_changed)
         self.ratio.set_value(0.5)
         self._model_changed()
 
@@ -89,6 +109,9 @@ class PrunePanel(QWidget):
         for b in (self.pin_button, self.clear_pin_button):
             buttons.addWidget(b)
         buttons.addStretch(1)
+        buttons.addWidget(QLabel("Latency target"))
+        buttons.addWidget(self.target)
+        buttons.addWidget(self.target_button)
         buttons.addWidget(self.apply_button)
 
         totals = QGroupBox("Totals (dense → pruned)")
@@ -99,6 +122,10 @@ class PrunePanel(QWidget):
         self._macs_label = QLabel("MACs / frame")
         form.addRow(self._macs_label, self.totals["macs"])
         form.addRow("Estimated speed-up", self.totals["speedup"])
+        latency_row = QHBoxLayout()
+        latency_row.addWidget(self.totals["latency"], 1)
+        latency_row.addWidget(self.measure_button)
+        form.addRow("Predicted time / frame", latency_row)
         form.addRow("Notes", self.totals["notes"])
         dist_box = QGroupBox("Score distribution and global threshold")
         QVBoxLayout(dist_box).addWidget(self.distribution)
@@ -140,6 +167,37 @@ class PrunePanel(QWidget):
         self.chart.set_reference(None)
         self.table_model.set_plan(None)
         self._criterion_changed()
+        self._load_latency(measure=False)
+
+    def _clip_changed(self) -> None:
+        self._load_latency(measure=False)
+        self._schedule()
+
+    def _latency_shape(self) -> tuple[tuple[int, int], int, bool] | None:
+        loaded = self.state.model
+        if loaded is None:
+            return None
+        return tuple(self.state.frame_size), loaded.spec.num_feat, loaded.spec.bidirectional
+
+    def _load_latency(self, measure: bool) -> None:
+        """This device's latency table for the clip's size: the cached one, or measured when asked (seconds)."""
+        shape = self._latency_shape()
+        current = self.state.current
+        if shape is None:
+            current.set_latency(None)
+            return
+        t = current.latency
+        if t is not None and (tuple(t.size), t.num_feat, t.bidirectional) == shape and not measure:
+            return
+        current.set_latency(None)
+        if measure:
+            self.measure_button.setEnabled(False)
+            self.totals["latency"].setText("measuring this device (seconds, once per size) …")
+        self.state.runner.start(
+            "latency", current.latency_job(*shape, measure=measure),
+            on_success=lambda table: current.set_latency(table) if self._latency_shape() == shape else None,
+            on_failure=lambda e, t: self.state.error.emit("Latency measurement failed", e, t),
+            on_finish=lambda: self.measure_button.setEnabled(True))
 
     def _criterion_changed(self) -> None:
         self.distribution.set_scores(self.state.scores(self.criterion.currentData()))
@@ -156,12 +214,20 @@ class PrunePanel(QWidget):
             self.state.set_plan(None)
             return
         try:
-            plan = make_plan(scores, self.ratio.value(), align=self.align.currentData(),
-                             overrides=self.table_model.overrides, frame_size=self.state.frame_size)
+            if self._target_ms is not None and self.state.current.latency is not None:
+                plan = plan_for_latency(scores, self.state.current.latency, self._target_ms,
+                                        overrides=self.table_model.overrides, frame_size=self.state.frame_size)
+                self._widths = dict(plan.settings.widths)
+            elif self._widths is not None:
+                plan = make_plan(scores, self.ratio.value(), overrides=self.table_model.overrides,
+                                 frame_size=self.state.frame_size, widths=self._widths or None)
+            else:
+                plan = make_plan(scores, self.ratio.value(), align=self.align.currentData(),
+                                 overrides=self.table_model.overrides, frame_size=self.state.frame_size)
         except UserError as exc:
             self.totals["notes"].setText(f"<span style='color:#b00'>{exc}</span>")
             return
-        self.state.set_plan(plan)
+        self.state.set_plan(plan, self._target_ms)
         self.chart.set_plan(plan)
         self.table_model.set_plan(plan)
         self.distribution.set_threshold(plan.threshold)
@@ -177,7 +243,31 @@ class PrunePanel(QWidget):
         self._macs_label.setText(f"MACs / frame at {w}×{h}")
         self.totals["macs"].setText(f"{count(b.macs)} → {count(a.macs)}  (+ SpyNet {count(a.macs_spynet)})")
         self.totals["speedup"].setText(f"×{plan.mac_ratio:.2f} (network MACs; measured time in Compare)")
+        self._show_latency(plan)
         self.totals["notes"].setText("; ".join(plan.notes) or "–")
+
+    def _show_latency(self, plan: Plan) -> None:
+        current = self.state.current
+        after = current.predicted_ms(plan)
+        self.target_button.setEnabled(current.latency is not None)
+        if after is None:
+            if self.measure_button.isEnabled():
+                self.totals["latency"].setText("not measured on this device yet")
+            return
+        before = current.latency.predict_ms(plan.spec_before)
+        self.totals["latency"].setText(f"{before:.0f} → {after:.0f} ms  ({fps(after):.2f} fps, ×{before / after:.2f})")
+
+    def plan_for_target(self) -> None:
+        """Replace the ratio plan by the one predicted to meet the target time per frame."""
+        self._target_ms = float(self.target.value())
+        self._widths = None
+        self._schedule()
+
+    def _leave_target(self) -> None:
+        """Moving the ratio goes back to a ratio plan."""
+        if (self._target_ms is not None or self._widths is not None) and self.state.plan is not None and \
+                abs(self.ratio.value() - round(self.state.plan.requested_ratio, 3)) > 1e-9:
+            self._target_ms = self._widths = None
 
     def apply_plan(self) -> None:
         """Slice the dense network to the current plan in the background; the result feeds Compare/Export."""
@@ -187,7 +277,7 @@ class PrunePanel(QWidget):
         self.apply_button.setEnabled(False)
         label = f"plan {plan.requested_ratio:.2f} {plan.criterion}, zero-shot"
         self.state.runner.start(
-            "prune", lambda job: prune_to_plan(loaded.model, plan),
+            "prune", lambda job: self.state.current.network(loaded.model, plan),
             on_success=lambda m: self.state.set_pruned(PrunedModel(m, label, plan)),
             on_failure=lambda e, t: self.state.error.emit("Pruning failed", e, t),
             on_finish=lambda: self.apply_button.setEnabled(True))
@@ -195,13 +285,21 @@ class PrunePanel(QWidget):
     # -- session support ---------------------------------------------------------------------------------
     def settings(self) -> dict:
         return {"ratio": self.ratio.value(), "criterion": self.criterion.currentData(),
-                "align": self.align.currentData(), "overrides": dict(self.table_model.overrides)}
+                "align": self.align.currentData(), "overrides": dict(self.table_model.overrides),
+                "target_ms": self.target.value() if self._widths is not None else None,
+                "widths": dict(self._widths or {})}
 
-    def restore(self, ratio: float, criterion: str, align: int, overrides: dict) -> None:
+    def restore(self, ratio: float, criterion: str, align: int, overrides: dict,
+                target_ms: float | None = None, widths: dict[str, int] | None = None) -> None:
+        """Show a saved plan again: a ratio plan, or a latency target's exact widths (re-planned only if asked)."""
         if criterion in CRITERIA:
             self.criterion.setCurrentIndex(CRITERIA.index(criterion))
         if align in ALIGN_CHOICES:
             self.align.setCurrentIndex(ALIGN_CHOICES.index(align))
         self.table_model.set_overrides(overrides)
         self.ratio.set_value(ratio)
+        self._target_ms = None                 # the saved widths are the plan; a new table must not change it
+        self._widths = dict(widths) if widths else None
+        if target_ms is not None:
+            self.target.setValue(target_ms)
         self._schedule()

@@ -19,13 +19,13 @@ from PySide6.QtWidgets import (QCheckBox, QFileDialog, QGroupBox, QHBoxLayout, Q
 from core.errors import UserError
 from core.events import (CheckpointSaved, Event, Log, Progress, SparsityUpdate, StageFinished, StageStarted,
                          Validation)
-from core.train.config import STAGES, config_from_dict, default_config, load_config
-from core.train.pipeline import TrainResult, run_training
+from core.train.config import STAGES, config_from_dict, default_config, load_config, plan_overrides
+from core.train.pipeline import RUN_CONFIG, TrainResult, run_training
 
 from ..dialogs import show_error
 from ..formatting import seconds
 from ..state import AppState
-from ..widgets.config_form import ConfigForm, Field
+from ..widgets.config_form import ConfigForm, Field, set_nested
 from ..widgets.train_curves import TrainingCurves
 from ..workers import Job
 
@@ -70,8 +70,14 @@ SECTIONS = [
 ]
 
 
-def fresh_run_dir() -> Path:
-    return Path.cwd() / "runs" / time.strftime("gui-%Y%m%d-%H%M%S")
+def fresh_run_dir(after: Path | None = None) -> Path:
+    """A new, unused run folder name (never ``after``, the folder of the run that just ended)."""
+    base = Path.cwd() / "runs" / time.strftime("gui-%Y%m%d-%H%M%S")
+    path, n = base, 1
+    while path.exists() or path == after:
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
 
 
 class TrainPanel(QWidget):
@@ -92,7 +98,7 @@ class TrainPanel(QWidget):
 
         self.form = ConfigForm(SECTIONS)
         self.stage_boxes = {s: QCheckBox(s) for s in STAGES}
-        self.follow_prune = QCheckBox("SIR ratio follows the Prune step")
+        self.follow_prune = QCheckBox("SIR plan follows the Prune step (ratio, criterion, locks, caps, widths)")
         self.follow_prune.setChecked(True)
         self.config_label = QLabel("Paper defaults")
         load_button, defaults_button = QPushButton("Load config…"), QPushButton("Paper defaults")
@@ -100,6 +106,8 @@ class TrainPanel(QWidget):
         defaults_button.clicked.connect(lambda: self.load_config_file(None))
         self.run_dir = QLabel()
         self.run_dir_path = fresh_run_dir()
+        self._active_run_dir: Path | None = None    # the folder of the run started last
+        self._resumed = False
         run_dir_button = QPushButton("Run folder…")
         run_dir_button.clicked.connect(self._choose_run_dir)
         self.start_button, self.pause_button = QPushButton("Start"), QPushButton("Pause")
@@ -199,9 +207,21 @@ class TrainPanel(QWidget):
             self.form.set_value("model.weights", str(self.state.model.path))
 
     def _plan_changed(self) -> None:
+        """Copy the whole plan (ratio, criterion, floor, widths, locks, caps) into ``sir.*``, not just the ratio."""
         plan = self.state.plan
-        if plan is not None and self.follow_prune.isChecked() and not self.is_running():
-            self.form.set_value("sir.ratio", plan.requested_ratio)
+        if plan is None or plan.settings is None or not self.follow_prune.isChecked() or self.is_running():
+            return
+        for key, value in plan_overrides(plan.settings).items():
+            if key in self.form.fields:
+                self.form.set_value(key, value)
+            else:
+                set_nested(self.base, key, copy.deepcopy(value))
+        st = plan.settings
+        extras = [f"criterion {st.criterion}"] + ([f"locked: {', '.join(st.locks)}"] if st.locks else []) + (
+            [f"capped: {', '.join(f'{k} ≤ {v:g}' for k, v in st.caps)}"] if st.caps else []) + (
+            [f"{len(st.widths)} layer widths from a latency target"] if st.widths else [])
+        self.follow_prune.setToolTip("SIR regularizes and the cut removes exactly this plan's units: "
+                                     + "; ".join(extras))
 
     def _choose_config(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Training config", str(Path.cwd()), "YAML (*.yaml *.yml)")
@@ -229,11 +249,12 @@ class TrainPanel(QWidget):
         if self.is_running():
             return None
         try:
-            cfg = load_config(self.run_dir_path / "config.yaml") if resume else self.build_config()
+            cfg = load_config(self.run_dir_path / RUN_CONFIG) if resume else self.build_config()
         except UserError as exc:
             show_error(self, "Invalid training settings", exc)
             return None
-        run_dir = self.run_dir_path
+        run_dir = self._active_run_dir = self.run_dir_path
+        self._resumed = resume
         self.curves.clear_all()
         self._offsets, self._next_offset = {}, 0
         self.last_checkpoint, self.result, self._outcome = None, None, "failed"
@@ -274,6 +295,10 @@ class TrainPanel(QWidget):
 
     def _job_finished(self) -> None:
         self._set_running(False)
+        if self.run_dir_path == self._active_run_dir:
+            # The next Start gets a folder of its own (shown in the header); the ended run's folder stays
+            # reachable through “Resume run…”.
+            self.set_run_dir(fresh_run_dir(after=self._active_run_dir))
         self.runEnded.emit(self._outcome)
 
     def _set_running(self, running: bool) -> None:
@@ -343,7 +368,6 @@ class TrainPanel(QWidget):
         self.status.setText(f"Finished. Pruned model {result.pruned_model}")
         if result.pruned_model is not None:
             self.prunedModelReady.emit(str(result.pruned_model))
-        self.set_run_dir(fresh_run_dir())
         self._outcome = "finished"
 
     def _cancelled(self) -> None:
@@ -354,14 +378,17 @@ class TrainPanel(QWidget):
         self._outcome = "cancelled"
 
     def _failed(self, exc: BaseException, trace: str) -> None:
-        where = self.last_checkpoint or "none saved yet"
         self.progress.setFormat("failed")
         self.status.setText(f"Failed: {exc}")
         self._append_log(f"run failed: {type(exc).__name__}: {exc}", "error")
         self._outcome = "failed"
-        show_error(self, "Training failed", exc, trace,
-                   extra=f"Run folder: {self.run_dir_path}\nLast checkpoint: {where}\n"
-                         "The run can be continued with “Resume run…”.")
+        if self.last_checkpoint is None and not self._resumed:   # refused before any saved state: nothing ran
+            extra = (f"Run folder: {self._active_run_dir}\nNothing was trained (no state was saved). Fix the "
+                     "settings and press Start; the next run gets a new folder.")
+        else:
+            extra = (f"Run folder: {self._active_run_dir}\nLast checkpoint: {self.last_checkpoint}\n"
+                     "The run can be continued with “Resume run…”.")
+        show_error(self, "Training failed", exc, trace, extra=extra)
 
     # -- session support ---------------------------------------------------------------------------------
     def settings(self) -> dict[str, Any]:

@@ -11,6 +11,8 @@ from PySide6.QtCore import QTimer, Signal
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import QStackedWidget, QWidget
 
+from core.io.output import OutputError, staged_file
+
 VIEWS = ("LR (bicubic)", "Dense SR", "Pruned SR", "GT")
 MODES = ("side", "wipe", "diff")
 DIFF_LEVELS = (0.0, 32.0)          # |A−B| in 8-bit levels, mean over RGB
@@ -118,9 +120,13 @@ class ComparisonView(QStackedWidget):
         self._fit = False
         self._active_box().scaleBy((1 / factor, 1 / factor))
 
-    def save_png(self, path: str) -> bool:
+    def save_png(self, path: str, overwrite: bool = False) -> bool:
+        """Write what the view shows to ``path`` under the output rule (``overwrite``: the user confirmed)."""
         pixmap: QPixmap = self.currentWidget().grab()
-        return pixmap.save(path, "PNG")
+        with staged_file(path, overwrite=overwrite) as tmp:
+            if not pixmap.save(str(tmp), "PNG"):
+                raise OutputError(f"cannot encode the view as PNG for {path}")
+        return True
 
     # -- drawing ------------------------------------------------------------------------------------
     def _redraw(self) -> None:

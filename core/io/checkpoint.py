@@ -1,24 +1,26 @@
 """Load any BasicVSR checkpoint people have (BasicSR, MMagic/mmedit, plain, this project's model files).
 
-Checkpoints are untrusted input: they are read with ``torch.load(weights_only=True)`` only, and every refusal
-says in one line what is wrong. The project's own model file is a plain dict of tensors plus a JSON spec,
+Checkpoints are untrusted input: they are read with ``torch.load(weights_only=True)`` only, every size they
+imply is bounded (``limits``) before a network is allocated, and every refusal says in one line what is wrong. The project's own model file is a plain dict of tensors plus a JSON spec,
 so a pruned network rebuilds without any pickled class.
 """
 from __future__ import annotations
 
+import copy
 import json
 import pickle
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
 from ..errors import CheckpointError
 from ..models.basicvsr import BasicVSR
-from ..models.spec import ArchSpec, BlockSpec, HEAD_WIDTH
-from .atomic import atomic_path
+from ..models.spec import MAX_BLOCKS, MAX_WIDTH, ArchSpec, BlockSpec, HEAD_WIDTH, check_bounds
+from .limits import check_file, check_tensor_budget, expected_shapes, first_nonfinite
+from .output import OutputError, staged_file
 
 MODEL_FORMAT = "ssl-vsr-model"
 MODEL_FORMAT_VERSION = 1
@@ -52,7 +54,12 @@ def read_torch_file(path: str | Path) -> Any:
     if not p.is_file():
         raise CheckpointError(f"{p}: not a file (a checkpoint is a .pth/.pt file)")
     try:
+        check_file(p)
         return torch.load(p, map_location="cpu", weights_only=True)
+    except CheckpointError:
+        raise
+    except OSError as e:
+        raise CheckpointError(f"{p}: cannot read ({e.strerror or e})") from None
     except pickle.UnpicklingError as e:
         found = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
         if found:
@@ -125,11 +132,13 @@ def infer_spec(state: Mapping[str, torch.Tensor], path: Path) -> ArchSpec:
     if first.shape[1] != num_feat + 3:
         raise CheckpointError(f"{path}: tensor 'forward_trunk.main.0.weight' has shape {tuple(first.shape)}, "
                               f"expected ({num_feat}, {num_feat + 3}, 3, 3)")
+    if num_feat > MAX_WIDTH:     # bounded before anything is read off it
+        raise CheckpointError(f"{path}: refused, num_feat = {num_feat} is wider than the limit of {MAX_WIDTH} channels")
     bidirectional = "backward_trunk.main.0.weight" in state
     variant = "basicvsr" if bidirectional else "basicvsr-uni"
 
     def n_blocks(trunk: str) -> int:
-        idx = {int(m[1]) for k in state if (m := re.match(rf"{trunk}\.main\.2\.(\d+)\.conv1\.weight$", k))}
+        idx = {int(m[1]) for k in state if (m := re.match(rf"{trunk}\.main\.2\.(\d{{1,9}})\.conv1\.weight$", k))}
         return max(idx) + 1 if idx else 0
 
     def blocks(trunk: str, n: int) -> tuple[BlockSpec, ...]:
@@ -142,22 +151,38 @@ def infer_spec(state: Mapping[str, torch.Tensor], path: Path) -> ArchSpec:
     nb = n_blocks("forward_trunk")
     if nb == 0:
         raise CheckpointError(f"{path}: not a BasicVSR checkpoint (forward trunk has no residual blocks)")
+    if max(nb, n_blocks("backward_trunk")) > MAX_BLOCKS:
+        raise CheckpointError(f"{path}: refused, a trunk has more than the limit of {MAX_BLOCKS} residual blocks")
 
     def out_ch(key: str, default: int, per: int = 1) -> int:
         t = state.get(key)
         return int(t.shape[0]) // per if t is not None and t.dim() == 4 else default
 
-    return ArchSpec(variant=variant, num_feat=num_feat,
-                    forward_blocks=blocks("forward_trunk", nb),
-                    backward_blocks=blocks("backward_trunk", nb) if bidirectional else (),
-                    fusion=out_ch("fusion.weight", num_feat), upconv1=out_ch("upconv1.weight", num_feat, 4),
-                    upconv2=out_ch("upconv2.weight", HEAD_WIDTH, 4), conv_hr=out_ch("conv_hr.weight", HEAD_WIDTH))
+    return _bounded(ArchSpec(
+        variant=variant, num_feat=num_feat, forward_blocks=blocks("forward_trunk", nb),
+        backward_blocks=blocks("backward_trunk", nb) if bidirectional else (),
+        fusion=out_ch("fusion.weight", num_feat), upconv1=out_ch("upconv1.weight", num_feat, 4),
+        upconv2=out_ch("upconv2.weight", HEAD_WIDTH, 4), conv_hr=out_ch("conv_hr.weight", HEAD_WIDTH)), path)
 
 
-def build_model(spec: ArchSpec, state: Mapping[str, torch.Tensor], path: Path) -> BasicVSR:
-    """Instantiate ``spec`` and load ``state`` strictly, naming missing keys and mis-shaped tensors."""
-    model = BasicVSR(spec)
-    expected = model.state_dict()
+def _bounded(spec: ArchSpec, path: Path) -> ArchSpec:
+    """``spec``, refused in one line when its widths or depth pass the bounds of ``spec.check_bounds``."""
+    try:
+        check_bounds(spec)
+    except ValueError as e:
+        raise CheckpointError(f"{path}: refused, {e}") from None
+    return spec
+
+
+def build_model(spec: ArchSpec, state: Mapping[str, torch.Tensor], path: Path, *,
+                allow_nonfinite: bool = False) -> BasicVSR:
+    """Instantiate ``spec`` and load ``state`` strictly, naming missing keys, mis-shaped and non-finite tensors.
+
+    Every check runs on names and shapes against a meta-device copy of the network first, so a file that
+    describes a huge network (or holds stride-0 tensors of huge shapes) is refused without allocating it.
+    """
+    check_tensor_budget(state, path)
+    expected = expected_shapes(_bounded(spec, path), path)
     missing = [k for k in expected if k not in state]
     if missing:
         more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
@@ -166,28 +191,37 @@ def build_model(spec: ArchSpec, state: Mapping[str, torch.Tensor], path: Path) -
     if unexpected:
         more = f" and {len(unexpected) - 5} more" if len(unexpected) > 5 else ""
         raise CheckpointError(f"{path}: unexpected keys {', '.join(unexpected[:5])}{more} (not a BasicVSR of this layout)")
-    for key, ref in expected.items():
+    for key, shape in expected.items():
         got = state[key]
-        if tuple(got.shape) != tuple(ref.shape):
-            raise CheckpointError(f"{path}: tensor '{key}' has shape {tuple(got.shape)}, expected {tuple(ref.shape)}")
+        if tuple(got.shape) != shape:
+            raise CheckpointError(f"{path}: tensor '{key}' has shape {tuple(got.shape)}, expected {shape}")
         if not got.is_floating_point():
             raise CheckpointError(f"{path}: tensor '{key}' has dtype {got.dtype}, expected a float tensor")
+    bad = None if allow_nonfinite else first_nonfinite(state, list(expected))
+    if bad is not None:
+        raise CheckpointError(f"{path}: tensor '{bad}' holds NaN or infinite values (a broken training run?); "
+                              f"refused, --allow-nonfinite loads it for inspection")
+    model = BasicVSR(spec)
     model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
     return model.eval()
 
 
-def load_checkpoint(path: str | Path, param_key: str | None = None) -> LoadedModel:
-    """Load a BasicVSR / BasicVSR-uni network, dense or pruned, from any supported file."""
+def load_checkpoint(path: str | Path, param_key: str | None = None, *, allow_nonfinite: bool = False) -> LoadedModel:
+    """Load a BasicVSR / BasicVSR-uni network, dense or pruned, from any supported file.
+
+    ``allow_nonfinite`` loads a network with NaN/Inf weights (for inspection); by default it is refused.
+    """
     p = Path(path)
     obj = read_torch_file(p)
     if isinstance(obj, Mapping) and obj.get("format") == MODEL_FORMAT:
-        return _load_model_file(obj, p)
+        return _load_model_file(obj, p, allow_nonfinite)
     state, fmt = unwrap_state_dict(obj, p, param_key)
+    check_tensor_budget(state, p)
     spec = infer_spec(state, p)
-    return LoadedModel(build_model(spec, state, p), p, fmt, {"source": str(p)})
+    return LoadedModel(build_model(spec, state, p, allow_nonfinite=allow_nonfinite), p, fmt, {"source": str(p)})
 
 
-def _load_model_file(obj: Mapping[str, Any], path: Path) -> LoadedModel:
+def _load_model_file(obj: Mapping[str, Any], path: Path, allow_nonfinite: bool = False) -> LoadedModel:
     version = obj.get("version")
     if version != MODEL_FORMAT_VERSION:
         raise CheckpointError(f"{path}: model file version {version!r} is not supported (expected {MODEL_FORMAT_VERSION})")
@@ -196,17 +230,40 @@ def _load_model_file(obj: Mapping[str, Any], path: Path) -> LoadedModel:
         meta = json.loads(obj.get("meta", "{}"))
     except (KeyError, TypeError, json.JSONDecodeError) as e:
         raise CheckpointError(f"{path}: damaged model file (spec unreadable: {e})") from None
+    except RecursionError:
+        raise CheckpointError(f"{path}: damaged model file (spec or meta nested too deeply)") from None
     except ValueError as e:
         raise CheckpointError(f"{path}: inconsistent pruned spec: {e}") from None
     state = obj.get("state_dict")
     if not _tensor_dict(state):
         raise CheckpointError(f"{path}: damaged model file (no state_dict of tensors)")
-    return LoadedModel(build_model(spec, state, path), path, MODEL_FORMAT, meta if isinstance(meta, dict) else {})
+    return LoadedModel(build_model(spec, state, path, allow_nonfinite=allow_nonfinite), path, MODEL_FORMAT,
+                       meta if isinstance(meta, dict) else {})
 
 
 # -- writing -------------------------------------------------------------------------------------------
-def save_model(model: BasicVSR, path: str | Path, meta: Mapping[str, Any] | None = None) -> Path:
-    """Write a model file (plain tensors + JSON spec/meta) atomically. γ must already be folded away."""
+def reloads_as(model: BasicVSR) -> Callable[[Path], None]:
+    """A ``verify`` for ``save_model``: the written file must load and give ``model``'s output (to 1e-6)."""
+
+    @torch.no_grad()
+    def verify(path: Path) -> None:
+        reloaded = load_checkpoint(path).model
+        g = torch.Generator().manual_seed(0)
+        x = torch.rand(1, 3, 3, 32, 32, generator=g)
+        reference = copy.deepcopy(model).cpu().float().eval()      # never touch the caller's model
+        diff = float((reloaded(x) - reference(x)).abs().max())
+        if not diff <= 1e-6:
+            raise OutputError(f"the written model file does not reproduce the network (max |diff| {diff:.2e}); "
+                              f"nothing was written")
+    return verify
+
+
+def save_model(model: BasicVSR, path: str | Path, meta: Mapping[str, Any] | None = None, *, overwrite: bool = False,
+               inputs: Sequence[str | Path | None] = (), verify: Callable[[Path], None] | None = None) -> Path:
+    """Write a model file (plain tensors + JSON spec/meta) under the output rule. γ must already be folded away.
+
+    ``verify(tmp)`` runs on the written file before it is moved into place (a failed check leaves nothing).
+    """
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     if any("gamma" in k for k in state):
         raise ValueError("fold the scale factors into the weights before saving a model file")
@@ -214,6 +271,9 @@ def save_model(model: BasicVSR, path: str | Path, meta: Mapping[str, Any] | None
                "spec": json.dumps(model.spec.to_json()),
                "meta": json.dumps(dict(meta or {}), default=str),
                "state_dict": state}
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    with staged_file(path, overwrite=overwrite, inputs=inputs, verify=verify) as tmp:
+        try:
+            torch.save(payload, tmp)
+        except RuntimeError as e:  # torch reports a failed write (full disk) as a RuntimeError
+            raise OutputError(f"cannot write {path}: {str(e).splitlines()[0][:160]}") from None
     return Path(path)

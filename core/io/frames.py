@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from core.errors import ClipError, UserError
-from core.io.atomic import atomic_path, atomic_write_bytes
+from core.io.output import staged_folder
+from core.io.video import VideoSource, VideoSink
 
 __all__ = [
     "IMAGE_EXTS",
@@ -31,6 +32,7 @@ __all__ = [
     "read_frame",
     "read_clip",
     "find_clips",
+    "encode_frame",
     "write_frames",
     "write_video",
     "frames_to_tensor",
@@ -39,7 +41,6 @@ __all__ = [
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
-_FOURCC = {".mp4": "mp4v", ".avi": "MJPG"}
 
 # Conversion notes (one wording per kind, so read_clip can group them).
 NOTE_GREY = "grey image expanded to RGB"
@@ -155,30 +156,9 @@ def _read_folder(folder: Path, max_frames: int | None) -> Clip:
 
 
 def _read_video(path: Path, max_frames: int | None) -> Clip:
-    cap = cv2.VideoCapture(str(path))
-    try:
-        if not cap.isOpened():
-            raise ClipError(f"cannot read video {path}: OpenCV could not open it (corrupt or unsupported codec)")
-        fps = cap.get(cv2.CAP_PROP_FPS)
-        frames: list[np.ndarray] = []
-        while max_frames is None or len(frames) < max_frames:
-            ok, bgr = cap.read()
-            if not ok or bgr is None:
-                break
-            if frames and bgr.shape != frames[0].shape:
-                raise ClipError(f"cannot read video {path}: frame {len(frames)} changes size mid-stream")
-            frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB) if bgr.ndim == 3 else np.repeat(bgr[..., None], 3, 2))
-    finally:
-        cap.release()
-    if not frames:
-        raise ClipError(f"cannot read video {path}: no frame could be decoded")
-    return Clip(
-        name=path.stem,
-        frames=np.stack(frames),
-        names=[f"{i:08d}" for i in range(len(frames))],
-        source=path,
-        fps=float(fps) if fps and fps > 0 else None,
-    )
+    source = VideoSource(path, max_frames)   # PyAV, decoded as a stream; why not OpenCV: core/io/video.py
+    frames = np.stack(list(source))
+    return Clip(name=source.name, frames=frames, names=source.frame_names, source=path, fps=source.fps)
 
 
 def read_clip(path: str | os.PathLike, max_frames: int | None = None) -> Clip:
@@ -253,54 +233,62 @@ def _check_frames(frames: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
     return arr
 
 
+def encode_frame(img: np.ndarray, ext: str = "png") -> bytes:
+    """One uint8 RGB frame encoded as an image file's bytes (``ext`` one of IMAGE_EXTS)."""
+    ext = ext.lower().lstrip(".")
+    if f".{ext}" not in IMAGE_EXTS:
+        raise UserError(f"cannot write frames as .{ext} (accepted: {', '.join(IMAGE_EXTS)})")
+    ok, buf = cv2.imencode(f".{ext}", np.ascontiguousarray(img[:, :, ::-1]))
+    if not ok:
+        raise ClipError(f"cannot encode a {img.shape[1]}x{img.shape[0]} frame as .{ext}")
+    return buf.tobytes()
+
+
 def write_frames(
     frames: np.ndarray | Sequence[np.ndarray],
     folder: str | os.PathLike,
     names: Sequence[str] | None = None,
     ext: str = "png",
+    *,
+    overwrite: bool = False,
+    inputs: Sequence[str | os.PathLike] = (),
 ) -> list[Path]:
-    """Write RGB uint8 frames as ``folder/<name>.<ext>``, each file atomically; returns the paths."""
+    """Write RGB uint8 frames as ``folder/<name>.<ext>``; the folder appears only when every frame is written.
+
+    ``folder`` must be new or empty (``overwrite`` replaces an existing folder as a whole, at the very end).
+    """
     arr = _check_frames(frames)
-    ext = ext.lower().lstrip(".")
-    if f".{ext}" not in IMAGE_EXTS:
-        raise UserError(f"cannot write frames as .{ext} (accepted: {', '.join(IMAGE_EXTS)})")
     if names is None:
         names = [f"{i:04d}" for i in range(len(arr))]
     if len(names) != len(arr):
         raise UserError(f"{len(names)} names given for {len(arr)} frames")
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for img, name in zip(arr, names):
-        ok, buf = cv2.imencode(f".{ext}", np.ascontiguousarray(img[:, :, ::-1]))
-        if not ok:
-            raise ClipError(f"cannot encode frame {name} as .{ext}")
-        paths.append(atomic_write_bytes(folder / f"{name}.{ext}", buf.tobytes()))
-    return paths
+    encode_frame(arr[0], ext)  # refuse a bad extension before anything is created
+    ext = ext.lower().lstrip(".")
+    with staged_folder(folder, overwrite=overwrite, inputs=inputs) as tmp:
+        for img, name in zip(arr, names):
+            (tmp / f"{name}.{ext}").write_bytes(encode_frame(img, ext))
+    return [Path(folder) / f"{name}.{ext}" for name in names]
 
 
-def write_video(frames: np.ndarray | Sequence[np.ndarray], path: str | os.PathLike, fps: float = 25) -> Path:
-    """Write RGB uint8 frames as .mp4 (mp4v) or .avi (MJPG), atomically (same-extension temp file, rename)."""
+def write_video(
+    frames: np.ndarray | Sequence[np.ndarray],
+    path: str | os.PathLike,
+    fps: float = 25,
+    *,
+    overwrite: bool = False,
+    inputs: Sequence[str | os.PathLike] = (),
+    codec: str | None = None,
+    quality: int | None = None,
+) -> Path:
+    """Write RGB uint8 frames as a video (type from the extension, see ``video.check_video_output``).
+
+    The file appears only when complete (``video.VideoSink``); H.264 CRF 18 unless ``codec``/``quality`` say.
+    """
     arr = _check_frames(frames)
-    target = Path(path)
-    suffix = target.suffix.lower()
-    if suffix not in _FOURCC:
-        raise ClipError(f"cannot write video {target}: use .mp4 (mp4v) or .avi (MJPG)")
-    if not fps > 0:
-        raise UserError(f"fps must be positive, got {fps}")
-    with atomic_path(target, suffix=f".tmp{suffix}") as tmp:   # OpenCV picks the container from the extension
-        h, w = arr.shape[1:3]
-        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*_FOURCC[suffix]), float(fps), (w, h))
-        if not writer.isOpened():
-            raise ClipError(f"cannot write video {target}: OpenCV could not open a {_FOURCC[suffix]} writer")
-        try:
-            for img in arr:
-                writer.write(np.ascontiguousarray(img[:, :, ::-1]))
-        finally:
-            writer.release()
-        if tmp.stat().st_size == 0:
-            raise ClipError(f"cannot write video {target}: the encoder produced an empty file")
-    return target
+    with VideoSink(path, fps=fps, overwrite=overwrite, inputs=inputs, codec=codec, quality=quality) as sink:
+        for img in arr:
+            sink.write(img)
+    return Path(path)
 
 
 # --------------------------------------------------------------------------------------------- tensors

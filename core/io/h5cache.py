@@ -13,7 +13,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from .atomic import atomic_path
+from .output import staged_file
 
 CACHE_FORMAT = "ssl-vsr-frame-cache"
 COMPRESSIONS = ("none", "lzf", "gzip")
@@ -22,30 +22,39 @@ COMPRESSIONS = ("none", "lzf", "gzip")
 CacheItem = tuple[str, int, tuple[int, int, int], Callable[[], Iterator[np.ndarray]]]
 
 
-def cache_is_current(path: str | os.PathLike, fingerprint: str) -> bool:
-    """True when ``path`` is a complete cache built from exactly the clips ``fingerprint`` describes."""
+def _cache_attrs(path: str | os.PathLike) -> dict | None:
+    """The attributes of a cache file of ours at ``path``, or None when it is absent or anything else."""
     import h5py
 
     p = Path(path)
     if not p.is_file():
-        return False
+        return None
     try:
         with h5py.File(p, "r") as f:
-            return f.attrs.get("format") == CACHE_FORMAT and f.attrs.get("fingerprint") == fingerprint
+            return dict(f.attrs) if f.attrs.get("format") == CACHE_FORMAT else None
     except OSError:
-        return False
+        return None
+
+
+def cache_is_current(path: str | os.PathLike, fingerprint: str) -> bool:
+    """True when ``path`` is a complete cache built from exactly the clips ``fingerprint`` describes."""
+    attrs = _cache_attrs(path)
+    return attrs is not None and attrs.get("fingerprint") == fingerprint
 
 
 def build_cache(path: str | os.PathLike, items: Sequence[CacheItem], fingerprint: str,
                 progress: Callable[[int, int], None] | None = None, compression: str = "none") -> Path:
-    """Write every item into a new cache file (atomically: a killed build leaves no half cache behind)."""
+    """Write every item into a new cache file (atomically: a killed build leaves no half cache behind).
+
+    An outdated cache of ours is replaced; any other file at ``path`` is the user's and is refused.
+    """
     import h5py
 
     if compression not in COMPRESSIONS:
         raise ValueError(f"compression must be one of {', '.join(COMPRESSIONS)}")
     total = sum(n for _, n, _, _ in items)
     done = 0
-    with atomic_path(path) as tmp:
+    with staged_file(path, overwrite=_cache_attrs(path) is not None) as tmp:
         with h5py.File(tmp, "w") as f:
             f.attrs["format"] = CACHE_FORMAT
             for key, n, shape, frames in items:

@@ -146,41 +146,90 @@ class BasicVSR(nn.Module):
         # One γ per pixel-shuffle unit = 4 consecutive filters that become one channel after PixelShuffle(2).
         return None if gamma is None else gamma.repeat_interleave(4)
 
+    # -- recurrent steps (Contract 2) ---------------------------------------------------------------
+    # Pure functions of tensors: the streaming engine (core.stream) and step exports are built on these, and the
+    # batched ``forward`` below shares their pieces (``_layout``, ``_propagate``), so both agree by construction.
+    @property
+    def bidirectional(self) -> bool:
+        return self.spec.bidirectional
+
+    def _layout(self) -> torch.memory_format:
+        # Channels-last weights (CPU inference) want channels-last inputs: a frame or warped state in the plain
+        # layout would make every trunk's input conv convert it first (bench/bench_prune.py).
+        return (torch.channels_last if self.forward_trunk.main[0].weight.is_contiguous(
+            memory_format=torch.channels_last) else torch.contiguous_format)
+
+    def _propagate(self, trunk: Trunk, frame: torch.Tensor, state: torch.Tensor | None, flow: torch.Tensor | None,
+                   layout: torch.memory_format) -> torch.Tensor:
+        """One recurrent step of a branch: warp the neighbour's state by ``flow`` (zeros at a clip end), then
+        the trunk on (frame, warped state)."""
+        if state is None:
+            n, _, h, w = frame.shape
+            prop = frame.new_zeros(n, self.num_feat, h, w).contiguous(memory_format=layout)
+        else:
+            prop = flow_warp(state, flow.permute(0, 2, 3, 1)).contiguous(memory_format=layout)
+        return trunk(torch.cat([frame.contiguous(memory_format=layout), prop], dim=1))
+
+    def flow(self, x_a: torch.Tensor, x_b: torch.Tensor) -> torch.Tensor:
+        """SpyNet flow (N, 2, h, w) that warps features of frame ``x_b`` onto frame ``x_a``."""
+        return self.spynet(x_a, x_b)
+
+    def backward_step(self, x_t: torch.Tensor, x_next: torch.Tensor | None,
+                      h_next: torch.Tensor | None) -> torch.Tensor:
+        """Backward branch at frame t from frame t+1 and its state (both ``None`` at the last frame)."""
+        if not self.spec.bidirectional:
+            raise ValueError("basicvsr-uni has no backward branch")
+        flow = None if h_next is None else self.flow(x_t, x_next)
+        return self._propagate(self.backward_trunk, x_t, h_next, flow, self._layout())
+
+    def forward_step(self, x_t: torch.Tensor, x_prev: torch.Tensor | None, h_prev: torch.Tensor | None,
+                     h_b: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Forward branch and head at frame t: (SR frame (N, 3, 4h, 4w), forward state). ``h_b``: the backward
+        state of frame t (``None`` for basicvsr-uni); ``x_prev``/``h_prev`` ``None`` at the first frame."""
+        layout = self._layout()
+        flow = None if h_prev is None else self.flow(x_t, x_prev)
+        h = self._propagate(self.forward_trunk, x_t, h_prev, flow, layout)
+        return self.upsample(self._head_input(h_b, h, layout), x_t), h
+
+    def _head_input(self, h_b: torch.Tensor | None, h_f: torch.Tensor, layout: torch.memory_format) -> torch.Tensor:
+        if not self.spec.bidirectional:
+            return h_f
+        if h_b is None:
+            raise ValueError("basicvsr needs the backward state of the frame (h_b)")
+        return torch.cat([h_b.contiguous(memory_format=layout), h_f], dim=1)
+
     # -- forward -----------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor, return_hidden: bool = False,
                 progress: Callable[[int, int], None] | None = None):
-        """``progress(done, total)`` is called after each recurrent step (it may raise to cancel)."""
+        """``progress(done, total)`` is called after each recurrent step (it may raise to cancel).
+
+        The whole clip at once (batched flows, autograd): what training uses. Inference streams the same steps.
+        """
         n, t, _, h, w = x.shape
         if t < 2:
             raise ValueError("BasicVSR needs at least 2 frames")
         steps = t * (2 if self.spec.bidirectional else 1)
         tick = (lambda done: progress(done, steps)) if progress is not None else (lambda done: None)
         flows_fwd, flows_bwd = self.flows(x)
-        # Channels-last weights (CPU inference) want channels-last inputs: a frame or warped state in the plain
-        # layout would make every trunk's input conv convert it first (bench/bench_prune.py).
-        layout = (torch.channels_last if self.forward_trunk.main[0].weight.is_contiguous(
-            memory_format=torch.channels_last) else torch.contiguous_format)
+        layout = self._layout()
         frames = [x[:, i].contiguous(memory_format=layout) for i in range(t)]
         feats_bwd: list[torch.Tensor | None] = [None] * t
         hidden: dict[str, torch.Tensor] = {}
         if self.spec.bidirectional:
-            prop = x.new_zeros(n, self.num_feat, h, w).contiguous(memory_format=layout)
+            prop = None
             for i in range(t - 1, -1, -1):
-                if i < t - 1:
-                    prop = flow_warp(prop, flows_bwd[:, i].permute(0, 2, 3, 1)).contiguous(memory_format=layout)
-                prop = self.backward_trunk(torch.cat([frames[i], prop], dim=1))
+                prop = self._propagate(self.backward_trunk, frames[i], prop,
+                                       None if prop is None else flows_bwd[:, i], layout)
                 feats_bwd[i] = prop
                 tick(t - i)
             hidden["backward"] = prop
-        prop = x.new_zeros(n, self.num_feat, h, w).contiguous(memory_format=layout)
+        prop = None
         outs = []
         for i in range(t):
-            if i > 0:
-                prop = flow_warp(prop, flows_fwd[:, i - 1].permute(0, 2, 3, 1)).contiguous(memory_format=layout)
-            prop = self.forward_trunk(torch.cat([frames[i], prop], dim=1))
-            feat = torch.cat([feats_bwd[i], prop], dim=1) if self.spec.bidirectional else prop
+            prop = self._propagate(self.forward_trunk, frames[i], prop,
+                                   None if prop is None else flows_fwd[:, i - 1], layout)
+            outs.append(self.upsample(self._head_input(feats_bwd[i], prop, layout), x[:, i]))
             feats_bwd[i] = None  # free memory as we go
-            outs.append(self.upsample(feat, x[:, i]))
             tick(steps - t + i + 1)
         hidden["forward"] = prop
         out = torch.stack(outs, dim=1)

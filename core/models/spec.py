@@ -10,6 +10,11 @@ from typing import Any
 
 VARIANTS = ("basicvsr", "basicvsr-uni")
 HEAD_WIDTH = 64  # BasicSR hard-codes 64 channels after the first pixel shuffle (upconv2, conv_hr).
+# Bounds on what an untrusted file may describe, checked before any layer is allocated. Published BasicVSR,
+# IconVSR and BasicVSR++ use 64 channels and 7-30 blocks; the bounds leave 16x / 6x room (and match the
+# training config's ranges) while refusing a 2 KB file that asks for a 100000-wide, 360 GB network.
+MAX_WIDTH = 1024
+MAX_BLOCKS = 200
 
 
 @dataclass(frozen=True)
@@ -80,7 +85,7 @@ class ArchSpec:
         variant = data.get("variant")
         if variant not in VARIANTS:
             raise ValueError(f"unknown variant {variant!r} (expected one of {', '.join(VARIANTS)})")
-        num_feat = _positive_int(data.get("num_feat"), "num_feat")
+        num_feat = _width(data.get("num_feat"), "num_feat")
 
         def index_set(value: Any, where: str) -> tuple[int, ...] | None:
             if value is None:
@@ -100,11 +105,13 @@ class ArchSpec:
             raw = data.get(key, [])
             if not isinstance(raw, list):
                 raise ValueError(f"{key} must be a list")
+            if len(raw) > MAX_BLOCKS:
+                raise ValueError(f"{key} has {len(raw)} blocks, more than the limit of {MAX_BLOCKS}")
             out = []
             for i, b in enumerate(raw):
                 if not isinstance(b, dict):
                     raise ValueError(f"{key}[{i}] is not a mapping")
-                out.append(BlockSpec(mid=_positive_int(b.get("mid"), f"{key}[{i}].mid"),
+                out.append(BlockSpec(mid=_width(b.get("mid"), f"{key}[{i}].mid"),
                                      reads=index_set(b.get("reads"), f"{key}[{i}].reads"),
                                      writes=index_set(b.get("writes"), f"{key}[{i}].writes")))
             return tuple(out)
@@ -117,15 +124,36 @@ class ArchSpec:
         if variant == "basicvsr-uni" and bwd:
             raise ValueError("a BasicVSR-uni spec cannot have backward blocks")
         return cls(variant=variant, num_feat=num_feat, forward_blocks=fwd, backward_blocks=bwd,
-                   fusion=_positive_int(data.get("fusion", num_feat), "fusion"),
-                   upconv1=_positive_int(data.get("upconv1"), "upconv1"),
-                   upconv2=_positive_int(data.get("upconv2"), "upconv2"),
-                   conv_hr=_positive_int(data.get("conv_hr"), "conv_hr"))
+                   fusion=_width(data.get("fusion", num_feat), "fusion"),
+                   upconv1=_width(data.get("upconv1"), "upconv1"),
+                   upconv2=_width(data.get("upconv2"), "upconv2"),
+                   conv_hr=_width(data.get("conv_hr"), "conv_hr"))
+
+
+def check_bounds(spec: ArchSpec) -> None:
+    """Refuse (ValueError) a spec wider or deeper than MAX_WIDTH / MAX_BLOCKS, whatever built it."""
+    if len(spec.forward_blocks) > MAX_BLOCKS or len(spec.backward_blocks) > MAX_BLOCKS:
+        raise ValueError(f"{max(len(spec.forward_blocks), len(spec.backward_blocks))} residual blocks per trunk, "
+                         f"more than the limit of {MAX_BLOCKS}")
+    widths = {"num_feat": spec.num_feat, "fusion": spec.fusion, "upconv1": spec.upconv1,
+              "upconv2": spec.upconv2, "conv_hr": spec.conv_hr}
+    for trunk in ("forward", "backward"):
+        widths.update({f"{trunk}_blocks[{i}].mid": b.mid for i, b in enumerate(spec.trunk_blocks(trunk))})
+    for name, value in widths.items():
+        _width(value, name)
 
 
 def _positive_int(value: Any, name: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        raise ValueError(f"{name} must be a positive integer, got {value!r}"[:200])
+    return value
+
+
+def _width(value: Any, name: str) -> int:
+    """A layer width from an untrusted source: a positive integer no larger than MAX_WIDTH."""
+    value = _positive_int(value, name)
+    if value > MAX_WIDTH:
+        raise ValueError(f"{name} = {value} is wider than the limit of {MAX_WIDTH} channels")
     return value
 
 

@@ -1,8 +1,6 @@
 """SpyNet optical flow, laid out exactly like BasicSR's so its checkpoints load key for key."""
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -41,13 +39,15 @@ class SpyNet(nn.Module):
         for _ in range(5):
             refs.insert(0, F.avg_pool2d(refs[0], kernel_size=2, stride=2, count_include_pad=False))
             supps.insert(0, F.avg_pool2d(supps[0], kernel_size=2, stride=2, count_include_pad=False))
-        flow = refs[0].new_zeros([refs[0].size(0), 2, refs[0].size(2) // 2, refs[0].size(3) // 2])
+        # Level sizes are k·2^level for the k = size/32 that ``forward`` guarantees, so each upsampled flow has its
+        # level's exact size and BasicSR's odd-size padding is needed only at the coarsest level, where the flow is
+        # zero anyway (zeros upsampled and padded are zeros). Written so, the shapes stay symbolic for torch.export.
+        flow = None
         for level, (r, s) in enumerate(zip(refs, supps)):
-            up = F.interpolate(flow, scale_factor=2, mode="bilinear", align_corners=True) * 2.0
-            if up.size(2) != r.size(2):
-                up = F.pad(up, [0, 0, 0, 1], mode="replicate")
-            if up.size(3) != r.size(3):
-                up = F.pad(up, [0, 1, 0, 0], mode="replicate")
+            if flow is None:
+                up = r.new_zeros(r.size(0), 2, r.size(2), r.size(3))
+            else:  # with align_corners=True, size= and scale_factor=2 sample the same points
+                up = F.interpolate(flow, size=r.shape[-2:], mode="bilinear", align_corners=True) * 2.0
             warped = flow_warp(s, up.permute(0, 2, 3, 1), padding_mode="border")
             flow = self.basic_module[level](torch.cat([r, warped, up], 1)) + up
         return flow
@@ -58,9 +58,9 @@ class SpyNet(nn.Module):
         Below 64 pixels BasicSR's pyramid collapses to zero size; there we resize up to 64 instead.
         """
         h, w = ref.shape[-2:]
-        h32, w32 = max(math.ceil(h / 32) * 32, 64), max(math.ceil(w / 32) * 32, 64)
+        # Integer arithmetic (no float ceil, sym_max): exact, and it keeps sizes symbolic for dynamic exports.
+        h32, w32 = 32 * torch.sym_max((h + 31) // 32, 2), 32 * torch.sym_max((w + 31) // 32, 2)
         ref = F.interpolate(ref, size=(h32, w32), mode="bilinear", align_corners=False)
         supp = F.interpolate(supp, size=(h32, w32), mode="bilinear", align_corners=False)
         flow = F.interpolate(self.process(ref, supp), size=(h, w), mode="bilinear", align_corners=False)
-        scale = flow.new_tensor([w / w32, h / h32]).view(1, 2, 1, 1)
-        return flow * scale
+        return torch.cat([flow[:, :1] * (w / w32), flow[:, 1:] * (h / h32)], dim=1)

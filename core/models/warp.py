@@ -14,8 +14,9 @@ def flow_warp(x: torch.Tensor, flow: torch.Tensor, interp_mode: str = "bilinear"
     ys = torch.arange(h, dtype=x.dtype, device=x.device)
     xs = torch.arange(w, dtype=x.dtype, device=x.device)
     grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
-    vx = 2.0 * (grid_x + flow[..., 0]) / max(w - 1, 1) - 1.0
-    vy = 2.0 * (grid_y + flow[..., 1]) / max(h - 1, 1) - 1.0
+    # sym_max, not max: a symbolic size (torch.export with dynamic shapes) must not be compared in Python.
+    vx = 2.0 * (grid_x + flow[..., 0]) / torch.sym_max(w - 1, 1) - 1.0
+    vy = 2.0 * (grid_y + flow[..., 1]) / torch.sym_max(h - 1, 1) - 1.0
     if interp_mode == "bilinear" and padding_mode == "zeros":
         rows = bilinear_sample_rows(x, vx, vy)
         if rows is not None:

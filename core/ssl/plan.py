@@ -7,8 +7,8 @@ every move, so everything here is vectorised over precomputed ``UnitScores``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -17,6 +17,7 @@ from ..models.spec import ArchSpec, BlockSpec
 from ..profile.cost import param_count
 from ..profile.macs import frame_macs
 from .scores import UnitScores
+from .settings import LayerOverride, PlanSettings, unknown_layer_message
 
 MAX_RATIO = 0.99
 # A global cut leaves some layers a few channels wide, and oneDNN runs convs whose output width is not a multiple
@@ -25,14 +26,6 @@ MAX_RATIO = 0.99
 # CPU against 0.77x for exact widths (bench_prune.py). Front ends default to it; ``make_plan`` itself defaults
 # to the paper's exact global cut (align=1).
 RECOMMENDED_ALIGN = 16
-
-
-@dataclass(frozen=True)
-class LayerOverride:
-    """GUI overrides for one layer: ``locked`` keeps every unit; ``max_ratio`` caps its pruning ratio."""
-
-    locked: bool = False
-    max_ratio: float | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +72,7 @@ class Plan:
     spec_after: ArchSpec = field(repr=False)
     frame_size: tuple[int, int] = (180, 320)
     notes: tuple[str, ...] = ()
+    settings: PlanSettings | None = None   # what made it (None only for the uniform baseline)
 
     @property
     def units_total(self) -> int:
@@ -103,11 +97,40 @@ class Plan:
                 return l
         raise KeyError(name)
 
+    def cut_as(self, pruned: Mapping[str, Any], scores: UnitScores | None = None) -> "Plan":
+        """This plan with each layer pruning exactly ``pruned[name]`` (the units SIR regularized, which a resumed
+        run reads back from its state) and, when given, ``scores`` shown instead (e.g. |γ| after SIR).
+
+        Settings and criterion stay: they say how the units were chosen.
+        """
+        by_name = {} if scores is None else {l.name: s for l, s in zip(scores.layers, scores.per_layer)}
+        layers, cut = [], []
+        for l in self.layers:
+            drop = {int(i) for i in pruned.get(l.name, ())}
+            kept = tuple(i for i in range(l.total) if i not in drop)
+            if not kept:
+                raise PlanError(f"layer {l.name!r} would lose every unit")
+            s = by_name.get(l.name, l.scores)
+            layers.append(replace(l, kept=kept, scores=s))
+            cut.extend(float(s[i]) for i in drop)
+        spec_after = apply_to_spec(self.spec_before, layers)
+        return replace(self, layers=tuple(layers), threshold=max(cut) if cut else float("nan"),
+                       after=_totals(spec_after, self.frame_size), spec_after=spec_after)
+
+    def kept_units(self) -> dict[str, tuple[int, int]]:
+        """(kept, total) units of every prunable layer, in network order."""
+        return {l.name: (l.n_kept, l.total) for l in self.layers}
+
     def to_json(self, scores: bool = False) -> dict:
-        """Everything a report needs, JSON-able; per-unit scores only when asked (they are large)."""
+        """Everything a report needs, JSON-able; per-unit scores only when asked (they are large).
+
+        With the settings and the dense spec included, ``plan_from_json`` rebuilds an equal Plan.
+        """
         return {"requested_ratio": self.requested_ratio, "achieved_ratio": self.achieved_ratio,
                 "criterion": self.criterion, "threshold": None if math.isnan(self.threshold) else self.threshold,
                 "frame_size": list(self.frame_size), "notes": list(self.notes),
+                "settings": None if self.settings is None else self.settings.to_json(),
+                "spec": self.spec_before.to_json(),
                 "before": vars(self.before), "after": vars(self.after),
                 "layers": [{"name": l.name, "group": l.group, "kind": l.kind, "total": l.total,
                             "kept": l.n_kept, "ratio": l.ratio, "limited": l.limited,
@@ -121,13 +144,23 @@ def _totals(spec: ArchSpec, size: tuple[int, int]) -> Totals:
     return Totals(param_count(spec), param_count(spec, include_spynet=True), macs, spy)
 
 
+def plan_with(scores: UnitScores, settings: PlanSettings, frame_size: tuple[int, int] = (180, 320)) -> Plan:
+    """The plan ``settings`` describe, on ``scores`` (which must be of the settings' criterion)."""
+    if scores.criterion != settings.criterion:
+        raise PlanError(f"the plan asks for criterion {settings.criterion!r} but the scores are {scores.criterion!r}")
+    return make_plan(scores, settings.ratio, min_keep=settings.min_keep, align=settings.align,
+                     overrides=settings.overrides, frame_size=frame_size, widths=dict(settings.widths) or None)
+
+
 def make_plan(scores: UnitScores, ratio: float, *, min_keep: int = 1, align: int = 1,
               overrides: Mapping[str, LayerOverride] | None = None,
-              frame_size: tuple[int, int] = (180, 320)) -> Plan:
+              frame_size: tuple[int, int] = (180, 320), widths: Mapping[str, int] | None = None) -> Plan:
     """Prune the globally lowest-scoring ``round(N·ratio)`` units, respecting floors, locks and caps.
 
     ``align`` > 1 rounds each layer's kept count to a multiple of ``align`` (nearest, within the layer),
     keeping that layer's best-scoring units: odd widths waste much of the MAC saving on real hardware.
+    ``widths`` instead fixes how many units each listed layer keeps (its best-scoring ones), as a latency
+    target's planner chooses them; ``ratio`` then only records what was asked.
     """
     if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not math.isfinite(ratio):
         raise PlanError(f"pruning ratio must be a number, got {ratio!r}")
@@ -143,7 +176,10 @@ def make_plan(scores: UnitScores, ratio: float, *, min_keep: int = 1, align: int
     names = [l.name for l in scores.layers]
     unknown = sorted(set(overrides) - set(names))
     if unknown:
-        raise PlanError(f"override for unknown layer {unknown[0]!r}")
+        raise PlanError(unknown_layer_message(unknown[0], names))
+    settings = PlanSettings.from_overrides(ratio, scores.criterion, min_keep, align, overrides)
+    if widths:
+        return _width_plan(scores, settings, dict(widths), frame_size)
 
     sizes = np.array([l.size for l in scores.layers])
     cap = np.maximum(sizes - min_keep, 0)
@@ -190,7 +226,68 @@ def make_plan(scores: UnitScores, ratio: float, *, min_keep: int = 1, align: int
     spec_after = apply_to_spec(scores.spec, layers)
     return Plan(float(ratio), scores.criterion, tuple(layers), threshold,
                 _totals(scores.spec, frame_size), _totals(spec_after, frame_size),
-                scores.spec, spec_after, tuple(frame_size), tuple(notes))
+                scores.spec, spec_after, tuple(frame_size), tuple(notes), settings)
+
+
+def _width_plan(scores: UnitScores, settings: PlanSettings, widths: dict[str, int],
+                frame_size: tuple[int, int]) -> Plan:
+    """Each layer keeps its ``widths[name]`` best-scoring units (all of them when unlisted)."""
+    names = [l.name for l in scores.layers]
+    settings = replace(settings, widths=tuple(widths.items()))
+    settings.check_layers(names)
+    overrides = settings.overrides
+    layers, cut = [], []
+    for layer, s in zip(scores.layers, scores.per_layer):
+        n = widths.get(layer.name, layer.size)
+        o = overrides.get(layer.name)
+        floor = max(settings.min_keep, layer.size if o is not None and o.locked else 0,
+                    layer.size - int(math.floor(layer.size * o.max_ratio + 1e-9))
+                    if o is not None and o.max_ratio is not None else 0)
+        if not min(floor, layer.size) <= n <= layer.size:
+            raise PlanError(f"layer {layer.name!r}: width {n} is outside {min(floor, layer.size)}..{layer.size} "
+                            f"(its floor, lock or cap)")
+        order = np.argsort(-s, kind="stable")
+        kept = tuple(int(j) for j in np.sort(order[:n]))
+        cut.extend(float(v) for v in s[order[n:]])
+        layers.append(LayerPlan(layer.name, layer.group, layer.kind, layer.size, kept, s))
+    spec_after = apply_to_spec(scores.spec, layers)
+    plan = Plan(0.0, scores.criterion, tuple(layers), max(cut) if cut else float("nan"),
+                _totals(scores.spec, frame_size), _totals(spec_after, frame_size), scores.spec, spec_after,
+                tuple(frame_size), (), settings)
+    return replace(plan, requested_ratio=plan.achieved_ratio,
+                   settings=replace(settings, ratio=round(plan.achieved_ratio, 6)))
+
+
+def plan_from_json(data: Mapping[str, Any]) -> Plan:
+    """The Plan that ``Plan.to_json`` wrote (as kept in a pruned model file's meta); PlanError if damaged.
+
+    Without stored scores (``to_json(scores=False)``) every unit scores 0; kept indices, limits, totals,
+    settings and both specs come back exactly.
+    """
+    try:
+        spec = ArchSpec.from_json(data["spec"])
+        layers = []
+        for item in data["layers"]:
+            total = int(item["total"])
+            kept = tuple(int(i) for i in item["kept_indices"])
+            if not kept or len(set(kept)) != len(kept) or any(not 0 <= i < total for i in kept):
+                raise ValueError(f"layer {item['name']}: kept indices out of range")
+            s = np.asarray(item.get("scores") or np.zeros(total), dtype=np.float64)
+            s.setflags(write=False)
+            layers.append(LayerPlan(str(item["name"]), str(item["group"]), str(item["kind"]), total,
+                                    tuple(sorted(kept)), s, bool(item["limited"])))
+        settings = None if data.get("settings") is None else PlanSettings.from_json(data["settings"])
+        threshold = float("nan") if data.get("threshold") is None else float(data["threshold"])
+        size = tuple(int(v) for v in data["frame_size"])
+        spec_after = apply_to_spec(spec, layers)
+        return Plan(float(data["requested_ratio"]), str(data["criterion"]), tuple(layers), threshold,
+                    Totals(**{k: int(v) for k, v in data["before"].items()}),
+                    Totals(**{k: int(v) for k, v in data["after"].items()}),
+                    spec, spec_after, size, tuple(str(n) for n in data.get("notes", ())), settings)
+    except PlanError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise PlanError(f"the stored plan is damaged or from an older version ({e})") from None
 
 
 def make_uniform_plan(scores: UnitScores, layer_ratio: float, *, frame_size: tuple[int, int] = (180, 320)) -> Plan:

@@ -6,11 +6,11 @@ from dataclasses import dataclass
 import numpy as np
 from torch import nn
 
-from ..errors import PlanError
 from ..models.spec import ArchSpec
-from .units import PrunableLayer, l1_scores, prunable_layers, scale_scores
+from .criteria import CRITERIA, get_criterion
+from .units import PrunableLayer, prunable_layers
 
-CRITERIA = ("l1", "scale")
+__all__ = ["CRITERIA", "UnitScores", "compute_scores"]
 
 
 @dataclass(frozen=True)
@@ -37,11 +37,9 @@ class UnitScores:
 
 def compute_scores(model: nn.Module, criterion: str = "l1") -> UnitScores:
     """Score every unit of ``model`` (a BasicVSR, with or without scale factors) by ``criterion``."""
-    if criterion not in CRITERIA:
-        raise PlanError(f"unknown criterion {criterion!r} (use one of: {', '.join(CRITERIA)})")
+    score = get_criterion(criterion).score
     spec: ArchSpec = model.spec
     layers = tuple(prunable_layers(spec))
-    score = l1_scores if criterion == "l1" else scale_scores
     per_layer = []
     for layer in layers:
         s = score(model, layer).double().cpu().numpy()

@@ -94,6 +94,10 @@ class SIR:
         elif self.phase == "stabilizing":
             self.stable_iters += 1
 
+    def pruned_units(self) -> dict[str, tuple[int, ...]]:
+        """The units under the penalty, per layer: what the final cut removes."""
+        return {name: tuple(int(i) for i in idx.tolist()) for name, idx in self.pruned.items()}
+
     @torch.no_grad()
     def stats(self) -> SIRStats:
         pruned = [self.gammas[n].index_select(0, i).abs() for n, i in self.pruned.items() if i.numel()]

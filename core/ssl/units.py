@@ -62,18 +62,10 @@ def get_gamma(model: nn.Module, layer: PrunableLayer) -> torch.Tensor | None:
     return getattr(owner_module(model, layer), layer.gamma)
 
 
-def l1_scores(model: nn.Module, layer: PrunableLayer) -> torch.Tensor:
-    """L1 norm of each unit's effective weights (γ folded in when present): the paper's criterion."""
-    w = model.get_submodule(layer.conv).weight.detach().abs()
-    if layer.axis == 1:
-        scores = w.sum(dim=(0, 2, 3))
-    else:
-        scores = w.sum(dim=(1, 2, 3)).view(-1, layer.unit_size).sum(dim=1)
-    gamma = get_gamma(model, layer)
-    return scores if gamma is None else scores * gamma.detach().abs()
+def layer_widths(spec: ArchSpec) -> list[dict[str, object]]:
+    """Every prunable layer of ``spec`` with its kept units and the dense network's total (``info --json``)."""
+    from ..models.spec import dense_spec
 
-
-def scale_scores(model: nn.Module, layer: PrunableLayer) -> torch.Tensor:
-    """|γ| of each unit; without scale factors every unit scores 1 (stock weights)."""
-    gamma = get_gamma(model, layer)
-    return torch.ones(layer.size) if gamma is None else gamma.detach().abs()
+    dense = prunable_layers(dense_spec(spec.variant, spec.num_feat, spec.num_block))
+    return [{"name": l.name, "group": l.group, "kind": l.kind, "kept": l.size, "total": d.size}
+            for l, d in zip(prunable_layers(spec), dense)]

@@ -2,7 +2,7 @@
 
     python main.py train CONFIG [--run-dir DIR] [--stages sir,finetune] [--set key.sub=value ...]
                                 [--device cpu|cuda|auto] [--json]
-    python main.py train [CONFIG] --resume DIR       (CONFIG defaults to DIR/config.yaml)
+    python main.py train [CONFIG] --resume DIR       (CONFIG defaults to DIR/run_config.yaml)
     torchrun --nproc_per_node 8 main.py train CONFIG --run-dir DIR     (DistributedDataParallel)
 
 Ctrl-C stops at the next iteration with the state saved (a second Ctrl-C aborts at once).
@@ -20,7 +20,7 @@ from ..errors import UserError
 from ..events import Cancelled, Event, Progress, RunControl
 from .config import load_config
 from .logfile import event_to_json, format_event
-from .pipeline import run_training
+from .pipeline import RUN_CONFIG, run_training
 
 
 def add_train_commands(subparsers: Any) -> None:
@@ -70,7 +70,7 @@ def _paths(args: argparse.Namespace) -> tuple[Path, Path]:
         run_dir = Path(args.resume)
         if args.run_dir and Path(args.run_dir) != run_dir:
             raise UserError("give either --resume DIR or --run-dir DIR, not two different folders")
-        config = Path(args.config) if args.config else run_dir / "config.yaml"
+        config = Path(args.config) if args.config else run_dir / RUN_CONFIG
         return run_dir, config
     if not args.config:
         raise UserError("train needs a CONFIG file (or --resume DIR)")

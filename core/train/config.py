@@ -18,7 +18,10 @@ from typing import Any, Iterable
 import yaml
 
 from ..errors import ConfigError
+from ..io.safe_yaml import YAMLLimitError, load_yaml_file, load_yaml_text
+from ..ssl.criteria import CRITERIA, DEFAULT_CRITERION
 from ..ssl.plan import RECOMMENDED_ALIGN
+from ..ssl.settings import PlanSettings
 
 STAGES = ("pretrain", "sir", "finetune")
 DATA_KINDS = ("reds", "vimeo", "folder")
@@ -84,11 +87,19 @@ class PretrainConfig:
 
 @dataclass
 class SIRConfig:
-    """Sparsity-inducing regularization on the scale factors of the units chosen by the global L1 plan."""
+    """Sparsity-inducing regularization on the scale factors of the units the plan (these first keys) prunes.
+
+    The plan keys are the Prune step's plan: SIR regularizes exactly the units it prunes and the final cut
+    removes exactly those, so a locked layer stays whole and a capped one within its cap.
+    """
 
     ratio: float = 0.5
+    criterion: str = DEFAULT_CRITERION       # ranks the units (see core.ssl.criteria)
     min_keep: int = 1
     align: int = RECOMMENDED_ALIGN   # kept widths rounded for speed; 1 = the paper's exact cut
+    lock: list[str] = field(default_factory=list)            # layers kept whole, e.g. [fusion, forward.0.mid]
+    max_ratio: dict[str, float] = field(default_factory=dict)  # per-layer cap on the pruning ratio
+    widths: dict[str, int] = field(default_factory=dict)     # units kept per layer (a latency target's plan)
     delta: float = 1e-4
     t1: int = 5
     tau: float = 0.1
@@ -167,7 +178,19 @@ _RANGES: tuple[tuple[str, float, float, bool], ...] = (
     ("runtime.checkpoint_every", 1, math.inf, False),
 )
 _CHOICES = {"data.kind": DATA_KINDS, "data.lr": LR_SOURCES, "runtime.amp": AMP_MODES,
-            "model.variant": ("basicvsr", "basicvsr-uni")}
+            "model.variant": ("basicvsr", "basicvsr-uni"), "sir.criterion": CRITERIA}
+
+
+def plan_settings(sir: SIRConfig) -> PlanSettings:
+    """The plan a config's ``sir`` section describes (layer names are checked against the network later)."""
+    return PlanSettings(sir.ratio, sir.criterion, sir.min_keep, sir.align, tuple(sir.lock),
+                        tuple(sir.max_ratio.items()), tuple(sir.widths.items()))
+
+
+def plan_overrides(settings: PlanSettings) -> dict[str, Any]:
+    """``sir.*`` values that carry ``settings`` into a config (the Train step copies the Prune step's plan)."""
+    data = settings.to_json()
+    return {f"sir.{k}": data[k] for k in ("ratio", "criterion", "min_keep", "align", "lock", "max_ratio", "widths")}
 
 
 def default_config() -> TrainConfig:
@@ -180,12 +203,7 @@ def load_config(path: str | Path | None, overrides: Iterable[str] = ()) -> Train
     raw: dict[str, Any] = {}
     if path is not None:
         p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"config file not found: {p}")
-        try:
-            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{p}: not valid YAML ({str(e).splitlines()[0]})") from None
+        loaded = load_yaml_file(p)      # bounded: alias bombs, binary files, huge files refused in one line
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{p}: the top level must be a mapping of sections")
         raw = _resolve_paths(loaded or {}, p.resolve().parent)
@@ -214,8 +232,10 @@ def _parse_override(item: str) -> tuple[str, Any]:
     if not sep or not key:
         raise ConfigError(f"override {item!r} is not of the form key.sub=value")
     try:
-        value = yaml.safe_load(text) if text.strip() else None
-    except yaml.YAMLError:
+        value = load_yaml_text(text, f"override {key}") if text.strip() else None
+    except YAMLLimitError:
+        raise
+    except ConfigError:       # not YAML: taken as the plain string the user typed
         value = text
     return key, value
 
@@ -273,7 +293,14 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             return None
         inner = [a for a in args if a is not type(None)]
         return _coerce(value, inner[0], key)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key} must be a mapping, got {value!r}")
+        kt, vt = typing.get_args(tp)
+        return {_coerce(k, kt, f"{key}"): _coerce(v, vt, f"{key}.{k}") for k, v in value.items()}
     if origin is list:
+        if value is None:
+            return []
         if not isinstance(value, list):
             raise ConfigError(f"{key} must be a list, got {value!r}")
         (item,) = typing.get_args(tp)
@@ -329,6 +356,9 @@ def _validate(cfg: TrainConfig) -> None:
         betas = getattr(cfg, section).betas
         if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
             raise ConfigError(f"{section}.betas must be two numbers in [0, 1), got {betas}")
+    for name, cap in cfg.sir.max_ratio.items():
+        if not 0.0 <= cap <= 1.0:
+            raise ConfigError(f"sir.max_ratio.{name} = {cap} is out of range [0, 1]")
     dev = cfg.runtime.device
     if dev not in ("auto", "cpu", "cuda") and not (dev.startswith("cuda:") and dev[5:].isdigit()):
         raise ConfigError(f"runtime.device = {dev!r} is not one of auto, cpu, cuda, cuda:N")

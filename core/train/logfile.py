@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..events import (CheckpointSaved, Event, EventSink, Log, Progress, SparsityUpdate, StageFinished, StageStarted,
                       Validation)
+from ..io.output import append_text
 
 
 def format_event(e: Event) -> str:
@@ -44,11 +45,9 @@ class LogFile:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
 
     def __call__(self, e: Event) -> None:
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {format_event(e)}\n")
+        append_text(self.path, f"{time.strftime('%Y-%m-%d %H:%M:%S')} {format_event(e)}\n")
 
 
 def tee(*sinks: EventSink) -> EventSink:

@@ -1,8 +1,11 @@
 """``run_training``: pretrain → SIR → prune → finetune as the config says, resumable, writing the run folder.
 
-Run folder layout (all files atomic; only rank 0 writes):
+Run folder layout (every file built under a temporary name and moved into place; only rank 0 writes). The
+folder may hold the user's own files (their commented config.yaml, notes): the run writes only these names and a
+new run refuses a folder where any of them already exists.
 
-    config.yaml            the resolved config
+    .ssl-vsr-run           marks the folder as a run (resume refuses folders without it)
+    run_config.yaml        the resolved config (its own name: a user's config.yaml beside it is never rewritten)
     train.log              one line per event
     checkpoints/<stage>_last.pth   resumable state of each stage
     dense.pth              the unpruned network that entered SIR (the TF teacher)
@@ -23,16 +26,17 @@ import torch
 from ..device import resolve_device
 from ..errors import ConfigError, UserError
 from ..events import EventSink, Log, RunControl, ignore
-from ..io.atomic import atomic_write_text
+from ..io.output import claim_output, write_text
 from ..io.checkpoint import load_checkpoint, save_model
 from ..io.frames import tensor_to_frames
 from ..io.weights import official_weight
 from ..metrics import psnr
 from ..models.basicvsr import BasicVSR
 from ..models.spec import dense_spec
-from ..ssl import Plan, attach_scale_factors, compute_scores, make_plan, prune_to_plan
+from ..ssl import Plan, attach_scale_factors, compute_scores, plan_with, prune_to_plan
+from ..ssl.units import prunable_layers
 from ..ssl.export import write_report_h5
-from .config import TrainConfig, dump_config
+from .config import TrainConfig, dump_config, plan_settings
 from .data import build_data
 from .distributed import DistInfo, barrier, init_distributed, shutdown
 from .logfile import LogFile, tee
@@ -64,13 +68,10 @@ def run_training(config: TrainConfig, run_dir: str | Path, sink: EventSink = ign
     run, ``Cancelled`` after saving state when ``control`` cancels.
     """
     run_dir = Path(run_dir)
-    if not resume and (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir()):
-        raise UserError(f"{run_dir} already holds a run: resume it (--resume) or choose another run folder")
-    if resume and not run_dir.is_dir():
-        raise UserError(f"cannot resume: {run_dir} does not exist")
+    check_run_dir(run_dir, resume)
     dist, device = init_distributed(resolve_device(config.runtime.device))
-    if resume and dist.is_main:
-        _clear_stale_temps(run_dir)
+    if dist.is_main and not resume:
+        write_text(run_dir / RUN_MARKER, "ssl-vsr training run\n", overwrite=True)   # checked: ours or absent
     log = run_dir / "train.log"
     out_sink = tee(sink, LogFile(log)) if dist.is_main else ignore
     try:
@@ -98,7 +99,7 @@ class _Run:
         self._check_inputs()
         self.data, self.valset = build_data(cfg, ctx.dist, ctx.emit)
         if self.main:
-            atomic_write_text(ctx.run_dir / "config.yaml", dump_config(cfg))
+            write_text(ctx.run_dir / RUN_CONFIG, dump_config(cfg), overwrite=True)
         torch.manual_seed(cfg.runtime.seed)
         model = None
         if "pretrain" in cfg.stages:
@@ -124,9 +125,24 @@ class _Run:
         if cfg.data.batch_size % self.ctx.dist.world:
             raise ConfigError(f"data.batch_size = {cfg.data.batch_size} cannot be split over "
                               f"{self.ctx.dist.world} processes")
+        if "sir" in cfg.stages:
+            self._check_plan_layers()
         if cfg.stages == ["finetune"] and cfg.finetune.tf_weight > 0 and cfg.finetune.teacher is None:
             raise ConfigError("finetune.teacher (the unpruned network) is needed for TF when finetune runs "
                               "without sir (or set finetune.tf_weight to 0)")
+
+    def _check_plan_layers(self) -> None:
+        """``sir.lock`` / ``sir.max_ratio`` name layers of the network SIR will start from (typos fail now)."""
+        settings = plan_settings(self.cfg.sir)
+        if not (settings.locks or settings.caps or settings.widths):
+            return
+        m = self.cfg.model
+        spec = (dense_spec(m.variant, m.num_feat, m.num_block) if m.weights is None
+                else load_checkpoint(_official(m.weights) if m.weights.startswith("official:") else m.weights).spec)
+        try:
+            settings.check_layers(layer.name for layer in prunable_layers(spec))
+        except UserError as e:
+            raise ConfigError(f"sir.lock / sir.max_ratio: {e}") from None
 
     def _source_model(self) -> BasicVSR:
         m = self.cfg.model
@@ -159,14 +175,16 @@ class _Run:
         elif model is None:
             model = self._source_model()
         self._save(model, self._dense_path, {"stage": "dense", "source": self.cfg.model.weights}, overwrite=False)
-        l1_plan = make_plan(compute_scores(model, "l1"), cfg.ratio, min_keep=cfg.min_keep, align=cfg.align)
+        settings = plan_settings(cfg)          # the user's plan: ratio, criterion, width multiple, locks, caps
+        sir_plan = plan_with(compute_scores(model, settings.criterion), settings)
         attach_scale_factors(model)
-        stage = SIRStage(ctx, model, self.data, l1_plan)
+        stage = SIRStage(ctx, model, self.data, sir_plan)
         stage.run(self._state("sir"))
         regularized = stage.model.eval()
         stats = stage.sir.stats()
-        self.plan = make_plan(compute_scores(regularized, "scale"), cfg.ratio, min_keep=cfg.min_keep,
-                              align=cfg.align)
+        # The cut removes exactly the units SIR drove to zero (a resumed run's are in its saved state), so
+        # locks and caps hold in the result; the stored plan shows their |γ| scores.
+        self.plan = sir_plan.cut_as(stage.sir.pruned_units(), compute_scores(regularized, "scale"))
         pruned = prune_to_plan(regularized, self.plan)
         fidelity = _output_psnr(regularized, pruned, self.data[0][0], ctx.device)
         self.result.metrics.update({"sir_gamma_pruned": stats.gamma_pruned, "sir_gamma_kept": stats.gamma_kept,
@@ -176,7 +194,7 @@ class _Run:
         ctx.emit(Log(f"[sir] mean |gamma| of pruned units {stats.gamma_pruned:.4g} vs kept {stats.gamma_kept:.4g}; "
                      f"physical pruning changes the output by {fidelity:.2f} dB PSNR; parameters "
                      f"{self.plan.before.params:,} -> {self.plan.after.params:,}"))
-        self._save(pruned, ctx.run_dir / "sir_pruned.pth", {"stage": "sir", "plan": self.plan.to_json()})
+        self._save(pruned, ctx.run_dir / "sir_pruned.pth", {"stage": "sir", "plan": self.plan.to_json(scores=True)})
         return pruned
 
     def _finetune(self, model: BasicVSR | None) -> BasicVSR:
@@ -201,7 +219,7 @@ class _Run:
     # -- outputs -----------------------------------------------------------------------------------
     def _save(self, model: BasicVSR, path: Path, meta: dict[str, Any], overwrite: bool = True) -> None:
         if self.main and (overwrite or not path.is_file()):
-            save_model(model, path, meta)
+            save_model(model, path, meta, overwrite=True)    # the run's own file
         barrier(self.ctx.dist)
 
     def _finish(self, model: BasicVSR) -> None:
@@ -213,7 +231,7 @@ class _Run:
         if last == "pretrain":
             res.pruned_model = None
             return
-        meta = {"stages": self.cfg.stages, "plan": None if self.plan is None else self.plan.to_json(),
+        meta = {"stages": self.cfg.stages, "plan": None if self.plan is None else self.plan.to_json(scores=True),
                 "config": self.cfg.to_dict()}
         res.pruned_model = ctx.run_dir / "pruned.pth"
         res.report = ctx.run_dir / "report.h5"
@@ -225,10 +243,30 @@ class _Run:
         barrier(ctx.dist)
 
 
-def _clear_stale_temps(run_dir: Path) -> None:
-    """Remove temp files a killed run left mid-write (``atomic_path`` names them ``.<name>.*.tmp``)."""
-    for tmp in run_dir.rglob(".*.tmp"):
-        tmp.unlink()
+RUN_MARKER = ".ssl-vsr-run"
+RUN_CONFIG = "run_config.yaml"
+# Everything a run writes at the top of its folder: a new run refuses a folder where one of these exists.
+RUN_FILES = (RUN_MARKER, RUN_CONFIG, "train.log", "checkpoints", "dense.pth", "sir_pruned.pth", "pretrain_best.pth",
+             "finetune_best.pth", "pruned.pth", "report.h5")
+
+
+def check_run_dir(run_dir: Path, resume: bool) -> None:
+    """A new run needs a folder without any of the run's file names; a resumed one needs a run's folder."""
+    if resume:
+        if not run_dir.is_dir():
+            raise UserError(f"cannot resume: {run_dir} does not exist")
+        if not (run_dir / RUN_MARKER).is_file():
+            raise UserError(f"cannot resume: {run_dir} is not a training run's folder (no {RUN_MARKER} in it)")
+        return
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"run folder {run_dir} is an existing file: choose a folder")
+    taken = [name for name in RUN_FILES if (run_dir / name).exists()]
+    if set(taken) <= {RUN_MARKER, RUN_CONFIG, "train.log"} and RUN_MARKER in taken:
+        return      # a run of ours that failed before its first saved state: starting again is harmless
+    if taken:
+        what = "a run" if RUN_MARKER in taken else f"files named like the run's own ({', '.join(taken[:3])})"
+        raise UserError(f"{run_dir} already holds {what}: resume it (--resume) or choose another run folder")
+    claim_output(run_dir / RUN_MARKER)    # writable, nothing in the way
 
 
 def _official(spec: str) -> Path | None:

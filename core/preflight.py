@@ -1,0 +1,47 @@
+"""Checks of a command's inputs that need no network, run before any inference starts.
+
+Why: a clip of one frame, a crop wider than the frames or LR/GT clips of unrelated sizes used to fail with a
+traceback or only after minutes of inference. These checks read at most the first two frames of each clip.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .data.degrade import mod_crop
+from .errors import ClipError, UserError
+from .evaluate import paired_clips
+from .io.frames import read_clip
+
+MIN_FRAMES = 2      # BasicVSR propagates features between neighbouring frames
+
+
+def check_clip_length(n_frames: int | None, name: str) -> None:
+    """Refuse a clip too short for BasicVSR (``None``: length unknown until read, checked later)."""
+    if n_frames is not None and n_frames < MIN_FRAMES:
+        raise ClipError(f"clip {name} has {n_frames} frame{'s' if n_frames != 1 else ''}; BasicVSR needs at least "
+                        f"{MIN_FRAMES} (it propagates between neighbouring frames)")
+
+
+def check_crop(crop_border: int, frame_hw: tuple[int, int], name: str) -> None:
+    """Refuse a border crop that leaves no pixel of a ``frame_hw`` frame to measure."""
+    h, w = frame_hw
+    if crop_border < 0:
+        raise UserError(f"--crop must be 0 or more pixels, got {crop_border}")
+    if 2 * crop_border >= min(h, w):
+        raise UserError(f"--crop {crop_border} leaves no pixels of clip {name}'s {h}x{w} (height x width) frames "
+                        f"(the largest crop is {(min(h, w) - 1) // 2})")
+
+
+def check_eval_inputs(lr_root: str | Path, gt_root: str | Path, crop_border: int,
+                      max_frames: int | None = None) -> None:
+    """Every LR/GT pair: at least two frames, LR x4 matching GT, a crop that leaves pixels."""
+    for lr_path, gt_path in paired_clips(lr_root, gt_root):
+        lr = read_clip(lr_path, max_frames=MIN_FRAMES if max_frames is None else min(MIN_FRAMES, max_frames))
+        check_clip_length(len(lr.frames), lr.name)
+        gt = read_clip(gt_path, max_frames=1)
+        h, w = mod_crop(gt.frames[0], 4).shape[:2]
+        lh, lw = lr.frames.shape[1:3]
+        if (4 * lh, 4 * lw) != (h, w):
+            raise ClipError(f"clip {lr.name}: LR frames are {lh}x{lw} but GT frames are {h}x{w} (height x width); "
+                            f"the LR must be a x4 downscale of the GT")
+        check_crop(crop_border, (h, w), lr.name)
