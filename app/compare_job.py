@@ -3,11 +3,10 @@
 Frames are read from the clip's disk-backed store and every output frame goes to a disk-backed store the moment
 it exists, with its PSNR sent to the window as a ``CompareFrame`` event: memory does not grow with the clip, the
 scrubber shows every frame already computed, and the plot fills in while the job runs. Each network runs on
-its own copy (the app's models are shared by every step and never changed by one).
+its own copy made by the engine (the app's models are shared by every step and never changed by one).
 """
 from __future__ import annotations
 
-import copy
 import time
 from dataclasses import dataclass
 from typing import Callable, Iterator
@@ -18,6 +17,7 @@ from core.data.degrade import imresize, to_uint8
 from core.device import resolve_device
 from core.metrics import psnr
 from core.models.basicvsr import BasicVSR
+from core.stream import stream_frames
 
 from .clips import ClipPair
 from .frame_store import FrameStore
@@ -43,14 +43,10 @@ def bicubic_frames(frames: FrameStore) -> Iterator[np.ndarray]:
 
 
 def stream_sr(model: BasicVSR, frames: FrameStore, device, progress: Progress) -> Iterator[np.ndarray]:
-    """SR frames of ``model`` in order, as the streaming engine produces them (exact whole-clip result)."""
-    try:
-        from core.stream import stream_frames  # noqa: PLC0415
-    except ImportError:      # until the streaming engine lands: the whole clip at once (memory grows with T)
-        from core.infer import super_resolve  # noqa: PLC0415
+    """SR frames of ``model`` in order, as the streaming engine produces them (exact whole-clip result).
 
-        yield from super_resolve(model, np.stack(list(frames)), device, progress=progress).frames
-        return
+    The engine runs a private copy of ``model`` (``core.stream.private_stepper``): the app's model is untouched.
+    """
     yield from stream_frames(model, iter(frames), len(frames), device=device, progress=progress)
 
 
@@ -89,14 +85,12 @@ def run_compare(job: Job, result: CompareResult, models: dict[str, BasicVSR], de
     keep("bicubic", result.bicubic, bicubic_progress())
     done = t
     for name, model in models.items():
-        own = copy.deepcopy(model)          # the engine may convert layouts or devices: never the shared one
         offset = done
         start = time.perf_counter()
         spent = keep(name, result.outputs[name],
-                     stream_sr(own, clip.lr, dev, lambda d, _t, o=offset: job.report(o + d, total)))
+                     stream_sr(model, clip.lr, dev, lambda d, _t, o=offset: job.report(o + d, total)))
         result.seconds_per_frame[name] = (time.perf_counter() - start - spent) / max(t, 1)
         done += steps[name]
-        del own
     result.complete = True
     job.report(total, total)
     return result

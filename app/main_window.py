@@ -22,14 +22,15 @@ from .panels.compare_panel import ComparePanel
 from .panels.export_panel import ExportPanel
 from .panels.model_panel import ModelPanel
 from .panels.prune_panel import PrunePanel
+from .panels.study_panel import StudyPanel
 from .panels.train_panel import TrainPanel
 from .resources import icon
 from .session import PROJECT_SUFFIX, Project, load_project, save_project
 from .state import AppState
 
-STEPS = ("model", "prune", "train", "compare", "export")
+STEPS = ("model", "prune", "train", "compare", "export", "study")
 STEP_TITLES = {"model": "1  Model", "prune": "2  Prune", "train": "3  Train", "compare": "4  Compare",
-               "export": "5  Export"}
+               "export": "5  Export", "study": "6  Study"}
 CHECKPOINT_EXTS = (".pth", ".pt", ".ckpt", ".bin")
 MAX_RECENT = 8
 
@@ -50,6 +51,7 @@ class MainWindow(QMainWindow):
             "train": TrainPanel(self.state),
             "compare": ComparePanel(self.state),
             "export": ExportPanel(self.state),
+            "study": StudyPanel(self.state),
         }
         self.steps = QListWidget()
         self.steps.setObjectName("steps")

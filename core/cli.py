@@ -107,27 +107,38 @@ def _progress(label: str, quiet: bool) -> "Callable[[int, int], None]":
 
 def cmd_sr(args: argparse.Namespace) -> int:
     from .device import resolve_device
-    from .infer import super_resolve
     from .io.checkpoint import load_checkpoint
-    from .io.frames import VIDEO_EXTS, read_clip, write_frames, write_video
+    from .io.output import claim_output
+    from .io.source import check_sink, is_video_path, open_sink, open_source
     from .preflight import check_clip_length
+    from .stream import stream_sr
 
+    inputs = [args.input, args.checkpoint]
+    # Refusals first (output, codec, clip length), so they cost nothing; the clip is only probed here.
+    out = claim_output(args.output, kind="file" if is_video_path(args.output) else "folder", inputs=inputs,
+                       overwrite=args.overwrite)
+    check_sink(out, args.codec, args.quality)
+    if args.scratch is not None and not Path(args.scratch).is_dir():
+        raise UserError(f"--scratch {args.scratch} is not an existing folder")
     device = resolve_device(args.device)
+    source = open_source(args.input, max_frames=args.max_frames)
+    check_clip_length(source.count, source.name)       # before any inference
     loaded = load_checkpoint(args.checkpoint, allow_nonfinite=args.allow_nonfinite)
-    clip = read_clip(args.input, max_frames=args.max_frames)
-    check_clip_length(len(clip.frames), clip.name)       # before any inference
-    bar = _progress(f"sr {clip.name}", args.json)
-    result = super_resolve(loaded.model, clip.frames, device, progress=bar)
+    bar = _progress(f"sr {source.name}", args.json)
+    # Scratch beside the output is named like the output's own staged temp: a killed run's leftovers are swept by
+    # the next writer of that output (core.io.output).
+    scratch, prefix = (args.scratch, ".ssl-vsr-scratch-") if args.scratch else (out.parent, f".{out.name}.partial-")
+    with open_sink(out, fps=source.fps, inputs=inputs, overwrite=args.overwrite, audio_from=source,
+                   codec=args.codec, quality=args.quality, names=source.frame_names) as sink:
+        run = stream_sr(loaded.model, source, sink, device=device, progress=bar, scratch=scratch,
+                        scratch_prefix=prefix)
     bar.close()
-    out = Path(args.output)
-    if out.suffix.lower() in VIDEO_EXTS:
-        write_video(result.frames, out, fps=clip.fps or 25)
-    else:
-        write_frames(result.frames, out, names=clip.names)
-    data = {"output": str(out), "frames": len(result.frames), "size": list(result.frames.shape[1:3]),
-            "seconds": result.seconds, "seconds_per_frame": result.seconds_per_frame, "device": str(device)}
-    _emit(args, data, f"wrote {len(result.frames)} frames of {result.frames.shape[2]}x{result.frames.shape[1]} "
-                      f"to {out} ({result.seconds_per_frame:.3f} s/frame on {device})")
+    h, w = run.out_size
+    per_frame = run.seconds / max(run.frames_done, 1)
+    data = {"output": str(out), "frames": run.frames_done, "size": [h, w], "seconds": run.seconds,
+            "seconds_per_frame": per_frame, "device": str(device), "scratch_bytes": run.scratch_bytes}
+    _emit(args, data, f"wrote {run.frames_done} frames of {w}x{h} to {out} ({per_frame:.3f} s/frame on {device}, "
+                      f"{run.scratch_bytes / 2**20:.1f} MiB of scratch data)")
     return 0
 
 
@@ -275,8 +286,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("sr", cmd_sr, "super-resolve a clip (frame folder or video) to a frame folder or video")
     sp.add_argument("checkpoint")
     sp.add_argument("input", help="folder of frames or a video file")
-    sp.add_argument("output", help="output folder for frames, or a .mp4/.avi file")
+    sp.add_argument("output", help="output folder for PNG frames, or a video file (.mp4, .mkv, .mov, .avi)")
     sp.add_argument("--max-frames", type=frames_min, default=None, help="read at most this many frames")
+    sp.add_argument("--codec", default=None,
+                    help="video codec of a video output: h264 (default; mpeg4 for .avi), h265, mpeg4, mjpeg, ffv1")
+    sp.add_argument("--quality", type=_at_least(0), default=None,
+                    help="the codec's quality scale (h264/h265: CRF 0-51, default 18/20; mpeg4/mjpeg: qscale 1-31)")
+    sp.add_argument("--scratch", default=None, metavar="DIR",
+                    help="folder for the temporary data of a long clip (default: beside the output); removed after")
+    overwrite_flag(sp)
     device(sp)
     nonfinite_flag(sp)
     json_flag(sp)

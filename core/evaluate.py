@@ -9,10 +9,11 @@ import torch
 
 from .data.degrade import mod_crop
 from .errors import ClipError
-from .infer import super_resolve
-from .io.frames import find_clips, read_clip
-from .metrics import ClipScore, MeanScore, clip_metrics, mean_over_clips
+from .io.frames import find_clips
+from .io.source import FrameSource, open_source
+from .metrics import ClipScore, MeanScore, mean_over_clips, psnr, ssim
 from .models.basicvsr import BasicVSR
+from .stream import stream_frames
 
 
 @dataclass(frozen=True)
@@ -41,18 +42,36 @@ def evaluate_dataset(model: BasicVSR, lr_root: str | Path, gt_root: str | Path,
                      device: torch.device | str = "cpu", y: bool = True, crop_border: int = 0,
                      max_frames: int | None = None,
                      progress: Callable[[int, int], None] | None = None) -> EvalReport:
-    """Mean over frames of each clip, then mean over clips, as VSR papers report."""
+    """Mean over frames of each clip, then mean over clips, as VSR papers report.
+
+    Each clip streams (``core.stream``): every SR frame is scored against its GT frame, read alongside, the
+    moment it exists, so memory stays flat however long the clips are.
+    """
     pairs = paired_clips(lr_root, gt_root)
     scores = []
     for i, (lr_path, gt_path) in enumerate(pairs):
-        lr, gt = read_clip(lr_path, max_frames), read_clip(gt_path, max_frames)
-        if len(lr.frames) != len(gt.frames):
-            raise ClipError(f"clip {lr.name}: {len(lr.frames)} LR frames but {len(gt.frames)} GT frames")
         step = (lambda done, total, i=i: progress(i * total + done, len(pairs) * total)) if progress else None
-        sr = super_resolve(model, lr.frames, device, progress=step).frames
-        gt_frames = [mod_crop(f, 4) for f in gt.frames]
-        if sr.shape[1:3] != gt_frames[0].shape[:2]:
-            raise ClipError(f"clip {lr.name}: SR frames are {sr.shape[2]}x{sr.shape[1]} but GT frames are "
-                            f"{gt_frames[0].shape[1]}x{gt_frames[0].shape[0]} (is the LR a x4 downscale?)")
-        scores.append(clip_metrics(sr, gt_frames, crop_border=crop_border, y=y, name=lr.name))
+        scores.append(_score_clip(model, open_source(lr_path, max_frames), open_source(gt_path, max_frames),
+                                  device, y, crop_border, step))
     return EvalReport(scores, mean_over_clips(scores))
+
+
+def _score_clip(model: BasicVSR, lr: FrameSource, gt: FrameSource, device: torch.device | str, y: bool,
+                crop_border: int, progress: Callable[[int, int], None] | None) -> ClipScore:
+    if lr.count is not None and gt.count is not None and lr.count != gt.count:
+        raise ClipError(f"clip {lr.name}: {lr.count} LR frames but {gt.count} GT frames")
+    p, s = [], []
+    gt_frames = iter(gt)
+    for n, sr in enumerate(stream_frames(model, lr, lr.count, device=device, progress=progress)):
+        ref = next(gt_frames, None)
+        if ref is None:
+            raise ClipError(f"clip {lr.name}: the GT ends after {n} frames, the LR clip has more")
+        ref = mod_crop(ref, 4)
+        if sr.shape != ref.shape:
+            raise ClipError(f"clip {lr.name}: SR frames are {sr.shape[1]}x{sr.shape[0]} but GT frames are "
+                            f"{ref.shape[1]}x{ref.shape[0]} (is the LR a x4 downscale?)")
+        p.append(psnr(sr, ref, crop_border, y))
+        s.append(ssim(sr, ref, crop_border, y))
+    if next(gt_frames, None) is not None:
+        raise ClipError(f"clip {lr.name}: the GT has more frames than the {len(p)} of the LR clip")
+    return ClipScore(name=lr.name, psnr=p, ssim=s)

@@ -187,6 +187,7 @@ def test_tiny_pipeline_sir_prune_compare_export(qtbot, window: MainWindow, tiny_
                                                 tmp_path: Path, dialogs) -> None:
     open_demo_clip(qtbot, window)
     open_checkpoint(qtbot, window, tiny_checkpoint)
+    window.panels["prune"].align.setCurrentIndex(0)   # exact widths: multiples of 16 keep this tiny net whole
     move_slider(qtbot, window, 0.5)
     train = window.panels["train"]
     assert train.form.value("sir.ratio") == 0.5                # follows the Prune step
@@ -218,7 +219,7 @@ def test_tiny_pipeline_sir_prune_compare_export(qtbot, window: MainWindow, tiny_
     with qtbot.waitSignal(export.exportFinished, timeout=120_000) as done:
         export.export()
     results = dict(done.args[0])
-    assert all(check.ok for check in results.values()), results
+    assert all(getattr(check, "ok", False) for check in results.values()), results
     reloaded = load_checkpoint(tmp_path / "out" / "basicvsr_pruned.pth").model
     x = example_input(3, 16, 16)
     with torch.no_grad():

@@ -134,9 +134,13 @@ def test_cached_table_is_read_not_measured(tmp_path, monkeypatch):
 
 def test_measuring_a_tiny_table_caches_it(tmp_path, monkeypatch):
     monkeypatch.setenv("SSL_VSR_CACHE", str(tmp_path))
+    # whole-network runs (SpyNet included) are what bench/bench_latency.py checks; here only their plumbing
+    monkeypatch.setattr("core.profile.latency.marginal_ms", lambda model, device, size, **kw: 1e3)
     table = latency_table("cpu", (8, 8), 8, False)
     assert table.key == table_key(torch.device("cpu"), (8, 8), 8, False)
-    assert all(v > 0 for row in table.k3 for v in row) and table.fixed_ms >= 0
+    assert all(v > 0 for row in table.k3 for v in row)
+    # the skeleton's measured time minus what the table predicts for its blocks and head
+    assert 0 <= table.fixed_ms < 1e3
     assert table_path(table.key).is_file()
     assert table.predict_ms(dense_spec("basicvsr-uni", 8, 1)) > 0
     assert latency_table("cpu", (8, 8), 8, False) == table      # the second call reads the file

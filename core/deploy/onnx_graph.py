@@ -17,7 +17,7 @@ import torch
 from torch.export import Dim
 
 from ..models.basicvsr import BasicVSR
-from .steps import example_step_inputs, step_modules
+from .steps import FLOW_IO, NEIGHBOUR, Flow, example_inputs, prop_modules
 
 OPSET = 18
 FORMAT_KEY = "ssl_vsr.format"
@@ -32,26 +32,62 @@ def _dynamic_shapes(names: tuple[str, ...]) -> dict[str, dict[int, Dim]]:
     return {name: {0: n, 2: h, 3: w} for name in names}
 
 
+def _export_module(module: torch.nn.Module, inputs: tuple[str, ...], outputs: tuple[str, ...],
+                   example: tuple[torch.Tensor, ...], opset: int) -> Any:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+        program = torch.onnx.export(module.eval(), example, dynamo=True, opset_version=opset,
+                                    input_names=list(inputs), output_names=list(outputs),
+                                    dynamic_shapes=_dynamic_shapes(inputs), verbose=False)
+    proto = program.model_proto
+    if proto.functions:
+        raise RuntimeError("an exported graph still holds local functions; it cannot be embedded in a Scan")
+    del proto.metadata_props[:]
+    return proto
+
+
+def compose_step(flow: Any, prop: Any, neighbour: str, name: str) -> Any:
+    """One step graph: the flow graph fed (``x_t``, neighbour frame), its output into the propagation graph."""
+    import onnx
+    from onnx import helper
+
+    f = onnx.compose.add_prefix_graph(flow.graph, "flow/", rename_inputs=False, rename_outputs=True)
+    graph = type(prop.graph)()
+    graph.CopyFrom(prop.graph)
+    graph.name = f"{name}_step"
+    neighbour_info = type(prop.graph.input[0])()
+    neighbour_info.CopyFrom(next(v for v in prop.graph.input if v.name == "x_t"))
+    neighbour_info.name = neighbour
+    inputs = [v for v in graph.input if v.name != "flow"]
+    inputs.insert(1, neighbour_info)
+    del graph.input[:]
+    graph.input.extend(inputs)
+    nodes = [helper.make_node("Identity", ["x_t"], ["x_a"], name="flow/link_a"),
+             helper.make_node("Identity", [neighbour], ["x_b"], name="flow/link_b"),
+             *f.node, helper.make_node("Identity", ["flow/flow"], ["flow"], name="flow/link_out"), *graph.node]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    graph.initializer.extend(f.initializer)
+    graph.value_info.extend(f.value_info)
+    proto = helper.make_model(graph, opset_imports=list(prop.opset_import), producer_name="ssl-vsr-explorer")
+    proto.ir_version = prop.ir_version
+    onnx.checker.check_model(proto)
+    return proto
+
+
 @torch.no_grad()
 def export_step_graphs(model: BasicVSR, opset: int = OPSET) -> dict[str, Any]:
-    """Name → onnx.ModelProto of each step of ``model`` (in running order), with symbolic N, H and W."""
-    import onnx
+    """Branch name → onnx.ModelProto of each step of ``model`` (in running order), symbolic N, H and W.
 
+    SpyNet is traced once and joined to each branch's propagation graph (see ``core.deploy.steps``).
+    """
+    (fin, fout) = FLOW_IO
+    flow = _export_module(Flow(model), fin, fout, example_inputs(model, fin, 40, 52), opset)
     graphs = {}
-    for name, (module, (inputs, outputs)) in step_modules(model).items():
-        example = example_step_inputs(model, inputs, 40, 52)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            logging.getLogger("torch.onnx").setLevel(logging.ERROR)
-            program = torch.onnx.export(module.eval(), example, dynamo=True, opset_version=opset,
-                                        input_names=list(inputs), output_names=list(outputs),
-                                        dynamic_shapes=_dynamic_shapes(inputs), verbose=False)
-        proto = program.model_proto
-        if proto.functions:
-            raise RuntimeError(f"the {name} step graph still holds local functions; cannot embed it in a Scan")
-        del proto.metadata_props[:]
-        onnx.checker.check_model(proto)
-        graphs[name] = proto
+    for name, (module, (inputs, outputs)) in prop_modules(model).items():
+        prop = _export_module(module, inputs, outputs, example_inputs(model, inputs, 40, 52), opset)
+        graphs[name] = compose_step(flow, prop, NEIGHBOUR[name], name)
     return graphs
 
 

@@ -20,7 +20,6 @@ import torch
 
 from core.errors import ClipError, UserError
 from core.io.output import staged_folder
-from core.io.video import VideoSource, VideoSink
 
 __all__ = [
     "IMAGE_EXTS",
@@ -156,7 +155,9 @@ def _read_folder(folder: Path, max_frames: int | None) -> Clip:
 
 
 def _read_video(path: Path, max_frames: int | None) -> Clip:
-    source = VideoSource(path, max_frames)   # PyAV, decoded as a stream; why not OpenCV: core/io/video.py
+    from core.io.video import VideoSource   # PyAV (~0.2 s to import) only when a video is read; why: see there
+
+    source = VideoSource(path, max_frames)
     frames = np.stack(list(source))
     return Clip(name=source.name, frames=frames, names=source.frame_names, source=path, fps=source.fps)
 
@@ -284,6 +285,8 @@ def write_video(
 
     The file appears only when complete (``video.VideoSink``); H.264 CRF 18 unless ``codec``/``quality`` say.
     """
+    from core.io.video import VideoSink
+
     arr = _check_frames(frames)
     with VideoSink(path, fps=fps, overwrite=overwrite, inputs=inputs, codec=codec, quality=quality) as sink:
         for img in arr:

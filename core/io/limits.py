@@ -28,18 +28,30 @@ MAX_RECORDS = 2 * MAX_TENSORS + 64
 
 
 def check_file(path: Path) -> None:
-    """Refuse a file whose size or zip directory promises more data than a checkpoint can hold."""
+    """Refuse a file that is no checkpoint at all, or whose size or zip directory promises more data than a
+    checkpoint holds (read from the first bytes and the zip directory only)."""
     size = path.stat().st_size
+    if size == 0:
+        raise CheckpointError(f"{path}: empty file, not a PyTorch checkpoint")
     if size > MAX_FILE_BYTES:
         raise CheckpointError(f"{path}: {size / 2**30:.1f} GiB is larger than any BasicVSR checkpoint "
                               f"(limit {MAX_FILE_BYTES / 2**30:.1f} GiB)")
+    with path.open("rb") as f:
+        head = f.read(4)
     if not zipfile.is_zipfile(path):
-        return        # the legacy (pre-1.6) format reads storages from the file itself: bounded by its size
+        if head.startswith(b"PK"):
+            raise CheckpointError(f"{path}: damaged checkpoint (a zip archive whose end is missing: an "
+                                  f"interrupted download or copy?)")
+        if not head.startswith(b"\x80"):     # the legacy (pre-1.6) format is pickle data (protocol 2+)
+            raise CheckpointError(f"{path}: not a PyTorch checkpoint (neither a zip archive nor pickle data)")
+        return        # legacy storages are read from the file itself: bounded by its size
     try:
         with zipfile.ZipFile(path) as zf:
             records = zf.infolist()
     except (zipfile.BadZipFile, OSError, ValueError) as e:
         raise CheckpointError(f"{path}: not a PyTorch checkpoint (damaged zip archive: {e})") from None
+    if not any(r.filename.endswith("/data.pkl") for r in records):
+        raise CheckpointError(f"{path}: a zip archive but not a PyTorch checkpoint (no data.pkl record)")
     if len(records) > MAX_RECORDS:
         raise CheckpointError(f"{path}: zip archive holds {len(records)} records, more than a checkpoint "
                               f"has (limit {MAX_RECORDS})")
@@ -50,13 +62,19 @@ def check_file(path: Path) -> None:
 
 
 def check_tensor_budget(state: Mapping[str, torch.Tensor], path: Path) -> None:
-    """Refuse too many tensors or too many values in all, from shapes alone (stride-0 tensors count in full)."""
+    """Refuse too many tensors, too many values in all, or a tensor claiming more values than its stored data
+    (stride-0 expansion: a few bytes on disk, any size once copied into a network)."""
     if len(state) > MAX_TENSORS:
         raise CheckpointError(f"{path}: holds {len(state):,} tensors, more than a BasicVSR has "
                               f"(limit {MAX_TENSORS:,})")
     total = 0
     for key, tensor in state.items():
-        total += math.prod(tensor.shape)
+        n = math.prod(tensor.shape)
+        stored = tensor.untyped_storage().nbytes() // max(tensor.element_size(), 1)
+        if n > stored:
+            raise CheckpointError(f"{path}: tensor '{key}' claims {n:,} values of shape {tuple(tensor.shape)} but "
+                                  f"the file holds {stored:,} (a stride-0 expansion, which no trained network has)")
+        total += n
         if total > MAX_ELEMENTS:
             raise CheckpointError(f"{path}: tensors hold more than {MAX_ELEMENTS:,} values in all (at "
                                   f"'{key}', shape {tuple(tensor.shape)}); too large for a BasicVSR")

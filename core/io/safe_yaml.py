@@ -83,9 +83,10 @@ def load_yaml_text(text: str, where: str) -> Any:
     if len(text) > MAX_FILE_BYTES:
         raise YAMLLimitError(f"{where}: refused, {len(text):,} characters is more than a config holds "
                              f"(limit {MAX_FILE_BYTES:,})")
-    loader = _BoundedLoader(text)
-    loader.name = where
+    loader = None
     try:
+        loader = _BoundedLoader(text)       # the reader checks every character here already
+        loader.name = where
         return loader.get_single_data()
     except yaml.YAMLError as e:
         raise ConfigError(f"{where}: not valid YAML ({_describe(e)})") from None
@@ -94,7 +95,8 @@ def load_yaml_text(text: str, where: str) -> Any:
     except (ValueError, OverflowError) as e:   # e.g. a 5000-digit integer or a 13th month in a date
         raise ConfigError(f"{where}: not valid YAML (a value cannot be read: {one_line(e, _MESSAGE)})") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def load_yaml_file(path: str | Path) -> Any:

@@ -1,13 +1,19 @@
 """Video files as streams: read frames one at a time, write them one at a time, keep the sound.
 
-Why PyAV (FFmpeg in a wheel) and not OpenCV: OpenCV cannot carry an audio track, reports only a float frame
-rate (30000/1001 comes back as 29.97002997 and is written back rounded), says nothing when a frame in the middle
+Why PyAV (FFmpeg in a wheel) and not OpenCV: OpenCV cannot carry an audio track, keeps the frame rate only as a
+float (it wrote 30000/1001 as 2997/100: one frame off every 9 hours), says nothing when a frame in the middle
 is corrupt or the file ends before its header says, and its wheel has no H.264 encoder (``mp4v`` only), so its
-outputs are 2-4x larger at the same quality. Measured on this project's 2-core CPU (``bench/bench_video.py``,
-300 frames of 448x256, the 4x output size of the demo clip): decoding H.264 took 1.7 ms/frame with PyAV against
-2.0 ms/frame with OpenCV; encoding took 4.6 ms/frame (libx264, CRF 18, preset medium) against 1.6 ms/frame
-for OpenCV's mp4v. Encoding is slower but is <1 % of a super-resolution step (>= 0.2 s/frame), and buys
-H.264 at CRF 18 (visually lossless, files ~3x smaller than mp4v at its default quality).
+outputs are ~3x larger at the same quality. Measured with ``bench/bench_video.py`` (300 frames of 448x256, the
+4x output size of the demo clip; 2-core CPU shared with other jobs, load ~9, so absolute times are inflated):
+
+    writer                    encode ms/f  size KiB  decode ms/f OpenCV / PyAV   Y-PSNR dB
+    OpenCV mp4v (.mp4)               8.00      7623                3.46 / 1.12       37.81
+    PyAV h264 CRF 18 (.mp4)         31.90      2357                3.22 / 4.10       38.19
+    PyAV mpeg4 q2 (.avi)             5.24     10822                1.09 / 1.83       40.43
+
+Decoding costs the same either way (a few ms per frame). Encoding H.264 is ~4x slower than OpenCV's mp4v but
+gives a 3.2x smaller file at a slightly higher PSNR, and it is a few percent of a super-resolution step (which
+takes >= 0.2 s per output frame on this CPU); OpenCV could not carry the sound at any speed.
 
 Defaults: H.264 (libx264, CRF 18, yuv420p) in .mp4, .mkv and .mov; MPEG-4 Part 2 (qscale 2) in .avi, whose
 players rarely handle H.264 with B-frames. Odd frame sizes cannot be 4:2:0 subsampled; they are encoded 4:4:4
@@ -26,20 +32,21 @@ Damaged inputs (decided policy):
 from __future__ import annotations
 
 import io
+import numbers
 import os
 import warnings
 from contextlib import ExitStack
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Iterator
 
 import av
 import numpy as np
 
 from core.errors import ClipError, UserError
 from core.io.output import OutputError, staged_file
-from core.io.video_audio import AudioCarrier
+from core.io.video_audio import AudioCarrier, AudioNotCarried
 
 __all__ = [
     "VIDEO_OUTPUT_EXTS",
@@ -53,6 +60,7 @@ __all__ = [
 
 MAX_SIDE = 16384          # untrusted headers: refuse absurd frame sizes before allocating anything
 MAX_FPS = 1000
+_BT601, _MPEG_RANGE, _JPEG_RANGE = 6, 1, 2   # AVCOL_SPC_SMPTE170M, AVCOL_RANGE_MPEG, AVCOL_RANGE_JPEG
 
 
 @dataclass(frozen=True)
@@ -105,11 +113,19 @@ def _fraction(value) -> Fraction | None:
     return Fraction(int(value.numerator), int(value.denominator))
 
 
+def _ntsc(rate: Fraction | None) -> Fraction | None:
+    """Snap a rate within 10 ppm of k*1000/1001 to it: Matroska stores 60000/1001 as 19001/317 (ms ticks)."""
+    if rate is None or rate.denominator in (1, 1001):
+        return rate
+    exact = Fraction(round(rate * Fraction(1001, 1000)) * 1000, 1001)
+    return exact if abs(exact - rate) <= rate * Fraction(1, 100000) else rate
+
+
 def as_rate(fps: float | Fraction) -> Fraction:
-    """A frame rate as an exact fraction: floats of NTSC rates (29.97002997...) come back as 30000/1001."""
-    if isinstance(fps, bool) or not isinstance(fps, (int, float, Fraction)) or not 0 < fps <= MAX_FPS:
+    """A frame rate as an exact fraction: floats of NTSC rates (29.97002997..., 23.976) come back as k*1000/1001."""
+    if isinstance(fps, bool) or not isinstance(fps, numbers.Real) or not 0 < fps <= MAX_FPS:
         raise UserError(f"frame rate must be a number in (0, {MAX_FPS}], got {fps!r}")
-    return Fraction(fps).limit_denominator(1001) if isinstance(fps, float) else Fraction(fps)
+    return _ntsc(Fraction(fps).limit_denominator(1001)) if isinstance(fps, float) else Fraction(fps)
 
 
 def _reason(err: BaseException) -> str:
@@ -138,15 +154,18 @@ class VideoSource:
             raise ClipError(f"cannot read video {self.path}: no such file")
         with self._open() as container:
             stream = container.streams.video[0]
-            rate = _fraction(stream.average_rate) or _fraction(stream.guessed_rate)
+            rate = _ntsc(_fraction(stream.average_rate) or _fraction(stream.guessed_rate))
             self.rate: Fraction | None = rate
             self.fps: float | None = float(rate) if rate and 0 < rate <= MAX_FPS else None
             self.header_frames: int | None = int(stream.frames) or None
-            seconds = float(stream.duration * stream.time_base) if stream.duration else (
+            tb = _fraction(stream.time_base)
+            seconds = float(stream.duration * tb) if stream.duration and tb else (
                 container.duration / av.time_base if container.duration else None)
             self._expected = self.header_frames or (round(seconds * rate) if seconds and rate else None)
             self.has_audio = bool(container.streams.audio)
-            first = next(self._decode(container), None)
+            frames = self._decode(container)
+            first = next(frames, None)
+            frames.close()
         if first is None:
             raise ClipError(f"cannot read video {self.path}: no frame could be decoded")
         self.size: tuple[int, int] = (int(first.shape[0]), int(first.shape[1]))
@@ -243,8 +262,8 @@ def check_video_output(path: str | os.PathLike, codec: str | None = None, qualit
     target = Path(path)
     container = VIDEO_OUTPUT_EXTS.get(target.suffix.lower())
     if container is None:
-        raise OutputError(f"cannot write video {target}: {target.suffix or 'no extension'} is not a video type this "
-                        f"tool writes (accepted: {', '.join(VIDEO_OUTPUT_EXTS)})")
+        raise OutputError(f"cannot write video {target}: {target.suffix or 'no extension'} is not a video type "
+                          f"this tool writes (accepted: {', '.join(VIDEO_OUTPUT_EXTS)})")
     name = (codec or container.video).lower()
     spec = VIDEO_CODECS.get(name)
     if spec is None:
@@ -344,16 +363,20 @@ class VideoSink:
         if fmt is None:
             raise UserError(f"{self.codec} cannot encode the odd frame size {w}x{h}: use h264, mjpeg or ffv1")
         options = {spec.option: str(self.quality)} if spec.option else {}
-        if spec.option == "qscale":   # FFmpeg's -q:v is a flag plus a global_quality, not an encoder option
-            options = {}
+        if spec.option == "qscale":   # a fixed quantiser (ffmpeg's -q:v also needs a per-frame quality PyAV lacks)
+            options = {"qmin": str(self.quality), "qmax": str(self.quality)}
         stream = self._out.add_stream(spec.encoder, rate=self.rate, options=options)
         stream.width, stream.height, stream.pix_fmt = w, h, fmt
         stream.codec_context.time_base = 1 / self.rate
-        if spec.option == "qscale":
-            stream.codec_context.qscale = self.quality
+        if fmt.startswith("yuv"):   # say which matrix made the YUV (swscale's default, BT.601): players otherwise
+            stream.codec_context.colorspace = _BT601   # guess BT.709 for HD sizes and shift the colours
+            stream.codec_context.color_range = _JPEG_RANGE if fmt.startswith("yuvj") else _MPEG_RANGE
         self._video, self._size = stream, (h, w)
         if self._audio_path is not None:
-            self._audio = AudioCarrier(self._out, self._audio_path, self._container.audio)
+            try:
+                self._audio = AudioCarrier(self._out, self._audio_path, self._container.audio)
+            except AudioNotCarried as note:   # a silent video beats no video
+                warnings.warn(note, stacklevel=3)
 
     def _finish(self) -> None:
         if self.frames_written == 0:
@@ -400,10 +423,3 @@ class VideoSink:
             raise OutputError(f"cannot write video {self.path}: the file holds {found} of the "
                               f"{self.frames_written} frames written; nothing was replaced")
 
-
-def write_video_frames(frames: Sequence[np.ndarray] | np.ndarray, path: str | os.PathLike, **kwargs) -> Path:
-    """Encode all ``frames`` into ``path`` (keyword arguments as ``VideoSink``); returns the path."""
-    with VideoSink(path, **kwargs) as sink:
-        for frame in frames:
-            sink.write(frame)
-    return Path(path)

@@ -15,7 +15,11 @@ from pathlib import Path
 
 import av
 
-__all__ = ["AudioCarrier"]
+__all__ = ["AudioCarrier", "AudioNotCarried"]
+
+
+class AudioNotCarried(UserWarning):
+    """The source's audio track cannot go into the output (raised by ``AudioCarrier``, issued as a warning)."""
 
 
 class AudioCarrier:
@@ -31,9 +35,12 @@ class AudioCarrier:
             self._src = src
             self._tb = _frac(src.time_base)
             self._remux = _can_copy(out.format.name.split(",")[0], src)
+            if not self._remux and src.codec_context is None:
+                raise AudioNotCarried(f"the sound of {source.name} can neither be copied into this container nor "
+                                      f"decoded by this FFmpeg build: the output has no sound")
             if self._remux:
                 self._dst = out.add_stream_from_template(src)
-                self._dst.time_base = src.time_base
+                self._dst.time_base = self._tb
             else:
                 rate = src.codec_context.sample_rate
                 self._dst = out.add_stream(fallback_encoder, rate=rate)

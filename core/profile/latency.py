@@ -168,82 +168,102 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ssl-vsr"
 
 
-def _median_ms(fn: Callable[[], Any], sync: Callable[[], None], repeats: int = REPEATS) -> float:
-    fn()
-    sync()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - start)
-    return min(times) * 1e3     # a shared machine only ever adds time: the fastest run is the op's own cost
-
-
 class _Bench:
-    """Times ops on one device in the layout inference uses (channels-last on the CPU)."""
+    """Times ops on one device in the layout inference uses (channels-last on the CPU), in interleaved rounds.
+
+    Every op is queued first and then timed once per round, round after round, keeping each op's fastest run:
+    a load spike on a shared machine then hits one run of many ops, not all runs of a few.
+    """
 
     def __init__(self, device: torch.device, size: tuple[int, int]) -> None:
         self.device, self.size = device, size
         self.layout = torch.channels_last if device.type == "cpu" else torch.contiguous_format
         self.sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+        self.ops: dict[Any, Callable[[], Any]] = {}
 
     def x(self, channels: int, factor: int = 1) -> torch.Tensor:
         h, w = self.size
         side = int(round(factor ** 0.5))
         return torch.rand(1, channels, h * side, w * side, device=self.device).contiguous(memory_format=self.layout)
 
-    def conv(self, cin: int, cout: int, k: int = 3, factor: int = 1) -> float:
+    def conv(self, key: Any, cin: int, cout: int, k: int = 3, factor: int = 1) -> None:
         conv = torch.nn.Conv2d(cin, cout, k, 1, k // 2).to(self.device).to(memory_format=self.layout)
         x = self.x(cin, factor)
-        return _median_ms(lambda: conv(x), self.sync)
+        self.ops[key] = lambda: conv(x)
 
-    def op(self, fn: Callable[[], Any]) -> float:
-        return _median_ms(fn, self.sync)
+    def run(self, repeats: int = REPEATS) -> dict[Any, float]:
+        """ms of every queued op: its fastest run over ``repeats`` rounds (after one warm-up run each)."""
+        best = {}
+        for key, fn in self.ops.items():
+            fn()
+            best[key] = math.inf
+        for _ in range(repeats):
+            for key, fn in self.ops.items():
+                self.sync()
+                start = time.perf_counter()
+                fn()
+                self.sync()
+                best[key] = min(best[key], time.perf_counter() - start)
+        return {key: v * 1e3 for key, v in best.items()}
+
+
+def _monotone(grid: np.ndarray) -> np.ndarray:
+    """More inputs or outputs never cost less: a running maximum along both axes removes noise dips."""
+    return np.maximum.accumulate(np.maximum.accumulate(grid, axis=0), axis=1)
 
 
 @torch.no_grad()
 def measure_table(device: torch.device, size: tuple[int, int], num_feat: int = 64,
-                  bidirectional: bool = True) -> LatencyTable:
+                  bidirectional: bool = True, repeats: int = REPEATS) -> LatencyTable:
     """Measure a table now (seconds on a CPU at 180×320); ``latency_table`` caches it."""
     start = time.perf_counter()
     b = _Bench(device, size)
     cins = width_grid(max(num_feat, HEAD_WIDTH))
     couts = sorted({*cins, 4 * cins[-1]})   # past the top width a conv's cost is linear in its outputs
-    k3 = tuple(tuple(b.conv(ci, co) for co in couts) for ci in cins)
-    k1 = tuple(b.conv(2 * num_feat, co, k=1) for co in cins)
-    last = tuple(b.conv(ci, 3) for ci in cins)
+    for ci in cins:
+        for co in couts:
+            b.conv(("k3", ci, co), ci, co)
+        b.conv(("k1", ci), 2 * num_feat, ci, k=1)
+        b.conv(("last", ci), ci, 3)
     top = cins[-1]
-    big = b.conv(top, top, factor=4) / (4 * k3[-1][couts.index(top)])
-    offgrid_in = offgrid_out = 1.0
+    b.conv("big", top, top, factor=4)
+    mid = top - GRID // 2
     if top > GRID:      # one width between two samples, against the interpolation
-        mid = top - GRID // 2
-        lo, hi = k3[-2][couts.index(top)], k3[-1][couts.index(top)]
-        offgrid_in = max(1.0, b.conv(mid, top) / ((lo + hi) / 2))
-        lo, hi = k3[-1][couts.index(top - GRID)], k3[-1][couts.index(top)]
-        offgrid_out = max(1.0, b.conv(top, mid) / ((lo + hi) / 2))
-    per_element = _per_element_ns(b, num_feat)
-    table = LatencyTable("", tuple(size), num_feat, bidirectional, tuple(cins), tuple(couts), k3, k1, last, big,
-                         offgrid_in, offgrid_out, per_element, 0.0, device=device_name(device))
+        b.conv("off_in", mid, top)
+        b.conv("off_out", top, mid)
+    _queue_elementwise(b, num_feat)
+    ms = b.run(repeats)
+    k3 = _monotone(np.array([[ms[("k3", ci, co)] for co in couts] for ci in cins]))
+    k1 = np.maximum.accumulate([ms[("k1", ci)] for ci in cins])
+    last = np.maximum.accumulate([ms[("last", ci)] for ci in cins])
+    big = ms["big"] / (4 * k3[-1][couts.index(top)])
+    offgrid_in = offgrid_out = 1.0
+    if top > GRID:
+        offgrid_in = max(1.0, ms["off_in"] / ((k3[-2][couts.index(top)] + k3[-1][couts.index(top)]) / 2))
+        offgrid_out = max(1.0, ms["off_out"] / ((k3[-1][couts.index(top - GRID)] + k3[-1][couts.index(top)]) / 2))
+    n = num_feat * size[0] * size[1]
+    per_element = {"act": ms["act"] * 1e6 / n, "add": ms["add"] * 1e6 / n,
+                   "select": ms["select"] * 1e6 / (n / 2), "addc": ms["addc"] * 1e6 / (n / 2)}
+    table = LatencyTable("", tuple(size), num_feat, bidirectional, tuple(cins), tuple(couts),
+                         tuple(tuple(float(v) for v in r) for r in k3), tuple(float(v) for v in k1),
+                         tuple(float(v) for v in last), big, offgrid_in, offgrid_out, per_element, 0.0,
+                         device=device_name(device))
     skeleton = _skeleton(num_feat, bidirectional)
-    fixed = marginal_ms(BasicVSR(skeleton), device, size) - table.variable_ms(skeleton)
+    fixed = marginal_ms(BasicVSR(skeleton), device, size, repeats=repeats) - table.variable_ms(skeleton)
     return LatencyTable(table_key(device, size, num_feat, bidirectional), *(
         getattr(table, f) for f in ("size", "num_feat", "bidirectional", "cins", "couts", "k3", "k1", "last", "big",
                                     "offgrid_in", "offgrid_out", "per_element_ns")),
         max(fixed, 0.0), time.perf_counter() - start, device_name(device))
 
 
-def _per_element_ns(b: _Bench, nf: int) -> dict[str, float]:
-    h, w = b.size
+def _queue_elementwise(b: _Bench, nf: int) -> None:
     x, y = b.x(nf), b.x(nf)
     half = torch.arange(0, nf, 2, device=b.device)
     y_half = b.x(len(half))
-    n = nf * h * w
-    act = b.op(lambda: torch.relu_(y)) * 1e6 / n
-    add = b.op(lambda: x.add_(y)) * 1e6 / n
-    select = b.op(lambda: select_channels(x, half)) * 1e6 / (n / 2)
-    addc = b.op(lambda: add_channels_(x, half, y_half)) * 1e6 / (n / 2)
-    return {"act": act, "add": add, "select": select, "addc": addc}
+    b.ops["act"] = lambda: torch.relu_(y)
+    b.ops["add"] = lambda: x.add_(y)
+    b.ops["select"] = lambda: select_channels(x, half)
+    b.ops["addc"] = lambda: add_channels_(x, half, y_half)
 
 
 def _skeleton(nf: int, bidirectional: bool) -> ArchSpec:

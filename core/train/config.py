@@ -319,6 +319,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
                 value = float(value)  # YAML reads 2e-4 (no dot) as a string
             except ValueError:
                 pass
+        if isinstance(value, int) and abs(value) > 1e308:   # math.isfinite would raise OverflowError
+            raise ConfigError(f"{key} must be a finite number, got an integer of {len(str(abs(value)))} digits")
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise ConfigError(f"{key} must be a finite number, got {value!r}")
         return float(value)

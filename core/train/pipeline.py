@@ -177,6 +177,10 @@ class _Run:
         self._save(model, self._dense_path, {"stage": "dense", "source": self.cfg.model.weights}, overwrite=False)
         settings = plan_settings(cfg)          # the user's plan: ratio, criterion, width multiple, locks, caps
         sir_plan = plan_with(compute_scores(model, settings.criterion), settings)
+        if sir_plan.units_pruned == 0:
+            raise ConfigError(f"the plan prunes no unit of this network (sir.ratio {settings.ratio}, sir.align "
+                              f"{settings.align} rounds every layer back to its full width): raise sir.ratio or "
+                              f"lower sir.align")
         attach_scale_factors(model)
         stage = SIRStage(ctx, model, self.data, sir_plan)
         stage.run(self._state("sir"))

