@@ -9,11 +9,13 @@ import sys
 from typing import Sequence
 
 from core.interrupt import EXIT_INTERRUPTED, exit_on_interrupt_during_startup, interrupt_normally
+from core.threads import configure_startup
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     exit_on_interrupt_during_startup()      # core.cli.main hands Ctrl-C back to the command when it starts
+    configure_startup()                     # OpenMP wait policy: read once, when torch loads libgomp
     try:
         from core.memory import retain_freed_memory
 

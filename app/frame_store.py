@@ -65,10 +65,10 @@ class FrameStore:
             index += n
         if not 0 <= index < n:
             raise IndexError(f"frame {index} not available ({n} written)")
-        h, w, c = self._frame_shape
-        size = h * w * c
-        data = os.pread(self._fd, size, index * size)
-        return np.frombuffer(data, dtype=np.uint8).reshape(h, w, c)
+        frame = np.empty(self._frame_shape, dtype=np.uint8)
+        if os.preadv(self._fd, [frame], index * frame.nbytes) != frame.nbytes:
+            raise OSError(f"frame {index}: short read from the frame store")
+        return frame
 
     def get(self, index: int) -> np.ndarray | None:
         """Frame ``index`` if it has been written yet, else None (for views that show what exists)."""

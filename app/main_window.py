@@ -27,6 +27,7 @@ from .panels.train_panel import TrainPanel
 from .resources import icon
 from .session import PROJECT_SUFFIX, Project, load_project, save_project
 from .state import AppState
+from .threads_menu import add_threads_menu
 
 STEPS = ("model", "prune", "train", "compare", "export", "study")
 STEP_TITLES = {"model": "1  Model", "prune": "2  Prune", "train": "3  Train", "compare": "4  Compare",
@@ -136,6 +137,8 @@ class MainWindow(QMainWindow):
         self._action(compare, "Zoom &out", lambda: panel.view.zoom(0.8), QKeySequence.StandardKey.ZoomOut)
         self._action(compare, "&Fit", panel.view.reset_zoom, "Ctrl+0")
         self._action(compare, "Save view as &PNG…", lambda: panel.save_view(), "Ctrl+Shift+S")
+        add_threads_menu(self.menuBar(), self.settings, lambda n: self.statusBar().showMessage(
+            f"CPU threads: {n} (for jobs started from now on)", 8000))
         self._refresh_recent()
 
     # -- steps and status ---------------------------------------------------------------------------------

@@ -207,5 +207,8 @@ class AppState(QObject):
         model = f"{self.model.path.name}" if self.model else "no model"
         if self.pruned is not None:
             model += f" · pruned: {self.pruned.origin}"
+            lineage = self.lineage()
+            if lineage is not None and not lineage.comparable:
+                model += " (NOT derived from it)"
         clip = f"{self.clip.name}" if self.clip else "no clip"
         return {"model": model, "clip": clip}

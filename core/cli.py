@@ -18,6 +18,7 @@ from typing import Any, Callable, NoReturn, Sequence
 from .errors import UserError
 from .interrupt import interrupt_normally
 from .plan_args import add_plan_arguments
+from .threads import add_threads_option, set_threads
 
 EXIT_USER_ERROR = 2
 
@@ -236,14 +237,15 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .io.checkpoint import load_checkpoint
-    from .ssl.export import export_as
+    from .deploy.command import export_file
 
-    loaded = load_checkpoint(args.model, allow_nonfinite=args.allow_nonfinite)
-    h, w = args.size
-    check = export_as(args.format, loaded.model, args.out, frames=args.frames, height=h, width=w, meta=loaded.meta)
-    _emit(args, {"output": str(check.path), "format": check.format, "max_abs_diff": check.max_abs_diff,
-                 "verified": check.ok}, check.summary())
+    check = export_file(args.model, args.format, args.out, precision=args.precision, calib=args.calib,
+                        calib_gt=args.calib_gt, max_drop=args.max_drop, overwrite=args.overwrite,
+                        allow_nonfinite=args.allow_nonfinite)
+    _emit(args, {"output": str(check.path), "format": check.format, "precision": check.precision,
+                 "max_abs_diff": check.max_abs_diff, "shapes_verified": [list(s) for s in check.shapes],
+                 "psnr_drop_db": check.psnr_drop, "kept_float": list(check.kept_float),
+                 "size_bytes": check.size_bytes, "verified": check.ok}, check.summary())
     return 0 if check.ok else 1
 
 
@@ -261,6 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def device(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+        add_threads_option(sp)          # CPU threads go with the device choice (core.threads)
 
     def overwrite_flag(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--overwrite", action="store_true",
@@ -322,12 +325,21 @@ def build_parser() -> argparse.ArgumentParser:
         nonfinite_flag(sp)
         json_flag(sp)
 
-    sp = add("export", cmd_export, "export a model file to TorchScript, ONNX or an HDF5 report, verified")
+    sp = add("export", cmd_export, "export a model file to ONNX (any frames/height/width; fp32 or int8) or an "
+                                   "HDF5 report, verified before it is moved into place")
     sp.add_argument("model")
-    sp.add_argument("--format", choices=("torchscript", "onnx", "h5"), required=True)
+    sp.add_argument("--format", choices=("onnx", "h5"), required=True)
     sp.add_argument("--out", required=True)
-    sp.add_argument("--frames", type=frames_min, default=5, help="clip length the export is traced for")
-    sp.add_argument("--size", type=_size, default=(64, 64), help="LR frame size the export is traced for")
+    sp.add_argument("--precision", choices=("fp32", "int8"), default="fp32",
+                    help="int8: post-training static quantization (QDQ, per-channel), needs --calib")
+    sp.add_argument("--calib", default=None, help="LR clip (frame folder or video) to calibrate int8 on "
+                                                  "(the first 8 frames, at least 3 of at least 32x32)")
+    sp.add_argument("--calib-gt", default=None, help="its ground truth: measure the int8 drop against GT "
+                                                     "(default: against the LR frames, x4 consistency)")
+    sp.add_argument("--max-drop", type=float, default=0.3,
+                    help="Y-PSNR drop (dB) int8 may cost; the costliest layers stay float until it fits")
+    add_threads_option(sp)
+    overwrite_flag(sp)
     nonfinite_flag(sp)
     json_flag(sp)
 
@@ -357,6 +369,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     interrupt_normally()        # start-up is over: Ctrl-C now unwinds the command (staged outputs clean up)
     previous = _terminate_like_interrupt()
     try:
+        if getattr(args, "threads", None) is not None:
+            set_threads(args.threads)
         return int(args.func(args) or 0)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -50,6 +50,9 @@ def main() -> int:
     window = open_default_window(work, sys.argv[0])
 
     prune = window.panels["prune"]
+    prune.measure_button.click()                  # this device's latency table at the clip's size (cached)
+    while window.state.current.latency is None:
+        wait_for(window.state.current.latencyChanged, 600)
     prune.ratio.set_value(0.3)
     settle()
     prune.pin_button.click()

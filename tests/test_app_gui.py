@@ -26,7 +26,7 @@ from core.io.demo import demo_clip_dir  # noqa: E402
 from core.io.weights import official_weight  # noqa: E402
 from core.models.basicvsr import BasicVSR  # noqa: E402
 from core.models.spec import dense_spec  # noqa: E402
-from core.ssl.export import example_input  # noqa: E402
+from core.deploy import example_input  # noqa: E402
 from core.train.state import load_state, model_from_state  # noqa: E402
 
 TINY_CONFIG = Path(__file__).resolve().parents[1] / "resources" / "configs" / "tiny.yaml"

@@ -114,7 +114,7 @@ def test_bad_ratios(scores, bad, message):
 
 
 def test_bad_overrides_and_criterion(scores):
-    with pytest.raises(PlanError, match="unknown layer 'nope'"):
+    with pytest.raises(PlanError, match="no prunable layer named 'nope'"):
         make_plan(scores, 0.5, overrides={"nope": LayerOverride(locked=True)})
     with pytest.raises(PlanError, match="max ratio 1.5"):
         make_plan(scores, 0.5, overrides={"fusion": LayerOverride(max_ratio=1.5)})

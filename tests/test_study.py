@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -147,9 +146,9 @@ def test_bad_study_arguments(model):
         run_sensitivity(model, tiny_clip(), only=["forward.9"])
     other = study_model(seed=1)
     from core.ssl import make_plan
-    from tests.helpers import tiny_model
+
+    from .helpers import tiny_model
     plan = make_plan(compute_scores(tiny_model("basicvsr", 16, 2)), 0.5)
     with pytest.raises(StudyError, match="different network"):
         run_sweep(other, tiny_clip(), ratios=[0.5], extra={"current plan": plan})
     assert parse_ratios("0.5, 0.3,0.5") == (0.3, 0.5)
-    assert replace                                              # (imported for readers of the round-trip test)

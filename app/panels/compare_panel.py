@@ -310,7 +310,10 @@ class ComparePanel(QWidget):
                   "Dense SR": outputs["dense"].get(index) if "dense" in outputs else None,
                   "Pruned SR": outputs["pruned"].get(index) if "pruned" in outputs else None,
                   "GT": clip.gt[index] if clip.gt is not None else None}
-        self.view.set_frames(frames)
+        running = {view: "not computed yet" for view, series in (("LR (bicubic)", "bicubic"), ("Dense SR", "dense"),
+                                                                 ("Pruned SR", "pruned"))
+                   if self.job is not None and r is not None and (series == "bicubic" or series in outputs)}
+        self.view.set_frames(frames, running)
         self.frame_line.setValue(index)
         label = f"frame {index + 1}/{len(clip)}"
         if r is not None:

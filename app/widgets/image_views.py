@@ -57,6 +57,7 @@ class ComparisonView(QStackedWidget):
         self.addWidget(self.grid)
         self.addWidget(self.single)
         self.frames: dict[str, np.ndarray | None] = {name: None for name in VIEWS}
+        self.missing: dict[str, str] = {}
         self.mode, self.a, self.b, self.wipe = "side", VIEWS[1], VIEWS[2], 0.5
         self._shape: tuple[int, int] | None = None
         self._fit = True            # the camera shows the whole frame until the user zooms or pans
@@ -64,9 +65,11 @@ class ComparisonView(QStackedWidget):
             box.sigRangeChangedManually.connect(self._user_moved)
 
     # -- content ------------------------------------------------------------------------------------
-    def set_frames(self, frames: dict[str, np.ndarray | None]) -> None:
-        """One frame per view (missing ones show empty); the camera resets only when the size changes."""
+    def set_frames(self, frames: dict[str, np.ndarray | None], missing: dict[str, str] | None = None) -> None:
+        """One frame per view (missing ones show empty, titled with ``missing[name]`` or "not available"); the
+        camera resets only when the size changes."""
         self.frames = {name: frames.get(name) for name in VIEWS}
+        self.missing = dict(missing or {})
         shape = next((f.shape[:2] for f in self.frames.values() if f is not None), None)
         self._redraw()
         if shape is not None and shape != self._shape:
@@ -134,7 +137,7 @@ class ComparisonView(QStackedWidget):
             frame = self.frames[name]
             if frame is None:
                 self.items[name].clear()
-                self.titles[name].setText(f"{name} — not available")
+                self.titles[name].setText(f"{name} — {self.missing.get(name, 'not available')}")
             else:
                 self.items[name].setImage(frame, autoLevels=False, levels=(0, 255))
                 self.titles[name].setText(name)
@@ -144,8 +147,9 @@ class ComparisonView(QStackedWidget):
         if a is None or b is None or a.shape != b.shape:
             self.wipe_item.clear()
             self.diff_item.clear()
-            missing = self.a if a is None else self.b
-            self.single_title.setText(f"{missing} not available" if a is None or b is None else "sizes differ")
+            absent = self.a if a is None else self.b
+            self.single_title.setText(f"{absent} {self.missing.get(absent, 'not available')}"
+                                      if a is None or b is None else "sizes differ")
             return
         if self.mode == "wipe":
             cut = int(round(self.wipe * a.shape[1]))

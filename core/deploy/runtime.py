@@ -150,12 +150,13 @@ class OnnxStepper:
     def flow(self, x_a: torch.Tensor, x_b: torch.Tensor) -> torch.Tensor:
         """SpyNet's flow, cut out of the forward step graph on first use."""
         if self._flow_session is None:
+            import onnx.shape_inference
             import onnx.utils
 
-            extracted = onnx.utils.Extractor(self._steps["forward"]).extract_model(["x_a", "x_b"], ["flow"])
+            typed = onnx.shape_inference.infer_shapes(self._steps["forward"])
+            extracted = onnx.utils.Extractor(typed).extract_model(["x_t", "x_prev"], [FLOW_IO[1][0]])
             self._flow_session = _session(extracted, self._threads)
-        names = FLOW_IO[0]
-        return torch.from_numpy(self._flow_session.run(["flow"], {names[0]: _np(x_a), names[1]: _np(x_b)})[0])
+        return torch.from_numpy(self._flow_session.run(None, {"x_t": _np(x_a), "x_prev": _np(x_b)})[0])
 
 
 def load_stepper(path: str | Path, threads: int | None = None) -> OnnxStepper:
@@ -167,3 +168,20 @@ def load_stepper(path: str | Path, threads: int | None = None) -> OnnxStepper:
 def load_clip(path: str | Path, threads: int | None = None) -> OnnxClip:
     proto, _ = read_onnx(path)
     return OnnxClip(proto, threads)
+
+
+def load_network(path: str | Path, *, allow_nonfinite: bool = False):
+    """What ``sr``/``eval`` run: a checkpoint's ``BasicVSR``, or for an exported ``.onnx`` of ours its stepper.
+
+    Both are Contract 2 steppers, so the streaming engine runs either; an onnxruntime stepper runs on the CPU.
+    """
+    if is_onnx(path):
+        return load_stepper(path)
+    from ..io.checkpoint import load_checkpoint
+
+    return load_checkpoint(path, allow_nonfinite=allow_nonfinite).model
+
+
+def run_device(network, device: torch.device) -> torch.device:
+    """The device a network runs on: onnxruntime steppers always on the CPU (their tensors come back there)."""
+    return torch.device("cpu") if isinstance(network, OnnxStepper) else device

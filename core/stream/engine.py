@@ -15,7 +15,7 @@ time, which breaks the goal of streaming within 1.1x of whole-clip time. Spillin
 each state; measured on this project's 2-core CPU (``bench/bench_stream.py``) that is far below 1 % of a frame's
 compute at any frame size, since both grow with the pixel count (256 bytes of state against ~20 kMAC per LR pixel).
 The price is disk: ``T x 256 x h x w`` bytes (dense) during a run, checked against the free space before pass 0
-and reported afterwards. Clips whose states fit in ``memory_budget`` (default 256 MiB) keep them in RAM instead.
+and reported afterwards. Clips whose states fit in ``memory_budget`` (default 32 MiB) keep them in RAM instead.
 
 BasicVSR-uni has no backward branch: one pass, constant memory, no scratch (an online model).
 """
@@ -37,7 +37,7 @@ from .scratch import Slots, scratch_dir
 
 __all__ = ["DEFAULT_MEMORY_BUDGET", "private_stepper", "StreamRun", "stream_frames", "stream_sr"]
 
-DEFAULT_MEMORY_BUDGET = 256 * 2**20
+DEFAULT_MEMORY_BUDGET = 32 * 2**20      # short clips skip the disk; a few frames at most at full HD input
 Progress = Callable[[int, int], None]
 
 

@@ -22,6 +22,7 @@ from typing import Any
 from ..errors import UserError
 from ..events import Event, Log, Progress, RunControl
 from ..ssl import CRITERIA
+from ..threads import add_threads_option
 
 def add_study_commands(subparsers: Any) -> None:
     """Register ``study sensitivity`` and ``study sweep``; the handlers are stored as ``func``."""
@@ -37,6 +38,7 @@ def add_study_commands(subparsers: Any) -> None:
     common.add_argument("--max-frames", type=int, help="use the first N frames of the clip")
     common.add_argument("--rgb", action="store_true", help="PSNR on RGB instead of the Y channel")
     common.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    add_threads_option(common)
     common.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     common.add_argument("--out", help="also save the result as a study file (reopen it in the app's Study step)")
     common.add_argument("--overwrite", action="store_true", help="replace an existing --out file")

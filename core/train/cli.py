@@ -1,7 +1,7 @@
 """The ``train`` sub-command: a config file in, a run folder out, progress on stderr.
 
     python main.py train CONFIG [--run-dir DIR] [--stages sir,finetune] [--set key.sub=value ...]
-                                [--device cpu|cuda|auto] [--json]
+                                [--device cpu|cuda|auto] [--threads N] [--json]
     python main.py train [CONFIG] --resume DIR       (CONFIG defaults to DIR/run_config.yaml)
     torchrun --nproc_per_node 8 main.py train CONFIG --run-dir DIR     (DistributedDataParallel)
 
@@ -18,6 +18,7 @@ from typing import Any, TextIO
 
 from ..errors import UserError
 from ..events import Cancelled, Event, Progress, RunControl
+from ..threads import add_threads_option
 from .config import load_config
 from .logfile import event_to_json, format_event
 from .pipeline import RUN_CONFIG, run_training
@@ -34,6 +35,7 @@ def add_train_commands(subparsers: Any) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set sir.ratio=0.6 (repeatable)")
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N (overrides runtime.device)")
+    add_threads_option(p)
     p.add_argument("--json", action="store_true", help="print events as JSON lines on stdout instead of a bar")
     p.set_defaults(func=train_command)
 

@@ -35,7 +35,7 @@ from ..models.basicvsr import BasicVSR
 from ..models.spec import dense_spec
 from ..ssl import Plan, attach_scale_factors, compute_scores, plan_with, prune_to_plan
 from ..ssl.units import prunable_layers
-from ..ssl.export import write_report_h5
+from ..deploy.export import write_report_h5
 from .config import TrainConfig, dump_config, plan_settings
 from .data import build_data
 from .distributed import DistInfo, barrier, init_distributed, shutdown

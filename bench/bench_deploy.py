@@ -1,0 +1,116 @@
+"""Deployed files against PyTorch on real frames: dense / pruned 0.5 × PyTorch fp32 / onnxruntime fp32 / int8.
+
+    python bench/bench_deploy.py [--work DIR] [--short 3] [--long 11]
+
+Real frames: Vid4 calendar (180×144 LR, GT beside it). Time per frame is marginal (long clip minus short clip,
+divided by the frame difference), so session start-up, the first-frame cold start and SpyNet's warm-up are not
+counted; each point is the best of ``--repeat`` runs (the machine is shared). Y-PSNR is vs GT on the long clip,
+mean over frames; "drop" is against the same model in fp32 (PyTorch). int8 is calibrated on the first 8 frames
+with the guard measured against GT (budget ``--max-drop``).
+
+The exported files go to ``--work`` and are reused when present (the traces take minutes on a busy 2-core CPU):
+delete the folder to re-export. Needs the official weights and ../shared/data.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from common import SHARED, print_table  # noqa: E402  (puts the repo on sys.path)
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from core.data.degrade import mod_crop  # noqa: E402
+from core.deploy.onnx_export import deploy_copy, export_onnx  # noqa: E402
+from core.deploy.onnx_graph import export_step_graphs  # noqa: E402
+from core.deploy.quantize import y_psnr_frames  # noqa: E402
+from core.deploy.runtime import load_clip, read_onnx  # noqa: E402
+from core.io.checkpoint import load_checkpoint  # noqa: E402
+from core.io.frames import frames_to_tensor, read_clip, tensor_to_frames  # noqa: E402
+from core.io.weights import official_weight  # noqa: E402
+from core.ssl import compute_scores, make_plan, prune_to_plan  # noqa: E402
+
+
+def _timed(run, x: torch.Tensor) -> tuple[float, torch.Tensor]:
+    with torch.no_grad():
+        start = time.perf_counter()
+        out = run(x)
+        return time.perf_counter() - start, out
+
+
+def marginal_ms(run, lr: torch.Tensor, short: int, long: int, repeat: int) -> tuple[float, torch.Tensor]:
+    """Marginal ms per frame (best of ``repeat`` for each length) and the long clip's output."""
+    best_s = min(_timed(run, lr[:, :short])[0] for _ in range(repeat))
+    runs = [_timed(run, lr[:, :long]) for _ in range(repeat)]
+    best_l = min(t for t, _ in runs)
+    return 1000.0 * (best_l - best_s) / (long - short), runs[0][1]
+
+
+def _exports(name: str, model, work: Path, calib: np.ndarray, calib_gt: np.ndarray, max_drop: float) -> dict:
+    files = {"fp32": work / f"{name}.onnx", "int8": work / f"{name}.int8.onnx"}
+    if not all(f.exists() for f in files.values()):
+        graphs = export_step_graphs(deploy_copy(model))
+        for precision, path in files.items():
+            if not path.exists():
+                check = export_onnx(model, path, precision=precision, calib=calib, calib_gt=calib_gt,
+                                    max_drop=max_drop, graphs=graphs)
+                print(check.summary(), flush=True)
+    return files
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--work", type=Path, default=Path("/tmp/ssl-vsr-bench-deploy"))
+    p.add_argument("--short", type=int, default=3)
+    p.add_argument("--long", type=int, default=11)
+    p.add_argument("--repeat", type=int, default=2)
+    p.add_argument("--max-drop", type=float, default=0.3)
+    p.add_argument("--export-only", action="store_true", help="write the files into --work and stop")
+    args = p.parse_args()
+    weights, clip = official_weight("REDS4"), SHARED / "data" / "vid4" / "calendar"
+    if weights is None or not clip.is_dir():
+        print("needs the official REDS4 weights and ../shared/data/vid4/calendar")
+        return 1
+    args.work.mkdir(parents=True, exist_ok=True)
+    lr_frames = read_clip(clip / "BIx4", max_frames=args.long).frames
+    gt_frames = np.stack([mod_crop(f, 4) for f in read_clip(clip / "GT", max_frames=args.long).frames])
+    dense = load_checkpoint(weights).model.eval()
+    h, w = lr_frames.shape[1:3]
+    pruned = prune_to_plan(dense, make_plan(compute_scores(dense), 0.5, frame_size=(h, w))).eval()
+    models = {"dense": dense, "pruned 0.5": pruned}
+    files = {name: _exports(name.split()[0], m, args.work, lr_frames[:8], gt_frames[:8], args.max_drop)
+             for name, m in models.items()}
+    if args.export_only:
+        return 0
+    lr = frames_to_tensor(lr_frames)
+    rows, base, fp32_psnr = [], None, {}
+    for name, model in models.items():
+        torch_model = deploy_copy(model).to(memory_format=torch.channels_last)
+        runners = [("PyTorch fp32", torch_model, None)]
+        runners += [(f"onnxruntime {prec}", load_clip(path), path) for prec, path in files[name].items()]
+        for runtime, run, path in runners:
+            ms, out = marginal_ms(run, lr, args.short, args.long, args.repeat)
+            psnr = y_psnr_frames(tensor_to_frames(out), gt_frames)
+            base = ms if base is None else base
+            fp32_psnr.setdefault(name, psnr)
+            size = (path.stat().st_size if path else sum(v.numel() * v.element_size()
+                                                        for v in model.state_dict().values())) / 2**20
+            kept = "-"
+            if path is not None:
+                meta = read_onnx(path)[1]
+                kept = str(len(json.loads(meta.get("ssl_vsr.kept_float", "[]")))) if "int8" in runtime else "-"
+            rows.append([name, runtime, ms, f"{base / ms:.2f}x", f"{size:.1f} MiB", psnr,
+                         fp32_psnr[name] - psnr, kept])
+            print(rows[-1], flush=True)
+    print(f"\ncalendar {w}x{h} LR, marginal ms/frame = (T={args.long} - T={args.short}) / {args.long - args.short}, "
+          f"best of {args.repeat}; {torch.get_num_threads()} threads; Y-PSNR vs GT over {args.long} frames")
+    print_table(["model", "runtime", "ms/frame", "speed-up", "file", "Y-PSNR", "drop vs fp32", "layers kept float"],
+                rows)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,42 @@
+"""``export``: one call from the command line to a verified file (the CLI only parses and prints)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import UserError
+from .check import ExportCheck
+from .quantize import MAX_CALIB_FRAMES, CalibrationError
+
+
+def _frames(path: str | Path | None, what: str):
+    if path is None:
+        return None
+    from ..io.frames import read_clip
+
+    return read_clip(path, max_frames=MAX_CALIB_FRAMES).frames
+
+
+def export_file(model_path: str | Path, fmt: str, out: str | Path, *, precision: str = "fp32",
+                calib: str | Path | None = None, calib_gt: str | Path | None = None, max_drop: float = 0.3,
+                overwrite: bool = False, allow_nonfinite: bool = False) -> ExportCheck:
+    """Load a model file and export it; the output is claimed before any heavy work."""
+    from ..io.checkpoint import load_checkpoint
+    from ..io.output import claim_output
+    from .export import export_as
+
+    sources = [model_path, calib, calib_gt]
+    claim_output(out, inputs=sources, overwrite=overwrite)
+    if fmt != "onnx" and (precision != "fp32" or calib is not None):
+        raise UserError(f"--precision and --calib apply to --format onnx only, not {fmt}")
+    if precision == "int8" and calib is None:
+        raise CalibrationError("int8 needs calibration frames: give --calib CLIP (a frame folder or video "
+                               "of the kind the model will see)")
+    if not max_drop > 0:
+        raise UserError(f"--max-drop must be a positive number of dB, got {max_drop}")
+    loaded = load_checkpoint(model_path, allow_nonfinite=allow_nonfinite)
+    options = {}
+    if fmt == "onnx":
+        options = {"precision": precision, "calib": _frames(calib, "calibration clip"),
+                   "calib_gt": _frames(calib_gt, "calibration GT"), "max_drop": max_drop}
+    meta = {**loaded.meta, "source": str(loaded.path), "source_format": loaded.source_format}
+    return export_as(fmt, loaded.model, out, meta=meta, overwrite=overwrite, inputs=sources, **options)

@@ -1,0 +1,112 @@
+"""``export --format onnx``: the whole-clip ONNX file (any frames, height, width), fp32 or int8, verified after
+writing with onnxruntime at clip shapes never seen at export, before it is moved into place."""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import torch
+
+from ..errors import UserError
+from ..io.frames import frames_to_tensor, tensor_to_frames
+from ..io.output import staged_file
+from ..models.basicvsr import BasicVSR
+from .check import ExportCheck
+from .onnx_graph import assemble_clip_model, base_metadata, export_step_graphs
+from .runtime import OnnxClip, read_onnx
+
+# (frames, height, width) of the LR clips every file is checked at: odd sizes, sizes below SpyNet's 64-pixel
+# floor, sizes it resizes to a multiple of 32 with an odd quotient (the padded coarsest level), frame counts 2-4.
+VERIFY_SHAPES = ((2, 19, 23), (3, 36, 70), (4, 97, 45))
+FP32_TOLERANCE = 1e-4
+PRECISIONS = ("fp32", "int8")
+
+
+class ExportError(UserError):
+    """An export that failed its check after writing (nothing is left on disk)."""
+
+
+def deploy_copy(model: BasicVSR) -> BasicVSR:
+    """A private float32 CPU copy in the plain layout: exports trace this, never the caller's (shared) model."""
+    return copy.deepcopy(model).cpu().float().eval().to(memory_format=torch.contiguous_format)
+
+
+def _clip_runner(model: BasicVSR, metadata: Mapping[str, str]):
+    def run(graphs: Mapping[str, Any], frames: np.ndarray) -> np.ndarray:
+        clip = OnnxClip(assemble_clip_model(model, graphs, metadata))
+        return tensor_to_frames(clip(frames_to_tensor(frames)))
+    return run
+
+
+@torch.no_grad()
+def max_diff_at(run, model: BasicVSR, shapes: Iterable[tuple[int, int, int]], seed: int = 0) -> float:
+    """Largest |run(x) - model(x)| over random clips of ``shapes`` (frames, h, w)."""
+    worst = 0.0
+    g = torch.Generator().manual_seed(seed)
+    for t, h, w in shapes:
+        x = torch.rand(1, t, 3, h, w, generator=g)
+        worst = max(worst, float((run(x) - model(x)).abs().max()))
+    return worst
+
+
+@torch.no_grad()
+def export_onnx(model: BasicVSR, path: str | Path, *, precision: str = "fp32", calib: np.ndarray | None = None,
+                calib_gt: np.ndarray | None = None, max_drop: float = 0.3, meta: Mapping[str, Any] | None = None,
+                overwrite: bool = False, inputs: Iterable[str | Path] = (),
+                shapes: tuple[tuple[int, int, int], ...] = VERIFY_SHAPES,
+                graphs: Mapping[str, Any] | None = None) -> ExportCheck:
+    """Write ``model`` as one ONNX file (steps in Scan loops) and verify it before it is moved into place.
+
+    fp32: the file must match PyTorch to ``FP32_TOLERANCE`` at every shape in ``shapes``. int8: calibrated on
+    ``calib`` (uint8 (T, h, w, 3) LR frames), layers kept float until the Y-PSNR drop is within ``max_drop`` dB
+    (vs ``calib_gt`` when given); the written file must run at every shape. ``graphs``: the step graphs of this
+    very model from ``export_step_graphs``, when already traced (one trace for an fp32 and an int8 file).
+    """
+    if precision not in PRECISIONS:
+        raise UserError(f"unknown precision {precision!r} (use one of: {', '.join(PRECISIONS)})")
+    from .quantize import check_calibration, quantize_steps
+
+    inputs = tuple(inputs)
+    if precision == "int8":
+        calib = check_calibration(calib)
+    from ..io.output import claim_output
+
+    claim_output(path, inputs=inputs, overwrite=overwrite)
+    model = deploy_copy(model)
+    graphs = dict(graphs) if graphs is not None else export_step_graphs(model)
+    kept: tuple[str, ...] = ()
+    quant = None
+    if precision == "int8":
+        float_meta = base_metadata(model, "fp32", meta)
+        quant = quantize_steps(graphs, model.spec.bidirectional, model.num_feat, calib,
+                               _clip_runner(model, float_meta), max_drop, calib_gt)
+        graphs, kept = quant.graphs, quant.kept_float
+    metadata = base_metadata(model, precision, meta, kept)
+    if quant is not None:
+        metadata.update({"ssl_vsr.int8_drop_db": f"{quant.drop:.4f}", "ssl_vsr.int8_reference": quant.reference,
+                         "ssl_vsr.max_drop_db": f"{max_drop}"})
+    proto = assemble_clip_model(model, graphs, metadata)
+    found: dict[str, float] = {}
+
+    def verify(tmp: Path) -> None:
+        written, _ = read_onnx(tmp)
+        clip = OnnxClip(written)
+        if precision == "fp32":
+            found["diff"] = max_diff_at(clip, model, shapes)
+            if not found["diff"] <= FP32_TOLERANCE:
+                raise ExportError(f"the written ONNX file differs from PyTorch by {found['diff']:.2e} "
+                                  f"(tolerance {FP32_TOLERANCE:.0e}); nothing was written")
+            return
+        found["diff"] = max_diff_at(clip, model, shapes)       # int8: runs at every shape; the size of the
+        if not np.isfinite(found["diff"]):                      # difference is judged by the drop below
+            raise ExportError("the written int8 ONNX file gives non-finite output; nothing was written")
+
+    with staged_file(path, inputs=inputs, overwrite=overwrite, verify=verify) as tmp:
+        tmp.write_bytes(proto.SerializeToString())
+    detail = f"{model.spec.variant}, opset {proto.opset_import[0].version}, dynamic frames/height/width"
+    if quant is None:
+        return ExportCheck(Path(path), "onnx", found["diff"], FP32_TOLERANCE, detail, "fp32", shapes)
+    return ExportCheck(Path(path), "onnx", found["diff"], None, f"{detail}, drop vs {quant.reference}", "int8",
+                       shapes, psnr_drop=quant.drop, max_drop=max_drop, kept_float=kept)

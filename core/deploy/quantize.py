@@ -1,0 +1,221 @@
+"""int8 post-training static quantization of the step graphs (onnxruntime QDQ, per-channel weights), with an
+accuracy guard that keeps the costliest layers in float until the quality drop is within a budget.
+
+How a layer's cost is measured (not guessed): the step graphs are quantized whole once, run on the calibration
+feeds with every convolution's output exposed, and each conv's output is compared with the float graph's: the
+noise a layer adds is its output error minus the error already in its input (both relative, in the energy
+domain). Layers are then kept in float in that order, 1, 2, 4, 8 ... at a time, until the Y-PSNR drop of the
+whole clip against the float model is within ``max_drop``.
+
+The drop is measured against ground truth when the caller has it; otherwise against the LR frames themselves
+(the SR output, downscaled ×4 bicubically, must reproduce its input): a drop in that consistency PSNR is a real
+quality loss and is more sensitive than the drop vs GT, so the guard errs on the safe side.
+"""
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from ..data.degrade import bi_degrade
+from ..errors import UserError
+from ..metrics import psnr
+
+MIN_CALIB_FRAMES = 3
+MIN_CALIB_SIDE = 32
+MAX_CALIB_FRAMES = 8
+QUANT_OPS = ["Conv", "Relu", "LeakyRelu"]
+
+
+class CalibrationError(UserError):
+    """Calibration frames that cannot calibrate (absent, too short, too small)."""
+
+
+@dataclass(frozen=True)
+class QuantResult:
+    graphs: dict[str, Any]            # branch → quantized step ModelProto
+    kept_float: tuple[str, ...]       # layer names left in float
+    drop: float                       # Y-PSNR of the float model minus the int8 one (dB)
+    reference: str                    # "GT" or "LR consistency"
+    trials: tuple[tuple[int, float], ...]   # (layers kept float, drop) for every trial
+
+
+def check_calibration(frames: np.ndarray | None, what: str = "calibration clip") -> np.ndarray:
+    """uint8 (T, h, w, 3) frames fit to calibrate, at most MAX_CALIB_FRAMES of them; one-line refusals."""
+    if frames is None:
+        raise CalibrationError("int8 needs calibration frames: give --calib CLIP (a frame folder or video)")
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise CalibrationError(f"{what}: expected uint8 RGB frames, got {frames.dtype} {frames.shape}")
+    if len(frames) < MIN_CALIB_FRAMES:
+        raise CalibrationError(f"{what} is too short: {len(frames)} frame(s), calibration needs at least "
+                               f"{MIN_CALIB_FRAMES} (the recurrent state must build up)")
+    h, w = frames.shape[1:3]
+    if min(h, w) < MIN_CALIB_SIDE:
+        raise CalibrationError(f"{what} is too small: {w}x{h} frames, calibration needs at least "
+                               f"{MIN_CALIB_SIDE}x{MIN_CALIB_SIDE}")
+    return frames[:MAX_CALIB_FRAMES]
+
+
+# -- feeds ------------------------------------------------------------------------------------------------------
+def record_feeds(run_step: Callable[[str, dict[str, np.ndarray]], list[np.ndarray]], bidirectional: bool,
+                 num_feat: int, lr: np.ndarray) -> dict[str, list[dict[str, np.ndarray]]]:
+    """The inputs each step graph sees over the clip ``lr`` (T, 1, 3, h, w) float32, in running order."""
+    t = len(lr)
+    zeros = np.zeros((1, num_feat, *lr.shape[-2:]), np.float32)
+    feeds: dict[str, list[dict[str, np.ndarray]]] = {"forward": []}
+    h_b: list[np.ndarray | None] = [None] * t
+    if bidirectional:
+        feeds["backward"] = []
+        h = zeros
+        for i in range(t - 1, -1, -1):
+            feed = {"x_t": lr[i], "x_next": lr[min(i + 1, t - 1)], "h_next": h}
+            feeds["backward"].append(feed)
+            h = h_b[i] = run_step("backward", feed)[0]
+    h = zeros
+    for i in range(t):
+        feed = {"x_t": lr[i], "x_prev": lr[max(i - 1, 0)], "h_prev": h}
+        if bidirectional:
+            feed["h_b"] = h_b[i]
+        feeds["forward"].append(feed)
+        h = run_step("forward", feed)[1]
+    return feeds
+
+
+class _Reader:
+    """onnxruntime's CalibrationDataReader protocol over recorded feeds."""
+
+    def __init__(self, feeds: Sequence[dict[str, np.ndarray]]) -> None:
+        self._it = iter(feeds)
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._it, None)
+
+
+# -- layers -----------------------------------------------------------------------------------------------------
+def conv_layers(graph: Any) -> dict[str, str]:
+    """Conv node name → layer name (its weight's module path, e.g. ``forward_trunk.main.2.3.conv1``)."""
+    inits = {i.name for i in graph.initializer}
+    out = {}
+    for node in graph.node:
+        if node.op_type == "Conv" and len(node.input) > 1 and node.input[1] in inits:
+            name = node.input[1].removeprefix("flow/").removeprefix("model.").removesuffix(".weight")
+            out[node.name] = name
+    return out
+
+
+def _session(proto: Any) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.intra_op_num_threads = torch.get_num_threads()
+    return ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
+def _with_outputs(proto: Any, names: Sequence[str]) -> Any:
+    from onnx import helper
+
+    out = type(proto)()
+    out.CopyFrom(proto)
+    out.graph.output.extend(helper.make_empty_tensor_value_info(n) for n in names)
+    return out
+
+
+def layer_costs(float_graph: Any, quant_graph: Any, feeds: Sequence[dict[str, np.ndarray]]) -> dict[str, float]:
+    """Layer → the relative error energy its quantization adds (output error minus input error), measured."""
+    layers = conv_layers(float_graph)
+    nodes = {n.name: n for n in float_graph.graph.node if n.name in layers}
+    tensors = sorted({t for n in nodes.values() for t in (n.input[0], n.output[0])})
+    produced = {o for n in quant_graph.graph.node for o in n.output} | {i.name for i in quant_graph.graph.input}
+    tensors = [t for t in tensors if t in produced]
+    fs, qs = _session(_with_outputs(float_graph, tensors)), _session(_with_outputs(quant_graph, tensors))
+    err: dict[str, list[float]] = {t: [] for t in tensors}
+    for feed in feeds:
+        fo = dict(zip(tensors, fs.run(tensors, feed)))
+        qo = dict(zip(tensors, qs.run(tensors, feed)))
+        for t in tensors:
+            err[t].append(float(np.sum((fo[t] - qo[t]) ** 2) / max(np.sum(fo[t] ** 2), 1e-12)))
+    mean = {t: float(np.mean(v)) for t, v in err.items()}
+    costs = {}
+    for node_name, node in nodes.items():
+        out_err, in_err = mean.get(node.output[0]), mean.get(node.input[0], 0.0)
+        if out_err is not None:
+            costs[layers[node_name]] = max(costs.get(layers[node_name], 0.0), out_err - in_err)
+    return costs
+
+
+# -- quantization -----------------------------------------------------------------------------------------------
+def _quantize(graph: Any, feeds: Sequence[dict[str, np.ndarray]], exclude_layers: set[str], work: Path,
+              tag: str) -> Any:
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    src, dst, cache = work / f"{tag}.onnx", work / f"{tag}.q.onnx", work / f"{tag}.ranges.json"
+    if not src.exists():
+        onnx.save(graph, str(src))
+    exclude = [node for node, layer in conv_layers(graph).items() if layer in exclude_layers]
+    logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # ORT warns via the root logger
+    quantize_static(str(src), str(dst), _Reader(feeds), quant_format=QuantFormat.QDQ, op_types_to_quantize=QUANT_OPS,
+                    per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                    nodes_to_exclude=exclude, calibrate_method=CalibrationMethod.MinMax,
+                    calibration_cache_path=str(cache), extra_options={"WeightSymmetric": True})
+    return onnx.load(str(dst))
+
+
+def y_psnr_frames(sr: np.ndarray, ref: np.ndarray) -> float:
+    """Mean over frames of the Y-PSNR of uint8 (T, H, W, 3) frames against a reference of the same shape."""
+    return float(np.mean([psnr(a, b, test_y_channel=True) for a, b in zip(sr, ref)]))
+
+
+def consistency_reference(lr_frames: np.ndarray) -> Callable[[np.ndarray], float]:
+    """Scores SR frames by how well their ×4 bicubic downscale reproduces the LR input (Y-PSNR)."""
+    def score(sr: np.ndarray) -> float:
+        return y_psnr_frames(bi_degrade(sr), lr_frames)
+    return score
+
+
+def quantize_steps(graphs: Mapping[str, Any], bidirectional: bool, num_feat: int, frames: np.ndarray,
+                   run_clip: Callable[[Mapping[str, Any], np.ndarray], np.ndarray], max_drop: float = 0.3,
+                   gt: np.ndarray | None = None) -> QuantResult:
+    """Quantize the step graphs on ``frames`` (uint8 (T, h, w, 3)), keeping layers float until the drop fits.
+
+    ``run_clip(step graphs, frames) → uint8 SR frames`` runs a candidate on the whole clip.
+    """
+    frames = check_calibration(frames)
+    if gt is not None and len(gt) < len(frames):
+        raise CalibrationError(f"the calibration GT has {len(gt)} frames for {len(frames)} LR frames")
+    score = ((lambda sr: y_psnr_frames(sr, gt[:len(frames)])) if gt is not None
+             else consistency_reference(frames))
+    reference = "GT" if gt is not None else "LR consistency"
+    lr = np.ascontiguousarray(frames.transpose(0, 3, 1, 2)[:, None].astype(np.float32) / 255.0)
+    sessions = {name: _session(g) for name, g in graphs.items()}
+    outs = {name: [o.name for o in g.graph.output] for name, g in graphs.items()}
+    feeds = record_feeds(lambda name, feed: sessions[name].run(outs[name], feed), bidirectional, num_feat, lr)
+    float_score = score(run_clip(graphs, frames))
+    with tempfile.TemporaryDirectory(prefix="ssl-vsr-int8-") as tmp:
+        work = Path(tmp)
+
+        def attempt(keep: set[str]) -> tuple[dict[str, Any], float]:
+            q = {name: _quantize(g, feeds[name], keep, work, name) for name, g in graphs.items()}
+            return q, float_score - score(run_clip(q, frames))
+
+        quant, drop = attempt(set())
+        trials = [(0, drop)]
+        costs: dict[str, float] = {}
+        for name, g in graphs.items():
+            for layer, cost in layer_costs(g, quant[name], feeds[name][:3]).items():
+                costs[layer] = max(costs.get(layer, 0.0), cost)
+        ranked = sorted(costs, key=costs.get, reverse=True)
+        k, keep = 1, set()
+        while drop > max_drop and len(keep) < len(ranked):
+            keep = set(ranked[:k])
+            quant, drop = attempt(keep)
+            trials.append((len(keep), drop))
+            k *= 2
+    kept = tuple(layer for layer in ranked if layer in keep)
+    return QuantResult(quant, kept, drop, reference, tuple(trials))

@@ -1,0 +1,101 @@
+"""Dynamic ONNX exports: any frames/height/width, step models equal to PyTorch's steps, streamed `sr` on a file.
+
+One tiny network per variant is traced once per module (the trace dominates: minutes on a busy 2-core CPU).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+
+from core.deploy.onnx_export import VERIFY_SHAPES, deploy_copy, export_onnx, max_diff_at  # noqa: E402
+from core.deploy.onnx_graph import export_step_graphs  # noqa: E402
+from core.deploy.runtime import OnnxStepper, load_clip, load_network, load_stepper  # noqa: E402
+from core.stream import stream_frames  # noqa: E402
+from tests.helpers import tiny_model  # noqa: E402
+
+
+@pytest.fixture(scope="module", params=["basicvsr-uni", "basicvsr"])
+def exported(request, tmp_path_factory):
+    model = tiny_model(request.param, 8, 1)
+    graphs = export_step_graphs(deploy_copy(model))
+    path = tmp_path_factory.mktemp("onnx") / f"{request.param}.onnx"
+    check = export_onnx(model, path, graphs=graphs, meta={"source": "tiny"})
+    return model, path, check, graphs
+
+
+def test_export_is_verified_at_unseen_shapes(exported):
+    model, path, check, _ = exported
+    assert check.ok and check.max_abs_diff <= 1e-4 and check.shapes == VERIFY_SHAPES
+    assert [p.name for p in path.parent.iterdir()] == [path.name]        # nothing staged left behind
+    # Shapes the file never saw, incl. one frame count and batch the verification did not use.
+    assert max_diff_at(load_clip(path), model, [(5, 33, 41), (2, 64, 96), (6, 7, 12)], seed=3) <= 1e-4
+    two = torch.rand(2, 3, 3, 21, 30)
+    with torch.no_grad():
+        assert float((load_clip(path)(two) - model(two)).abs().max()) <= 1e-4
+
+
+def test_step_models_equal_pytorch_steps(exported):
+    model, path, _, _ = exported
+    stepper = load_stepper(path)
+    assert isinstance(stepper, OnnxStepper) and stepper.bidirectional == model.bidirectional
+    g = torch.Generator().manual_seed(1)
+    x0, x1 = torch.rand(1, 3, 27, 35, generator=g), torch.rand(1, 3, 27, 35, generator=g)
+    h = torch.rand(1, model.num_feat, 27, 35, generator=g)
+    with torch.no_grad():
+        assert torch.allclose(stepper.flow(x1, x0), model.flow(x1, x0), atol=1e-4)
+        h_b = None
+        if model.bidirectional:
+            assert torch.allclose(stepper.backward_step(x0, x1, h), model.backward_step(x0, x1, h), atol=1e-5)
+            assert torch.allclose(stepper.backward_step(x1, None, None), model.backward_step(x1, None, None),
+                                  atol=1e-5)
+            h_b = model.backward_step(x1, None, None)
+        for args in ((x1, x0, h, h_b), (x0, None, None, h_b)):
+            sr, h_t = stepper.forward_step(*args)
+            ref_sr, ref_h = model.forward_step(*args)
+            assert torch.allclose(sr, ref_sr, atol=1e-5) and torch.allclose(h_t, ref_h, atol=1e-5)
+
+
+def test_streaming_an_exported_file_equals_pytorch(exported):
+    model, path, _, _ = exported
+    frames = (np.random.default_rng(0).random((5, 30, 38, 3)) * 255).astype(np.uint8)
+    network = load_network(path)
+    ours = list(stream_frames(network, frames, raw=True))
+    ref = list(stream_frames(model, frames, raw=True))
+    assert max(float((a - b).abs().max()) for a, b in zip(ours, ref)) <= 1e-4
+    ours8, ref8 = np.stack(list(stream_frames(network, frames))), np.stack(list(stream_frames(model, frames)))
+    assert np.abs(ours8.astype(int) - ref8.astype(int)).max() <= 1
+
+
+def _smooth_frames(t: int, h: int, w: int, seed: int = 0) -> np.ndarray:
+    """Frames with structure (a drifting gradient plus noise), closer to video than white noise."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    out = []
+    for i in range(t):
+        base = 0.5 + 0.4 * np.sin((xx + 2 * i) / 5.0)[..., None] * np.cos(yy / 7.0)[..., None] * [1.0, 0.8, 0.6]
+        out.append(np.clip(base + rng.normal(0, 0.03, (h, w, 3)), 0, 1) * 255)
+    return np.stack(out).astype(np.uint8)
+
+
+def test_int8_guard_keeps_the_costliest_layers_float(exported, tmp_path):
+    from core.deploy.onnx_export import _clip_runner
+    from core.deploy.onnx_graph import base_metadata
+    from core.deploy.quantize import quantize_steps
+
+    model, _, _, graphs = exported
+    frames = _smooth_frames(4, 36, 40)
+    private = deploy_copy(model)
+    run = _clip_runner(private, base_metadata(private, "fp32"))
+    loose = quantize_steps(graphs, model.bidirectional, model.num_feat, frames, run, max_drop=50.0)
+    assert loose.kept_float == () and len(loose.trials) == 1 and loose.drop > 0
+    tight = quantize_steps(graphs, model.bidirectional, model.num_feat, frames, run, max_drop=1e-4)
+    assert tight.kept_float and len(tight.trials) > 1
+    assert tight.drop < loose.drop                    # keeping the measured-costliest layers float helped
+    check = export_onnx(model, tmp_path / "q.onnx", precision="int8", calib=frames, max_drop=50.0, graphs=graphs)
+    assert check.ok and check.precision == "int8" and check.psnr_drop == pytest.approx(loose.drop, abs=1e-6)
+    stepper = load_stepper(tmp_path / "q.onnx")
+    assert stepper.precision == "int8" and stepper.kept_float == ()
