@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -100,6 +101,7 @@ def main() -> None:
     info: dict[tuple[str, str], dict] = {}
     print(f"{time.strftime('%Y-%m-%d %H:%M:%S')}  {cores} usable cores, load average before: "
           f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))     # a killed bench still stops its load
     for r in range(a.rounds):
         order = SETTINGS[r % len(SETTINGS):] + SETTINGS[:r % len(SETTINGS)]     # rotate who goes first
         for load in a.loads:
@@ -110,10 +112,14 @@ def main() -> None:
                     info[(load, name)] = res
                     print(f"round {r + 1} {load:<4} {name:<22} {res['marginal']:.3f} s/frame  "
                           f"(load average {os.getloadavg()[0]:.2f})", file=sys.stderr, flush=True)
-    print(f"{time.strftime('%Y-%m-%d %H:%M:%S')}  load average after: "
+        report(results, info, a.loads, cores, short, long_)      # after every round: a cut-off run still says something
+
+
+def report(results: dict, info: dict, loads: list[str], cores: int, short: int, long_: int) -> None:
+    print(f"{time.strftime('%Y-%m-%d %H:%M:%S')}  load average now: "
           f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     rows = []
-    for load in a.loads:
+    for load in loads:
         for name, _, _ in SETTINGS:
             v = results[(load, name)]
             rows.append([load if load == "idle" else f"+{cores} busy procs", name, info[(load, name)]["threads"],
@@ -121,6 +127,7 @@ def main() -> None:
     print(f"sr on the demo clip (LR 64x112, official REDS4 BasicVSR), marginal s/frame over frames "
           f"{short}..{long_}, interleaved rounds")
     print_table(["load", "setting", "threads", "OMP_WAIT_POLICY", "median", "min", "max", "rounds"], rows)
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":

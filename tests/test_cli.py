@@ -89,10 +89,8 @@ def test_plan_prune_export_chain(capsys, ckpt, tmp_path, clip_dir):
     assert loaded.is_pruned and loaded.meta["ratio"] == 0.5
     assert run_json(capsys, "info", out)["pruned"] is True
     assert run_json(capsys, "sr", out, clip_dir, tmp_path / "sr")["frames"] == 4
-    for fmt, name in (("torchscript", "m.ts"), ("h5", "m.h5")):
-        data = run_json(capsys, "export", out, "--format", fmt, "--out", tmp_path / name, "--size", "32x32",
-                        "--frames", "3")
-        assert data["verified"] and (tmp_path / name).exists()
+    data = run_json(capsys, "export", out, "--format", "h5", "--out", tmp_path / "m.h5")   # ONNX: test_deploy_*
+    assert data["verified"] and (tmp_path / "m.h5").exists()
     import h5py
     with h5py.File(tmp_path / "m.h5", "r") as f:      # the plan travels inside the pruned model file
         assert len(f["plan/layers"]) == 16 and f["plan"].attrs["after_params"] == pruned["params"]

@@ -423,5 +423,6 @@ def test_one_minute_video_with_sound_through_sr_in_flat_memory(tmp_path):
         assert result.rate == 30 and result.has_audio
         codec, audio_seconds = audio_info(out)
         assert codec == "aac" and audio_seconds == pytest.approx(seconds, abs=0.1)
+    print(f"sr peak RSS: {peak[10] / 1024:.0f} MiB for 10 s, {peak[60] / 1024:.0f} MiB for 60 s")   # shown with -s
     # whole-clip inference would hold every frame's state and output: flat means 6x the clip, < 1.2x the memory
     assert peak[60] < 1.2 * peak[10], f"peak RSS {peak[10] / 1024:.0f} MiB at 10 s, {peak[60] / 1024:.0f} MiB at 60 s"
