@@ -14,6 +14,9 @@ import numpy as np
 
 from core.deploy import ExportCheck, export_as
 from core.deploy.measure import FileProof, prove_file
+from core.deploy.onnx_export import deploy_copy
+from core.deploy.onnx_graph import export_step_graphs
+from core.io.output import claim_output
 from core.models.basicvsr import BasicVSR
 from core.ssl import Plan
 
@@ -52,13 +55,18 @@ class ExportOutcome:
 def run_export(job: Job, req: ExportRequest) -> list[ExportOutcome]:
     """Export every requested format; one failure is reported for that format and does not stop the others."""
     outcomes: list[ExportOutcome] = []
+    traced: dict[str, Any] = {}              # the step graphs, traced once for the fp32 and the int8 file
     for i, key in enumerate(req.formats):
         job.report(i, len(req.formats))
         _, suffix, fmt, options = FORMATS[key]
         path = req.folder / f"{req.stem}{suffix}"
-        if fmt == "onnx":
-            options = {**options, "max_drop": req.max_drop, "calib": req.lr, "calib_gt": req.gt, **req.options}
         try:
+            claim_output(path)                    # refused before minutes of tracing, not after
+            if fmt == "onnx":
+                if "graphs" not in traced:
+                    traced["graphs"] = export_step_graphs(deploy_copy(req.model))
+                options = {**options, "max_drop": req.max_drop, "calib": req.lr, "calib_gt": req.gt,
+                           "graphs": traced["graphs"], **req.options}
             check = export_as(fmt, req.model, path, plan=req.plan, meta=req.meta, metrics=req.metrics,
                               frame_size=req.frame_size, **options)
         except Exception as exc:  # shown per format in the results list

@@ -69,6 +69,7 @@ def main() -> int:
     p.add_argument("--repeat", type=int, default=2)
     p.add_argument("--max-drop", type=float, default=0.3)
     p.add_argument("--export-only", action="store_true", help="write the files into --work and stop")
+    p.add_argument("--models", nargs="+", default=["dense", "pruned"], choices=["dense", "pruned"])
     args = p.parse_args()
     weights, clip = official_weight("REDS4"), SHARED / "data" / "vid4" / "calendar"
     if weights is None or not clip.is_dir():
@@ -80,7 +81,7 @@ def main() -> int:
     dense = load_checkpoint(weights).model.eval()
     h, w = lr_frames.shape[1:3]
     pruned = prune_to_plan(dense, make_plan(compute_scores(dense), 0.5, frame_size=(h, w))).eval()
-    models = {"dense": dense, "pruned 0.5": pruned}
+    models = {name: m for name, m in (("dense", dense), ("pruned 0.5", pruned)) if name.split()[0] in args.models}
     files = {name: _exports(name.split()[0], m, args.work, lr_frames[:8], gt_frames[:8], args.max_drop)
              for name, m in models.items()}
     if args.export_only:

@@ -10,7 +10,7 @@ from pathlib import Path
 from .data.degrade import mod_crop
 from .errors import ClipError, UserError
 from .evaluate import paired_clips
-from .io.frames import read_clip
+from .io.frames import list_frames, read_clip
 
 MIN_FRAMES = 2      # BasicVSR propagates features between neighbouring frames
 
@@ -34,8 +34,14 @@ def check_crop(crop_border: int, frame_hw: tuple[int, int], name: str) -> None:
 
 def check_eval_inputs(lr_root: str | Path, gt_root: str | Path, crop_border: int,
                       max_frames: int | None = None) -> None:
-    """Every LR/GT pair: at least two frames, LR x4 matching GT, a crop that leaves pixels."""
+    """Every LR/GT pair: at least two frames, as many LR as GT frames (folders), LR x4 matching GT, a crop
+    that leaves pixels."""
     for lr_path, gt_path in paired_clips(lr_root, gt_root):
+        if lr_path.is_dir() and gt_path.is_dir():      # counted from names; a video's count needs decoding
+            n_lr, n_gt = (len(list_frames(p)) if max_frames is None else min(len(list_frames(p)), max_frames)
+                          for p in (lr_path, gt_path))
+            if n_lr != n_gt:
+                raise ClipError(f"clip {lr_path.name}: {n_lr} LR frames but {n_gt} GT frames")
         lr = read_clip(lr_path, max_frames=MIN_FRAMES if max_frames is None else min(MIN_FRAMES, max_frames))
         check_clip_length(len(lr.frames), lr.name)
         gt = read_clip(gt_path, max_frames=1)

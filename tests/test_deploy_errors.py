@@ -78,3 +78,12 @@ def test_calibration_frames_too_short_too_small_or_absent():
     with pytest.raises(CalibrationError, match="too small"):
         check_calibration(np.zeros((4, 20, 64, 3), np.uint8))
     assert len(check_calibration(np.zeros((20, 40, 40, 3), np.uint8))) == 8
+
+
+def test_sr_refuses_a_foreign_onnx(tmp_path, capsys):
+    from tests.conftest import shared_path
+
+    clip = shared_path("data", "vid4", "calendar", "BIx4")
+    err = _one_line_error(capsys, ["sr", str(_foreign_onnx(tmp_path / "foreign.onnx")), str(clip),
+                                   str(tmp_path / "out"), "--max-frames", "2"])
+    assert "not exported by this tool" in err and not (tmp_path / "out").exists()

@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 
+from core.errors import UserError
 from core.events import Cancelled, Progress, RunControl, StageStarted
 from core.infer import super_resolve
 from core.metrics import psnr
@@ -24,10 +25,10 @@ def model():
 
 
 def test_pruning_nothing_drops_nothing(model):
-    r = run_sensitivity(model, tiny_clip(), ratio=0.0)
+    r = run_sensitivity(model, tiny_clip(frames=2), ratio=0.0, granularity="segment")
     assert r.dense_psnr is not None and math.isfinite(r.dense_psnr)
     assert all(g.units_pruned == 0 and abs(g.drop) < 1e-9 for g in r.groups)
-    assert {g.name for g in r.groups} == set(layer_groups(compute_scores(model), "block"))
+    assert {g.name for g in r.groups} == set(layer_groups(compute_scores(model), "segment"))
 
 
 def test_group_plan_prunes_that_group_only(model):
@@ -59,7 +60,7 @@ def test_sensitivity_scores_are_the_measured_ones(model):
 
 
 def test_without_gt_measures_against_the_dense_output(model):
-    clip = tiny_clip(gt=False)
+    clip = tiny_clip(gt=False, frames=2)
     mild = run_sensitivity(model, clip, ratio=0.2, granularity="segment")
     hard = run_sensitivity(model, clip, ratio=0.8, granularity="segment")
     assert mild.clip.reference == "dense output" and mild.dense_psnr is None
@@ -72,7 +73,7 @@ def test_without_gt_measures_against_the_dense_output(model):
 
 def test_sweep_costs_fall_and_fidelity_falls_with_the_ratio(model):
     events = []
-    r = run_sweep(model, tiny_clip(gt=False), ratios=[0.7, 0.2, 0.45], align=1, sink=events.append)
+    r = run_sweep(model, tiny_clip(gt=False, frames=2), ratios=[0.7, 0.2, 0.45], align=1, sink=events.append)
     assert [p.label for p in r.points] == ["dense", "ratio 0.2", "ratio 0.45", "ratio 0.7"]
     dense, *pruned = r.points
     assert dense.params == param_count(model.spec) and math.isinf(dense.psnr)
@@ -107,13 +108,13 @@ def test_pareto_front():
 
 
 def test_round_trip_and_refusals(model, tmp_path):
-    clip = tiny_clip(gt=False)
+    clip = tiny_clip(gt=False, frames=2)
     sens = run_sensitivity(model, clip, ratio=0.0, only=["fusion"])       # psnr inf: identical to the dense output
     sweep = run_sweep(model, clip, ratios=[0.3], align=1)
     for result in (sens, sweep):
         path = save_study(result, tmp_path / f"{result.kind}.json")
         assert load_study(path) == result
-        with pytest.raises(StudyError, match="already exists"):
+        with pytest.raises(UserError, match="already exists"):
             save_study(result, path)
     assert math.isinf(load_study(tmp_path / "sensitivity.json").groups[0].psnr)
     bad = tmp_path / "bad.json"

@@ -279,7 +279,12 @@ def clips(tmp_path) -> dict[str, Path]:
     write_frames(gt[:1], tmp_path / "one" / "gt" / "a")
     write_frames(gt[:, ::4, ::4], tmp_path / "two" / "lr" / "a")
     write_frames(gt, tmp_path / "two" / "gt" / "a")
-    return {"one": tmp_path / "one", "two": tmp_path / "two"}
+    write_frames(np.concatenate([gt, gt[:1]])[:, ::4, ::4], tmp_path / "three" / "lr" / "a")
+    damaged = tmp_path / "damaged"
+    write_frames(gt[:, ::4, ::4], damaged)
+    first = sorted(damaged.iterdir())[0]
+    first.write_bytes(first.read_bytes()[:30])
+    return {"one": tmp_path / "one", "two": tmp_path / "two", "three": tmp_path / "three", "damaged": damaged}
 
 
 @pytest.fixture()
@@ -295,12 +300,14 @@ def no_inference(monkeypatch):
     (["eval", "{ckpt}", "--lr", "{two}/lr", "--gt", "{two}/gt", "--crop", "100"],
      r"--crop 100 leaves no pixels of clip a's 32x40 \(height x width\) frames \(the largest crop is 15\)"),
     (["eval", "{ckpt}", "--lr", "{two}/lr", "--gt", "{two}/lr"], r"LR frames are 8x10 but GT frames are 8x8"),
+    (["eval", "{ckpt}", "--lr", "{three}/lr", "--gt", "{two}/gt"], r"clip a: 3 LR frames but 2 GT frames"),
+    (["sr", "{ckpt}", "{damaged}", "{tmp}/out"], r"cannot read image .*: not a readable image file$"),
     (["sr", "{ckpt}", "{two}/lr/a", "{tmp}/out", "--max-frames", "-1"], r"--max-frames: must be at least 2"),
     (["sr", "{ckpt}", "{two}/lr/a", "{tmp}/out", "--max-frames", "1"], r"--max-frames: must be at least 2"),
     (["sr", "{ckpt}", "{two}/lr/a", "{tmp}/out", "--max-frames", "many"], r"expected a whole number, got 'many'"),
     (["info", "{ckpt}", "--size", "0x0"], r"--size: size must look like 180x320"),
     (["info", "{ckpt}", "--size", "99999x10"], r"--size: size must look like 180x320"),
-    (["export", "{ckpt}", "--format", "h5", "--out", "{tmp}/m.h5", "--frames", "1"], r"--frames: must be at least 2"),
+    (["export", "{ckpt}", "--format", "pickle", "--out", "{tmp}/m.pkl"], r"--format: invalid choice: 'pickle'"),
     (["plan", "{ckpt}", "--ratio", "1.5"], r"1\.5.*\[0, 1\)"),
     (["info"], r"the following arguments are required: checkpoint"),
     (["frobnicate"], r"invalid choice: 'frobnicate'"),

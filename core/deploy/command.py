@@ -8,7 +8,7 @@ from .check import ExportCheck
 from .quantize import MAX_CALIB_FRAMES, CalibrationError
 
 
-def _frames(path: str | Path | None, what: str):
+def _frames(path: str | Path | None):
     if path is None:
         return None
     from ..io.frames import read_clip
@@ -36,7 +36,7 @@ def export_file(model_path: str | Path, fmt: str, out: str | Path, *, precision:
     loaded = load_checkpoint(model_path, allow_nonfinite=allow_nonfinite)
     options = {}
     if fmt == "onnx":
-        options = {"precision": precision, "calib": _frames(calib, "calibration clip"),
-                   "calib_gt": _frames(calib_gt, "calibration GT"), "max_drop": max_drop}
+        options = {"precision": precision, "calib": _frames(calib),
+                   "calib_gt": _frames(calib_gt), "max_drop": max_drop}
     meta = {**loaded.meta, "source": str(loaded.path), "source_format": loaded.source_format}
     return export_as(fmt, loaded.model, out, meta=meta, overwrite=overwrite, inputs=sources, **options)

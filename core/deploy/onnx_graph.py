@@ -17,7 +17,7 @@ import torch
 from torch.export import Dim
 
 from ..models.basicvsr import BasicVSR
-from .steps import FLOW_IO, NEIGHBOUR, Flow, example_inputs, prop_modules
+from .steps import BACKWARD_IO, FLOW_IO, FORWARD_IO, NEIGHBOUR, UNI_IO, Flow, example_inputs, prop_modules
 
 OPSET = 18
 FORMAT_KEY = "ssl_vsr.format"
@@ -189,3 +189,42 @@ def base_metadata(model: BasicVSR, precision: str, meta: Mapping[str, Any] | Non
     return {"ssl_vsr.spec": json.dumps(model.spec.to_json()), "ssl_vsr.precision": precision,
             "ssl_vsr.kept_float": json.dumps(list(kept_float)),
             "ssl_vsr.meta": json.dumps({k: v for k, v in dict(meta or {}).items() if k != "plan"}, default=str)}
+
+
+def steps_from_clip(proto: Any, bidirectional: bool) -> dict[str, Any]:
+    """The standalone step graphs of a whole-clip model of ours (inverse of ``assemble_clip_model``).
+
+    The Scan bodies are the step graphs with their inputs reordered and their outputs copied; undoing both gives
+    graphs with the names and order ``core.deploy.steps.step_io`` describes (for re-quantizing a written file).
+    """
+    from onnx import helper
+
+    ios = {"backward": BACKWARD_IO, "forward": FORWARD_IO} if bidirectional else {"forward": UNI_IO}
+    out = {}
+    for node in proto.graph.node:
+        name = next((n for n, scan in SCAN_NODES.items() if node.name == scan), None)
+        if node.op_type != "Scan" or name not in ios:
+            continue
+        graph = type(proto.graph)()
+        graph.CopyFrom(next(a.g for a in node.attribute if a.name == "body"))
+        inputs, outputs = ios[name]
+        typed = {v.name: v for v in graph.input}
+        for o in graph.output:      # a copied output "body_out_<i>_<src>" carries the type of <src>
+            src = o.name.split("_", 3)[3]
+            if src not in typed:
+                info = type(o)()
+                info.CopyFrom(o)
+                info.name = src
+                typed[src] = info
+        kept = [n for n in graph.node if not n.name.startswith("copy_body_out_")]
+        del graph.node[:]
+        graph.node.extend(kept)
+        ordered = [typed[n] for n in inputs]
+        del graph.input[:]
+        graph.input.extend(ordered)
+        del graph.output[:]
+        graph.output.extend(typed[n] for n in outputs)
+        model = helper.make_model(graph, opset_imports=list(proto.opset_import))
+        model.ir_version = proto.ir_version
+        out[name] = model
+    return out

@@ -43,6 +43,7 @@ class QuantResult:
     drop: float                       # Y-PSNR of the float model minus the int8 one (dB)
     reference: str                    # "GT" or "LR consistency"
     trials: tuple[tuple[int, float], ...]   # (layers kept float, drop) for every trial
+    costs: dict[str, float]           # layer → measured relative error energy its quantization adds
 
 
 def check_calibration(frames: np.ndarray | None, what: str = "calibration clip") -> np.ndarray:
@@ -97,11 +98,11 @@ class _Reader:
 
 
 # -- layers -----------------------------------------------------------------------------------------------------
-def conv_layers(graph: Any) -> dict[str, str]:
+def conv_layers(model: Any) -> dict[str, str]:
     """Conv node name → layer name (its weight's module path, e.g. ``forward_trunk.main.2.3.conv1``)."""
-    inits = {i.name for i in graph.initializer}
+    inits = {i.name for i in model.graph.initializer}
     out = {}
-    for node in graph.node:
+    for node in model.graph.node:
         if node.op_type == "Conv" and len(node.input) > 1 and node.input[1] in inits:
             name = node.input[1].removeprefix("flow/").removeprefix("model.").removesuffix(".weight")
             out[node.name] = name
@@ -218,4 +219,4 @@ def quantize_steps(graphs: Mapping[str, Any], bidirectional: bool, num_feat: int
             trials.append((len(keep), drop))
             k *= 2
     kept = tuple(layer for layer in ranked if layer in keep)
-    return QuantResult(quant, kept, drop, reference, tuple(trials))
+    return QuantResult(quant, kept, drop, reference, tuple(trials), costs)

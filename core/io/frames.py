@@ -21,6 +21,9 @@ import torch
 from core.errors import ClipError, UserError
 from core.io.output import staged_folder
 
+# A damaged image is reported in one ClipError line; OpenCV's own "[ERROR] ... readHeader" line would be a second.
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+
 __all__ = [
     "IMAGE_EXTS",
     "VIDEO_EXTS",

@@ -4,21 +4,22 @@ Why PyAV (FFmpeg in a wheel) and not OpenCV: OpenCV cannot carry an audio track,
 float (it wrote 30000/1001 as 2997/100: one frame off every 9 hours), says nothing when a frame in the middle
 is corrupt or the file ends before its header says, and its wheel has no H.264 encoder (``mp4v`` only), so its
 outputs are ~3x larger at the same quality. Measured with ``bench/bench_video.py`` (300 frames of 448x256, the
-4x output size of the demo clip; 2-core CPU shared with other jobs, load ~9, so absolute times are inflated):
+4x output size of the demo clip; CPU time of all threads, best of 3, on the 2-core EPYC shared with other jobs):
 
-    writer                    encode ms/f  size KiB  decode ms/f OpenCV / PyAV   Y-PSNR dB
-    OpenCV mp4v (.mp4)               8.00      7623                3.46 / 1.12       37.81
-    PyAV h264 CRF 18 (.mp4)         31.90      2357                3.22 / 4.10       38.19
-    PyAV mpeg4 q2 (.avi)             5.24     10822                1.09 / 1.83       40.43
+    writer                    encode CPU ms/f  size KiB   decode CPU ms/f (OpenCV / PyAV)   Y-PSNR dB
+    OpenCV mp4v (.mp4)                   2.69      7623              0.83 / 1.13                37.81
+    PyAV h264 CRF 18 (.mp4)             12.75      2357              1.95 / 1.87                38.19
+    PyAV mpeg4 q2 (.avi)                 2.38     11309              0.94 / 1.20                40.34
 
-Decoding costs the same either way (a few ms per frame). Encoding H.264 is ~4x slower than OpenCV's mp4v but
-gives a 3.2x smaller file at a slightly higher PSNR, and it is a few percent of a super-resolution step (which
-takes >= 0.2 s per output frame on this CPU); OpenCV could not carry the sound at any speed.
+Decoding costs about the same either way (1-2 ms per frame). Encoding H.264 costs ~5x the CPU of OpenCV's mp4v
+but gives a 3.2x smaller file at a slightly higher PSNR, and it stays under a tenth of the dense network's time
+for the same frame (~0.2 s at this size on this CPU); OpenCV could not carry the sound at any speed.
 
-Defaults: H.264 (libx264, CRF 18, yuv420p) in .mp4, .mkv and .mov; MPEG-4 Part 2 (qscale 2) in .avi, whose
-players rarely handle H.264 with B-frames. Odd frame sizes cannot be 4:2:0 subsampled; they are encoded 4:4:4
-(H.264 High 4:4:4) rather than padded or cropped, so the output keeps exactly the frames given. 4x SR outputs are
-always even-sized.
+Defaults: H.264 (libx264, CRF 18, yuv420p, preset medium) in .mp4, .mkv and .mov; MPEG-4 Part 2 (qscale 2) in
+.avi, which has no presentation timestamps for H.264's reordered frames. Odd frame sizes cannot be 4:2:0
+subsampled; they are encoded 4:4:4 (H.264 High 4:4:4) rather than padded or cropped, so the output keeps exactly
+the frames given. 4x SR outputs are always even-sized. The YUV is tagged BT.601 (the matrix swscale used), so
+players do not assume BT.709 for HD sizes and shift the colours.
 
 Damaged inputs (decided policy):
 - a file FFmpeg cannot open, or a codec it cannot decode: ``ClipError`` when the source is opened (the first

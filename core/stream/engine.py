@@ -172,6 +172,7 @@ class StreamRun:
                                 f"all frames must match")
             lr.put(t, frame)
             t += 1
+            self._tick(0, 2 * max(self.count or 0, t))   # no step yet, but a chance to cancel a long read
         return lr, t
 
     def _backward(self, scratch, lr, t: int) -> Slots:

@@ -41,8 +41,9 @@ def load_study_clip(lr: str | Path, gt: str | Path | None = None, max_frames: in
     lr_clip = read_clip(lr, max_frames)
     if len(lr_clip) < 2:
         raise StudyError(f"{lr}: a study needs a clip of at least 2 frames (BasicVSR propagates between frames)")
+    name = _clip_name(Path(lr))
     if gt is None:
-        return StudyClip(lr_clip.name, lr_clip.frames, None)
+        return StudyClip(name, lr_clip.frames, None)
     gt_clip = read_clip(gt, max_frames)
     if len(gt_clip) != len(lr_clip):
         raise ClipError(f"{gt}: {len(gt_clip)} GT frames but {len(lr_clip)} LR frames in {lr}")
@@ -51,7 +52,14 @@ def load_study_clip(lr: str | Path, gt: str | Path | None = None, max_frames: in
     if gt_frames.shape[1:3] != (4 * h, 4 * w):
         raise ClipError(f"{gt}: GT frames are {gt_frames.shape[2]}x{gt_frames.shape[1]}, expected 4x the LR "
                         f"{w}x{h} = {4 * w}x{4 * h}")
-    return StudyClip(lr_clip.name, lr_clip.frames, gt_frames)
+    return StudyClip(name, lr_clip.frames, gt_frames)
+
+
+def _clip_name(lr: Path) -> str:
+    """'calendar' for calendar/BIx4 (the LR folder of a pair is named after its degradation, not the clip)."""
+    if lr.is_dir() and lr.name.lower() in ("bix4", "bdx4", "lrx4", "lr") and lr.resolve().parent.name:
+        return lr.resolve().parent.name
+    return lr.stem if lr.is_file() else lr.name
 
 
 @dataclass(frozen=True)
