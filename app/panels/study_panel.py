@@ -123,8 +123,20 @@ class StudyPanel(QWidget):
     def show_result(self, result: SensitivityResult | SweepResult) -> None:
         """Keep ``result`` as the latest of its kind and draw it."""
         self.results[result.kind] = result
+        self._sync_controls(result)
         self.kind.setCurrentIndex(list(KINDS).index(result.kind))
         self._show(result)
+
+    def _sync_controls(self, result: SensitivityResult | SweepResult) -> None:
+        """The settings the shown result was made with (so Run repeats it, e.g. on another clip)."""
+        if self.criterion.findData(result.criterion) >= 0:
+            self.criterion.setCurrentIndex(self.criterion.findData(result.criterion))
+        self.frames.setValue(result.clip.frames)
+        if isinstance(result, SensitivityResult):
+            self.ratio.setValue(result.ratio)
+            self.granularity.setCurrentIndex(max(0, self.granularity.findData(result.granularity)))
+        else:
+            self.ratios.setText(",".join(f"{p.ratio:g}" for p in result.points if p.label.startswith("ratio")))
 
     def _show(self, result) -> None:
         self.save_button.setEnabled(result is not None and self.job is None)

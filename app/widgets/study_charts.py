@@ -71,8 +71,8 @@ class SensitivityChart(pg.PlotWidget):
                  if g.trunk == "head" and len(xs) <= 24 or i % every == 0 and g.trunk != "head"]
         self.getAxis("bottom").setTicks([ticks, []])
         self.setLabel("left", result.value_label)
-        self.setLabel("bottom", f"layer group ({result.granularity}: "
-                                f"{'B = backward trunk, F = forward trunk, blocks' if result.granularity != 'layer' else 'layers'})")
+        what = "layers" if result.granularity == "layer" else "B = backward trunk, F = forward trunk, blocks"
+        self.setLabel("bottom", f"layer group ({result.granularity}: {what})")
         c = result.clip
         dense = f"; dense {result.dense_psnr:.2f} dB" if result.dense_psnr is not None else ""
         self.setTitle(f"Each group pruned alone at ratio {result.ratio:g} ({result.criterion}) — {c.name}, "

@@ -45,7 +45,8 @@ def add_study_commands(subparsers: Any) -> None:
 
     s = sub.add_parser("sensitivity", parents=[common], help="prune each layer group alone; PSNR drop per group")
     s.add_argument("--ratio", default="0.5", help="fraction of each group's units to prune (default 0.5)")
-    s.add_argument("--granularity", default="block", help="block (a residual block's layers together), segment (5 blocks together) or layer")
+    s.add_argument("--granularity", default="block",
+                   help="block (a residual block's layers together), segment (5 blocks together) or layer")
     s.set_defaults(func=sensitivity_command)
 
     w = sub.add_parser("sweep", parents=[common], help="PSNR, parameters, MACs and ms/frame per global ratio")

@@ -3,7 +3,8 @@
 Distiller's and AIMET's per-layer sensitivity analysis for BasicVSR: which blocks can lose units cheaply and
 which cannot. Groups are a residual block's three prunable layers (``block``, the default: 64 groups for
 BasicVSR), five consecutive blocks (``segment``: 16 groups, a quick first look on a CPU) or every prunable
-layer alone (``layer``); the head's layers are always their own groups. Units are chosen by the same criterion as a plan.
+layer alone (``layer``); the head's layers are always their own groups. Units are chosen by the same criterion
+as a plan.
 """
 from __future__ import annotations
 

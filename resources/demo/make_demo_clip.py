@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from core.data.degrade import bi_degrade  # noqa: E402
-from core.io.atomic import atomic_write_bytes  # noqa: E402
+from core.io.output import write_bytes  # noqa: E402
 
 OUT_H, OUT_W = 256, 448
 SUPER = 4  # render oversampling
@@ -202,7 +202,7 @@ def main() -> None:
             # level 9: the clip ships in the repository, so spend time for size
             ok, buf = cv2.imencode(".png", np.ascontiguousarray(rgb[:, :, ::-1]), [cv2.IMWRITE_PNG_COMPRESSION, 9])
             assert ok
-            atomic_write_bytes(here / folder / f"{i:04d}.png", buf.tobytes())
+            write_bytes(here / folder / f"{i:04d}.png", buf.tobytes(), overwrite=True)   # the project's own clip
     print(f"wrote {len(gt)} GT frames {gt.shape[2]}x{gt.shape[1]} and BIx4 {lr.shape[2]}x{lr.shape[1]} to {here}")
 
 
