@@ -52,6 +52,7 @@ class CompareResult:
     seconds_per_frame: dict[str, float] = field(default_factory=dict)
     psnr: dict[str, list[float]] = field(default_factory=dict)            # per frame vs GT (Y channel)
     lineage: Lineage | None = None                                        # of the pruned model vs the dense one
+    compared: dict[str, int] = field(default_factory=dict)                # id() of each network it ran
     complete: bool = False
 
 
@@ -136,7 +137,7 @@ class AppState(QObject):
     def _warn_lineage(self) -> None:
         lineage = self.lineage()
         if lineage is not None and not lineage.comparable:
-            self.message.emit(f"pruned model {self.pruned.origin}: {lineage.summary()}")
+            self.message.emit(f"pruned model {self.pruned.origin} is NOT derived from the dense model (see Compare)")
 
     def set_clip(self, clip: ClipPair) -> None:
         self.clip = clip

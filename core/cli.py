@@ -108,7 +108,7 @@ def _progress(label: str, quiet: bool) -> "Callable[[int, int], None]":
 
 def cmd_sr(args: argparse.Namespace) -> int:
     from .device import resolve_device
-    from .io.checkpoint import load_checkpoint
+    from .deploy.runtime import load_network, run_device
     from .io.output import claim_output
     from .io.source import check_sink, is_video_path, open_sink, open_source
     from .preflight import check_clip_length
@@ -124,14 +124,15 @@ def cmd_sr(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     source = open_source(args.input, max_frames=args.max_frames)
     check_clip_length(source.count, source.name)       # before any inference
-    loaded = load_checkpoint(args.checkpoint, allow_nonfinite=args.allow_nonfinite)
+    network = load_network(args.checkpoint, allow_nonfinite=args.allow_nonfinite)   # checkpoint or our .onnx
+    device = run_device(network, device)
     bar = _progress(f"sr {source.name}", args.json)
     # Scratch beside the output is named like the output's own staged temp: a killed run's leftovers are swept by
     # the next writer of that output (core.io.output).
     scratch, prefix = (args.scratch, ".ssl-vsr-scratch-") if args.scratch else (out.parent, f".{out.name}.partial-")
     with open_sink(out, fps=source.fps, inputs=inputs, overwrite=args.overwrite, audio_from=source,
                    codec=args.codec, quality=args.quality, names=source.frame_names) as sink:
-        run = stream_sr(loaded.model, source, sink, device=device, progress=bar, scratch=scratch,
+        run = stream_sr(network, source, sink, device=device, progress=bar, scratch=scratch,
                         scratch_prefix=prefix)
     bar.close()
     h, w = run.out_size
@@ -147,13 +148,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .device import resolve_device
     from .evaluate import evaluate_dataset
     from .preflight import check_eval_inputs
-    from .io.checkpoint import load_checkpoint
+    from .deploy.runtime import load_network, run_device
 
     device = resolve_device(args.device)
     check_eval_inputs(args.lr, args.gt, args.crop, args.max_frames)      # clip lengths, sizes, crop: before inference
-    loaded = load_checkpoint(args.checkpoint, allow_nonfinite=args.allow_nonfinite)
+    network = load_network(args.checkpoint, allow_nonfinite=args.allow_nonfinite)   # checkpoint or our .onnx
+    device = run_device(network, device)
     bar = _progress("eval", args.json)
-    report = evaluate_dataset(loaded.model, args.lr, args.gt, device=device, y=args.y, crop_border=args.crop,
+    report = evaluate_dataset(network, args.lr, args.gt, device=device, y=args.y, crop_border=args.crop,
                               max_frames=args.max_frames, progress=bar)
     bar.close()
     channel = "Y" if args.y else "RGB"

@@ -88,7 +88,7 @@ def move_slider(qtbot, w: MainWindow, ratio: float) -> None:
 def test_window_opens_with_empty_state_and_workflow(window: MainWindow) -> None:
     assert window.isVisible()
     assert [window.steps.item(i).text().split()[-1] for i in range(window.steps.count())] == \
-        ["Model", "Prune", "Train", "Compare", "Export"]
+        ["Model", "Prune", "Train", "Compare", "Export", "Study"]
     assert "pip install" in window.panels["model"].hint.text()
     assert window.panels["model"].hint.isVisibleTo(window)
     assert "Device: CPU" in window.device_label.text()

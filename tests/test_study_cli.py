@@ -35,7 +35,8 @@ def run(capsys, *argv):
 def test_sweep_json_and_saved_file(files, capsys, tmp_path):
     out_file = tmp_path / "sweep.json"
     code, out, err = run(capsys, "sweep", files / "tiny.pth", "--lr", files / "lr", "--gt", files / "gt",
-                         "--ratios", "0.3,0.6", "--align", "1", "--json", "--out", out_file)
+                         "--ratios", "0.3,0.6", "--align", "1", "--max-frames", "2", "--json",
+                         "--out", out_file)
     assert code == 0, err
     data = json.loads(out)
     assert [p["label"] for p in data["points"]] == ["dense", "ratio 0.3", "ratio 0.6"]
@@ -47,7 +48,7 @@ def test_sweep_json_and_saved_file(files, capsys, tmp_path):
 
 def test_sensitivity_without_gt_says_so(files, capsys):
     code, out, err = run(capsys, "sensitivity", files / "tiny.pth", "--lr", files / "lr", "--ratio", "0.5",
-                         "--granularity", "segment")
+                         "--granularity", "segment", "--max-frames", "2")
     assert code == 0, err
     assert "against the dense model's output" in err
     assert "against dense output" in out and "forward.0-1" in out and "upconv1" in out

@@ -15,6 +15,7 @@ pytest.importorskip("pytestqt")
 from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
 from app.clips import ClipPair  # noqa: E402
+from app.frame_store import FrameStore  # noqa: E402
 from app.panels.study_panel import StudyPanel  # noqa: E402
 from app.state import AppState  # noqa: E402
 from core.io.checkpoint import LoadedModel  # noqa: E402
@@ -43,7 +44,7 @@ def panel(qtbot, monkeypatch):
 
 def _load(panel: StudyPanel) -> None:
     clip = tiny_clip(frames=2)
-    panel.state.set_clip(ClipPair("demo-crop", clip.lr, clip.gt, Path("demo"), "given"))
+    panel.state.set_clip(ClipPair("demo-crop", FrameStore(clip.lr), FrameStore(clip.gt), Path("demo"), "given"))
     panel.state.set_model(LoadedModel(study_model(), Path("tiny.pth"), "plain"))
 
 

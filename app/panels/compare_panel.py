@@ -177,6 +177,8 @@ class ComparePanel(QWidget):
                                                   ("pruned", pruned is not None or make_pruned)) if present)
         result = new_result(clip, series)
         result.lineage = lineage
+        result.compared = {"dense": id(dense.model) if dense is not None else 0,
+                           "pruned": id(pruned.model) if pruned is not None else 0}
 
         def work(job: Job) -> tuple[CompareResult, PrunedModel | None]:
             new = None
@@ -193,6 +195,7 @@ class ComparePanel(QWidget):
         def done(out: tuple[CompareResult, PrunedModel | None]) -> None:
             _, new = out
             if new is not None:
+                result.compared["pruned"] = id(new.model)
                 self.state.set_pruned(new)
                 result.lineage = self.state.lineage()
             self._catch_up()
@@ -275,15 +278,22 @@ class ComparePanel(QWidget):
         self.show_frame(self.frame_slider.value())
 
     def _lineage_changed(self) -> None:
+        if self.job is None:
+            self._result_changed()             # results of networks no longer loaded are marked as such
         lineage = self.state.lineage()
         self.lineage_label.setVisible(lineage is not None)
         if lineage is not None:
             self.lineage_label.setText(f"Pruned model <b>{self.state.pruned.origin}</b>: {lineage.summary()}")
             self.lineage_label.setStyleSheet(LINEAGE_STYLE[lineage.status])
 
-    @staticmethod
-    def _timing_text(r: CompareResult) -> str:
+    def _timing_text(self, r: CompareResult) -> str:
+        s = self.state
+        now = {"dense": id(s.model.model) if s.model is not None else 0,
+               "pruned": id(s.pruned.model) if s.pruned is not None else 0}
         lines = [] if r.complete else ["<b>stopped before the end</b> (figures over the frames done)"]
+        if r.compared and r.compared != now:
+            lines.append("<span style='color:#b36b00'><b>results of the previously loaded networks</b>: "
+                         "run again to compare the current ones</span>")
         for name, spf in r.seconds_per_frame.items():
             mean = r.psnr.get(name)
             quality = f", mean PSNR {db(sum(mean) / len(mean))}" if mean else ""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QHBoxLayout, QLabel, QLineEdit,
                                QProgressBar, QPushButton, QSpinBox, QStackedWidget, QVBoxLayout, QWidget)
@@ -183,19 +184,23 @@ class StudyPanel(QWidget):
         return self.job
 
     def _work(self, s: AppState):
-        n = self.frames.value() or None
-        clip = StudyClip(s.clip.name, s.clip.lr[:n], None if s.clip.gt is None else s.clip.gt[:n])
-        if len(clip.lr) < 2:
+        n = min(self.frames.value() or len(s.clip), len(s.clip))
+        if n < 2:
             raise UserError("a study needs at least 2 frames")
-        model, path, criterion = s.model.model, str(s.model.path), self.criterion.currentData()
+        pair, model, path, criterion = s.clip, s.model.model, str(s.model.path), self.criterion.currentData()
+
+        def clip() -> StudyClip:          # frames are read from the clip's store in the worker, not the GUI
+            gt = None if pair.gt is None else np.stack([pair.gt[i] for i in range(n)])
+            return StudyClip(pair.name, np.stack([pair.lr[i] for i in range(n)]), gt)
+
         if self.current_kind() == "sensitivity":
             ratio, granularity = self.ratio.value(), self.granularity.currentData()
-            return lambda job: run_sensitivity(model, clip, ratio=ratio, criterion=criterion,
+            return lambda job: run_sensitivity(model, clip(), ratio=ratio, criterion=criterion,
                                                granularity=granularity, checkpoint=path, sink=job.emit_event,
                                                control=job.control)
         ratios = parse_ratios(self.ratios.text())
         extra = {"current plan": s.plan} if self.with_plan.isChecked() and s.plan is not None else None
-        return lambda job: run_sweep(model, clip, ratios=ratios, criterion=criterion, align=RECOMMENDED_ALIGN,
+        return lambda job: run_sweep(model, clip(), ratios=ratios, criterion=criterion, align=RECOMMENDED_ALIGN,
                                      checkpoint=path, extra=extra, sink=job.emit_event, control=job.control)
 
     def cancel(self) -> None:
