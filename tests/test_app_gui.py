@@ -15,8 +15,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 pytest.importorskip("pytestqt")
-from PySide6.QtCore import QSettings, Qt  # noqa: E402
-from PySide6.QtWidgets import QMessageBox  # noqa: E402
+from PySide6.QtCore import Qt  # noqa: E402
 
 from app.main_window import MainWindow  # noqa: E402
 from app.session import load_project  # noqa: E402
@@ -28,36 +27,10 @@ from core.models.basicvsr import BasicVSR  # noqa: E402
 from core.models.spec import dense_spec  # noqa: E402
 from core.deploy import example_input  # noqa: E402
 from core.train.state import load_state, model_from_state  # noqa: E402
+from tests.qt_support import dialogs, window  # noqa: E402,F401  (fixtures)
 
 TINY_CONFIG = Path(__file__).resolve().parents[1] / "resources" / "configs" / "tiny.yaml"
 LOAD_MS = 60_000
-
-
-@pytest.fixture
-def dialogs(monkeypatch) -> list[tuple[str, str, str]]:
-    """Every message box the app opens, captured instead of shown: (kind, title, text)."""
-    seen: list[tuple[str, str, str]] = []
-
-    def capture(kind: str, answer=QMessageBox.StandardButton.Ok):
-        def box(parent, title, text, *args, **kwargs):
-            seen.append((kind, title, text))
-            return answer
-        return box
-
-    monkeypatch.setattr(QMessageBox, "warning", capture("warning"))
-    monkeypatch.setattr(QMessageBox, "critical", capture("critical"))
-    monkeypatch.setattr(QMessageBox, "question", capture("question", QMessageBox.StandardButton.Yes))
-    return seen
-
-
-@pytest.fixture
-def window(qtbot, tmp_path, dialogs) -> MainWindow:
-    w = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-    qtbot.addWidget(w)
-    w.show()
-    yield w
-    w.state.runner.cancel_all()
-    w.state.runner.wait_all(60_000)
 
 
 @pytest.fixture(scope="module")

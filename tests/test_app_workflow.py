@@ -19,7 +19,6 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 pytest.importorskip("pytestqt")
-from PySide6.QtCore import QSettings  # noqa: E402
 from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
 from app.main_window import MainWindow  # noqa: E402
@@ -29,6 +28,7 @@ from core.models.basicvsr import BasicVSR  # noqa: E402
 from core.deploy import example_input  # noqa: E402
 from core.ssl.lineage import DERIVED, UNRELATED, check_lineage  # noqa: E402
 from tests.helpers import tiny_model  # noqa: E402
+from tests.qt_support import dialogs, window  # noqa: E402,F401  (fixtures)
 
 TINY_CONFIG = Path(__file__).resolve().parents[1] / "resources" / "configs" / "tiny.yaml"
 FRAMES = 6
@@ -38,34 +38,6 @@ EXPORT_MS = 1_200_000          # the dynamic ONNX trace alone took 6 min on the 
 
 
 # -- fixtures -------------------------------------------------------------------------------------------
-@pytest.fixture
-def dialogs(monkeypatch) -> list[tuple[str, str, str]]:
-    """Every message box the app opens, captured instead of shown (questions are answered Yes)."""
-    seen: list[tuple[str, str, str]] = []
-
-    def capture(kind: str, answer=QMessageBox.StandardButton.Ok):
-        def box(parent, title, text, *args, **kwargs):
-            seen.append((kind, title, text))
-            return answer
-        return box
-
-    monkeypatch.setattr(QMessageBox, "warning", capture("warning"))
-    monkeypatch.setattr(QMessageBox, "critical", capture("critical"))
-    monkeypatch.setattr(QMessageBox, "question", capture("question", QMessageBox.StandardButton.Yes))
-    return seen
-
-
-@pytest.fixture
-def window(qtbot, tmp_path, dialogs, monkeypatch) -> MainWindow:
-    monkeypatch.chdir(tmp_path)           # default run folders (runs/gui-…) land in the test's folder
-    w = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-    qtbot.addWidget(w)
-    w.show()
-    yield w
-    w.state.runner.cancel_all()
-    w.state.runner.wait_all(60_000)
-
-
 @pytest.fixture
 def basicsr_checkpoint(tmp_path) -> Path:
     """A small dense BasicVSR saved the way BasicSR saves its networks ({'params': state_dict})."""
@@ -149,12 +121,7 @@ def check_exported_files(folder: Path, stem: str, model: BasicVSR, dense_path: P
     assert not [p for p in folder.iterdir() if p.name.startswith(".")], "temporary files left behind"
     for path in files:
         name = path.name
-        if name.endswith(".ts.pt"):
-            clip = example_input(*TRACE_SHAPE, seed=3)
-            out = torch.jit.load(str(path))(clip).detach().numpy()
-            assert np.abs(out - sr(model, clip)).max() < 1e-4
-            kinds.add("torchscript")
-        elif name.endswith(".pth"):
+        if name.endswith(".pth"):
             loaded = load_checkpoint(path)
             assert loaded.spec == model.spec
             assert np.abs(sr(loaded.model, x) - expected).max() < 1e-5

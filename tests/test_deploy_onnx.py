@@ -18,7 +18,7 @@ from core.stream import stream_frames  # noqa: E402
 from tests.helpers import tiny_model  # noqa: E402
 
 
-@pytest.fixture(scope="module", params=["basicvsr-uni", "basicvsr"])
+@pytest.fixture(scope="module", params=["basicvsr-uni", pytest.param("basicvsr", marks=pytest.mark.slow)])
 def exported(request, tmp_path_factory):
     model = tiny_model(request.param, 8, 1)
     graphs = export_step_graphs(deploy_copy(model))

@@ -12,7 +12,7 @@ import torch
 
 from core.errors import PlanError
 from core.models.spec import dense_spec
-from core.profile.latency import LatencyTable, latency_table, measure_table, table_key, table_path
+from core.profile.latency import LatencyTable, latency_table, table_key, table_path
 from core.ssl import LayerOverride, compute_scores, plan_from_json, plan_with, prune_to_plan
 from core.ssl.target import fastest_ms, plan_for_latency, predicted_ms
 from tests.helpers import tiny_model

@@ -150,7 +150,7 @@ def test_zip_bomb_is_refused_from_its_directory(tmp_path):
     ("deep", rf"more than the limit of {MAX_BLOCKS} residual blocks"),
     ("too_many_values", rf"describes a network of [\d,]+ values, more than the limit of {MAX_ELEMENTS:,}"),
     ("too_many_tensors", r"holds 5,000 tensors"),
-    ("wide_block", rf"forward_blocks\[0\]\.mid = 5000 is wider than the limit"),
+    ("wide_block", r"forward_blocks\[0\]\.mid = 5000 is wider than the limit"),
     ("stride0_matching_shape", r"'forward_trunk.main.0.weight' claims 792 values .* holds 1 "),
 ])
 def test_bounds_are_checked_on_names_and_shapes_before_building(tmp_path, monkeypatch, case, pattern):

@@ -407,6 +407,7 @@ def run_peak_rss(args: list[str]) -> tuple[int, str, int]:
     return proc.returncode, err, usage.ru_maxrss
 
 
+@pytest.mark.slow   # ~3 min on an idle 2-core CPU: run with -m slow
 def test_one_minute_video_with_sound_through_sr_in_flat_memory(tmp_path):
     from core.io.checkpoint import save_model
     from tests.helpers import tiny_model

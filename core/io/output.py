@@ -166,9 +166,16 @@ def _fsync_dir(path: Path) -> None:
         _fsync_file(path)
 
 
-def _disk_error(target: Path, err: OSError) -> OutputError:
-    reason = "the disk is full" if err.errno in (errno.ENOSPC, errno.EDQUOT) else (err.strerror or str(err))
-    return OutputError(f"cannot write {target}: {reason}; nothing was replaced")
+@contextlib.contextmanager
+def _disk_errors(target: Path) -> Iterator[None]:
+    """A full disk or a failing device while writing becomes one line saying nothing was replaced."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS):
+            raise
+        reason = "the disk is full" if e.errno in (errno.ENOSPC, errno.EDQUOT) else (e.strerror or str(e))
+        raise OutputError(f"cannot write {target}: {reason}; nothing was replaced") from None
 
 
 def _commit_file(tmp: Path, target: Path, overwrite: bool) -> None:
@@ -202,13 +209,9 @@ def staged_file(path: PathLike, *, inputs: Iterable[PathLike | None] = (), overw
         os.close(fd)
         tmp = Path(name)
         try:
-            try:
+            with _disk_errors(target):
                 yield tmp
                 _fsync_file(tmp)
-            except OSError as e:
-                if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS):
-                    raise _disk_error(target, e) from None
-                raise
             if verify is not None:
                 verify(tmp)
             os.chmod(tmp, 0o666 & ~_UMASK)
@@ -234,15 +237,11 @@ def staged_folder(path: PathLike, *, inputs: Iterable[PathLike | None] = (), ove
         _sweep_partials(target)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}{PARTIAL}", dir=target.parent))
         try:
-            try:
+            with _disk_errors(target):
                 yield tmp
                 for f in tmp.rglob("*"):
                     if f.is_file():
                         _fsync_file(f)
-            except OSError as e:
-                if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS):
-                    raise _disk_error(target, e) from None
-                raise
             if verify is not None:
                 verify(tmp)
             _apply_folder_mode(tmp)
