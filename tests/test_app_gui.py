@@ -148,7 +148,7 @@ def configure_tiny_run(w: MainWindow, checkpoint: Path, run_dir: Path, stages: t
     panel.load_config_file(TINY_CONFIG)
     for stage, box in panel.stage_boxes.items():
         box.setChecked(stage in stages)
-    values = {"model.weights": str(checkpoint), "sir.delta": 0.05, "sir.t1": 1, "sir.tau": 0.1,
+    values = {"model.weights": str(checkpoint), "sir.delta": 0.05, "sir.t1": 1, "sir.tau": 0.1, "sir.align": 1,
               "sir.stabilize_iters": stabilize, "finetune.iterations": finetune, "val.every": 1000,
               "runtime.checkpoint_every": 1, "runtime.log_every": 1, "data.batch_size": 1}
     for key, value in values.items():
