@@ -244,7 +244,8 @@ WRITERS = ("open(", ".write_bytes(", ".write_text(", "torch.save(", "h5py.File("
 
 
 def test_nothing_else_opens_files_for_writing():
-    """One module owns writes: elsewhere in core/ and app/ a writer may only write to a staged temporary path."""
+    """One module owns writes: elsewhere in core/ and app/ a writer may only write to a staged temporary path,
+    to memory, or to a private scratch folder (marked ``# scratch:`` where it happens)."""
     offenders = []
     for path in sorted((ROOT / "core").rglob("*.py")) + sorted((ROOT / "app").rglob("*.py")):
         if path.name == "output.py":
@@ -253,6 +254,7 @@ def test_nothing_else_opens_files_for_writing():
             code = line.split("#")[0]
             writes = any(w in code for w in WRITERS) and any(m in code for m in ('"w', "'w", '"a"', "'a'", "save(",
                                                                                    "write_"))
-            if writes and "tmp" not in code and "self.save()" not in code:
+            exempt = "tmp" in code or "self.save()" in code or "BytesIO" in code or "# scratch:" in line
+            if writes and not exempt:
                 offenders.append(f"{path.relative_to(ROOT)}:{n}: {line.strip()}")
     assert offenders == [], "writes outside core/io/output.py:\n" + "\n".join(offenders)

@@ -158,7 +158,7 @@ def _quantize(graph: Any, feeds: Sequence[dict[str, np.ndarray]], exclude_layers
 
     src, dst, cache = work / f"{tag}.onnx", work / f"{tag}.q.onnx", work / f"{tag}.ranges.json"
     if not src.exists():
-        onnx.save(graph, str(src))
+        onnx.save(graph, str(src))   # scratch: a private temporary folder, not an output
     exclude = [node for node, layer in conv_layers(graph).items() if layer in exclude_layers]
     logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # ORT warns via the root logger
     quantize_static(str(src), str(dst), _Reader(feeds), quant_format=QuantFormat.QDQ, op_types_to_quantize=QUANT_OPS,

@@ -53,7 +53,7 @@ def spynet_pair_macs(height: int, width: int) -> int:
 
     SpyNet works at the size rounded up to a multiple of 32 (at least 64): both frames are resized there
     (bilinear, 3 channels), pooled five times (2×2 average), and at each of the six levels the flow is
-    upsampled (2 channels), the second frame warped by it (3 channels), and five 7×7 convs refine it; the
+    upsampled (2 channels; the coarsest level starts from zeros), the second frame warped by it (3 channels), and five 7×7 convs refine it; the
     flow is finally resized back (2 channels).
     """
     h32, w32 = max(math.ceil(height / 32) * 32, 64), max(math.ceil(width / 32) * 32, 64)
@@ -61,10 +61,8 @@ def spynet_pair_macs(height: int, width: int) -> int:
     resize_in = 2 * 3 * area * BILINEAR
     pools = sum(2 * 3 * (area >> (2 * k)) * 4 for k in range(1, 6))
     levels = sum((area >> (2 * k)) * (3 * BILINEAR + SPYNET_LEVEL_MACS) for k in range(6))
-    # The flow is upsampled ×2 at every level; the coarsest level's start is half its size rounded down
-    # (then padded), so an odd coarsest side upsamples one row or column fewer.
-    hc, wc = h32 // 32, w32 // 32
-    upsample = (sum(area >> (2 * k) for k in range(5)) + (2 * (hc // 2)) * (2 * (wc // 2))) * 2 * BILINEAR
+    # The flow is upsampled ×2 into every level but the coarsest, which starts from zeros.
+    upsample = sum(area >> (2 * k) for k in range(5)) * 2 * BILINEAR
     return resize_in + pools + levels + upsample + 2 * height * width * BILINEAR
 
 
