@@ -260,7 +260,7 @@ def test_small_yaml_with_aliases_still_loads():
 def test_bad_yaml_files_are_one_short_line(tmp_path, capsys, content, pattern):
     (tmp_path / "c.yaml").write_bytes(content)
     err = cli_refusal(capsys, ["train", tmp_path / "c.yaml", "--run-dir", tmp_path / "run"], pattern)
-    assert len(err) < 260           # the path of tmp_path is ~60 characters of it
+    assert len(err.replace(str(tmp_path), "")) < 200      # one short line besides the path the user gave
 
 
 @pytest.mark.parametrize("make, pattern", [
