@@ -1,7 +1,8 @@
 """Frames kept on disk, read back one at a time: the clip and every SR series of a comparison.
 
 A 300-frame clip with its ground truth and three 4× series is gigabytes as arrays; here each series is one
-unnamed temporary file (deleted by the OS when closed or when the process dies) of raw uint8 frames. A worker
+unnamed temporary file (deleted by the OS when closed or when the process dies) of raw uint8 frames, on disk
+even where the temp folder is a RAM disk (``default_scratch_parent``). A worker
 thread appends while the GUI thread reads any frame already written (positional reads and writes, so the
 two never share a file offset); memory stays at one frame per reader whatever the clip length.
 """
@@ -14,12 +15,14 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from core.stream.scratch import default_scratch_parent
+
 
 class FrameStore:
     """An append-only sequence of uint8 (h, w, 3) frames of one size, indexable like an array of frames."""
 
     def __init__(self, frames: Iterable[np.ndarray] = ()) -> None:
-        self._file = tempfile.TemporaryFile(prefix="ssl-vsr-frames-")
+        self._file = tempfile.TemporaryFile(prefix="ssl-vsr-frames-", dir=default_scratch_parent())
         self._fd = self._file.fileno()
         self._frame_shape: tuple[int, int, int] | None = None
         self._count = 0

@@ -106,6 +106,11 @@ def _progress(label: str, quiet: bool) -> "Callable[[int, int], None]":
     return ProgressBar(label, enabled=False if quiet else None)
 
 
+def _check_scratch(scratch: str | None) -> None:
+    if scratch is not None and not Path(scratch).is_dir():
+        raise UserError(f"--scratch {scratch} is not an existing folder")
+
+
 def cmd_sr(args: argparse.Namespace) -> int:
     from .device import resolve_device
     from .deploy.runtime import load_network, run_device
@@ -119,8 +124,7 @@ def cmd_sr(args: argparse.Namespace) -> int:
     out = claim_output(args.output, kind="file" if is_video_path(args.output) else "folder", inputs=inputs,
                        overwrite=args.overwrite)
     check_sink(out, args.codec, args.quality)
-    if args.scratch is not None and not Path(args.scratch).is_dir():
-        raise UserError(f"--scratch {args.scratch} is not an existing folder")
+    _check_scratch(args.scratch)
     device = resolve_device(args.device)
     source = open_source(args.input, max_frames=args.max_frames)
     check_clip_length(source.count, source.name)       # before any inference
@@ -150,13 +154,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .preflight import check_eval_inputs
     from .deploy.runtime import load_network, run_device
 
+    _check_scratch(args.scratch)
     device = resolve_device(args.device)
     check_eval_inputs(args.lr, args.gt, args.crop, args.max_frames)      # clip lengths, sizes, crop: before inference
     network = load_network(args.checkpoint, allow_nonfinite=args.allow_nonfinite)   # checkpoint or our .onnx
     device = run_device(network, device)
     bar = _progress("eval", args.json)
     report = evaluate_dataset(network, args.lr, args.gt, device=device, y=args.y, crop_border=args.crop,
-                              max_frames=args.max_frames, progress=bar)
+                              max_frames=args.max_frames, progress=bar, scratch=args.scratch)
     bar.close()
     channel = "Y" if args.y else "RGB"
     rows = [f"{'clip':<16}{'frames':>7}{'PSNR':>11}{'SSIM':>9}"]
@@ -216,7 +221,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
-    from .io.checkpoint import reloads_as, save_model
+    from .io.checkpoint import ReloadCheck, save_model
     from .io.output import claim_output
     from .ssl import prune_to_plan
 
@@ -228,7 +233,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
             "achieved_ratio": plan.achieved_ratio, "criterion": args.criterion, "align": args.align,
             "min_keep": args.min_keep, "training": "none (zero-shot)", "plan": plan.to_json(scores=True),
             "predicted_ms_per_frame": outcome.predicted_ms}
-    save_model(pruned, args.out, meta, overwrite=args.overwrite, inputs=[args.checkpoint], verify=reloads_as(pruned))
+    save_model(pruned, args.out, meta, overwrite=args.overwrite, inputs=[args.checkpoint], verify=ReloadCheck(pruned))
     data = {"output": str(args.out), "verified": True, "params": plan.after.params, "macs_per_frame": plan.after.macs,
             "params_before": plan.before.params, "macs_before": plan.before.macs, "mac_ratio": plan.mac_ratio,
             "predicted_ms_per_frame": outcome.predicted_ms}
@@ -311,6 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--y", action="store_true", help="measure on the Y channel (BT.601) instead of RGB")
     sp.add_argument("--crop", type=_at_least(0), default=0, help="pixels cropped from each border before measuring")
     sp.add_argument("--max-frames", type=frames_min, default=None, help="use at most this many frames per clip")
+    sp.add_argument("--scratch", default=None, metavar="DIR",
+                    help="folder for the temporary data of a long clip (default: the temp folder, or the user's "
+                         "cache folder when temp is in RAM); removed after")
     device(sp)
     nonfinite_flag(sp)
     json_flag(sp)

@@ -41,28 +41,31 @@ def paired_clips(lr_root: str | Path, gt_root: str | Path) -> list[tuple[Path, P
 def evaluate_dataset(model: BasicVSR, lr_root: str | Path, gt_root: str | Path,
                      device: torch.device | str = "cpu", y: bool = True, crop_border: int = 0,
                      max_frames: int | None = None,
-                     progress: Callable[[int, int], None] | None = None) -> EvalReport:
+                     progress: Callable[[int, int], None] | None = None,
+                     scratch: str | Path | None = None) -> EvalReport:
     """Mean over frames of each clip, then mean over clips, as VSR papers report.
 
     Each clip streams (``core.stream``): every SR frame is scored against its GT frame, read alongside, the
-    moment it exists, so memory stays flat however long the clips are.
+    moment it exists, so memory stays flat however long the clips are. ``scratch``: where a long clip's
+    backward states go (default: ``core.stream.scratch.default_scratch_parent``).
     """
     pairs = paired_clips(lr_root, gt_root)
     scores = []
     for i, (lr_path, gt_path) in enumerate(pairs):
         step = (lambda done, total, i=i: progress(i * total + done, len(pairs) * total)) if progress else None
         scores.append(_score_clip(model, open_source(lr_path, max_frames), open_source(gt_path, max_frames),
-                                  device, y, crop_border, step))
+                                  device, y, crop_border, step, scratch))
     return EvalReport(scores, mean_over_clips(scores))
 
 
 def _score_clip(model: BasicVSR, lr: FrameSource, gt: FrameSource, device: torch.device | str, y: bool,
-                crop_border: int, progress: Callable[[int, int], None] | None) -> ClipScore:
+                crop_border: int, progress: Callable[[int, int], None] | None,
+                scratch: str | Path | None = None) -> ClipScore:
     if lr.count is not None and gt.count is not None and lr.count != gt.count:
         raise ClipError(f"clip {lr.name}: {lr.count} LR frames but {gt.count} GT frames")
     p, s = [], []
     gt_frames = iter(gt)
-    for n, sr in enumerate(stream_frames(model, lr, lr.count, device=device, progress=progress)):
+    for n, sr in enumerate(stream_frames(model, lr, lr.count, device=device, progress=progress, scratch=scratch)):
         ref = next(gt_frames, None)
         if ref is None:
             raise ClipError(f"clip {lr.name}: the GT ends after {n} frames, the LR clip has more")

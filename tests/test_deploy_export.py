@@ -32,6 +32,24 @@ def test_pruned_file_round_trip_is_identical(tmp_path, pruned_and_plan):
         export_as("model", pruned, tmp_path / "p.pth")
 
 
+def test_the_model_files_check_reports_the_difference_it_measured(tmp_path, pruned_and_plan, monkeypatch):
+    import core.io.checkpoint as checkpoint
+
+    pruned, _ = pruned_and_plan
+    real_load = checkpoint.load_checkpoint
+
+    def load_nudged(path, *a, **k):             # a file that reloads 2e-7 off: within 1e-6, so it is kept
+        loaded = real_load(path, *a, **k)
+        with torch.no_grad():
+            loaded.model.conv_last.bias.add_(2e-7)
+        return loaded
+
+    monkeypatch.setattr(checkpoint, "load_checkpoint", load_nudged)
+    check = export_as("model", pruned, tmp_path / "p.pth")
+    assert check.ok and check.shapes == ((3, 32, 32),)
+    assert check.max_abs_diff == pytest.approx(2e-7, rel=0.3)
+
+
 def test_saving_with_unfolded_scale_factors_is_refused(tmp_path):
     from core.ssl import attach_scale_factors
 

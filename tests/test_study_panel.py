@@ -72,6 +72,7 @@ def test_runs_both_studies_saves_and_reopens(panel, qtbot, tmp_path):
     sweep = panel.results["sweep"]
     assert isinstance(sweep, SweepResult)
     assert [p.label for p in sweep.points] == ["dense", "ratio 0.3", "ratio 0.6", "current plan"]
+    assert sweep.align == 1                     # the Prune step's width setting, not a fixed 16
     assert panel.pareto_chart.front_x == [p.macs / 1e9 for p in sweep.front("macs")]
     saved = panel.save(tmp_path / "sweep.json")
 

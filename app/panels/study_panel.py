@@ -200,7 +200,8 @@ class StudyPanel(QWidget):
                                                control=job.control)
         ratios = parse_ratios(self.ratios.text())
         extra = {"current plan": s.plan} if self.with_plan.isChecked() and s.plan is not None else None
-        return lambda job: run_sweep(model, clip(), ratios=ratios, criterion=criterion, align=RECOMMENDED_ALIGN,
+        align = s.plan.settings.align if s.plan is not None and s.plan.settings is not None else RECOMMENDED_ALIGN
+        return lambda job: run_sweep(model, clip(), ratios=ratios, criterion=criterion, align=align,
                                      checkpoint=path, extra=extra, sink=job.emit_event, control=job.control)
 
     def cancel(self) -> None:

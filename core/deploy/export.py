@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from ..io.checkpoint import reloads_as, save_model
+from ..io.checkpoint import ReloadCheck, save_model
 from ..io.output import staged_file
 from ..models.basicvsr import BasicVSR
 from ..ssl.plan import Plan
@@ -31,10 +31,11 @@ def example_input(frames: int = 5, height: int = 64, width: int = 64, seed: int 
 def export_model_file(model: BasicVSR, path: str | Path, meta: Mapping[str, Any] | None = None, *,
                       overwrite: bool = False, inputs: Iterable[str | Path] = ()) -> ExportCheck:
     """The project's model file (loads anywhere with weights_only), reloaded and compared before the move."""
-    save_model(model, path, meta, overwrite=overwrite, inputs=tuple(inputs), verify=reloads_as(model))
-    return ExportCheck(Path(path), "model", 0.0, 1e-6,
+    check = ReloadCheck(model)
+    save_model(model, path, meta, overwrite=overwrite, inputs=tuple(inputs), verify=check)
+    return ExportCheck(Path(path), "model", check.diff, 1e-6,
                        f"{model.spec.variant}, {model.count_parameters(include_spynet=False):,} parameters, "
-                       f"reloaded and compared at 3x32x32")
+                       "reloaded and compared", shapes=(ReloadCheck.SHAPE,))
 
 
 def export_as(fmt: str, model: BasicVSR, path: str | Path, *, plan: Plan | None = None,

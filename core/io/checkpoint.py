@@ -242,20 +242,28 @@ def _load_model_file(obj: Mapping[str, Any], path: Path, allow_nonfinite: bool =
 
 
 # -- writing -------------------------------------------------------------------------------------------
-def reloads_as(model: BasicVSR) -> Callable[[Path], None]:
-    """A ``verify`` for ``save_model``: the written file must load and give ``model``'s output (to 1e-6)."""
+class ReloadCheck:
+    """A ``verify`` for ``save_model``: the written file must load and give ``model``'s output (to 1e-6).
+
+    After the check, ``diff`` holds the max |difference| measured at ``SHAPE`` (frames, h, w), for the report.
+    """
+
+    SHAPE = (3, 32, 32)
+
+    def __init__(self, model: BasicVSR) -> None:
+        self.model, self.diff = model, None
 
     @torch.no_grad()
-    def verify(path: Path) -> None:
+    def __call__(self, path: Path) -> None:
         reloaded = load_checkpoint(path).model
         g = torch.Generator().manual_seed(0)
-        x = torch.rand(1, 3, 3, 32, 32, generator=g)
-        reference = copy.deepcopy(model).cpu().float().eval()      # never touch the caller's model
-        diff = float((reloaded(x) - reference(x)).abs().max())
-        if not diff <= 1e-6:
-            raise OutputError(f"the written model file does not reproduce the network (max |diff| {diff:.2e}); "
-                              f"nothing was written")
-    return verify
+        t, h, w = self.SHAPE
+        x = torch.rand(1, t, 3, h, w, generator=g)
+        reference = copy.deepcopy(self.model).cpu().float().eval()      # never touch the caller's model
+        self.diff = float((reloaded(x) - reference(x)).abs().max())
+        if not self.diff <= 1e-6:
+            raise OutputError(f"the written model file does not reproduce the network (max |diff| "
+                              f"{self.diff:.2e}); nothing was written")
 
 
 def save_model(model: BasicVSR, path: str | Path, meta: Mapping[str, Any] | None = None, *, overwrite: bool = False,

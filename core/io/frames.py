@@ -129,7 +129,8 @@ def read_frame(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
     return np.ascontiguousarray(img[:, :, ::-1]), notes
 
 
-def _warn_notes(clip_name: str, counts: dict[str, int], total: int) -> None:
+def warn_frame_notes(clip_name: str, counts: dict[str, int], total: int) -> None:
+    """One warning per kind of conversion (16-bit, alpha, gray...) a clip's frames needed, with how many."""
     for note, n in counts.items():
         warnings.warn(FrameConversionWarning(f"clip {clip_name}: {note} ({n} of {total} frames)"), stacklevel=3)
 
@@ -153,7 +154,7 @@ def _read_folder(folder: Path, max_frames: int | None) -> Clip:
         for n in notes:
             counts[n] = counts.get(n, 0) + 1
         frames.append(img)
-    _warn_notes(folder.name, counts, len(files))
+    warn_frame_notes(folder.name, counts, len(files))
     return Clip(name=folder.name, frames=np.stack(frames), names=[f.stem for f in files], source=folder, fps=None)
 
 

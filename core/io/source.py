@@ -14,7 +14,7 @@ from typing import Iterable, Iterator, Protocol, Sequence, runtime_checkable
 import numpy as np
 
 from core.errors import ClipError, UserError
-from core.io.frames import IMAGE_EXTS, VIDEO_EXTS, _warn_notes, encode_frame, list_frames, read_frame
+from core.io.frames import IMAGE_EXTS, VIDEO_EXTS, warn_frame_notes, encode_frame, list_frames, read_frame
 from core.io.output import staged_folder
 
 __all__ = ["FrameSource", "FrameSink", "FolderSource", "ArraySource", "FolderSink", "open_source", "open_sink",
@@ -97,7 +97,7 @@ class FolderSource:
             for n in notes:
                 counts[n] = counts.get(n, 0) + 1
             yield img
-        _warn_notes(self.name, counts, len(self.files))
+        warn_frame_notes(self.name, counts, len(self.files))
 
 
 class ArraySource:

@@ -5,13 +5,19 @@ process's resident set, which is what the engine keeps flat; ``pwrite``/``preadi
 which the kernel reclaims on its own. One file per kind keeps directory operations out of the loop.
 
 The folder is hidden, created by ``tempfile.mkdtemp`` and removed on every exit (exceptions, Ctrl-C). A SIGKILL
-cannot be caught: the leftover is named like the output's own staged temp (``.<output>.partial-...``) when the
-caller places it beside the output, so the next writer of that output sweeps it (``core.io.output``).
+cannot be caught, so each folder holds an ``flock`` on its own ``.owner`` file for as long as the run lives: the
+next run that opens scratch in the same place removes every folder of ours whose lock is free (its process is gone).
+Beside an output the folder is also named like the output's staged temp, so the next writer of that output sweeps
+it too (``core.io.output``).
+
+The default place is the system temp folder, unless that is a RAM disk (tmpfs, as on Debian 13 and Fedora): there,
+scratch data would fill the very memory streaming is meant to spare, so it goes to the user's cache folder instead.
 """
 from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import os
 import shutil
 import tempfile
@@ -23,7 +29,15 @@ import numpy as np
 
 from core.errors import UserError
 
-__all__ = ["Slots", "MemorySlots", "FileSlots", "ScratchDir", "scratch_dir"]
+try:                                    # POSIX; without it (Windows) a killed run's scratch is not swept
+    import fcntl
+except ImportError:                     # pragma: no cover
+    fcntl = None
+
+__all__ = ["Slots", "MemorySlots", "FileSlots", "ScratchDir", "scratch_dir", "default_scratch_parent"]
+
+_RAM_FILESYSTEMS = {"tmpfs", "ramfs"}
+_OWNER = ".owner"
 
 
 class Slots(ABC):
@@ -167,14 +181,76 @@ class ScratchDir:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
+def _filesystem_type(path: Path) -> str | None:
+    """The type (``ext4``, ``tmpfs``, ...) of the filesystem holding ``path``, from the longest matching mount."""
+    try:
+        mounts = Path("/proc/self/mounts").read_text().splitlines()
+    except OSError:
+        return None
+    target, best, kind = str(path.resolve()), -1, None
+    for line in mounts:
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        point = fields[1].replace("\\040", " ")
+        if (target == point or target.startswith(point.rstrip("/") + "/")) and len(point) > best:
+            best, kind = len(point), fields[2]
+    return kind
+
+
+def default_scratch_parent() -> Path:
+    """Where scratch goes when the caller names no place: the temp folder, or the user's cache if temp is RAM."""
+    temp = Path(tempfile.gettempdir())
+    if _filesystem_type(temp) not in _RAM_FILESYSTEMS:
+        return temp
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ssl-vsr" / "scratch"
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return temp
+    return cache
+
+
+def _hold_owner_lock(path: Path) -> int | None:
+    """Lock ``path/.owner`` for this process's lifetime (the kernel drops it when the process dies)."""
+    if fcntl is None:
+        return None
+    fd = os.open(path / _OWNER, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return fd
+
+
+def _sweep_orphans(parent: Path, prefix: str) -> None:
+    """Remove our scratch folders in ``parent`` whose owner lock is free: their run was killed."""
+    if fcntl is None:
+        return
+    for old in parent.glob(f"{glob.escape(prefix)}*"):
+        owner = old / _OWNER
+        if not old.is_dir() or old.is_symlink() or not owner.is_file():
+            continue
+        try:
+            fd = os.open(owner, os.O_RDWR)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue                    # a live run holds it
+        finally:
+            os.close(fd)
+        shutil.rmtree(old, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def scratch_dir(where: str | os.PathLike | None = None, prefix: str = ".ssl-vsr-scratch-") -> Iterator[ScratchDir]:
-    """A hidden scratch folder in ``where`` (default: the system temp folder), removed on any exit."""
-    parent = Path(where) if where is not None else Path(tempfile.gettempdir())
+    """A hidden scratch folder in ``where`` (default: ``default_scratch_parent()``), removed on any exit."""
+    parent = Path(where) if where is not None else default_scratch_parent()
     if not parent.is_dir():
         raise UserError(f"scratch folder {parent} does not exist or is not a folder")
+    _sweep_orphans(parent, prefix)
     try:
         path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+        lock = _hold_owner_lock(path)
     except OSError as e:
         raise UserError(f"cannot create scratch data in {parent}: {e.strerror or e}") from None
     scratch = ScratchDir(path)
@@ -182,3 +258,5 @@ def scratch_dir(where: str | os.PathLike | None = None, prefix: str = ".ssl-vsr-
         yield scratch
     finally:
         scratch.close()
+        if lock is not None:
+            os.close(lock)
