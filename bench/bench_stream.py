@@ -7,12 +7,14 @@ generated one at a time (the streaming source never holds the clip); SR frames a
 RAM while they fit the memory budget, else on disk); "stream-disk" forces every state to disk
 (``memory_budget=0``), which prices the spill. Marginal s/frame = (time(long) - time(short)) / (long - short)
 removes start-up costs. Usage:
-    python bench/bench_stream.py [--threads 1] [--rows 64x64:10,50,200,1000 180x320:10] [--whole-max 200]
+    python bench/bench_stream.py [--threads 1] [--rows 64x64:10,50,200,1000 180x320:4,12] [--whole-max 200]
+                                 [--rounds 3]
 """
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 
@@ -74,41 +76,65 @@ def parse_rows(specs: list[str]) -> list[tuple[int, int, list[int]]]:
     return rows
 
 
+def _marginals(results: dict, h: int, w: int, mode: str) -> list[tuple[int, int, float, float]]:
+    """(short, long, marginal s/frame, peak RSS ratio) between consecutive lengths run in ``mode``."""
+    got = sorted(t for (hh, ww, t, m), r in results.items() if (hh, ww, m) == (h, w, mode) and "error" not in r)
+    out = []
+    for short, long in zip(got, got[1:]):
+        rs, rl = results[(h, w, short, mode)], results[(h, w, long, mode)]
+        out.append((short, long, (rl["seconds"] - rs["seconds"]) / (long - short), rl["peak_mib"] / rs["peak_mib"]))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: steady timings on a busy machine)")
-    ap.add_argument("--rows", nargs="+", default=["64x64:10,50,200,1000", "180x320:10"],
+    ap.add_argument("--rows", nargs="+", default=["64x64:10,50,200,1000", "180x320:4,12"],
                     help="HxW:lengths for each LR size")
     ap.add_argument("--whole-max", type=int, default=200, help="longest clip run whole (memory grows with it)")
     ap.add_argument("--disk-at", type=int, default=200, help="clip length also run with every state on disk")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="interleaved rounds (whole, stream, whole, ...) of every length run in both modes; the "
+                         "median time is kept (a longer clip run in one mode only runs once)")
     ap.add_argument("--scratch", default=None, help="scratch folder (default: the system temp folder)")
     a = ap.parse_args()
     table, results = [], {}
     for h, w, lengths in parse_rows(a.rows):
         for t in lengths:
             modes = (["whole"] if t <= a.whole_max else []) + ["stream"] + (["stream-disk"] if t == a.disk_at else [])
-            for mode in modes:
-                r = run_child(mode, t, h, w, a.threads, a.scratch)
-                results[(h, w, t, mode)] = r
-                if "error" in r:
-                    table.append([f"{h}x{w}", t, mode, "-", "-", "-", r["error"][:60]])
+            rounds = a.rounds if "whole" in modes else 1
+            runs: dict[str, list[dict]] = {mode: [] for mode in modes}
+            for _ in range(rounds):
+                for mode in modes:
+                    r = run_child(mode, t, h, w, a.threads, a.scratch)
+                    print(f"# {h}x{w} T={t} {mode}: {r}", file=sys.stderr, flush=True)
+                    runs[mode].append(r)
+            for mode, rs in runs.items():
+                ok = [r for r in rs if "error" not in r]
+                if not ok:
+                    table.append([f"{h}x{w}", t, mode, "-", "-", "-", "-", rs[0]["error"][:60]])
                     continue
-                table.append([f"{h}x{w}", t, mode, r["seconds"] / t, r["peak_mib"], r["scratch_mib"], ""])
-                print(f"# {h}x{w} T={t} {mode}: {r}", file=sys.stderr, flush=True)
-    print(f"\nLR sizes as given per row; official REDS4 BasicVSR; torch threads {a.threads}; "
-          f"SR frames converted to uint8 and dropped\n")
-    print_table(["LR size", "frames", "mode", "s/frame", "peak RSS MiB", "scratch disk MiB", "note"], table)
-    summary = []
-    for h, w, lengths in parse_rows(a.rows):
-        for mode in ("whole", "stream", "stream-disk"):
-            got = sorted(t for (hh, ww, t, m), r in results.items() if (hh, ww, m) == (h, w, mode) and "error" not in r)
-            for short, long in zip(got, got[1:]):
-                rs, rl = results[(h, w, short, mode)], results[(h, w, long, mode)]
-                summary.append([f"{h}x{w}", mode, f"{short}->{long}",
-                                (rl["seconds"] - rs["seconds"]) / (long - short), rl["peak_mib"] / rs["peak_mib"]])
+                r = dict(ok[0], seconds=statistics.median(x["seconds"] for x in ok),
+                         peak_mib=max(x["peak_mib"] for x in ok))
+                results[(h, w, t, mode)] = r
+                table.append([f"{h}x{w}", t, mode, r["seconds"] / t, r["peak_mib"], r["scratch_mib"], len(ok), ""])
+    print(f"\nLR sizes as given per row; official REDS4 BasicVSR; torch threads {a.threads}; SR frames converted "
+          f"to uint8 and dropped; times are medians of interleaved rounds, peak RSS the largest of them\n")
+    print_table(["LR size", "frames", "mode", "s/frame", "peak RSS MiB", "scratch disk MiB", "rounds", "note"], table)
+    summary, ratios = [], []
+    for h, w, _ in parse_rows(a.rows):
+        per_mode = {mode: _marginals(results, h, w, mode) for mode in ("whole", "stream", "stream-disk")}
+        for mode, rows in per_mode.items():
+            summary += [[f"{h}x{w}", mode, f"{s}->{l}", m, ratio] for s, l, m, ratio in rows]
+        whole = {(s, l): m for s, l, m, _ in per_mode["whole"]}
+        ratios += [[f"{h}x{w}", f"{s}->{l}", whole[(s, l)], m, m / whole[(s, l)]]
+                   for s, l, m, _ in per_mode["stream"] if (s, l) in whole]
     if summary:
         print()
         print_table(["LR size", "mode", "frames", "marginal s/frame", "peak RSS ratio long/short"], summary)
+    if ratios:
+        print("\nspeed goal: streaming marginal s/frame within 1.1x of whole-clip")
+        print_table(["LR size", "frames", "whole s/frame", "stream s/frame", "stream / whole"], ratios)
 
 
 if __name__ == "__main__":

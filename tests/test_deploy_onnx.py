@@ -86,7 +86,7 @@ def test_int8_guard_keeps_the_costliest_layers_float(exported, tmp_path):
 
     from core.deploy.onnx_export import _clip_runner
     from core.deploy.onnx_graph import base_metadata, steps_from_clip
-    from core.deploy.quantize import quantize_steps
+    from core.deploy.quantize import conv_layers, quantize_steps
 
     model, path, _, graphs = exported
     # The step graphs taken back out of the written file are the traced ones (re-quantizing needs no trace).
@@ -103,6 +103,8 @@ def test_int8_guard_keeps_the_costliest_layers_float(exported, tmp_path):
     tight = quantize_steps(again, model.bidirectional, model.num_feat, frames, run, max_drop=-1.0)
     kept_counts = [k for k, _ in tight.trials]
     assert kept_counts[:3] == [0, 1, 2] and kept_counts == sorted(kept_counts) and len(tight.kept_float) > 2
+    every_conv = {layer for g in again.values() for layer in conv_layers(g).values()}
+    assert set(tight.costs) == every_conv          # conv+ReLU pairs the quantizer fuses are measured too
     ranked = sorted(tight.costs, key=tight.costs.get, reverse=True)
     assert list(tight.kept_float) == ranked[:len(tight.kept_float)]          # costliest first, as measured
     check = export_onnx(model, tmp_path / "q.onnx", precision="int8", calib=frames, max_drop=50.0, graphs=graphs)

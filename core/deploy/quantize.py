@@ -127,13 +127,26 @@ def _with_outputs(proto: Any, names: Sequence[str]) -> Any:
     return out
 
 
+def _measured_output(graph: Any, node: Any, produced: set[str]) -> str | None:
+    """The tensor that shows ``node``'s quantization error in both graphs: its output, or, where the quantizer
+    fused a following ReLU into the conv (QDQ does: the pre-activation tensor is gone), that activation's output."""
+    out = node.output[0]
+    if out in produced:
+        return out
+    consumers = [n for n in graph.graph.node if out in n.input]
+    if len(consumers) == 1 and consumers[0].op_type in ("Relu", "LeakyRelu") and consumers[0].output[0] in produced:
+        return consumers[0].output[0]
+    return None
+
+
 def layer_costs(float_graph: Any, quant_graph: Any, feeds: Sequence[dict[str, np.ndarray]]) -> dict[str, float]:
     """Layer → the relative error energy its quantization adds (output error minus input error), measured."""
     layers = conv_layers(float_graph)
     nodes = {n.name: n for n in float_graph.graph.node if n.name in layers}
-    tensors = sorted({t for n in nodes.values() for t in (n.input[0], n.output[0])})
     produced = {o for n in quant_graph.graph.node for o in n.output} | {i.name for i in quant_graph.graph.input}
-    tensors = [t for t in tensors if t in produced]
+    ends = {name: (n.input[0] if n.input[0] in produced else None, _measured_output(float_graph, n, produced))
+            for name, n in nodes.items()}
+    tensors = sorted({t for pair in ends.values() for t in pair if t is not None})
     fs, qs = _session(_with_outputs(float_graph, tensors)), _session(_with_outputs(quant_graph, tensors))
     err: dict[str, list[float]] = {t: [] for t in tensors}
     for feed in feeds:
@@ -143,10 +156,10 @@ def layer_costs(float_graph: Any, quant_graph: Any, feeds: Sequence[dict[str, np
             err[t].append(float(np.sum((fo[t] - qo[t]) ** 2) / max(np.sum(fo[t] ** 2), 1e-12)))
     mean = {t: float(np.mean(v)) for t, v in err.items()}
     costs = {}
-    for node_name, node in nodes.items():
-        out_err, in_err = mean.get(node.output[0]), mean.get(node.input[0], 0.0)
-        if out_err is not None:
-            costs[layers[node_name]] = max(costs.get(layers[node_name], 0.0), out_err - in_err)
+    for node_name, (source, result) in ends.items():
+        if result is not None:
+            cost = mean[result] - (mean[source] if source is not None else 0.0)
+            costs[layers[node_name]] = max(costs.get(layers[node_name], 0.0), cost)
     return costs
 
 
@@ -212,6 +225,7 @@ def quantize_steps(graphs: Mapping[str, Any], bidirectional: bool, num_feat: int
             for layer, cost in layer_costs(g, quant[name], feeds[name][:3]).items():
                 costs[layer] = max(costs.get(layer, 0.0), cost)
         ranked = sorted(costs, key=costs.get, reverse=True)
+        ranked += sorted({layer for g in graphs.values() for layer in conv_layers(g).values()} - set(costs))
         k, keep = 1, set()
         while drop > max_drop and len(keep) < len(ranked):
             keep = set(ranked[:k])
