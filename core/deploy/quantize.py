@@ -5,7 +5,8 @@ How a layer's cost is measured (not guessed): the step graphs are quantized whol
 feeds with every convolution's output exposed, and each conv's output is compared with the float graph's: the
 noise a layer adds is its output error minus the error already in its input (both relative, in the energy
 domain). Layers are then kept in float in that order, 1, 2, 4, 8 ... at a time, until the Y-PSNR drop of the
-whole clip against the float model is within ``max_drop``.
+whole clip against the float model is within ``max_drop``; a bisection then trims the count back towards the
+fewest layers that fit (each float layer costs int8 speed).
 
 The drop is measured against ground truth when the caller has it; otherwise against the LR frames themselves
 (the SR output, downscaled ×4 bicubically, must reproduce its input): a drop in that consistency PSNR is a real
@@ -193,6 +194,31 @@ def consistency_reference(lr_frames: np.ndarray) -> Callable[[np.ndarray], float
     return score
 
 
+def fewest_float(layers: int, attempt: Callable[[int], tuple[Any, float]], max_drop: float,
+                 start: tuple[Any, float]) -> tuple[int, Any, float, list[tuple[int, float]]]:
+    """How many of the ranked layers to keep float: 1, 2, 4 ... until ``attempt(n)``'s drop fits ``max_drop``
+    (or all are float), then a bisection back towards the fewest that fit, to a quarter of the count (each float
+    layer costs int8 speed). ``start`` is the all-int8 attempt. Returns (count, result, drop, trials)."""
+    result, drop = start
+    trials: list[tuple[int, float]] = []
+    failed = count = 0
+    k = 1
+    while drop > max_drop and count < layers:
+        failed, count = count, min(k, layers)
+        result, drop = attempt(count)
+        trials.append((count, drop))
+        k *= 2
+    while drop <= max_drop and count - failed > max(1, count // 4):
+        mid = (failed + count) // 2
+        r, d = attempt(mid)
+        trials.append((mid, d))
+        if d <= max_drop:
+            count, result, drop = mid, r, d
+        else:
+            failed = mid
+    return count, result, drop, trials
+
+
 def quantize_steps(graphs: Mapping[str, Any], bidirectional: bool, num_feat: int, frames: np.ndarray,
                    run_clip: Callable[[Mapping[str, Any], np.ndarray], np.ndarray], max_drop: float = 0.3,
                    gt: np.ndarray | None = None) -> QuantResult:
@@ -226,11 +252,9 @@ def quantize_steps(graphs: Mapping[str, Any], bidirectional: bool, num_feat: int
                 costs[layer] = max(costs.get(layer, 0.0), cost)
         ranked = sorted(costs, key=costs.get, reverse=True)
         ranked += sorted({layer for g in graphs.values() for layer in conv_layers(g).values()} - set(costs))
-        k, keep = 1, set()
-        while drop > max_drop and len(keep) < len(ranked):
-            keep = set(ranked[:k])
-            quant, drop = attempt(keep)
-            trials.append((len(keep), drop))
-            k *= 2
+        count, quant, drop, more = fewest_float(len(ranked), lambda n: attempt(set(ranked[:n])), max_drop,
+                                                (quant, drop))
+        trials += more
+        keep = set(ranked[:count])
     kept = tuple(layer for layer in ranked if layer in keep)
     return QuantResult(quant, kept, drop, reference, tuple(trials), costs)
