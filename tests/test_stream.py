@@ -21,7 +21,7 @@ from core.io.source import ArraySource, FolderSource, open_sink, open_source
 from core.ssl import compute_scores, make_plan, prune_to_plan
 from core.stream import StreamRun, stream_frames
 from tests.conftest import ROOT, shared_path
-from tests.helpers import official, tiny_model
+from tests.helpers import official, rss_mib, tiny_model
 
 H, W = 37, 53          # neither a multiple of 4 nor of 32
 
@@ -157,14 +157,6 @@ class ToyStepper:
         return F.interpolate(h[:, :3] * 0.1, scale_factor=4), h
 
 
-def _rss_mib() -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
-
-
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc for the resident set")
 def test_memory_stays_flat_over_300_frames(tmp_path):
     h, w, t = 64, 64, 300     # 256 KiB of backward state per frame: 75 MiB if the engine kept them
@@ -173,7 +165,7 @@ def test_memory_stays_flat_over_300_frames(tmp_path):
     rss = []
     for i, _ in enumerate(run):
         if i in (30, t - 1):
-            rss.append(_rss_mib())
+            rss.append(rss_mib())
     assert run.frames_done == t
     assert rss[1] - rss[0] < 16, rss
     assert run.scratch_bytes == t * (16 * h * w * 4 + h * w * 3)
