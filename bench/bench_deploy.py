@@ -79,6 +79,7 @@ def main() -> int:
     p.add_argument("--pruned", type=Path, default=None,
                    help="a trained pruned model file for the 'pruned' rows (default: REDS4 pruned zero-shot at 0.5, "
                         "whose output is far from GT, so int8's quality figures say little about it)")
+    p.add_argument("--pruned-label", default=None, help="how the table names the --pruned model")
     args = p.parse_args()
     weights, clip = official_weight("REDS4"), SHARED / "data" / "vid4" / "calendar"
     if weights is None or not clip.is_dir():
@@ -93,7 +94,7 @@ def main() -> int:
         pruned, label = prune_to_plan(dense, make_plan(compute_scores(dense), 0.5, frame_size=(h, w))).eval(), "0.5"
     else:
         loaded = load_checkpoint(args.pruned)
-        pruned, label = loaded.model.eval(), f"{loaded.meta.get('ratio', '?')} ({args.pruned.stem})"
+        pruned, label = loaded.model.eval(), args.pruned_label or args.pruned.stem
     models = {name: m for name, m in (("dense", dense), (f"pruned {label}", pruned)) if name.split()[0] in args.models}
     files = {name: _exports(name.split()[0], m, args.work, lr_frames[:8], gt_frames[:8], args.max_drop,
                             not args.no_export)

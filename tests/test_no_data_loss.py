@@ -126,8 +126,11 @@ def test_interrupted_sr_leaves_nothing_that_looks_complete(ckpt, clip, tmp_path,
     cmd = [sys.executable, str(ROOT / "main.py"), "sr", str(ckpt), str(long_clip), str(out), "--device", "cpu"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
-    while time.time() < deadline and not any(".partial-" in p.name for p in tmp_path.iterdir()):
-        time.sleep(0.05)
+    # The scratch folder (it holds ``.owner``) exists only while frames are computed: signal inside that window,
+    # not at the staged output's first appearance (a fast run could already be finishing then).
+    while time.time() < deadline and not any((p / ".owner").exists() for p in tmp_path.iterdir()
+                                             if ".partial-" in p.name):
+        time.sleep(0.02)
     assert proc.poll() is None, proc.communicate()[1]
     proc.send_signal(getattr(signal, sig))
     proc.wait(timeout=60)

@@ -28,6 +28,7 @@ from ..workers import Job
 MODE_LABELS = {"side": "Side by side", "wipe": "Wipe A | B", "diff": "Difference |A − B|"}
 PLAY_FPS = 8
 REFRESH_MS = 100            # while a comparison runs, the plot and the shown frame catch up this often
+MAX_MARKED_POINTS = 60      # longer PSNR series are drawn as lines only (300 markers a series slow each repaint)
 LINEAGE_STYLE = {"unrelated": "color: #b00020; font-weight: bold;", "unverified": "color: #b36b00;",
                  "derived": "color: #1e7b34;"}
 
@@ -79,7 +80,9 @@ class ComparePanel(QWidget):
         self.psnr_plot.setLabel("left", "PSNR (Y), dB")
         self.psnr_plot.setLabel("bottom", "frame")
         self.psnr_plot.addLegend(offset=(-10, 10))
-        self.psnr_plot.showGrid(x=True, y=True, alpha=0.25)
+        # No grid: pyqtgraph draws it inside the axes' picture, alpha-blended over the whole plot, and that paint
+        # was the GUI's longest stall while a long comparison streamed (bench_gui --stall-stacks).
+        self.psnr_plot.showGrid(x=False, y=False)
         self.psnr_curves = {name: self.psnr_plot.plot([], [], name=name, pen=pg.mkPen(SERIES_COLORS[name], width=2),
                                                       symbol="o", symbolSize=4,
                                                       symbolBrush=SERIES_COLORS[name], symbolPen=None)
@@ -262,6 +265,9 @@ class ComparePanel(QWidget):
         r = self.state.compare
         for name, curve in self.psnr_curves.items():
             values = list(r.psnr.get(name, [])) if r is not None else []
+            symbol = "o" if len(values) <= MAX_MARKED_POINTS else None     # a marker per frame only on short clips
+            if curve.opts["symbol"] != symbol:
+                curve.setSymbol(symbol)
             curve.setData(np.arange(len(values)), np.asarray(values, dtype=float))
         if r is not None and self.job is not None and not r.complete:
             done = {name: len(store) for name, store in (("bicubic", r.bicubic), *r.outputs.items())}
