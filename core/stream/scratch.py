@@ -250,9 +250,13 @@ def scratch_dir(where: str | os.PathLike | None = None, prefix: str = ".ssl-vsr-
     _sweep_orphans(parent, prefix)
     try:
         path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
-        lock = _hold_owner_lock(path)
     except OSError as e:
         raise UserError(f"cannot create scratch data in {parent}: {e.strerror or e}") from None
+    try:
+        lock = _hold_owner_lock(path)
+    except OSError as e:
+        shutil.rmtree(path, ignore_errors=True)
+        raise UserError(f"cannot lock scratch data in {parent}: {e.strerror or e}") from None
     scratch = ScratchDir(path)
     try:
         yield scratch
