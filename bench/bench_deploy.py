@@ -4,7 +4,8 @@
 
 Real frames: Vid4 calendar (180×144 LR, GT beside it). Time per frame is marginal (long clip minus short clip,
 divided by the frame difference), so session start-up, the first-frame cold start and SpyNet's warm-up are not
-counted; each point is the best of ``--repeat`` runs (the machine is shared). Y-PSNR is vs GT on the long clip,
+counted; every runtime is timed once per round, round after round (``--rounds``), and each row is the median of its
+rounds, so a load spike on the shared machine hits one round of every row alike rather than one row. Y-PSNR is vs GT on the long clip,
 mean over frames; "drop" is against the same model in fp32 (PyTorch); "vs fp32 out" is the int8 output's Y-PSNR
 against that float model's own output (fidelity, independent of how good the model is). int8 is calibrated on the first 8 frames
 with the guard measured against GT (budget ``--max-drop``).
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 from pathlib import Path
 
@@ -42,12 +44,25 @@ def _timed(run, x: torch.Tensor) -> tuple[float, torch.Tensor]:
         return time.perf_counter() - start, out
 
 
-def marginal_ms(run, lr: torch.Tensor, short: int, long: int, repeat: int) -> tuple[float, torch.Tensor]:
-    """Marginal ms per frame (best of ``repeat`` for each length) and the long clip's output."""
-    best_s = min(_timed(run, lr[:, :short])[0] for _ in range(repeat))
-    runs = [_timed(run, lr[:, :long]) for _ in range(repeat)]
-    best_l = min(t for t, _ in runs)
-    return 1000.0 * (best_l - best_s) / (long - short), runs[0][1]
+def interleaved_marginal_ms(runs: list, lr: torch.Tensor, short: int, long: int,
+                            rounds: int) -> tuple[list[float], list[torch.Tensor]]:
+    """Per runner: the median over ``rounds`` of its marginal ms per frame, and its long clip's output.
+
+    One warm-up run each, then every round times every runner on the short and the long clip in turn.
+    """
+    for run in runs:
+        _timed(run, lr[:, :short])
+    marginals: list[list[float]] = [[] for _ in runs]
+    outputs: list[torch.Tensor] = []
+    for r in range(rounds):
+        for i, run in enumerate(runs):
+            t_short = _timed(run, lr[:, :short])[0]
+            t_long, out = _timed(run, lr[:, :long])
+            marginals[i].append(1000.0 * (t_long - t_short) / (long - short))
+            if r == 0:
+                outputs.append(out)
+        print(f"round {r + 1}/{rounds}: " + ", ".join(f"{m[-1]:.0f}" for m in marginals), flush=True)
+    return [statistics.median(m) for m in marginals], outputs
 
 
 def _exports(name: str, model, work: Path, calib: np.ndarray, calib_gt: np.ndarray, max_drop: float,
@@ -71,7 +86,7 @@ def main() -> int:
     p.add_argument("--work", type=Path, default=Path("/tmp/ssl-vsr-bench-deploy"))
     p.add_argument("--short", type=int, default=3)
     p.add_argument("--long", type=int, default=11)
-    p.add_argument("--repeat", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds (each row: the median)")
     p.add_argument("--max-drop", type=float, default=0.3)
     p.add_argument("--export-only", action="store_true", help="write the files into --work and stop")
     p.add_argument("--models", nargs="+", default=["dense", "pruned"], choices=["dense", "pruned"])
@@ -102,31 +117,32 @@ def main() -> int:
     if args.export_only:
         return 0
     lr = frames_to_tensor(lr_frames)
-    rows, base, fp32_psnr, fp32_out = [], None, {}, {}
+    runners = []
     for name, model in models.items():
-        torch_model = deploy_copy(model).to(memory_format=torch.channels_last)
-        runners = [("PyTorch fp32", torch_model, None)]
-        runners += [(f"onnxruntime {prec}", load_clip(path), path) for prec, path in files[name].items()]
-        for runtime, run, path in runners:
-            ms, out = marginal_ms(run, lr, args.short, args.long, args.repeat)
-            frames = tensor_to_frames(out)
-            psnr = y_psnr_frames(frames, gt_frames)
-            base = ms if base is None else base
-            fp32_psnr.setdefault(name, psnr)
-            fp32_out.setdefault(name, frames)
-            # Fidelity to the model's own float output: the honest int8 figure when the model is far from GT.
-            fidelity = f"{y_psnr_frames(frames, fp32_out[name]):.2f}" if "int8" in runtime else "-"
-            size = (path.stat().st_size if path else sum(v.numel() * v.element_size()
-                                                        for v in model.state_dict().values())) / 2**20
-            kept = "-"
-            if path is not None:
-                meta = read_onnx(path)[1]
-                kept = str(len(json.loads(meta.get("ssl_vsr.kept_float", "[]")))) if "int8" in runtime else "-"
-            rows.append([name, runtime, ms, f"{base / ms:.2f}x", f"{size:.1f} MiB", psnr,
-                         fp32_psnr[name] - psnr, fidelity, kept])
-            print(rows[-1], flush=True)
+        runners.append((name, model, "PyTorch fp32", deploy_copy(model).to(memory_format=torch.channels_last), None))
+        runners += [(name, model, f"onnxruntime {prec}", load_clip(path), path) for prec, path in files[name].items()]
+    times, outputs = interleaved_marginal_ms([r[3] for r in runners], lr, args.short, args.long, args.rounds)
+    rows, base, fp32_psnr, fp32_out = [], None, {}, {}
+    for (name, model, runtime, _, path), ms, out in zip(runners, times, outputs):
+        frames = tensor_to_frames(out)
+        psnr = y_psnr_frames(frames, gt_frames)
+        base = ms if base is None else base
+        fp32_psnr.setdefault(name, psnr)
+        fp32_out.setdefault(name, frames)
+        # Fidelity to the model's own float output: the honest int8 figure when the model is far from GT.
+        fidelity = f"{y_psnr_frames(frames, fp32_out[name]):.2f}" if "int8" in runtime else "-"
+        size = (path.stat().st_size if path else sum(v.numel() * v.element_size()
+                                                    for v in model.state_dict().values())) / 2**20
+        kept = "-"
+        if path is not None:
+            meta = read_onnx(path)[1]
+            kept = str(len(json.loads(meta.get("ssl_vsr.kept_float", "[]")))) if "int8" in runtime else "-"
+        rows.append([name, runtime, ms, f"{base / ms:.2f}x", f"{size:.1f} MiB", psnr,
+                     fp32_psnr[name] - psnr, fidelity, kept])
+        print(rows[-1], flush=True)
     print(f"\ncalendar {w}x{h} LR, marginal ms/frame = (T={args.long} - T={args.short}) / {args.long - args.short}, "
-          f"best of {args.repeat}; {torch.get_num_threads()} threads; Y-PSNR vs GT over {args.long} frames")
+          f"median of {args.rounds} interleaved rounds; {torch.get_num_threads()} threads; Y-PSNR vs GT over "
+          f"{args.long} frames")
     print_table(["model", "runtime", "ms/frame", "speed-up", "file", "Y-PSNR", "drop vs fp32", "Y-PSNR vs fp32 out",
                  "layers kept float"], rows)
     return 0

@@ -2,8 +2,8 @@
 against the measured time of the physically pruned network (marginal per frame, as ``sr`` runs it:
 channels-last on the CPU), and the same network against the MAC-based global L1 plan with equal MACs.
 
-Usage: python bench/bench_latency.py [--size 180x320] [--targets 0.7 0.5 0.35] [--threads N] [--repeats 2]
-                                     [--frames 2 4] [--align16] [--refresh]
+Usage: python bench/bench_latency.py [--size 180x320] [--targets 0.7 0.5 0.35] [--threads N] [--repeats 3]
+                                     [--frames 2 5] [--align16] [--refresh]
 
 Targets are fractions of the dense network's predicted time. The table is read from the cache (built once
 when absent, or with --refresh); its build time is printed.
@@ -44,8 +44,8 @@ def main() -> None:
     ap.add_argument("--targets", type=float, nargs="+", default=[0.7, 0.5, 0.35],
                     help="fractions of the dense network's predicted ms per frame")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    ap.add_argument("--repeats", type=int, default=2, help="timed rounds per network (fastest kept)")
-    ap.add_argument("--frames", type=int, nargs=2, default=[2, 4], help="the two clip lengths of the marginal time")
+    ap.add_argument("--repeats", type=int, default=3, help="timed rounds per network (fastest kept)")
+    ap.add_argument("--frames", type=int, nargs=2, default=[2, 5], help="the two clip lengths of the marginal time")
     ap.add_argument("--align16", action="store_true", help="also compare the global L1 plan with widths rounded to 16")
     ap.add_argument("--refresh", action="store_true", help="measure the latency table again")
     a = ap.parse_args()

@@ -14,13 +14,22 @@ pytest.importorskip("onnxscript")
 from core.deploy.onnx_export import VERIFY_SHAPES, deploy_copy, export_onnx, max_diff_at  # noqa: E402
 from core.deploy.onnx_graph import export_step_graphs  # noqa: E402
 from core.deploy.runtime import OnnxStepper, load_clip, load_network, load_stepper  # noqa: E402
+from core.ssl import compute_scores, make_plan, prune_to_plan  # noqa: E402
 from core.stream import stream_frames  # noqa: E402
 from tests.helpers import rss_mib, tiny_model  # noqa: E402
 
 
+def _pruned_uni():
+    """BasicVSR-uni pruned at 0.5: its blocks read and write channel subsets of the stream (gathers, adds)."""
+    model = tiny_model("basicvsr-uni", 8, 2)
+    pruned = prune_to_plan(model, make_plan(compute_scores(model), 0.5, frame_size=(32, 32)))
+    assert all(b.reads is not None and b.writes is not None for b in pruned.spec.forward_blocks)
+    return pruned
+
+
 @pytest.fixture(scope="module", params=["basicvsr-uni", pytest.param("basicvsr", marks=pytest.mark.slow)])
 def exported(request, tmp_path_factory):
-    model = tiny_model(request.param, 8, 1)
+    model = _pruned_uni() if request.param == "basicvsr-uni" else tiny_model(request.param, 8, 1)
     graphs = export_step_graphs(deploy_copy(model))
     path = tmp_path_factory.mktemp("onnx") / f"{request.param}.onnx"
     check = export_onnx(model, path, graphs=graphs, meta={"source": "tiny"})
