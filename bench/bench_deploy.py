@@ -1,14 +1,15 @@
 """Deployed files against PyTorch on real frames: dense / pruned 0.5 × PyTorch fp32 / onnxruntime fp32 / int8.
 
-    python bench/bench_deploy.py [--work DIR] [--short 3] [--long 11]
+    python bench/bench_deploy.py [--work DIR] [--short 3] [--long 11] [--rounds 3]
+                                 [--pruned FILE --pruned-label NAME ...]
 
 Real frames: Vid4 calendar (180×144 LR, GT beside it). Time per frame is marginal (long clip minus short clip,
 divided by the frame difference), so session start-up, the first-frame cold start and SpyNet's warm-up are not
-counted; every runtime is timed once per round, round after round (``--rounds``), and each row is the median of its
-rounds, so a load spike on the shared machine hits one round of every row alike rather than one row. Y-PSNR is vs GT on the long clip,
-mean over frames; "drop" is against the same model in fp32 (PyTorch); "vs fp32 out" is the int8 output's Y-PSNR
-against that float model's own output (fidelity, independent of how good the model is). int8 is calibrated on the first 8 frames
-with the guard measured against GT (budget ``--max-drop``).
+counted; every runtime is timed once per round, round after round (``--rounds``), and each row is the median of
+its rounds, so a load spike on the shared machine hits one round of every row alike rather than one row. Y-PSNR
+is vs GT on the long clip, mean over frames; "drop" is against the same model in fp32 (PyTorch); "vs fp32 out" is
+the int8 output's Y-PSNR against that float model's own output (fidelity, independent of how good the model is).
+int8 is calibrated on the first 8 frames with the guard measured against GT (budget ``--max-drop``).
 
 The exported files go to ``--work`` and are reused when present (the traces take minutes on a busy 2-core CPU):
 delete the folder to re-export. Needs the official weights and ../shared/data.
@@ -91,10 +92,12 @@ def main() -> int:
     p.add_argument("--export-only", action="store_true", help="write the files into --work and stop")
     p.add_argument("--models", nargs="+", default=["dense", "pruned"], choices=["dense", "pruned"])
     p.add_argument("--no-export", action="store_true", help="time only the files already in --work")
-    p.add_argument("--pruned", type=Path, default=None,
-                   help="a trained pruned model file for the 'pruned' rows (default: REDS4 pruned zero-shot at 0.5, "
+    p.add_argument("--pruned", type=Path, action="append", default=None,
+                   help="a trained pruned model file for 'pruned' rows, repeatable (its export files are named "
+                        "pruned, pruned-2, ... in --work; default: REDS4 pruned zero-shot at 0.5, "
                         "whose output is far from GT, so int8's quality figures say little about it)")
-    p.add_argument("--pruned-label", default=None, help="how the table names the --pruned model")
+    p.add_argument("--pruned-label", action="append", default=[],
+                   help="how the table names each --pruned model, in the same order")
     args = p.parse_args()
     weights, clip = official_weight("REDS4"), SHARED / "data" / "vid4" / "calendar"
     if weights is None or not clip.is_dir():
@@ -105,15 +108,18 @@ def main() -> int:
     gt_frames = np.stack([mod_crop(f, 4) for f in read_clip(clip / "GT", max_frames=args.long).frames])
     dense = load_checkpoint(weights).model.eval()
     h, w = lr_frames.shape[1:3]
+    entries = [("dense", "dense", dense)]
     if args.pruned is None:
-        pruned, label = prune_to_plan(dense, make_plan(compute_scores(dense), 0.5, frame_size=(h, w))).eval(), "0.5"
-    else:
-        loaded = load_checkpoint(args.pruned)
-        pruned, label = loaded.model.eval(), args.pruned_label or args.pruned.stem
-    models = {name: m for name, m in (("dense", dense), (f"pruned {label}", pruned)) if name.split()[0] in args.models}
-    files = {name: _exports(name.split()[0], m, args.work, lr_frames[:8], gt_frames[:8], args.max_drop,
-                            not args.no_export)
-             for name, m in models.items()}
+        entries.append(("pruned", "pruned 0.5",
+                        prune_to_plan(dense, make_plan(compute_scores(dense), 0.5, frame_size=(h, w))).eval()))
+    for i, path in enumerate(args.pruned or []):
+        label = args.pruned_label[i] if i < len(args.pruned_label) else path.stem
+        stem = "pruned" if i == 0 else f"pruned-{i + 1}"
+        entries.append((stem, f"pruned {label}", load_checkpoint(path).model.eval()))
+    entries = [e for e in entries if e[0].split("-")[0] in args.models]
+    models = {name: m for _, name, m in entries}
+    files = {name: _exports(stem, m, args.work, lr_frames[:8], gt_frames[:8], args.max_drop, not args.no_export)
+             for stem, name, m in entries}
     if args.export_only:
         return 0
     lr = frames_to_tensor(lr_frames)

