@@ -169,3 +169,47 @@ def test_unknown_lock_in_a_config_fails_before_training(tmp_path):
         tiny_config(weights, sir={"max_ratio": {"conv_hr": 1.5}})
     with pytest.raises(ConfigError, match=r"sir.criterion"):
         tiny_config(weights, sir={"criterion": "magic"})
+
+
+def test_train_takes_the_plan_a_latency_target_printed(tmp_path, monkeypatch, capsys):
+    """plan --target-ms --json > PLAN; train --plan PLAN: the trained network has exactly the planned widths."""
+    monkeypatch.setenv("SSL_VSR_CACHE", str(tmp_path / "cache"))
+    table = keyed_synthetic_table(torch.device("cpu"), (16, 16), 8, False)
+    table_path(table.key).parent.mkdir(parents=True)
+    table_path(table.key).write_text(json.dumps(table.to_json()))
+    weights = tiny_model_file(tmp_path / "dense.pth", "basicvsr-uni", 8, 1)
+    target = table.predict_ms(load_checkpoint(weights).spec) * 0.7
+    assert main(["plan", str(weights), "--target-ms", f"{target:.4f}", "--size", "16x16", "--json"]) == 0
+    plan_file = tmp_path / "plan.json"
+    plan_file.write_text(capsys.readouterr().out)
+    planned = plan_from_json(json.loads(plan_file.read_text()))
+    assert planned.settings.widths
+    raw = yaml.safe_load(TINY_YAML.read_text())
+    raw["model"] = {"weights": str(weights), "variant": "basicvsr-uni", "num_feat": 8, "num_block": 1}
+    raw["data"].update({"root": str(TINY_YAML.parents[1] / "demo" / "GT"),
+                        "lr_root": str(TINY_YAML.parents[1] / "demo" / "BIx4"), "clip_length": 3})
+    raw["val"] = {"every": 1000}
+    raw["sir"].update({"ratio": 0.2, "delta": 0.05, "t1": 1, "tau": 0.1, "stabilize_iters": 1})
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    assert main(["train", str(config), "--plan", str(plan_file), "--stages", "sir", "--run-dir",
+                 str(tmp_path / "run"), "--device", "cpu"]) == 0
+    pruned = load_checkpoint(tmp_path / "run" / "pruned.pth")
+    assert pruned.spec == planned.spec_after
+    assert dict(plan_from_json(pruned.meta["plan"]).settings.widths) == dict(planned.settings.widths)
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "cannot read the plan"),
+    ("not json at all", "not a plan"),
+    ('{"ratio": 0.5}', "not a plan"),
+    ('{"settings": {"ratio": "half"}}', "plan settings are damaged"),
+])
+def test_a_bad_plan_file_for_train_is_one_line(tmp_path, capsys, content, message):
+    plan_file = tmp_path / "plan.json"
+    if content is not None:
+        plan_file.write_text(content)
+    assert main(["train", str(TINY_YAML), "--plan", str(plan_file), "--run-dir", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not (tmp_path / "run").exists()

@@ -1,6 +1,6 @@
 """The ``train`` sub-command: a config file in, a run folder out, progress on stderr.
 
-    python main.py train CONFIG [--run-dir DIR] [--stages sir,finetune] [--set key.sub=value ...]
+    python main.py train CONFIG [--run-dir DIR] [--stages sir,finetune] [--plan PLAN.json] [--set key.sub=value ...]
                                 [--device cpu|cuda|auto] [--threads N] [--json]
     python main.py train [CONFIG] --resume DIR       (CONFIG defaults to DIR/run_config.yaml)
     torchrun --nproc_per_node 8 main.py train CONFIG --run-dir DIR     (DistributedDataParallel)
@@ -10,6 +10,7 @@ Ctrl-C stops at the next iteration with the state saved (a second Ctrl-C aborts 
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 import time
@@ -19,9 +20,12 @@ from typing import Any, TextIO
 from ..errors import UserError
 from ..events import Cancelled, Event, Progress, RunControl
 from ..threads import add_threads_option
-from .config import load_config
+from ..ssl.settings import PlanSettings
+from .config import load_config, plan_overrides
 from .logfile import event_to_json, format_event
 from .pipeline import RUN_CONFIG, run_training
+
+MAX_PLAN_BYTES = 16 * 2**20
 
 
 def add_train_commands(subparsers: Any) -> None:
@@ -32,6 +36,9 @@ def add_train_commands(subparsers: Any) -> None:
     p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last saved states")
     p.add_argument("--run-dir", metavar="DIR", help="where to write the run (default: runs/<config>-<time>)")
     p.add_argument("--stages", help="comma-separated subset of pretrain,sir,finetune (overrides the config)")
+    p.add_argument("--plan", metavar="PLAN.json",
+                   help="train to the plan `plan ... --json` printed (ratio, criterion, locks, caps, a latency "
+                        "target's widths): it replaces the config's sir plan keys; --set still applies after it")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set sir.ratio=0.6 (repeatable)")
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N (overrides runtime.device)")
@@ -43,7 +50,8 @@ def add_train_commands(subparsers: Any) -> None:
 def train_command(args: argparse.Namespace) -> int:
     """Run ``train``; returns the exit code (UserError propagates for the caller to print)."""
     run_dir, config_path = _paths(args)
-    overrides = list(args.set)
+    overrides = plan_file_overrides(args.plan) if args.plan else []
+    overrides += args.set
     if args.stages:
         overrides.append(f"stages=[{args.stages}]")
     if args.device:
@@ -65,6 +73,26 @@ def train_command(args: argparse.Namespace) -> int:
         if value is not None:
             sys.stderr.write(f"{name.replace('_', ' ')}: {value}\n")
     return 0
+
+
+def plan_file_overrides(path: str | Path) -> list[str]:
+    """``sir.*=value`` overrides carrying the plan in a ``plan --json`` file (JSON values are YAML too)."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8") if p.stat().st_size <= MAX_PLAN_BYTES else None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"{p}: cannot read the plan ({e.strerror if isinstance(e, OSError) else 'not text'})") \
+            from None
+    if text is None:
+        raise UserError(f"{p}: {p.stat().st_size / 2**20:.0f} MiB is far larger than any plan file")
+    try:
+        data = json.loads(text)
+        settings = data["settings"] if isinstance(data, dict) else None
+    except (ValueError, KeyError):
+        settings = None
+    if not isinstance(settings, dict):
+        raise UserError(f"{p}: not a plan (expected the JSON that `plan ... --json` prints, with its settings)")
+    return [f"{key}={json.dumps(value)}" for key, value in plan_overrides(PlanSettings.from_json(settings)).items()]
 
 
 def _paths(args: argparse.Namespace) -> tuple[Path, Path]:
