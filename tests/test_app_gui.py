@@ -225,3 +225,19 @@ def test_cancel_stops_run_and_leaves_usable_checkpoint(qtbot, window: MainWindow
         assert train.resume_run(tmp_path / "run") is not None
         qtbot.waitUntil(lambda: train.progress.value() > 0, timeout=60_000)
         train.cancel()
+
+
+def test_loss_axis_labels_only_1_2_5_of_each_decade(qtbot):
+    """Training losses span about one decade, where pyqtgraph would label all nine minor ticks on top of
+    each other; the loss plot labels 20, 50, 100, 200 and leaves 30, 40, 60 ... unlabelled."""
+    import math
+
+    from app.widgets.train_curves import LogAxis, TrainingCurves
+
+    curves = TrainingCurves()
+    qtbot.addWidget(curves)
+    axis = curves.loss_plot.getAxis("left")
+    assert isinstance(axis, LogAxis)
+    values = [math.log10(v) for v in (20, 30, 40, 50, 60, 90, 100, 200, 0.5)]
+    assert axis.tickStrings(values, 1.0, 1.0) == ["20", "", "", "50", "", "", "100", "200", "0.5"]
+    assert curves.psnr_plot.getAxis("left").tickStrings([19.0, 19.5], 1.0, 0.5) == ["19.0", "19.5"]

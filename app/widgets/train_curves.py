@@ -5,6 +5,7 @@ event loop with repaints.
 """
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 
 import pyqtgraph as pg
@@ -14,6 +15,22 @@ from .palette import SERIES_COLORS
 
 LOSS_COLORS = ("#3b7dd8", "#d9534f", "#2e9e6a", "#8e44ad", "#d9822b")
 REDRAW_MS = 200
+
+
+class LogAxis(pg.AxisItem):
+    """A log axis that labels only the 1, 2, 5 steps of each decade, as plain numbers.
+
+    pyqtgraph labels all nine minor ticks of a decade ("2·10¹ … 9·10¹") when a curve spans less than a few
+    decades, as training losses do, and the labels pile onto each other.
+    """
+
+    def logTickStrings(self, values, scale, spacing):  # noqa: N802 (pyqtgraph's name)
+        labels = []
+        for v in values:
+            x = 10.0 ** v * scale
+            mantissa = x / 10.0 ** math.floor(math.log10(x)) if x > 0 else 0.0
+            labels.append(f"{x:g}" if round(mantissa, 6) in (1.0, 2.0, 5.0) else "")
+        return labels
 
 
 class TrainingCurves(pg.GraphicsLayoutWidget):
@@ -35,7 +52,8 @@ class TrainingCurves(pg.GraphicsLayoutWidget):
         self._timer.start()
 
     def _plot(self, row: int, col: int, title: str, unit: str, log_y: bool = False) -> pg.PlotItem:
-        plot = self.addPlot(row=row, col=col, title=title)
+        axes = {"left": LogAxis("left")} if log_y else None
+        plot = self.addPlot(row=row, col=col, title=title, axisItems=axes)
         plot.setLabel("left", unit)
         plot.setLabel("bottom", "iteration")
         plot.showGrid(x=False, y=False)
