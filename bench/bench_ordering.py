@@ -1,9 +1,11 @@
 """The SSL paper's ordering at small scale on a CPU: SSL vs its baselines at equal parameters and equal budget.
 
 Methods (all start from the same dense network, all trained by the project's engine ``core.train``):
-  SSL            SIR (λ·γ penalty on the scale factors of the global-L1 plan's units) → pruning → finetune + TF
+  SSL            SIR (λ·γ penalty on the scale factors of the global plan's units) → pruning → finetune + TF
   SSL w/o TF     the same SIR run → finetune without Temporal Finetuning
-  L1 + FT        global L1-norm plan (same parameter count as SSL's network) → finetune
+  L1 + FT        global plan (same parameter count as SSL's network) → finetune
+(the global plan ranks units by ``--criterion``: "l1", the paper's L1 norm, or "l1-mean", the L1 norm per weight;
+the rows say which)
   uniform + FT   per-layer uniform L1 plan (ratio per layer bisected to SSL's parameter count) → finetune
   scratch        SSL's pruned architecture, freshly initialised (SpyNet kept from the dense network) → trained
 Three reference rows read the others: "bicubic" (no network), "bilinear skip" (the network's own bilinear ×4 skip
@@ -44,7 +46,7 @@ from core.io.checkpoint import load_checkpoint, save_model
 from core.io.weights import official_weight
 from core.models.basicvsr import BasicVSR
 from core.models.spec import dense_spec
-from core.ssl import compute_scores, make_plan, make_uniform_plan, prune_to_plan
+from core.ssl import CRITERIA, compute_scores, make_plan, make_uniform_plan, prune_to_plan
 from core.study.training import Budget, finetune_config, scratch_config, sir_only_config
 from core.train.pipeline import run_training
 from core.train.stages import sir_iterations
@@ -78,6 +80,7 @@ def bisect_params(make, target: int):
 class Bench:
     def __init__(self, args: argparse.Namespace, work: Path) -> None:
         self.a, self.work = args, work
+        self.global_label = "L1" if args.criterion == "l1" else args.criterion
         self.results: dict[str, list[dict]] = {}
 
     def budget(self, seed: int) -> Budget:
@@ -139,8 +142,8 @@ class Bench:
         self.record("bicubic", "bicubic", 0, 0.0, "-")
         self.record("bilinear skip", "bilinear", 0, 0.0, "-")
         self.record("dense (start)", dense, 0 if a.blocks == 30 else a.adapt_iters, 0.0, "-")
-        l1_zero = prune_to_plan(dense, make_plan(compute_scores(dense, "l1"), a.ratio))
-        self.record("L1 zero-shot", l1_zero, 0, 0.0, "-")
+        l1_zero = prune_to_plan(dense, make_plan(compute_scores(dense, a.criterion), a.ratio))
+        self.record(f"{self.global_label} zero-shot", l1_zero, 0, 0.0, "-")
         for seed in a.seeds:
             if a.controls_only:
                 self.control(seed, dense_path)
@@ -150,14 +153,15 @@ class Bench:
     def control(self, seed: int, dense_path: Path) -> None:
         """The unpruned network finetuned with the budget every method gets."""
         b = self.budget(seed)
-        total = sir_iterations(sir_only_config(b, str(dense_path), self.a.ratio).sir) + self.a.finetune_iters
+        total = sir_iterations(sir_only_config(b, str(dense_path), self.a.ratio, criterion=self.a.criterion).sir) \
+            + self.a.finetune_iters
         model, t = self.train(f"s{seed}_dense_ft", finetune_config(b, str(dense_path), total))
         self.record("dense + FT", model, total, t, seed)
 
     def seed(self, seed: int, dense_path: Path, dense: BasicVSR) -> None:
         a, b = self.a, self.budget(seed)
         d = str(dense_path)
-        sir_cfg = sir_only_config(b, d, a.ratio)
+        sir_cfg = sir_only_config(b, d, a.ratio, criterion=a.criterion)
         n_sir = sir_iterations(sir_cfg.sir)
         total = n_sir + a.finetune_iters
         sir_model, t_sir = self.train(f"s{seed}_sir", sir_cfg)
@@ -168,8 +172,8 @@ class Bench:
                                   finetune_config(b, str(sir_path), a.finetune_iters, tf, str(teacher) if tf else None))
             self.record(method, model, total, t_sir + t, seed)
         target = sir_model.count_parameters(include_spynet=False)
-        scores = compute_scores(dense, "l1")
-        for method, make in (("L1 + FT", lambda r: make_plan(scores, r)),
+        scores = compute_scores(dense, a.criterion)
+        for method, make in ((f"{self.global_label} + FT", lambda r: make_plan(scores, r)),
                              ("uniform L1 + FT", lambda r: make_uniform_plan(scores, r))):
             plan = bisect_params(make, target)
             path = self.work / f"s{seed}_{method.split()[0]}.pth"
@@ -197,7 +201,8 @@ class Bench:
                          ",".join(str(r["seed"]) for r in runs)])
         net = "full network" if a.blocks == 30 else f"first {a.blocks} residual blocks per trunk, re-adapted " \
                                                       f"{a.adapt_iters} it"
-        print(f"Ordering study: BasicVSR (official REDS4 weights, {net}), ratio {a.ratio} (exact widths); train on "
+        print(f"Ordering study: BasicVSR (official REDS4 weights, {net}), ratio {a.ratio} (exact widths, criterion "
+              f"{a.criterion}); train on "
               f"{a.train.name} (LR patches {a.patch}x{a.patch}, {a.clip_length} frames, batch 1, Adam lr {a.lr} "
               f"cosine, SpyNet frozen, SIR gamma lr {a.gamma_lr}), evaluate on {a.eval.name} (first "
               f"{a.eval_frames} frames, centre {a.eval_crop[0]}x{a.eval_crop[1]} LR crop, Y channel, crop 0); "
@@ -212,6 +217,8 @@ def main() -> int:
     ap.add_argument("--blocks", type=int, default=30, help="residual blocks per trunk kept (30 = the full network)")
     ap.add_argument("--adapt-iters", type=int, default=20, help="dense re-adaptation iterations (only with --blocks)")
     ap.add_argument("--ratio", type=float, default=0.5)
+    ap.add_argument("--criterion", default="l1", choices=CRITERIA,
+                    help="how the global plan (SSL's SIR units, the zero-shot and '+ FT' rows) ranks units")
     ap.add_argument("--seeds", default="0,1")
     ap.add_argument("--sir-iters", type=int, default=8)
     ap.add_argument("--finetune-iters", type=int, default=16)

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ..ssl.criteria import DEFAULT_CRITERION
 from ..train.config import TrainConfig, config_from_dict
 from ..train.stages import sir_iterations
 
@@ -45,9 +46,9 @@ def _base(b: Budget, weights: str, stages: list[str]) -> dict[str, Any]:
     }
 
 
-def _sir_section(b: Budget, ratio: float, align: int) -> dict[str, Any]:
+def _sir_section(b: Budget, ratio: float, align: int, criterion: str = DEFAULT_CRITERION) -> dict[str, Any]:
     grow = max(1, b.sir_iterations // 2)
-    return {"ratio": ratio, "align": align, "delta": b.tau / grow, "t1": 1, "tau": b.tau,
+    return {"ratio": ratio, "criterion": criterion, "align": align, "delta": b.tau / grow, "t1": 1, "tau": b.tau,
             "stabilize_iters": max(0, b.sir_iterations - grow), "gamma_lr": b.gamma_lr}
 
 
@@ -64,9 +65,10 @@ def ssl_config(b: Budget, weights: str, ratio: float, align: int = 1, tf: bool =
     return config_from_dict(raw)
 
 
-def sir_only_config(b: Budget, weights: str, ratio: float, align: int = 1) -> TrainConfig:
+def sir_only_config(b: Budget, weights: str, ratio: float, align: int = 1,
+                    criterion: str = DEFAULT_CRITERION) -> TrainConfig:
     raw = _base(b, weights, ["sir"])
-    raw["sir"] = _sir_section(b, ratio, align)
+    raw["sir"] = _sir_section(b, ratio, align, criterion)
     return config_from_dict(raw)
 
 
