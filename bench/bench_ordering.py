@@ -187,7 +187,8 @@ class Bench:
         save_model(fresh, path, {"init": "random (SpyNet from the dense network)", "seed": seed})
         model, t = self.train(f"s{seed}_scratch", scratch_config(b, str(path), total))
         self.record("scratch", model, total, t, seed)
-        self.control(seed, dense_path)
+        if not self.a.no_control:
+            self.control(seed, dense_path)
 
     def table(self) -> None:
         a = self.a
@@ -232,6 +233,8 @@ def main() -> int:
     ap.add_argument("--train", type=Path, default=SHARED / "data" / "vid4" / "calendar")
     ap.add_argument("--eval", type=Path, default=ROOT / "resources" / "demo")
     ap.add_argument("--controls-only", action="store_true", help="only the reference rows (bicubic, dense + FT)")
+    ap.add_argument("--no-control", action="store_true",
+                    help="leave out dense + FT (it does not depend on --criterion or --ratio: reuse an earlier run)")
     a = ap.parse_args()
     a.seeds = [int(s) for s in a.seeds.split(",") if s]      # --seeds "": the reference rows only
     a.eval_crop = tuple(int(v) for v in a.eval_crop.lower().split("x"))
