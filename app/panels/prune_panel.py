@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel,
-                               QPushButton, QSplitter, QTableView, QVBoxLayout, QWidget)
+                               QPushButton, QSizePolicy, QSplitter, QTableView, QVBoxLayout, QWidget)
 
 from core.errors import UserError
 from core.profile.latency import fps
@@ -74,6 +74,8 @@ class PrunePanel(QWidget):
         self._target_ms: float | None = None      # set while the plan shown was made for a latency target
         self._widths: dict[str, int] | None = None  # that plan's widths (kept when no latency table is loaded)
         self.totals["notes"].setWordWrap(True)
+        # A wrapped note needs its lines: without this the splitter squeezed it to one clipped line.
+        self.totals["notes"].setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.MinimumExpanding)
         self.empty = QLabel("Open a dense BasicVSR checkpoint in the Model step to plan its pruning.")
         self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self._build()
