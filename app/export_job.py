@@ -26,6 +26,8 @@ from .workers import Job
 FORMATS = {"model": ("Pruned checkpoint", ".pth", "model", {}),
            "onnx": ("ONNX fp32", ".onnx", "onnx", {"precision": "fp32"}),
            "onnx_int8": ("ONNX int8", ".int8.onnx", "onnx", {"precision": "int8"}),
+           "onnx_int8_half_flow": ("ONNX int8, flow at half resolution", ".int8.half-flow.onnx", "onnx",
+                                   {"precision": "int8", "flow": "half"}),
            "h5": ("HDF5 report", ".h5", "h5", {})}
 
 
@@ -55,7 +57,7 @@ class ExportOutcome:
 def run_export(job: Job, req: ExportRequest) -> list[ExportOutcome]:
     """Export every requested format; one failure is reported for that format and does not stop the others."""
     outcomes: list[ExportOutcome] = []
-    traced: dict[str, Any] = {}              # the step graphs, traced once for the fp32 and the int8 file
+    traced: dict[str, Any] = {}              # flow resolution → its step graphs, traced once for all its files
     for i, key in enumerate(req.formats):
         job.report(i, len(req.formats))
         _, suffix, fmt, options = FORMATS[key]
@@ -63,10 +65,11 @@ def run_export(job: Job, req: ExportRequest) -> list[ExportOutcome]:
         try:
             claim_output(path)                    # refused before minutes of tracing, not after
             if fmt == "onnx":
-                if "graphs" not in traced:
-                    traced["graphs"] = export_step_graphs(deploy_copy(req.model))
+                flow = options.get("flow", "full")
+                if flow not in traced:
+                    traced[flow] = export_step_graphs(deploy_copy(req.model, flow))
                 options = {**options, "max_drop": req.max_drop, "calib": req.lr, "calib_gt": req.gt,
-                           "graphs": traced["graphs"], **req.options}
+                           "graphs": traced[flow], **req.options}
             check = export_as(fmt, req.model, path, plan=req.plan, meta=req.meta, metrics=req.metrics,
                               frame_size=req.frame_size, **options)
         except Exception as exc:  # shown per format in the results list

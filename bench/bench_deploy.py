@@ -1,7 +1,7 @@
 """Deployed files against PyTorch on real frames: dense / pruned 0.5 × PyTorch fp32 / onnxruntime fp32 / int8.
 
     python bench/bench_deploy.py [--work DIR] [--short 3] [--long 11] [--rounds 3]
-                                 [--pruned FILE --pruned-label NAME ...]
+                                 [--pruned FILE --pruned-label NAME ...] [--half-flow]
 
 Real frames: Vid4 calendar (180×144 LR, GT beside it). Time per frame is marginal (long clip minus short clip,
 divided by the frame difference), so session start-up, the first-frame cold start and SpyNet's warm-up are not
@@ -10,6 +10,8 @@ its rounds, so a load spike on the shared machine hits one round of every row al
 is vs GT on the long clip, mean over frames; "drop" is against the same model in fp32 (PyTorch); "vs fp32 out" is
 the int8 output's Y-PSNR against that float model's own output (fidelity, independent of how good the model is).
 int8 is calibrated on the first 8 frames with the guard measured against GT (budget ``--max-drop``).
+``--half-flow`` adds, per pruned model, an int8 file whose SpyNet stops one level short (flow at half resolution);
+its guard counts the drop from the full-flow float network, and so does the table.
 
 The exported files go to ``--work`` and are reused when present (the traces take minutes on a busy 2-core CPU):
 delete the folder to re-export. Needs the official weights and ../shared/data.
@@ -66,20 +68,28 @@ def interleaved_marginal_ms(runs: list, lr: torch.Tensor, short: int, long: int,
     return [statistics.median(m) for m in marginals], outputs
 
 
+# runtime label → (precision, SpyNet flow resolution, file suffix)
+FILE_KINDS = {"fp32": ("fp32", "full", ".onnx"), "int8": ("int8", "full", ".int8.onnx"),
+              "int8, half flow": ("int8", "half", ".int8.half-flow.onnx")}
+
+
 def _exports(name: str, model, work: Path, calib: np.ndarray, calib_gt: np.ndarray, max_drop: float,
-             export: bool = True) -> dict:
-    files = {"fp32": work / f"{name}.onnx", "int8": work / f"{name}.int8.onnx"}
-    if export and not all(f.exists() for f in files.values()):
-        graphs = export_step_graphs(deploy_copy(model))
-        for precision, path in files.items():
+             kinds: list[str], export: bool = True) -> dict:
+    files = {kind: work / f"{name}{FILE_KINDS[kind][2]}" for kind in kinds}
+    if export:
+        graphs: dict[str, dict] = {}          # flow resolution → its step graphs (one trace per resolution)
+        for kind, path in files.items():
             if not path.exists():
+                precision, flow, _ = FILE_KINDS[kind]
+                if flow not in graphs:
+                    graphs[flow] = export_step_graphs(deploy_copy(model, flow))
                 try:
                     check = export_onnx(model, path, precision=precision, calib=calib, calib_gt=calib_gt,
-                                        max_drop=max_drop, graphs=graphs)
+                                        max_drop=max_drop, graphs=graphs[flow], flow=flow)
                     print(check.summary(), flush=True)
                 except ExportError as e:     # the row is left out of the table, and the reason printed
-                    print(f"{name} {precision}: {e}", flush=True)
-    return {precision: path for precision, path in files.items() if path.exists()}
+                    print(f"{name} {kind}: {e}", flush=True)
+    return {kind: path for kind, path in files.items() if path.exists()}
 
 
 def main() -> int:
@@ -92,6 +102,8 @@ def main() -> int:
     p.add_argument("--export-only", action="store_true", help="write the files into --work and stop")
     p.add_argument("--models", nargs="+", default=["dense", "pruned"], choices=["dense", "pruned"])
     p.add_argument("--no-export", action="store_true", help="time only the files already in --work")
+    p.add_argument("--half-flow", action="store_true",
+                   help="also an int8 file of each pruned model with SpyNet's flow at half resolution")
     p.add_argument("--pruned", type=Path, action="append", default=None,
                    help="a trained pruned model file for 'pruned' rows, repeatable (its export files are named "
                         "pruned, pruned-2, ... in --work; default: REDS4 pruned zero-shot at 0.5, "
@@ -118,15 +130,17 @@ def main() -> int:
         entries.append((stem, f"pruned {label}", load_checkpoint(path).model.eval()))
     entries = [e for e in entries if e[0].split("-")[0] in args.models]
     models = {name: m for _, name, m in entries}
-    files = {name: _exports(stem, m, args.work, lr_frames[:8], gt_frames[:8], args.max_drop, not args.no_export)
-             for stem, name, m in entries}
+    kinds = {stem: ["fp32", "int8"] + (["int8, half flow"] if args.half_flow and stem != "dense" else [])
+             for stem, _, _ in entries}
+    files = {name: _exports(stem, m, args.work, lr_frames[:8], gt_frames[:8], args.max_drop, kinds[stem],
+                            not args.no_export) for stem, name, m in entries}
     if args.export_only:
         return 0
     lr = frames_to_tensor(lr_frames)
     runners = []
     for name, model in models.items():
         runners.append((name, model, "PyTorch fp32", deploy_copy(model).to(memory_format=torch.channels_last), None))
-        runners += [(name, model, f"onnxruntime {prec}", load_clip(path), path) for prec, path in files[name].items()]
+        runners += [(name, model, f"onnxruntime {kind}", load_clip(path), path) for kind, path in files[name].items()]
     times, outputs = interleaved_marginal_ms([r[3] for r in runners], lr, args.short, args.long, args.rounds)
     rows, base, fp32_psnr, fp32_out = [], None, {}, {}
     for (name, model, runtime, _, path), ms, out in zip(runners, times, outputs):

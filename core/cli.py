@@ -17,6 +17,7 @@ from typing import Any, Callable, NoReturn, Sequence
 
 from .errors import UserError
 from .interrupt import interrupt_normally
+from .models.spynet import FLOW_RESOLUTIONS
 from .plan_args import add_plan_arguments
 from .threads import add_threads_option, set_threads
 
@@ -248,10 +249,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     check = export_file(args.model, args.format, args.out, precision=args.precision, calib=args.calib,
                         calib_gt=args.calib_gt, max_drop=args.max_drop, overwrite=args.overwrite,
-                        allow_nonfinite=args.allow_nonfinite)
+                        allow_nonfinite=args.allow_nonfinite, flow=args.flow)
     _emit(args, {"output": str(check.path), "format": check.format, "precision": check.precision,
                  "max_abs_diff": check.max_abs_diff, "shapes_verified": [list(s) for s in check.shapes],
-                 "psnr_drop_db": check.psnr_drop, "kept_float": list(check.kept_float),
+                 "flow": check.flow, "psnr_drop_db": check.psnr_drop, "kept_float": list(check.kept_float),
                  "size_bytes": check.size_bytes, "verified": check.ok}, check.summary())
     return 0 if check.ok else 1
 
@@ -348,6 +349,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                      "(default: against the LR frames, x4 consistency)")
     sp.add_argument("--max-drop", type=float, default=0.3,
                     help="Y-PSNR drop (dB) int8 may cost; the costliest layers stay float until it fits")
+    sp.add_argument("--flow", choices=FLOW_RESOLUTIONS, default="full",
+                    help="SpyNet's resolution in the file: half skips its finest level (faster, an approximation "
+                         "whose cost int8's --max-drop budget includes)")
     add_threads_option(sp)
     overwrite_flag(sp)
     nonfinite_flag(sp)

@@ -87,3 +87,12 @@ def test_sr_refuses_a_foreign_onnx(tmp_path, capsys):
     err = _one_line_error(capsys, ["sr", str(_foreign_onnx(tmp_path / "foreign.onnx")), str(clip),
                                    str(tmp_path / "out"), "--max-frames", "2"])
     assert "not exported by this tool" in err and not (tmp_path / "out").exists()
+
+
+def test_flow_resolution_is_for_onnx_only_and_from_a_fixed_list(tmp_path, capsys, model_file):
+    err = _one_line_error(capsys, ["export", str(model_file), "--format", "h5", "--flow", "half",
+                                   "--out", str(tmp_path / "r.h5")])
+    assert "--flow" in err and not (tmp_path / "r.h5").exists()
+    err = _one_line_error(capsys, ["export", str(model_file), "--format", "onnx", "--flow", "quarter",
+                                   "--out", str(tmp_path / "m.onnx")])
+    assert "invalid choice" in err and not (tmp_path / "m.onnx").exists()

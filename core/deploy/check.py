@@ -26,6 +26,7 @@ class ExportCheck:
     psnr_drop: float | None = None
     max_drop: float | None = None
     kept_float: tuple[str, ...] = field(default=())
+    flow: str = "full"                # SpyNet's resolution in the file (core.models.spynet.FLOW_RESOLUTIONS)
 
     @property
     def ok(self) -> bool:

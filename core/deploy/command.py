@@ -18,7 +18,7 @@ def _frames(path: str | Path | None):
 
 def export_file(model_path: str | Path, fmt: str, out: str | Path, *, precision: str = "fp32",
                 calib: str | Path | None = None, calib_gt: str | Path | None = None, max_drop: float = 0.3,
-                overwrite: bool = False, allow_nonfinite: bool = False) -> ExportCheck:
+                overwrite: bool = False, allow_nonfinite: bool = False, flow: str = "full") -> ExportCheck:
     """Load a model file and export it; the output is claimed before any heavy work."""
     from ..io.checkpoint import load_checkpoint
     from ..io.output import claim_output
@@ -26,8 +26,8 @@ def export_file(model_path: str | Path, fmt: str, out: str | Path, *, precision:
 
     sources = [model_path, calib, calib_gt]
     claim_output(out, inputs=sources, overwrite=overwrite)
-    if fmt != "onnx" and (precision != "fp32" or calib is not None):
-        raise UserError(f"--precision and --calib apply to --format onnx only, not {fmt}")
+    if fmt != "onnx" and (precision != "fp32" or calib is not None or flow != "full"):
+        raise UserError(f"--precision, --calib and --flow apply to --format onnx only, not {fmt}")
     if precision == "int8" and calib is None:
         raise CalibrationError("int8 needs calibration frames: give --calib CLIP (a frame folder or video "
                                "of the kind the model will see)")
@@ -37,6 +37,6 @@ def export_file(model_path: str | Path, fmt: str, out: str | Path, *, precision:
     options = {}
     if fmt == "onnx":
         options = {"precision": precision, "calib": _frames(calib),
-                   "calib_gt": _frames(calib_gt), "max_drop": max_drop}
+                   "calib_gt": _frames(calib_gt), "max_drop": max_drop, "flow": flow}
     meta = {**loaded.meta, "source": str(loaded.path), "source_format": loaded.source_format}
     return export_as(fmt, loaded.model, out, meta=meta, overwrite=overwrite, inputs=sources, **options)

@@ -13,6 +13,7 @@ from ..errors import UserError
 from ..io.frames import frames_to_tensor, tensor_to_frames
 from ..io.output import staged_file
 from ..models.basicvsr import BasicVSR
+from ..models.spynet import FLOW_RESOLUTIONS
 from .check import ExportCheck
 from .onnx_graph import assemble_clip_model, base_metadata, export_step_graphs
 from .runtime import OnnxClip, read_onnx
@@ -28,9 +29,16 @@ class ExportError(UserError):
     """An export that failed its check after writing (nothing is left on disk)."""
 
 
-def deploy_copy(model: BasicVSR) -> BasicVSR:
-    """A private float32 CPU copy in the plain layout: exports trace this, never the caller's (shared) model."""
-    return copy.deepcopy(model).cpu().float().eval().to(memory_format=torch.contiguous_format)
+def deploy_copy(model: BasicVSR, flow: str = "full") -> BasicVSR:
+    """A private float32 CPU copy in the plain layout: exports trace this, never the caller's (shared) model.
+
+    ``flow``: the SpyNet resolution the copy runs at (``FLOW_RESOLUTIONS``; "full" is the network as trained).
+    """
+    if flow not in FLOW_RESOLUTIONS:
+        raise UserError(f"unknown flow resolution {flow!r} (use one of: {', '.join(FLOW_RESOLUTIONS)})")
+    out = copy.deepcopy(model).cpu().float().eval().to(memory_format=torch.contiguous_format)
+    out.spynet.set_resolution(flow)
+    return out
 
 
 def _clip_runner(model: BasicVSR, metadata: Mapping[str, str]):
@@ -70,13 +78,15 @@ def export_onnx(model: BasicVSR, path: str | Path, *, precision: str = "fp32", c
                 calib_gt: np.ndarray | None = None, max_drop: float = 0.3, meta: Mapping[str, Any] | None = None,
                 overwrite: bool = False, inputs: Iterable[str | Path] = (),
                 shapes: tuple[tuple[int, int, int], ...] = VERIFY_SHAPES,
-                graphs: Mapping[str, Any] | None = None) -> ExportCheck:
+                graphs: Mapping[str, Any] | None = None, flow: str = "full") -> ExportCheck:
     """Write ``model`` as one ONNX file (steps in Scan loops) and verify it before it is moved into place.
 
-    fp32: the file must match PyTorch to ``FP32_TOLERANCE`` at every shape in ``shapes``. int8: calibrated on
-    ``calib`` (uint8 (T, h, w, 3) LR frames), layers kept float until the Y-PSNR drop is within ``max_drop`` dB
-    (vs ``calib_gt`` when given); the written file must run at every shape. ``graphs``: the step graphs of this
-    very model from ``export_step_graphs``, when already traced (one trace for an fp32 and an int8 file).
+    fp32: the file must match PyTorch (run at the same ``flow`` resolution) to ``FP32_TOLERANCE`` at every shape
+    in ``shapes``. int8: calibrated on ``calib`` (uint8 (T, h, w, 3) LR frames), layers kept float until the
+    Y-PSNR drop is within ``max_drop`` dB (vs ``calib_gt`` when given); the drop is counted from ``model`` as
+    trained (full flow), so a "half" flow's cost is inside the budget. The written file must run at every shape.
+    ``graphs``: the step graphs of this very model at this ``flow`` from ``export_step_graphs``, when already
+    traced (one trace for an fp32 and an int8 file).
     """
     if precision not in PRECISIONS:
         raise UserError(f"unknown precision {precision!r} (use one of: {', '.join(PRECISIONS)})")
@@ -88,16 +98,18 @@ def export_onnx(model: BasicVSR, path: str | Path, *, precision: str = "fp32", c
     from ..io.output import claim_output
 
     claim_output(path, inputs=inputs, overwrite=overwrite)
-    model = deploy_copy(model)
+    trained = model
+    model = deploy_copy(model, flow)
     graphs = dict(graphs) if graphs is not None else export_step_graphs(model)
     kept: tuple[str, ...] = ()
     quant = None
     if precision == "int8":
-        float_meta = base_metadata(model, "fp32", meta)
+        float_meta = base_metadata(model, "fp32", meta, flow=flow)
+        reference = None if flow == "full" else tensor_to_frames(deploy_copy(trained)(frames_to_tensor(calib)))
         quant = quantize_steps(graphs, model.spec.bidirectional, model.num_feat, calib,
-                               _clip_runner(model, float_meta), max_drop, calib_gt)
+                               _clip_runner(model, float_meta), max_drop, calib_gt, reference)
         graphs, kept = quant.graphs, quant.kept_float
-    metadata = base_metadata(model, precision, meta, kept)
+    metadata = base_metadata(model, precision, meta, kept, flow)
     if quant is not None:
         metadata.update({"ssl_vsr.int8_drop_db": f"{quant.drop:.4f}", "ssl_vsr.int8_reference": quant.reference,
                          "ssl_vsr.max_drop_db": f"{max_drop}"})
@@ -120,7 +132,9 @@ def export_onnx(model: BasicVSR, path: str | Path, *, precision: str = "fp32", c
     with staged_file(path, inputs=inputs, overwrite=overwrite, verify=verify) as tmp:
         tmp.write_bytes(proto.SerializeToString())
     detail = f"{model.spec.variant}, opset {proto.opset_import[0].version}, dynamic frames/height/width"
+    if flow != "full":
+        detail += f", flow at {flow} resolution"
     if quant is None:
-        return ExportCheck(Path(path), "onnx", found["diff"], FP32_TOLERANCE, detail, "fp32", shapes)
+        return ExportCheck(Path(path), "onnx", found["diff"], FP32_TOLERANCE, detail, "fp32", shapes, flow=flow)
     return ExportCheck(Path(path), "onnx", found["diff"], None, f"{detail}, drop vs {quant.reference}", "int8",
-                       shapes, psnr_drop=quant.drop, max_drop=max_drop, kept_float=kept)
+                       shapes, psnr_drop=quant.drop, max_drop=max_drop, kept_float=kept, flow=flow)

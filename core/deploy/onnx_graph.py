@@ -184,9 +184,11 @@ def set_metadata(proto: Any, metadata: Mapping[str, str]) -> None:
 
 
 def base_metadata(model: BasicVSR, precision: str, meta: Mapping[str, Any] | None = None,
-                  kept_float: tuple[str, ...] = ()) -> dict[str, str]:
-    """The metadata every file of ours carries: spec (to rebuild the reference), precision and provenance."""
+                  kept_float: tuple[str, ...] = (), flow: str = "full") -> dict[str, str]:
+    """The metadata every file of ours carries: spec (to rebuild the reference), precision, SpyNet's resolution
+    and provenance."""
     return {"ssl_vsr.spec": json.dumps(model.spec.to_json()), "ssl_vsr.precision": precision,
+            "ssl_vsr.flow": flow,
             "ssl_vsr.kept_float": json.dumps(list(kept_float)),
             "ssl_vsr.meta": json.dumps({k: v for k, v in dict(meta or {}).items() if k != "plan"}, default=str)}
 

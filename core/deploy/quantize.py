@@ -221,10 +221,12 @@ def fewest_float(layers: int, attempt: Callable[[int], tuple[Any, float]], max_d
 
 def quantize_steps(graphs: Mapping[str, Any], bidirectional: bool, num_feat: int, frames: np.ndarray,
                    run_clip: Callable[[Mapping[str, Any], np.ndarray], np.ndarray], max_drop: float = 0.3,
-                   gt: np.ndarray | None = None) -> QuantResult:
+                   gt: np.ndarray | None = None, reference_sr: np.ndarray | None = None) -> QuantResult:
     """Quantize the step graphs on ``frames`` (uint8 (T, h, w, 3)), keeping layers float until the drop fits.
 
-    ``run_clip(step graphs, frames) → uint8 SR frames`` runs a candidate on the whole clip.
+    ``run_clip(step graphs, frames) → uint8 SR frames`` runs a candidate on the whole clip. The drop is counted
+    from the float ``graphs``' output, or from ``reference_sr`` (the network as trained, on ``frames``) when the
+    graphs already approximate it (a half-resolution flow): then the budget covers both approximations.
     """
     frames = check_calibration(frames)
     if gt is not None and len(gt) < len(frames):
@@ -236,7 +238,7 @@ def quantize_steps(graphs: Mapping[str, Any], bidirectional: bool, num_feat: int
     sessions = {name: _session(g) for name, g in graphs.items()}
     outs = {name: [o.name for o in g.graph.output] for name, g in graphs.items()}
     feeds = record_feeds(lambda name, feed: sessions[name].run(outs[name], feed), bidirectional, num_feat, lr)
-    float_score = score(run_clip(graphs, frames))
+    float_score = score(reference_sr[:len(frames)] if reference_sr is not None else run_clip(graphs, frames))
     with tempfile.TemporaryDirectory(prefix="ssl-vsr-int8-") as tmp:
         work = Path(tmp)
 
