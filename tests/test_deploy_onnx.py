@@ -47,6 +47,16 @@ def test_export_is_verified_at_unseen_shapes(exported):
         assert float((load_clip(path)(two) - model(two)).abs().max()) <= 1e-4
 
 
+def test_feature_warps_are_exported_as_row_gathers(exported):
+    _, _, _, graphs = exported
+    for graph in graphs.values():
+        ops = [(node.name.startswith("flow/"), node.op_type) for node in graph.graph.node]
+        # onnxruntime's GridSample kernel is slower than four row gathers: only SpyNet's image warps (border
+        # padding, 3 channels) keep it, one per pyramid level.
+        assert ops.count((False, "GridSample")) == 0 and ops.count((True, "GridSample")) == 6
+        assert ops.count((False, "Gather")) >= 4
+
+
 def test_step_models_equal_pytorch_steps(exported):
     model, path, _, _ = exported
     stepper = load_stepper(path)

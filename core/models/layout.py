@@ -44,13 +44,18 @@ def add_channels_(x: torch.Tensor, idx: torch.Tensor, y: torch.Tensor) -> torch.
     return x
 
 
-def bilinear_sample_rows(x: torch.Tensor, gx: torch.Tensor, gy: torch.Tensor) -> torch.Tensor | None:
+def bilinear_sample_rows(x: torch.Tensor, gx: torch.Tensor, gy: torch.Tensor,
+                         any_layout: bool = False) -> torch.Tensor | None:
     """``grid_sample(x, (gx, gy), bilinear, zeros, align_corners=True)`` for a channels-last ``x``.
 
     The same arithmetic in the same order as PyTorch's CPU kernel (results are bit-identical in tests), but each
-    corner is one gather of whole pixel rows. Returns None when ``x`` is not channels-last.
+    corner is one gather of whole pixel rows. Returns None when ``x`` is not channels-last, unless ``any_layout``
+    (an ONNX trace: there the rows are a transpose in the graph, and four row gathers still beat onnxruntime's
+    GridSample kernel, bench/bench_deploy.py).
     """
     rows = pixel_rows(x)
+    if rows is None and any_layout and x.dim() == 4:
+        rows = x.permute(0, 2, 3, 1).reshape(-1, x.shape[1])
     if rows is None:
         return None
     n, _, h, w = x.shape

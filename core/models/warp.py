@@ -18,7 +18,7 @@ def flow_warp(x: torch.Tensor, flow: torch.Tensor, interp_mode: str = "bilinear"
     vx = 2.0 * (grid_x + flow[..., 0]) / torch.sym_max(w - 1, 1) - 1.0
     vy = 2.0 * (grid_y + flow[..., 1]) / torch.sym_max(h - 1, 1) - 1.0
     if interp_mode == "bilinear" and padding_mode == "zeros":
-        rows = bilinear_sample_rows(x, vx, vy)
+        rows = bilinear_sample_rows(x, vx, vy, any_layout=torch.compiler.is_exporting())
         if rows is not None:
             return rows
     return F.grid_sample(x, torch.stack((vx, vy), dim=3), mode=interp_mode,
