@@ -100,6 +100,7 @@ def main() -> int:
 
     export = window.panels["export"]
     export.folder.setText(str(work / "export"))
+    export.checks["onnx_int8_half_flow"].setChecked(True)       # show the opt-in file beside the others
     export.export()
     wait_for(export.exportFinished)
     shoot(window, "export", "export")

@@ -241,3 +241,22 @@ def test_loss_axis_labels_only_1_2_5_of_each_decade(qtbot):
     values = [math.log10(v) for v in (20, 30, 40, 50, 60, 90, 100, 200, 0.5)]
     assert axis.tickStrings(values, 1.0, 1.0) == ["20", "", "", "50", "", "", "100", "200", "0.5"]
     assert curves.psnr_plot.getAxis("left").tickStrings([19.0, 19.5], 1.0, 0.5) == ["19.0", "19.5"]
+
+
+def test_export_step_offers_half_flow_int8_off_by_default_and_labels_it(qtbot, window: MainWindow,
+                                                                        tmp_path: Path) -> None:
+    from app.export_job import FORMATS, ExportOutcome
+    from app.panels.export_panel import _result_item
+    from core.deploy import ExportCheck
+
+    export = window.panels["export"]
+    assert not export.checks["onnx_int8_half_flow"].isChecked()        # an approximation: opted into
+    assert all(box.isChecked() for key, box in export.checks.items() if key != "onnx_int8_half_flow")
+    assert FORMATS["onnx_int8_half_flow"][3] == {"precision": "int8", "flow": "half"}
+    path = tmp_path / "m.int8.half-flow.onnx"
+    path.write_bytes(b"x" * 2048)
+    check = ExportCheck(path, "onnx", 0.2, None, "basicvsr, flow at half resolution, drop vs GT", "int8",
+                        ((2, 19, 23),), psnr_drop=0.01, max_drop=0.3, flow="half")
+    item = _result_item(ExportOutcome("onnx_int8_half_flow", check))
+    assert item.text(0) == "ONNX int8, flow at half resolution" and item.text(3) == "int8, half flow"
+    assert item.text(1) == "✔ verified" and "drop 0.01 dB" in item.text(7)
