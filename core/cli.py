@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import signal
 import sys
 import threading
@@ -112,9 +113,42 @@ def _check_scratch(scratch: str | None) -> None:
         raise UserError(f"--scratch {scratch} is not an existing folder")
 
 
+RAW_CUT_WARNING = ("warning: {model} is a raw cut (not reconstructed, not trained): its output is noise; "
+                   "run prune with --calib (reconstruction) or train it first")
+
+
+def _warn_if_raw_cut(model: str, status) -> None:
+    """One line on stderr (this module owns it) when ``status`` (``core.recover.status``) says raw cut."""
+    if status.raw_cut:
+        print(RAW_CUT_WARNING.format(model=model), file=sys.stderr)
+
+
+def _onnx_source_meta(meta: dict[str, str]) -> dict[str, Any]:
+    """The source model file's meta that ``export`` recorded in one of our .onnx files (``ssl_vsr.meta``)."""
+    try:
+        source = json.loads(meta.get("ssl_vsr.meta", "{}"))
+    except ValueError:
+        return {}
+    return source if isinstance(source, dict) else {}
+
+
+def _load_runnable(path: str, allow_nonfinite: bool):
+    """What ``sr`` runs (a checkpoint's network, or the stepper of an .onnx of ours) and how it was made."""
+    from .deploy.runtime import is_onnx, load_network
+    from .recover.status import recovery_status
+
+    if is_onnx(path):
+        network = load_network(path, allow_nonfinite=allow_nonfinite)
+        return network, recovery_status(_onnx_source_meta(network.meta), not network.spec.is_dense)
+    from .io.checkpoint import load_checkpoint
+
+    loaded = load_checkpoint(path, allow_nonfinite=allow_nonfinite)
+    return loaded.model, recovery_status(loaded.meta, loaded.is_pruned)
+
+
 def cmd_sr(args: argparse.Namespace) -> int:
     from .device import resolve_device
-    from .deploy.runtime import load_network, run_device
+    from .deploy.runtime import run_device
     from .io.output import claim_output
     from .io.source import check_sink, is_video_path, open_sink, open_source
     from .preflight import check_clip_length
@@ -129,7 +163,8 @@ def cmd_sr(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     source = open_source(args.input, max_frames=args.max_frames)
     check_clip_length(source.count, source.name)       # before any inference
-    network = load_network(args.checkpoint, allow_nonfinite=args.allow_nonfinite)   # checkpoint or our .onnx
+    network, status = _load_runnable(args.checkpoint, args.allow_nonfinite)         # checkpoint or our .onnx
+    _warn_if_raw_cut(args.checkpoint, status)
     device = run_device(network, device)
     bar = _progress(f"sr {source.name}", args.json)
     # Scratch beside the output is named like the output's own staged temp: a killed run's leftovers are swept by
@@ -143,7 +178,8 @@ def cmd_sr(args: argparse.Namespace) -> int:
     h, w = run.out_size
     per_frame = run.seconds / max(run.frames_done, 1)
     data = {"output": str(out), "frames": run.frames_done, "size": [h, w], "seconds": run.seconds,
-            "seconds_per_frame": per_frame, "device": str(device), "scratch_bytes": run.scratch_bytes}
+            "seconds_per_frame": per_frame, "device": str(device), "scratch_bytes": run.scratch_bytes,
+            "model_status": status.summary(), "raw_cut": status.raw_cut}
     _emit(args, data, f"wrote {run.frames_done} frames of {w}x{h} to {out} ({per_frame:.3f} s/frame on {device}, "
                       f"{run.scratch_bytes / 2**20:.1f} MiB of scratch data)")
     return 0
@@ -244,16 +280,32 @@ def cmd_prune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _finite(value: float | None) -> float | None:
+    """A number for --json (strict JSON has no Infinity/NaN: an int8 file identical to float has fidelity inf)."""
+    return value if value is None or math.isfinite(value) else None
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from .deploy.command import export_file
 
+    made: list = []
+
+    def loaded(status) -> None:           # before the export's long work; a report (h5) runs nothing
+        made.append(status)
+        if args.format == "onnx":
+            _warn_if_raw_cut(args.model, status)
+
     check = export_file(args.model, args.format, args.out, precision=args.precision, calib=args.calib,
                         calib_gt=args.calib_gt, max_drop=args.max_drop, overwrite=args.overwrite,
-                        allow_nonfinite=args.allow_nonfinite, flow=args.flow)
+                        allow_nonfinite=args.allow_nonfinite, flow=args.flow, on_loaded=loaded)
     _emit(args, {"output": str(check.path), "format": check.format, "precision": check.precision,
                  "max_abs_diff": check.max_abs_diff, "shapes_verified": [list(s) for s in check.shapes],
-                 "flow": check.flow, "psnr_drop_db": check.psnr_drop, "kept_float": list(check.kept_float),
-                 "size_bytes": check.size_bytes, "verified": check.ok}, check.summary())
+                 "flow": check.flow, "psnr_drop_db": check.psnr_drop, "fidelity_db": _finite(check.fidelity_db),
+                 "fidelity_lr_db": _finite(check.fidelity_lr_db), "judged_drop_db": _finite(check.judged_drop),
+                 "max_drop_db": check.max_drop, "kept_float": list(check.kept_float),
+                 "size_bytes": check.size_bytes, "verified": check.ok,
+                 "model_status": made[0].summary() if made else None,
+                 "raw_cut": made[0].raw_cut if made else None}, check.summary())
     return 0 if check.ok else 1
 
 

@@ -1,4 +1,5 @@
-"""Training and validation clips: REDS, Vimeo-90K septuplets, any folder of clips or videos.
+"""Training and validation clips: REDS, Vimeo-90K septuplets, any folder of clips or videos, and LR clips
+with no GT at all (a video or a folder of frames the user has: trained by distillation from a teacher).
 
 Discovery checks everything it cheaply can before training starts (clip count, clip length, LR/GT sizes) and
 raises ``DatasetError`` with the offending clip named. Patches are drawn by *index*: sample ``i`` always comes
@@ -23,6 +24,7 @@ from torch.utils.data import Dataset, Sampler
 from ..errors import ClipError, DatasetError
 from ..io.frames import IMAGE_EXTS, VIDEO_EXTS, find_clips, list_frames, natural_key, read_clip, read_frame
 from ..io.h5cache import CacheItem, H5Frames
+from ..io.source import FolderSource, open_source
 from .degrade import bd_degrade, bi_degrade
 
 SCALE = 4
@@ -255,6 +257,8 @@ class PatchSettings:
 class TrainPatches(Dataset):
     """Sample ``i``: a random clip, start frame and aligned LR/GT patch, augmented — uint8 (T, 3, h, w) pairs."""
 
+    has_gt = True
+
     def __init__(self, records: Sequence[ClipRecord], reader: FrameReader, settings: PatchSettings,
                  seed: int = 0) -> None:
         check_clip_length(records, settings.clip_length, settings.patch_size)
@@ -292,22 +296,151 @@ class TrainPatches(Dataset):
         return lr, gt
 
 
-def augment(lr: np.ndarray, gt: np.ndarray, rng: np.random.Generator, flip: bool, rotate: bool,
-            reverse: bool) -> tuple[np.ndarray, np.ndarray]:
-    """The same random flips / transpose / time reversal on every frame of both clips (T, H, W, 3)."""
+def augment(lr: np.ndarray, gt: np.ndarray | None, rng: np.random.Generator, flip: bool, rotate: bool,
+            reverse: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """The same random flips / transpose / time reversal on every frame of both clips (T, H, W, 3); ``gt`` may
+    be None (LR-only data)."""
+    clips = [lr] if gt is None else [lr, gt]
     if flip and rng.random() < 0.5:
-        lr, gt = lr[:, :, ::-1], gt[:, :, ::-1]
+        clips = [c[:, :, ::-1] for c in clips]
     if flip and rng.random() < 0.5:
-        lr, gt = lr[:, ::-1], gt[:, ::-1]
+        clips = [c[:, ::-1] for c in clips]
     if rotate and rng.random() < 0.5:
-        lr, gt = lr.transpose(0, 2, 1, 3), gt.transpose(0, 2, 1, 3)
+        clips = [c.transpose(0, 2, 1, 3) for c in clips]
     if reverse and rng.random() < 0.5:
-        lr, gt = lr[::-1], gt[::-1]
-    return lr, gt
+        clips = [c[::-1] for c in clips]
+    return clips[0], (None if gt is None else clips[1])
 
 
 def _to_tensor(frames: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 3, 1, 2)))
+
+
+# -- LR-only clips (no GT) ---------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class LRClip:
+    """One LR clip with no GT: frame files read as needed, or a video decoded once into memory."""
+
+    name: str
+    path: Path
+    frames: int
+    size: tuple[int, int]                        # (h, w)
+    files: tuple[Path, ...] | None = None        # a folder of frames
+    decoded: tuple[np.ndarray, ...] | None = None   # a video's frames, uint8 (h, w, 3) each
+
+    def read(self, t0: int, t1: int, box: tuple[int, int, int, int]) -> np.ndarray:
+        """Frames ``t0:t1``, window (y, x, h, w), uint8 (T, h, w, 3)."""
+        y, x, h, w = box
+        if self.decoded is not None:
+            return np.stack([f[y:y + h, x:x + w] for f in self.decoded[t0:t1]])
+        out = []
+        for path in self.files[t0:t1]:
+            img = _read_png(path)
+            if img.shape[:2] != self.size:
+                raise DatasetError(f"LR frame {path} is {img.shape[1]}x{img.shape[0]} but the clip's first frame is "
+                                   f"{self.size[1]}x{self.size[0]}: all frames of a clip must match")
+            out.append(img[y:y + h, x:x + w])
+        return np.stack(out)
+
+
+def load_lr_clips(root: str | os.PathLike | None, cache_limit_mb: int) -> list[LRClip]:
+    """The LR clips under ``root`` (a video file, a folder of frames, or a folder of clip folders / videos).
+
+    Frames are read with ``core.io.source.open_source``. A frame folder stays on disk (its frames are read as
+    patches need them); a video cannot be read at random, so its frames are decoded once into memory, all videos
+    together at most ``cache_limit_mb`` MiB: past that a ``DatasetError`` says so before any training (and before
+    more than the limit is held).
+    """
+    if not root:
+        raise DatasetError("no LR clips given: set data.lr_root (a video file, a folder of frames or of clips)")
+    root = Path(root)
+    try:
+        found = find_clips(root)
+    except ClipError as e:
+        raise DatasetError(str(e)) from None
+    budget = cache_limit_mb * 2**20
+    clips = []
+    for path in found:
+        name = path.relative_to(root).as_posix() if path != root else path.name
+        try:
+            src = open_source(path)
+        except ClipError as e:
+            raise DatasetError(str(e)) from None
+        if isinstance(src, FolderSource):
+            clips.append(LRClip(name, path, len(src.files), src.size, files=tuple(src.files)))
+            continue
+        frames = _decode_within(src, budget, cache_limit_mb)
+        budget -= sum(f.nbytes for f in frames)
+        clips.append(LRClip(name, path, len(frames), src.size, decoded=tuple(frames)))
+    return clips
+
+
+def _decode_within(src, budget: int, limit_mb: int) -> list[np.ndarray]:
+    """Every frame of a video source, refusing (early when its header gives the count) past ``budget`` bytes."""
+    h, w = src.size
+    frame_bytes = h * w * 3
+
+    others = "" if budget == limit_mb * 2**20 else " with the videos before it"
+
+    def refuse(frames: str) -> DatasetError:
+        return DatasetError(f"LR video {src.path}: {frames} of {w}x{h} do not fit in data.lr_cache_mb = {limit_mb} "
+                            f"MiB{others} (videos are decoded into memory once): raise data.lr_cache_mb, or extract "
+                            f"the frames into a folder (read from disk as needed)")
+
+    if src.count and src.count * frame_bytes > budget:
+        raise refuse(f"its {src.count} frames ({src.count * frame_bytes / 2**20:.0f} MiB)")
+    frames: list[np.ndarray] = []
+    try:
+        for frame in src:
+            if (len(frames) + 1) * frame_bytes > budget:
+                raise refuse(f"more than {len(frames)} frames")
+            frames.append(frame)
+    except ClipError as e:
+        raise DatasetError(str(e)) from None
+    return frames
+
+
+def check_lr_clips(clips: Sequence[LRClip], clip_length: int, patch: int) -> None:
+    """Every LR clip must hold ``clip_length`` frames and a patch of ``patch`` pixels."""
+    if not clips:
+        raise DatasetError("no LR clips to train on")
+    short = [c for c in clips if c.frames < clip_length]
+    if short:
+        c = short[0]
+        raise DatasetError(f"LR clip {c.name} has {c.frames} frames, fewer than data.clip_length = {clip_length} "
+                           f"({len(short)} of {len(clips)} clips are too short)")
+    small = [c for c in clips if min(c.size) < patch]
+    if small:
+        c = small[0]
+        raise DatasetError(f"LR clip {c.name}: frames of {c.size[1]}x{c.size[0]} are smaller than a patch of "
+                           f"{patch}; lower data.patch_size")
+
+
+class LRPatches(Dataset):
+    """Sample ``i``: a random LR clip, start frame and patch, augmented — uint8 (T, 3, p, p), with an empty GT
+    (shape (0,)) so batches keep the (LR, GT) form the training loop takes. Drawn by index as ``TrainPatches``."""
+
+    has_gt = False
+
+    def __init__(self, clips: Sequence[LRClip], settings: PatchSettings, seed: int = 0) -> None:
+        check_lr_clips(clips, settings.clip_length, settings.patch_size)
+        self.clips = list(clips)
+        self.s = settings
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng((self.seed, index))
+        clip = self.clips[int(rng.integers(len(self.clips)))]
+        s = self.s
+        t0 = int(rng.integers(clip.frames - s.clip_length + 1))
+        h, w = clip.size
+        y, x = int(rng.integers(h - s.patch_size + 1)), int(rng.integers(w - s.patch_size + 1))
+        lr = clip.read(t0, t0 + s.clip_length, (y, x, s.patch_size, s.patch_size))
+        lr, _ = augment(lr, None, rng, s.flip, s.rotate, s.reverse)
+        return _to_tensor(lr), torch.zeros(0, dtype=torch.uint8)
 
 
 class IterationSampler(Sampler[list[int]]):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 from ..errors import UserError
 from .check import ExportCheck
@@ -16,12 +17,35 @@ def _frames(path: str | Path | None):
     return read_clip(path, max_frames=MAX_CALIB_FRAMES).frames
 
 
+def _refuse_if_not_worth_quantizing(model, calib, calib_gt) -> None:
+    """int8 only for a float model better than bicubic upscaling on the calibration frames (a few seconds of
+    PyTorch on at most MAX_CALIB_FRAMES frames, before the trace); ``NotWorthQuantizingError`` otherwise."""
+    import torch
+
+    from ..io.frames import frames_to_tensor, tensor_to_frames
+    from .onnx_export import deploy_copy
+    from .quantize import check_calibration, check_worth_quantizing
+
+    calib = check_calibration(calib)
+    with torch.no_grad():
+        float_sr = tensor_to_frames(deploy_copy(model)(frames_to_tensor(calib)))
+    check_worth_quantizing(float_sr, calib, calib_gt)
+
+
 def export_file(model_path: str | Path, fmt: str, out: str | Path, *, precision: str = "fp32",
                 calib: str | Path | None = None, calib_gt: str | Path | None = None, max_drop: float = 0.3,
-                overwrite: bool = False, allow_nonfinite: bool = False, flow: str = "full") -> ExportCheck:
-    """Load a model file and export it; the output is claimed before any heavy work."""
+                overwrite: bool = False, allow_nonfinite: bool = False, flow: str = "full",
+                on_loaded: Callable[[object], None] | None = None) -> ExportCheck:
+    """Load a model file and export it; the output is claimed before any heavy work.
+
+    An int8 export of a float model worse than bicubic upscaling on the calibration frames is refused
+    (``core.deploy.quantize.NotWorthQuantizingError``) before anything is traced. ``on_loaded(status)`` is called
+    with the model's ``core.recover.status.RecoveryStatus`` once it is loaded and accepted, before the export (the
+    CLI warns there about a raw cut; core never prints).
+    """
     from ..io.checkpoint import load_checkpoint
     from ..io.output import claim_output
+    from ..recover.status import recovery_status
     from .export import export_as
 
     sources = [model_path, calib, calib_gt]
@@ -38,5 +62,9 @@ def export_file(model_path: str | Path, fmt: str, out: str | Path, *, precision:
     if fmt == "onnx":
         options = {"precision": precision, "calib": _frames(calib),
                    "calib_gt": _frames(calib_gt), "max_drop": max_drop, "flow": flow}
+        if precision == "int8":
+            _refuse_if_not_worth_quantizing(loaded.model, options["calib"], options["calib_gt"])
+    if on_loaded is not None:
+        on_loaded(recovery_status(loaded.meta, loaded.is_pruned))
     meta = {**loaded.meta, "source": str(loaded.path), "source_format": loaded.source_format}
     return export_as(fmt, loaded.model, out, meta=meta, overwrite=overwrite, inputs=sources, **options)

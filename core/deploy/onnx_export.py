@@ -111,8 +111,7 @@ def export_onnx(model: BasicVSR, path: str | Path, *, precision: str = "fp32", c
         graphs, kept = quant.graphs, quant.kept_float
     metadata = base_metadata(model, precision, meta, kept, flow)
     if quant is not None:
-        metadata.update({"ssl_vsr.int8_drop_db": f"{quant.drop:.4f}", "ssl_vsr.int8_reference": quant.reference,
-                         "ssl_vsr.max_drop_db": f"{max_drop}"})
+        metadata.update(quant.metadata(max_drop))
     proto = assemble_clip_model(model, graphs, metadata)
     found: dict[str, float] = {}
 
@@ -137,4 +136,4 @@ def export_onnx(model: BasicVSR, path: str | Path, *, precision: str = "fp32", c
     if quant is None:
         return ExportCheck(Path(path), "onnx", found["diff"], FP32_TOLERANCE, detail, "fp32", shapes, flow=flow)
     return ExportCheck(Path(path), "onnx", found["diff"], None, f"{detail}, drop vs {quant.reference}", "int8",
-                       shapes, psnr_drop=quant.drop, max_drop=max_drop, kept_float=kept, flow=flow)
+                       shapes, max_drop=max_drop, kept_float=kept, flow=flow, **quant.check_fields())

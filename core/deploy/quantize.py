@@ -11,10 +11,19 @@ fewest layers that fit (each float layer costs int8 speed).
 The drop is measured against ground truth when the caller has it; otherwise against the LR frames themselves
 (the SR output, downscaled ×4 bicubically, must reproduce its input): a drop in that consistency PSNR is a real
 quality loss and is more sensitive than the drop vs GT, so the guard errs on the safe side.
+
+A drop is only meaningful when the float model is good: against a float model that makes noise, an int8 file
+"drops" by −11 dB. So the file is judged by its FIDELITY to the float model too — the Y-PSNR of its output against
+the float output, on the SR frames and after the ×4 downscale (the LR-consistency direction) — turned into the
+drop such an error costs a model of the float one's quality (``check.implied_drop``, in the reference's own
+domain), and the measured drop counts by its size (``check.judged_drop``): a negative drop never fits a budget.
+And a float model worse than bicubic upscaling on the calibration frames is not quantized at all
+(``check_worth_quantizing``): it is far from the network it was cut from, and its int8 file would be as useless.
 """
 from __future__ import annotations
 
 import logging
+import math
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +32,10 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import torch
 
-from ..data.degrade import bi_degrade
+from ..data.degrade import bi_degrade, imresize, to_uint8
 from ..errors import UserError
 from ..metrics import psnr
+from .check import implied_drop, judged_drop, within_budget  # noqa: F401  (the guard's decision)
 
 MIN_CALIB_FRAMES = 3
 MIN_CALIB_SIDE = 32
@@ -37,14 +47,33 @@ class CalibrationError(UserError):
     """Calibration frames that cannot calibrate (absent, too short, too small)."""
 
 
+class NotWorthQuantizingError(UserError):
+    """A float model worse than bicubic upscaling on the calibration frames: its int8 file would be useless."""
+
+
 @dataclass(frozen=True)
 class QuantResult:
     graphs: dict[str, Any]            # branch → quantized step ModelProto
     kept_float: tuple[str, ...]       # layer names left in float
-    drop: float                       # Y-PSNR of the float model minus the int8 one (dB)
+    drop: float                       # Y-PSNR of the float model minus the int8 one (dB), as measured
     reference: str                    # "GT" or "LR consistency"
-    trials: tuple[tuple[int, float], ...]   # (layers kept float, drop) for every trial
+    trials: tuple[tuple[int, float], ...]   # (layers kept float, judged drop) for every trial
     costs: dict[str, float]           # layer → measured relative error energy its quantization adds
+    fidelity_db: float = math.nan     # Y-PSNR of the int8 output against the float output (SR frames)
+    fidelity_lr_db: float = math.nan  # the same after the ×4 bicubic downscale (LR-consistency direction)
+    judged_drop: float = math.nan     # what the guard held against the budget (check.judged_drop)
+
+    def metadata(self, max_drop: float) -> dict[str, str]:
+        """The ``ssl_vsr.*`` entries an int8 file records about its guard."""
+        return {"ssl_vsr.int8_drop_db": f"{self.drop:.4f}", "ssl_vsr.int8_reference": self.reference,
+                "ssl_vsr.max_drop_db": f"{max_drop}", "ssl_vsr.int8_fidelity_db": f"{self.fidelity_db:.4f}",
+                "ssl_vsr.int8_fidelity_lr_db": f"{self.fidelity_lr_db:.4f}",
+                "ssl_vsr.int8_judged_drop_db": f"{self.judged_drop:.4f}"}
+
+    def check_fields(self) -> dict[str, Any]:
+        """The guard's numbers as ``ExportCheck`` fields."""
+        return {"psnr_drop": self.drop, "fidelity_db": self.fidelity_db, "fidelity_lr_db": self.fidelity_lr_db,
+                "judged_drop": self.judged_drop}
 
 
 def check_calibration(frames: np.ndarray | None, what: str = "calibration clip") -> np.ndarray:
@@ -187,6 +216,11 @@ def y_psnr_frames(sr: np.ndarray, ref: np.ndarray) -> float:
     return float(np.mean([psnr(a, b, test_y_channel=True) for a, b in zip(sr, ref)]))
 
 
+def y_psnr_clip(a: np.ndarray, b: np.ndarray) -> float:
+    """Y-PSNR of two uint8 (T, H, W, 3) clips over all their pixels at once (inf only if they are identical)."""
+    return psnr(a.reshape(-1, *a.shape[2:]), b.reshape(-1, *b.shape[2:]), test_y_channel=True)
+
+
 def consistency_reference(lr_frames: np.ndarray) -> Callable[[np.ndarray], float]:
     """Scores SR frames by how well their ×4 bicubic downscale reproduces the LR input (Y-PSNR)."""
     def score(sr: np.ndarray) -> float:
@@ -194,29 +228,96 @@ def consistency_reference(lr_frames: np.ndarray) -> Callable[[np.ndarray], float
     return score
 
 
+def bicubic_upscale(lr_frames: np.ndarray, scale: int = 4) -> np.ndarray:
+    """uint8 (T, h, w, 3) frames upscaled ×``scale`` by MATLAB's bicubic ``imresize``: the floor any SR model
+    has to beat."""
+    return to_uint8(imresize(lr_frames.astype(np.float32) / 255.0, scale))
+
+
+def _gt_for(frames: np.ndarray, gt: np.ndarray | None, what: str = "the calibration GT") -> np.ndarray | None:
+    if gt is None:
+        return None
+    if len(gt) < len(frames):
+        raise CalibrationError(f"{what} has {len(gt)} frames for {len(frames)} LR frames")
+    gt = gt[:len(frames)]
+    want = (len(frames), 4 * frames.shape[1], 4 * frames.shape[2], 3)
+    if gt.shape != want:
+        raise CalibrationError(f"{what} frames are {gt.shape[1]}x{gt.shape[2]} (height x width); the x4 output "
+                               f"of the {frames.shape[1]}x{frames.shape[2]} calibration frames is "
+                               f"{want[1]}x{want[2]}")
+    return gt
+
+
+def check_worth_quantizing(float_sr: np.ndarray, frames: np.ndarray, gt: np.ndarray | None = None) -> float:
+    """Refuse (``NotWorthQuantizingError``, one line) a float model whose output ``float_sr`` on the calibration
+    ``frames`` is worse than bicubic upscaling of them: Y-PSNR vs ``gt`` when given, else LR-consistency Y-PSNR.
+    Such a model is far from the dense network it came from (a raw cut), and no int8 budget means anything for
+    it. Returns the float model's margin over bicubic (dB)."""
+    frames = check_calibration(frames)
+    gt = _gt_for(frames, gt)
+    score = (lambda sr: y_psnr_frames(sr, gt)) if gt is not None else consistency_reference(frames)
+    reference = "vs the calibration GT" if gt is not None else "LR consistency"
+    ours, bicubic = score(float_sr[:len(frames)]), score(bicubic_upscale(frames))
+    if not ours >= bicubic:          # NaN too
+        raise NotWorthQuantizingError(
+            f"the model is not worth quantizing: on the calibration frames its output scores {ours:.2f} dB Y-PSNR "
+            f"({reference}), bicubic upscaling {bicubic:.2f} dB; it is far from the dense network it was cut "
+            f"from (a raw cut?): reconstruct it (prune --calib) or train it first, then export int8")
+    return ours - bicubic
+
+
 def fewest_float(layers: int, attempt: Callable[[int], tuple[Any, float]], max_drop: float,
                  start: tuple[Any, float]) -> tuple[int, Any, float, list[tuple[int, float]]]:
     """How many of the ranked layers to keep float: 1, 2, 4 ... until ``attempt(n)``'s drop fits ``max_drop``
     (or all are float), then a bisection back towards the fewest that fit, to a quarter of the count (each float
-    layer costs int8 speed). ``start`` is the all-int8 attempt. Returns (count, result, drop, trials)."""
+    layer costs int8 speed). ``start`` is the all-int8 attempt. Returns (count, result, drop, trials).
+    A drop fits when ``within_budget`` says so: a negative one by its size."""
     result, drop = start
     trials: list[tuple[int, float]] = []
     failed = count = 0
     k = 1
-    while drop > max_drop and count < layers:
+    while not within_budget(drop, max_drop) and count < layers:
         failed, count = count, min(k, layers)
         result, drop = attempt(count)
         trials.append((count, drop))
         k *= 2
-    while drop <= max_drop and count - failed > max(1, count // 4):
+    while within_budget(drop, max_drop) and count - failed > max(1, count // 4):
         mid = (failed + count) // 2
         r, d = attempt(mid)
         trials.append((mid, d))
-        if d <= max_drop:
+        if within_budget(d, max_drop):
             count, result, drop = mid, r, d
         else:
             failed = mid
     return count, result, drop, trials
+
+
+def _downscaled(sr: np.ndarray) -> np.ndarray:
+    """SR frames ×4 down, bicubic as ``bi_degrade`` but neither rounded nor clipped (float, [0, 255] scale): the
+    consistency score rounds both outputs' downscales afresh, so what int8 adds there is the difference of the
+    unrounded ones (rounded ones would count two roundings' flips as int8 error)."""
+    return imresize(sr.astype(np.float32) / 255.0, 0.25) * 255.0
+
+
+@dataclass(frozen=True)
+class _Measured:
+    """One candidate int8 model's numbers on the calibration clip."""
+
+    drop: float             # float score minus int8 score (dB), signed as measured
+    fidelity_db: float      # int8 output vs the float output, SR frames
+    fidelity_lr_db: float   # the same after the ×4 downscale
+    judged: float           # what the guard holds against the budget
+
+
+def measure_candidate(sr: np.ndarray, ref_sr: np.ndarray, float_score: float, score: Callable[[np.ndarray], float],
+                      by_gt: bool) -> _Measured:
+    """Judge int8 output ``sr`` against the float output ``ref_sr`` (whose score is ``float_score``): the measured
+    drop, the fidelity both ways, and the drop the fidelity implies in the reference's own domain (SR frames
+    against GT, downscaled frames for LR consistency)."""
+    drop = float_score - score(sr)
+    fidelity, fidelity_lr = y_psnr_clip(sr, ref_sr), y_psnr_clip(_downscaled(sr), _downscaled(ref_sr))
+    implied = implied_drop(float_score, fidelity if by_gt else fidelity_lr)
+    return _Measured(drop, fidelity, fidelity_lr, judged_drop(drop, implied))
 
 
 def quantize_steps(graphs: Mapping[str, Any], bidirectional: bool, num_feat: int, frames: np.ndarray,
@@ -224,39 +325,43 @@ def quantize_steps(graphs: Mapping[str, Any], bidirectional: bool, num_feat: int
                    gt: np.ndarray | None = None, reference_sr: np.ndarray | None = None) -> QuantResult:
     """Quantize the step graphs on ``frames`` (uint8 (T, h, w, 3)), keeping layers float until the drop fits.
 
-    ``run_clip(step graphs, frames) → uint8 SR frames`` runs a candidate on the whole clip. The drop is counted
-    from the float ``graphs``' output, or from ``reference_sr`` (the network as trained, on ``frames``) when the
-    graphs already approximate it (a half-resolution flow): then the budget covers both approximations.
+    ``run_clip(step graphs, frames) → uint8 SR frames`` runs a candidate on the whole clip. The drop and the
+    fidelity are counted from the float ``graphs``' output, or from ``reference_sr`` (the network as trained, on
+    ``frames``) when the graphs already approximate it (a half-resolution flow): then the budget covers both
+    approximations. A candidate fits when its judged drop (``check.judged_drop``: the measured drop by its size,
+    and at least what its fidelity implies) is within ``max_drop``. Whether the float model deserves an int8 file
+    at all is ``check_worth_quantizing``'s question, asked by the caller before the trace.
     """
     frames = check_calibration(frames)
-    if gt is not None and len(gt) < len(frames):
-        raise CalibrationError(f"the calibration GT has {len(gt)} frames for {len(frames)} LR frames")
-    score = ((lambda sr: y_psnr_frames(sr, gt[:len(frames)])) if gt is not None
-             else consistency_reference(frames))
+    gt = _gt_for(frames, gt)
+    score = ((lambda sr: y_psnr_frames(sr, gt)) if gt is not None else consistency_reference(frames))
     reference = "GT" if gt is not None else "LR consistency"
     lr = np.ascontiguousarray(frames.transpose(0, 3, 1, 2)[:, None].astype(np.float32) / 255.0)
     sessions = {name: _session(g) for name, g in graphs.items()}
     outs = {name: [o.name for o in g.graph.output] for name, g in graphs.items()}
     feeds = record_feeds(lambda name, feed: sessions[name].run(outs[name], feed), bidirectional, num_feat, lr)
-    float_score = score(reference_sr[:len(frames)] if reference_sr is not None else run_clip(graphs, frames))
+    ref_sr = reference_sr[:len(frames)] if reference_sr is not None else run_clip(graphs, frames)
+    float_score = score(ref_sr)
     with tempfile.TemporaryDirectory(prefix="ssl-vsr-int8-") as tmp:
         work = Path(tmp)
 
-        def attempt(keep: set[str]) -> tuple[dict[str, Any], float]:
+        def attempt(keep: set[str]) -> tuple[tuple[dict[str, Any], _Measured], float]:
             q = {name: _quantize(g, feeds[name], keep, work, name) for name, g in graphs.items()}
-            return q, float_score - score(run_clip(q, frames))
+            m = measure_candidate(run_clip(q, frames), ref_sr, float_score, score, gt is not None)
+            return (q, m), m.judged
 
-        quant, drop = attempt(set())
-        trials = [(0, drop)]
+        (quant, measured), judged = attempt(set())
+        trials = [(0, judged)]
         costs: dict[str, float] = {}
         for name, g in graphs.items():
             for layer, cost in layer_costs(g, quant[name], feeds[name][:3]).items():
                 costs[layer] = max(costs.get(layer, 0.0), cost)
         ranked = sorted(costs, key=costs.get, reverse=True)
         ranked += sorted({layer for g in graphs.values() for layer in conv_layers(g).values()} - set(costs))
-        count, quant, drop, more = fewest_float(len(ranked), lambda n: attempt(set(ranked[:n])), max_drop,
-                                                (quant, drop))
+        count, (quant, measured), judged, more = fewest_float(
+            len(ranked), lambda n: attempt(set(ranked[:n])), max_drop, ((quant, measured), judged))
         trials += more
         keep = set(ranked[:count])
     kept = tuple(layer for layer in ranked if layer in keep)
-    return QuantResult(quant, kept, drop, reference, tuple(trials), costs)
+    return QuantResult(quant, kept, measured.drop, reference, tuple(trials), costs, measured.fidelity_db,
+                       measured.fidelity_lr_db, measured.judged)

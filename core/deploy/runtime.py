@@ -1,8 +1,10 @@
 """Running our exported ONNX files with onnxruntime: the whole clip, or step by step as a Contract 2 stepper.
 
 A file is ours when its metadata says so (``ssl_vsr.format``); anything else is refused in one line, because its
-inputs, outputs and semantics are unknown. The step models are the bodies of the file's ``Scan`` loops, taken out
-unchanged, so streaming a file runs exactly the graphs the whole-clip model runs.
+inputs, outputs and semantics are unknown. Even then it is untrusted input: ``onnx_checks`` verifies its
+metadata, structure and weights before onnxruntime sees it, and an onnxruntime failure on it is one line too.
+The step models are the bodies of the file's ``Scan`` loops, taken out unchanged, so streaming a file runs
+exactly the graphs the whole-clip model runs.
 """
 from __future__ import annotations
 
@@ -15,14 +17,11 @@ import torch
 
 from ..errors import CheckpointError
 from ..models.spec import ArchSpec
-from .onnx_graph import FORMAT, FORMAT_KEY, SCAN_NODES
+from .onnx_checks import ForeignModelError, check_model, parse_spec
+from .onnx_graph import SCAN_NODES
 from .steps import FLOW_IO
 
 MAX_ONNX_BYTES = 2 * 2**30      # protobuf's own limit; a bigger file is not one of ours
-
-
-class ForeignModelError(CheckpointError):
-    """An .onnx file that this tool did not export (or that is damaged)."""
 
 
 def is_onnx(path: str | Path) -> bool:
@@ -30,7 +29,8 @@ def is_onnx(path: str | Path) -> bool:
 
 
 def read_onnx(path: str | Path) -> tuple[Any, dict[str, str]]:
-    """The model proto and its ``ssl_vsr.*`` metadata; one-line errors for anything that is not ours."""
+    """The model proto and its metadata; one-line errors for anything that is not ours, refers to other files,
+    holds non-finite weights or malformed metadata (``onnx_checks``), before onnxruntime reads any of it."""
     import onnx
 
     p = Path(path)
@@ -43,28 +43,47 @@ def read_onnx(path: str | Path) -> tuple[Any, dict[str, str]]:
         proto = onnx.load(str(p), load_external_data=False)
     except Exception as e:  # protobuf raises DecodeError and others on garbage
         raise ForeignModelError(f"{p}: not an ONNX model ({type(e).__name__})") from None
-    meta = {entry.key: entry.value for entry in proto.metadata_props}
-    if meta.get(FORMAT_KEY) != FORMAT:
-        raise ForeignModelError(f"{p}: an ONNX model not exported by this tool (no {FORMAT_KEY} metadata); "
-                                f"sr/eval run only .onnx files written by `export`")
+    meta, _ = check_model(proto, p)
     return proto, meta
 
 
 def spec_of(meta: dict[str, str], path: Path) -> ArchSpec:
-    try:
-        return ArchSpec.from_json(json.loads(meta["ssl_vsr.spec"]))
-    except (KeyError, ValueError) as e:
-        raise ForeignModelError(f"{path}: damaged ssl_vsr.spec metadata ({e})") from None
+    if "ssl_vsr.spec" not in meta:
+        raise ForeignModelError(f"{path}: damaged model (no ssl_vsr.spec metadata)")
+    return parse_spec(meta["ssl_vsr.spec"], path)
 
 
-def _session(proto: Any, threads: int | None) -> Any:
+def _ort_errors() -> tuple[type[Exception], ...]:
+    """onnxruntime's own exception types (a file that passed our checks can still fail inside it)."""
+    from onnxruntime.capi import onnxruntime_pybind11_state as state
+
+    return tuple(v for v in vars(state).values() if isinstance(v, type) and issubclass(v, Exception))
+
+
+def _ort_failure(path: Path | None, e: Exception) -> ForeignModelError:
+    first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    return ForeignModelError(f"{path or 'ONNX model'}: onnxruntime cannot run this file ({first[:200]})")
+
+
+def _session(proto: Any, threads: int | None, path: Path | None = None) -> Any:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or torch.get_num_threads()
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
-    return ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    try:
+        return ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    except _ort_errors() as e:
+        raise _ort_failure(path, e) from None
+
+
+def _run(session: Any, outputs: list[str] | None, feeds: dict[str, np.ndarray], path: Path | None) -> list[np.ndarray]:
+    """``session.run``, with onnxruntime's failures (a bad index in a file's own graph...) as one line."""
+    try:
+        return session.run(outputs, feeds)
+    except _ort_errors() as e:
+        raise _ort_failure(path, e) from None
 
 
 def step_models(proto: Any) -> dict[str, Any]:
@@ -89,11 +108,12 @@ def _np(x: torch.Tensor) -> np.ndarray:
 class OnnxClip:
     """The whole-clip graph: ``(N, T, 3, h, w) → (N, T, 3, 4h, 4w)`` for any T ≥ 1, h, w."""
 
-    def __init__(self, proto: Any, threads: int | None = None) -> None:
-        self.session = _session(proto, threads)
+    def __init__(self, proto: Any, threads: int | None = None, path: Path | None = None) -> None:
+        self.path = path
+        self.session = _session(proto, threads, path)
 
     def __call__(self, lr: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(self.session.run(["sr"], {"lr": _np(lr)})[0])
+        return torch.from_numpy(_run(self.session, ["sr"], {"lr": _np(lr)}, self.path)[0])
 
 
 class OnnxStepper:
@@ -109,7 +129,7 @@ class OnnxStepper:
         self.num_feat = self.spec.num_feat
         self.bidirectional = self.spec.bidirectional
         self.precision = meta.get("ssl_vsr.precision", "fp32")
-        self.kept_float = tuple(json.loads(meta.get("ssl_vsr.kept_float", "[]")))
+        self.kept_float = tuple(json.loads(meta.get("ssl_vsr.kept_float", "[]")))     # checked by read_onnx
         self.meta = meta
         self._threads = threads
         self._steps = step_models(proto)
@@ -117,7 +137,7 @@ class OnnxStepper:
         if set(self._steps) != needed:
             raise ForeignModelError(f"{path}: damaged model (expected the {' and '.join(sorted(needed))} step "
                                     f"loops, found {', '.join(sorted(self._steps)) or 'none'})")
-        self._sessions = {name: _session(model, threads) for name, model in self._steps.items()}
+        self._sessions = {name: _session(model, threads, path) for name, model in self._steps.items()}
         self._outputs = {name: [o.name for o in model.graph.output] for name, model in self._steps.items()}
         self._flow_session: Any = None
 
@@ -125,7 +145,7 @@ class OnnxStepper:
         return x.new_zeros(x.shape[0], self.num_feat, x.shape[2], x.shape[3])
 
     def _run(self, name: str, feeds: dict[str, torch.Tensor]) -> list[np.ndarray]:
-        return self._sessions[name].run(self._outputs[name], {k: _np(v) for k, v in feeds.items()})
+        return _run(self._sessions[name], self._outputs[name], {k: _np(v) for k, v in feeds.items()}, self.path)
 
     def backward_step(self, x_t: torch.Tensor, x_next: torch.Tensor | None,
                       h_next: torch.Tensor | None) -> torch.Tensor:
@@ -155,8 +175,8 @@ class OnnxStepper:
 
             typed = onnx.shape_inference.infer_shapes(self._steps["forward"])
             extracted = onnx.utils.Extractor(typed).extract_model(["x_t", "x_prev"], [FLOW_IO[1][0]])
-            self._flow_session = _session(extracted, self._threads)
-        return torch.from_numpy(self._flow_session.run(None, {"x_t": _np(x_a), "x_prev": _np(x_b)})[0])
+            self._flow_session = _session(extracted, self._threads, self.path)
+        return torch.from_numpy(_run(self._flow_session, None, {"x_t": _np(x_a), "x_prev": _np(x_b)}, self.path)[0])
 
 
 def load_stepper(path: str | Path, threads: int | None = None) -> OnnxStepper:
@@ -167,7 +187,7 @@ def load_stepper(path: str | Path, threads: int | None = None) -> OnnxStepper:
 
 def load_clip(path: str | Path, threads: int | None = None) -> OnnxClip:
     proto, _ = read_onnx(path)
-    return OnnxClip(proto, threads)
+    return OnnxClip(proto, threads, Path(path))
 
 
 def load_network(path: str | Path, *, allow_nonfinite: bool = False):

@@ -19,6 +19,8 @@ import numpy as np
 import torch
 
 from core.errors import ClipError, UserError
+from core.io.image_header import ImageHeader, read_image_header
+from core.io.limits import MAX_FRAME_BYTES, check_frame_size
 from core.io.output import staged_folder
 
 # A damaged image is reported in one ClipError line; OpenCV's own "[ERROR] ... readHeader" line would be a second.
@@ -31,10 +33,13 @@ __all__ = [
     "Clip",
     "natural_key",
     "list_frames",
+    "probe_frame",
+    "probe_folder",
     "read_frame",
     "read_clip",
     "find_clips",
     "encode_frame",
+    "check_output_names",
     "write_frames",
     "write_video",
     "frames_to_tensor",
@@ -86,26 +91,87 @@ def _is_image(p: Path) -> bool:
 
 
 def list_frames(folder: str | os.PathLike) -> list[Path]:
-    """The image files directly in ``folder``, naturally sorted (hidden files, e.g. temp files, skipped)."""
+    """The image files directly in ``folder``, naturally sorted (hidden files, e.g. temp files, skipped).
+
+    Two files with one name (``0001.jpg`` and ``0001.png``) are refused: which one is frame 1 is a guess, and
+    output frames are named by the input's names, so one result would overwrite the other.
+    """
     folder = Path(folder)
-    return sorted((p for p in folder.iterdir() if _is_image(p)), key=lambda p: natural_key(p.name))
+    files = sorted((p for p in folder.iterdir() if _is_image(p)), key=lambda p: natural_key(p.name))
+    _check_unique_names(folder, files)
+    return files
+
+
+def _check_unique_names(folder: Path, files: Sequence[Path]) -> None:
+    """Refuse frames whose names differ only in extension or letter case (one output name for both, and a
+    case-insensitive disk, where the output may go, cannot hold both)."""
+    seen: dict[str, Path] = {}
+    for f in files:
+        other = seen.setdefault(f.stem.casefold(), f)
+        if other is not f:
+            raise ClipError(f"{folder} holds both {other.name} and {f.name}: two frames with one name (outputs are "
+                            f"named after the frames); keep one of them")
 
 
 # --------------------------------------------------------------------------------------------- reading
+def probe_frame(path: str | os.PathLike) -> ImageHeader:
+    """The declared size of one image file, refused past the frame-size limits (``core.io.limits``) in one line.
+
+    Why: frames are untrusted, and a small file can declare a huge image (389 KB for 20000 x 20000, 1.2 GB once
+    decoded); the header is read without decoding anything, and every reader asks here first.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ClipError(f"cannot read image {path}: not a readable image file")
+    size = path.stat().st_size
+    if size > MAX_FRAME_BYTES:
+        raise ClipError(f"cannot read image {path}: {size:,} bytes is more than any frame within the size limits "
+                        f"decodes to ({MAX_FRAME_BYTES:,})")
+    header = read_image_header(path)
+    check_frame_size(header.width, header.height, f"cannot read image {path}", header.bytes_per_pixel)
+    return header
+
+
+def _mismatch(folder: Path, name: str, size: tuple[int, int], first: str, first_size: tuple[int, int]) -> ClipError:
+    """The one wording for frames of different sizes in one clip; sizes are (h, w)."""
+    return ClipError(f"frame {name} in {folder} is {size[1]}x{size[0]} but {first} is {first_size[1]}x"
+                     f"{first_size[0]}: all frames must match")
+
+
+def probe_folder(folder: Path, files: Sequence[Path]) -> tuple[int, int]:
+    """(h, w) of every frame in ``files``, from the headers alone (nothing decoded).
+
+    Why all of them, not the first: an oversized or odd-sized frame in the middle of a clip would otherwise be
+    met after part of the clip was decoded or computed.
+    """
+    first = probe_frame(files[0])
+    size = (first.height, first.width)
+    for f in files[1:]:
+        header = probe_frame(f)
+        if (header.height, header.width) != size:
+            raise _mismatch(folder, f.name, (header.height, header.width), files[0].name, size)
+    return size
+
+
 def read_frame(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
     """Read one image as uint8 HxWx3 RGB, plus a note for each conversion it needed (empty if none).
 
+    The size its header declares is bounded first (``probe_frame``), and the decoded image must have it.
     Grey is replicated to 3 channels, 16-bit is mapped by round(x / 257), float is clipped to [0, 1] and
     scaled, and alpha is dropped (the colour channels are kept as stored, not composited on any background).
     """
     path = Path(path)
-    data = np.fromfile(str(path), dtype=np.uint8) if path.is_file() else None
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data is not None and data.size else None
+    header = probe_frame(path)
+    data = np.fromfile(str(path), dtype=np.uint8)
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if img is None:
         raise ClipError(f"cannot read image {path}: not a readable image file")
+    if img.shape[:2] != (header.height, header.width):
+        raise ClipError(f"cannot read image {path}: it decodes to {img.shape[1]}x{img.shape[0]} but its header "
+                        f"declares {header.width}x{header.height}")
     notes: list[str] = []
-    if img.dtype == np.uint16:
-        img = np.floor(img.astype(np.float64) / 257.0 + 0.5).astype(np.uint8)
+    if img.dtype == np.uint16:      # round(x / 257) in integers: floor((2x + 257) / 514), no float64 copy
+        img = ((img.astype(np.uint32) * 2 + 257) // 514).astype(np.uint8)
         notes.append(NOTE_16BIT)
     elif img.dtype in (np.float32, np.float64):
         img = np.floor(np.clip(np.nan_to_num(img), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
@@ -141,16 +207,13 @@ def _read_folder(folder: Path, max_frames: int | None) -> Clip:
         raise ClipError(f"no image frames in {folder} (accepted: {', '.join(IMAGE_EXTS)}, any letter case)")
     if max_frames is not None:
         files = files[:max_frames]
+    probe_folder(folder, files)         # every size bounded and equal before anything is decoded
     frames: list[np.ndarray] = []
     counts: dict[str, int] = {}
     for f in files:
         img, notes = read_frame(f)
         if frames and img.shape != frames[0].shape:
-            h0, w0 = frames[0].shape[:2]
-            h, w = img.shape[:2]
-            raise ClipError(
-                f"frame {f.name} in {folder} is {w}x{h} but {files[0].name} is {w0}x{h0}: all frames must match"
-            )
+            raise _mismatch(folder, f.name, img.shape[:2], files[0].name, frames[0].shape[:2])
         for n in notes:
             counts[n] = counts.get(n, 0) + 1
         frames.append(img)
@@ -249,6 +312,13 @@ def encode_frame(img: np.ndarray, ext: str = "png") -> bytes:
     return buf.tobytes()
 
 
+def check_output_names(names: Sequence[str], folder: str | os.PathLike) -> None:
+    """Refuse frame names that would land on one file (equal, or equal but for letter case on a disk that ignores
+    it): a frame written over another would leave fewer files than the frames reported written."""
+    if len({n.casefold() for n in names}) != len(names):
+        raise UserError(f"cannot write {folder}: two output frames would have the same name")
+
+
 def write_frames(
     frames: np.ndarray | Sequence[np.ndarray],
     folder: str | os.PathLike,
@@ -267,6 +337,7 @@ def write_frames(
         names = [f"{i:04d}" for i in range(len(arr))]
     if len(names) != len(arr):
         raise UserError(f"{len(names)} names given for {len(arr)} frames")
+    check_output_names(names, folder)
     encode_frame(arr[0], ext)  # refuse a bad extension before anything is created
     ext = ext.lower().lstrip(".")
     with staged_folder(folder, overwrite=overwrite, inputs=inputs) as tmp:

@@ -1,4 +1,5 @@
-"""Bounds on an untrusted checkpoint, checked before anything it describes is allocated.
+"""Bounds on untrusted input (checkpoints; frame sizes at the end), checked before anything it describes is
+allocated.
 
 Why: a checkpoint is a few bytes of description for possibly gigabytes of memory. A 2 KB file can hold a
 stride-0 tensor that claims a 4096 x 4099 x 3 x 3 shape, and a compressed zip record can inflate a few MB
@@ -14,9 +15,10 @@ from typing import Mapping
 
 import torch
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, ClipError
 from ..models.basicvsr import BasicVSR
 from ..models.spec import ArchSpec
+from .torch_legacy import check_legacy_claims
 
 # The published BasicVSR holds ~330 tensors and 6.3 M values (25 MB); the limits leave wide room for other
 # BasicVSR-family layouts while keeping the worst refused file well under a gigabyte of memory.
@@ -44,7 +46,8 @@ def check_file(path: Path) -> None:
                                   f"interrupted download or copy?)")
         if not head.startswith(b"\x80"):     # the legacy (pre-1.6) format is pickle data (protocol 2+)
             raise CheckpointError(f"{path}: not a PyTorch checkpoint (neither a zip archive nor pickle data)")
-        return        # legacy storages are read from the file itself: bounded by its size
+        check_legacy_claims(path)     # torch allocates each storage at the size the pickle claims, then reads
+        return
     try:
         with zipfile.ZipFile(path) as zf:
             records = zf.infolist()
@@ -69,6 +72,12 @@ def check_tensor_budget(state: Mapping[str, torch.Tensor], path: Path) -> None:
                               f"(limit {MAX_TENSORS:,})")
     total = 0
     for key, tensor in state.items():
+        if tensor.layout != torch.strided:      # sparse/mkldnn: no storage to bound, and no network holds one
+            raise CheckpointError(f"{path}: tensor '{key}' is stored as {str(tensor.layout).split('.')[-1]}, not "
+                                  f"as the dense tensor a BasicVSR weight is")
+        if tensor.device.type != "cpu":         # loaded with map_location="cpu": only "meta" stays elsewhere
+            raise CheckpointError(f"{path}: tensor '{key}' holds no values (a {tensor.device.type} tensor, "
+                                  f"saved without its data)")
         n = math.prod(tensor.shape)
         stored = tensor.untyped_storage().nbytes() // max(tensor.element_size(), 1)
         if n > stored:
@@ -99,3 +108,29 @@ def first_nonfinite(state: Mapping[str, torch.Tensor], order: list[str]) -> str 
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             return key
     return None
+
+
+# -- frames: the one owner of the frame-size bounds (image headers, video streams) --------------------------------
+# Why here: every reader of frames (PNG/JPEG/... folders, calibration clips, GT folders, videos) must refuse the
+# same sizes, from the header, before a decoder allocates anything. 8K UHD (7680 x 4320, 33 M pixels) passes;
+# its x4 output is already 530 M pixels per frame.
+MAX_SIDE = 16384                  # pixels per side of an input frame
+MAX_PIXELS = 1 << 26              # 67 M pixels (8192 x 8192): 192 MiB as 8-bit RGB
+MAX_FRAME_BYTES = 8 * MAX_PIXELS  # one decoded buffer: 16-bit RGBA at the pixel limit (512 MiB)
+
+
+def check_frame_size(width: int, height: int, what: str, bytes_per_pixel: int = 3) -> None:
+    """Refuse, in one line naming ``what``, a frame whose declared size is outside the bounds above.
+
+    ``bytes_per_pixel``: what the decoder's buffer needs per pixel (channels x bytes per sample), when the
+    header says; 8-bit RGB otherwise.
+    """
+    if not (0 < width <= MAX_SIDE and 0 < height <= MAX_SIDE):
+        raise ClipError(f"{what}: frame size {width}x{height} is outside 1..{MAX_SIDE} per side")
+    if width * height > MAX_PIXELS:
+        raise ClipError(f"{what}: frame size {width}x{height} is {width * height:,} pixels, more than the limit of "
+                        f"{MAX_PIXELS:,} (8192x8192)")
+    if width * height * bytes_per_pixel > MAX_FRAME_BYTES:
+        raise ClipError(f"{what}: a {width}x{height} frame of {bytes_per_pixel} bytes per pixel decodes to "
+                        f"{width * height * bytes_per_pixel / 2**20:,.0f} MiB, more than the limit of "
+                        f"{MAX_FRAME_BYTES / 2**20:,.0f} MiB")

@@ -30,7 +30,8 @@ try:  # POSIX advisory locks; Windows has none, there a second writer is not det
 except ImportError:  # pragma: no cover - not on the platforms we test
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["OutputError", "claim_output", "staged_file", "staged_folder", "write_bytes", "write_text", "append_text"]
+__all__ = ["OutputError", "claim_output", "staged_file", "staged_folder", "write_bytes", "write_text", "append_text",
+           "exclusive_lock", "path_relation", "probe_lock"]
 
 PathLike = str | os.PathLike
 Verify = Callable[[Path], None]
@@ -63,16 +64,33 @@ def _same(a: Path, b: Path) -> bool:
         return False
 
 
+def path_relation(target: PathLike, other: PathLike) -> Literal["same", "inside", "holds"] | None:
+    """How ``target`` lies relative to ``other`` (both resolved: symlinks and ``..`` cannot hide an overlap).
+
+    Why one function: every "an output must not touch an input" rule (here, and a training run's folder
+    against its datasets and checkpoints) has to agree on what overlapping means.
+    """
+    a, b = _resolved(target), _resolved(other)
+    if _same(a, b):
+        return "same"
+    if b in a.parents:
+        return "inside"
+    if a in b.parents:
+        return "holds"
+    return None
+
+
 def _check_not_input(target: Path, inputs: Iterable[PathLike | None]) -> None:
     for item in inputs:
         if item is None:
             continue
         src = _resolved(item)
-        if _same(target, src):
+        relation = path_relation(target, src)
+        if relation == "same":
             raise OutputError(f"{target} is an input of this command: choose another output")
-        if src in target.parents:
+        if relation == "inside":
             raise OutputError(f"{target} is inside the input {src}: choose an output outside it")
-        if target in src.parents:
+        if relation == "holds":
             raise OutputError(f"{target} holds the input {src}: choose an output that does not contain it")
 
 
@@ -110,20 +128,28 @@ def claim_output(path: PathLike, *, kind: Literal["file", "folder"] = "file", in
 
 # -- locking ------------------------------------------------------------------------------------------------
 @contextlib.contextmanager
-def _writer_lock(target: Path) -> Iterator[None]:
-    """Hold ``.<name>.lock`` beside the target; refuse when another process holds it."""
+def exclusive_lock(lock: Path, busy: Callable[[int | None], Exception]) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on the file ``lock`` while the block runs; raise ``busy(pid)`` at once when
+    another holder has it (``pid``: the holder's process id as it wrote it in the file, None if unknown).
+
+    Why ``flock`` on a file of its own: the kernel drops the lock when its holder ends, ``kill -9`` and power
+    loss included, so a dead holder never blocks anyone; the lock belongs to one open file, so a second
+    thread of the same process is refused like a second process. The holder's pid is written into the file
+    for the refusal message, and the file is removed on release; a contender that opened the removed file
+    retries on the live one.
+    """
     if fcntl is None:  # pragma: no cover
         yield
         return
-    lock = target.parent / f".{target.name}.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
     while True:
         fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o666 & ~_UMASK)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            pid = _holder_pid(fd)
             os.close(fd)
-            raise OutputError(f"another process is writing {target} right now: wait for it or choose another "
-                              f"output") from None
+            raise busy(pid) from None
         try:  # the holder before us may have removed the lock file after we opened it: lock the live one
             if os.fstat(fd).st_ino == os.stat(lock).st_ino:
                 break
@@ -131,11 +157,47 @@ def _writer_lock(target: Path) -> Iterator[None]:
             pass
         os.close(fd)
     try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield
     finally:
         with contextlib.suppress(FileNotFoundError):
             lock.unlink()
         os.close(fd)
+
+
+def probe_lock(lock: Path, busy: Callable[[int | None], Exception]) -> None:
+    """Raise ``busy(pid)`` when a live holder has ``exclusive_lock(lock)``; creates nothing.
+
+    Why: a refusal before any write must leave a folder exactly as it was, and a free lock usually has no file.
+    """
+    if fcntl is None:  # pragma: no cover
+        return
+    try:
+        fd = os.open(lock, os.O_RDONLY)
+    except OSError:
+        return                          # no lock file: nobody holds it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise busy(_holder_pid(fd)) from None
+    finally:
+        os.close(fd)
+
+
+def _holder_pid(fd: int) -> int | None:
+    """The pid a lock's holder wrote into the lock file (None while it has not written it yet)."""
+    try:
+        text = os.pread(fd, 32, 0).decode("ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def _writer_lock(target: Path) -> contextlib.AbstractContextManager[None]:
+    """Hold ``.<name>.lock`` beside the target; refuse when another process holds it."""
+    return exclusive_lock(target.parent / f".{target.name}.lock", lambda pid: OutputError(
+        f"another process is writing {target} right now: wait for it or choose another output"))
 
 
 def _sweep_partials(target: Path) -> None:

@@ -14,7 +14,8 @@ from typing import Iterable, Iterator, Protocol, Sequence, runtime_checkable
 import numpy as np
 
 from core.errors import ClipError, UserError
-from core.io.frames import IMAGE_EXTS, VIDEO_EXTS, warn_frame_notes, encode_frame, list_frames, read_frame
+from core.io.frames import (IMAGE_EXTS, VIDEO_EXTS, check_output_names, encode_frame, list_frames, probe_folder,
+                            read_frame, warn_frame_notes)
 from core.io.output import staged_folder
 
 __all__ = ["FrameSource", "FrameSink", "FolderSource", "ArraySource", "FolderSink", "open_source", "open_sink",
@@ -63,7 +64,8 @@ def _check_max_frames(max_frames: int | None) -> None:
 class FolderSource:
     """The image files of a folder (natural order), decoded one at a time.
 
-    Opening lists the files and decodes the first one (its size, and an unreadable file fails before any work).
+    Opening lists the files, reads every header (each size bounded and all equal, nothing decoded) and decodes the
+    first file, so an oversized, odd-sized or unreadable first frame fails before any work.
     Conversions to 8-bit RGB are reported as ``core.io.frames.read_frame`` does: one ``FrameConversionWarning``
     per kind at the end of an iteration.
     """
@@ -77,8 +79,8 @@ class FolderSource:
         self.files = list_frames(self.path)[:max_frames]
         if not self.files:
             raise ClipError(f"no image frames in {self.path} (accepted: {', '.join(IMAGE_EXTS)}, any letter case)")
-        first, _ = read_frame(self.files[0])
-        self.size: tuple[int, int] = (int(first.shape[0]), int(first.shape[1]))
+        self.size: tuple[int, int] = probe_folder(self.path, self.files)
+        read_frame(self.files[0])
         self.count: int | None = len(self.files)
         self.fps: float | None = None
         self.has_audio = False
@@ -128,13 +130,15 @@ class ArraySource:
 class FolderSink:
     """PNG frames written one at a time into a staged folder (``core.io.output``); the folder appears complete.
 
-    Frame ``i`` is named ``names[i]`` when given, else ``%08d``.
+    Frame ``i`` is named ``names[i]`` when given, else ``%08d``. Names must differ (also in letter case): a frame
+    is never written over another, so ``frames_written`` is the number of files in the folder.
     """
 
     def __init__(self, folder: PathLike, *, names: Sequence[str] = (), inputs: Iterable[PathLike | None] = (),
                  overwrite: bool = False):
         self.path = Path(folder)
         self.names = list(names)
+        check_output_names(self.names, self.path)
         self.inputs = tuple(inputs)
         self.overwrite = overwrite
         self.frames_written = 0
@@ -160,7 +164,12 @@ class FolderSink:
             raise RuntimeError("FolderSink.write called outside 'with'")
         i = self.frames_written
         name = self.names[i] if i < len(self.names) else f"{i:08d}"
-        (self._tmp / f"{name}.png").write_bytes(encode_frame(frame, "png"))
+        data = encode_frame(frame, "png")
+        try:
+            with (self._tmp / f"{name}.png").open("xb") as f:      # never over an earlier frame
+                f.write(data)
+        except FileExistsError:
+            raise UserError(f"cannot write {self.path}: frame {i} would overwrite the frame named {name}.png") from None
         self.frames_written += 1
 
 

@@ -46,6 +46,7 @@ import av
 import numpy as np
 
 from core.errors import ClipError, UserError
+from core.io.limits import check_frame_size
 from core.io.output import OutputError, staged_file
 from core.io.video_audio import AudioCarrier, AudioNotCarried
 
@@ -59,7 +60,6 @@ __all__ = [
     "as_rate",
 ]
 
-MAX_SIDE = 16384          # untrusted headers: refuse absurd frame sizes before allocating anything
 MAX_FPS = 1000
 _BT601, _MPEG_RANGE, _JPEG_RANGE = 6, 1, 2   # AVCOL_SPC_SMPTE170M, AVCOL_RANGE_MPEG, AVCOL_RANGE_JPEG
 
@@ -194,10 +194,11 @@ class VideoSource:
         if stream.codec_context is None:
             container.close()
             raise ClipError(f"cannot read video {self.path}: its video codec cannot be decoded by this FFmpeg build")
-        w, h = stream.codec_context.width, stream.codec_context.height
-        if not (0 < w <= MAX_SIDE and 0 < h <= MAX_SIDE):
+        try:   # untrusted header: the frame-size bounds every reader shares, before anything is decoded
+            check_frame_size(stream.codec_context.width, stream.codec_context.height, f"cannot read video {self.path}")
+        except ClipError:
             container.close()
-            raise ClipError(f"cannot read video {self.path}: frame size {w}x{h} is outside 1..{MAX_SIDE}")
+            raise
         return container   # default (slice) threading: frame threading hides decode errors and delays frames
 
     def __iter__(self) -> Iterator[np.ndarray]:

@@ -90,7 +90,8 @@ class BasicVSR(nn.Module):
     """Bidirectional (``basicvsr``) or forward-only (``basicvsr-uni``) recurrent ×4 video SR network.
 
     Input (N, T, 3, h, w) in [0, 1]; output (N, T, 3, 4h, 4w). ``forward(x, return_hidden=True)`` also
-    returns the final hidden states of each branch (used by Temporal Finetuning).
+    returns the final hidden states of each branch (used by Temporal Finetuning); ``return_hidden="all"`` the
+    state of every recurrent step of each branch (used by distillation from the dense network).
     """
 
     def __init__(self, spec: ArchSpec | None = None) -> None:
@@ -159,16 +160,21 @@ class BasicVSR(nn.Module):
         return (torch.channels_last if self.forward_trunk.main[0].weight.is_contiguous(
             memory_format=torch.channels_last) else torch.contiguous_format)
 
-    def _propagate(self, trunk: Trunk, frame: torch.Tensor, state: torch.Tensor | None, flow: torch.Tensor | None,
-                   layout: torch.memory_format) -> torch.Tensor:
-        """One recurrent step of a branch: warp the neighbour's state by ``flow`` (zeros at a clip end), then
-        the trunk on (frame, warped state)."""
+    def trunk_input(self, frame: torch.Tensor, state: torch.Tensor | None, flow: torch.Tensor | None,
+                    layout: torch.memory_format = torch.contiguous_format) -> torch.Tensor:
+        """What a trunk reads at one step: the frame and the neighbour's state warped by ``flow`` (zeros at a
+        clip end), concatenated."""
         if state is None:
             n, _, h, w = frame.shape
             prop = frame.new_zeros(n, self.num_feat, h, w).contiguous(memory_format=layout)
         else:
             prop = flow_warp(state, flow.permute(0, 2, 3, 1)).contiguous(memory_format=layout)
-        return trunk(torch.cat([frame.contiguous(memory_format=layout), prop], dim=1))
+        return torch.cat([frame.contiguous(memory_format=layout), prop], dim=1)
+
+    def _propagate(self, trunk: Trunk, frame: torch.Tensor, state: torch.Tensor | None, flow: torch.Tensor | None,
+                   layout: torch.memory_format) -> torch.Tensor:
+        """One recurrent step of a branch: the trunk on (frame, warped state)."""
+        return trunk(self.trunk_input(frame, state, flow, layout))
 
     def flow(self, x_a: torch.Tensor, x_b: torch.Tensor) -> torch.Tensor:
         """SpyNet flow (N, 2, h, w) that warps features of frame ``x_b`` onto frame ``x_a``."""
@@ -199,15 +205,22 @@ class BasicVSR(nn.Module):
         return torch.cat([h_b.contiguous(memory_format=layout), h_f], dim=1)
 
     # -- forward -----------------------------------------------------------------------------------
-    def forward(self, x: torch.Tensor, return_hidden: bool = False,
+    def forward(self, x: torch.Tensor, return_hidden: bool | str = False,
                 progress: Callable[[int, int], None] | None = None):
         """``progress(done, total)`` is called after each recurrent step (it may raise to cancel).
 
         The whole clip at once (batched flows, autograd): what training uses. Inference streams the same steps.
+        ``return_hidden``: False → the SR clip; True → (SR clip, {branch: final state}) where the final state of
+        ``backward`` is the one at frame 0 and of ``forward`` the one at frame T-1; ``"all"`` → (SR clip,
+        {branch: [state at frame 0, ..., state at frame T-1]}), every step's state in frame order (the tensors
+        the steps made, no copies), each equal to what ``backward_step`` / ``forward_step`` return.
         """
+        if return_hidden not in (False, True, "all"):
+            raise ValueError(f"return_hidden must be False, True or 'all', got {return_hidden!r}")
         n, t, _, h, w = x.shape
         if t < 2:
             raise ValueError("BasicVSR needs at least 2 frames")
+        every_step = return_hidden == "all"
         steps = t * (2 if self.spec.bidirectional else 1)
         tick = (lambda done: progress(done, steps)) if progress is not None else (lambda done: None)
         flows_fwd, flows_bwd = self.flows(x)
@@ -222,16 +235,19 @@ class BasicVSR(nn.Module):
                                        None if prop is None else flows_bwd[:, i], layout)
                 feats_bwd[i] = prop
                 tick(t - i)
-            hidden["backward"] = prop
+            hidden["backward"] = list(feats_bwd) if every_step else prop
         prop = None
         outs = []
+        states_fwd: list[torch.Tensor] = []
         for i in range(t):
             prop = self._propagate(self.forward_trunk, frames[i], prop,
                                    None if prop is None else flows_fwd[:, i - 1], layout)
             outs.append(self.upsample(self._head_input(feats_bwd[i], prop, layout), x[:, i]))
             feats_bwd[i] = None  # free memory as we go
+            if every_step:
+                states_fwd.append(prop)
             tick(steps - t + i + 1)
-        hidden["forward"] = prop
+        hidden["forward"] = states_fwd if every_step else prop
         out = torch.stack(outs, dim=1)
         return (out, hidden) if return_hidden else out
 

@@ -14,7 +14,7 @@ from .plan import Plan, apply_to_spec
 from .scale import fold_scale_factors, has_scale_factors
 
 
-def _units_to_filters(units: torch.Tensor, size: int) -> torch.Tensor:
+def units_to_filters(units: torch.Tensor, size: int) -> torch.Tensor:
     return (units.view(-1, 1) * size + torch.arange(size)).view(-1)
 
 
@@ -52,8 +52,8 @@ def prune_to_plan(model: BasicVSR, plan: Plan) -> BasicVSR:
         _slice(src.fusion, dst.fusion, kept["fusion"], None)
         head_in = kept["fusion"]
     u1, u2 = kept["upconv1"], kept["upconv2"]
-    _slice(src.upconv1, dst.upconv1, _units_to_filters(u1, 4), head_in)
-    _slice(src.upconv2, dst.upconv2, _units_to_filters(u2, 4), u1)
+    _slice(src.upconv1, dst.upconv1, units_to_filters(u1, 4), head_in)
+    _slice(src.upconv2, dst.upconv2, units_to_filters(u2, 4), u1)
     _slice(src.conv_hr, dst.conv_hr, kept["conv_hr"], u2)
     _slice(src.conv_last, dst.conv_last, None, kept["conv_hr"])
     return dst.train(model.training)

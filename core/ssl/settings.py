@@ -85,7 +85,7 @@ class PlanSettings:
                        int(data.get("align", 1)), tuple(str(v) for v in data.get("lock") or ()),
                        tuple((str(k), float(v)) for k, v in caps.items()),
                        tuple((str(k), int(v)) for k, v in widths.items()))
-        except (TypeError, ValueError, AttributeError) as e:
+        except (TypeError, ValueError, AttributeError, OverflowError) as e:     # OverflowError: int(inf)
             raise PlanError(f"plan settings are damaged ({e})") from None
 
 

@@ -6,6 +6,8 @@
     torchrun --nproc_per_node 8 main.py train CONFIG --run-dir DIR     (DistributedDataParallel)
 
 Ctrl-C stops at the next iteration with the state saved (a second Ctrl-C aborts at once).
+A run folder in use by a live run is refused (exit 2). ``--resume`` of a finished run says so in one line and
+exits 0 with nothing changed (so a job script may resume until the run is done).
 """
 from __future__ import annotations
 
@@ -18,12 +20,14 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..errors import UserError
+from ..io.safe_json import JSONSyntaxError, load_json_text
 from ..events import Cancelled, Event, Progress, RunControl
 from ..threads import add_threads_option
 from ..ssl.settings import PlanSettings
 from .config import load_config, plan_overrides
 from .logfile import event_to_json, format_event
 from .pipeline import RUN_CONFIG, run_training
+from .runfolder import RunFinished
 
 MAX_PLAN_BYTES = 16 * 2**20
 
@@ -65,6 +69,9 @@ def train_command(args: argparse.Namespace) -> int:
     except Cancelled:
         sys.stderr.write(f"\ncancelled; state saved. Continue with: train --resume {run_dir}\n")
         return 130
+    except RunFinished as done:         # not an error: the run is complete and was left as it was
+        sys.stderr.write(f"{done}\n")
+        return 0
     finally:
         signal.signal(signal.SIGINT, previous)
     sink.close()
@@ -86,10 +93,10 @@ def plan_file_overrides(path: str | Path) -> list[str]:
     if text is None:
         raise UserError(f"{p}: {p.stat().st_size / 2**20:.0f} MiB is far larger than any plan file")
     try:
-        data = json.loads(text)
-        settings = data["settings"] if isinstance(data, dict) else None
-    except (ValueError, KeyError):
-        settings = None
+        data = load_json_text(text, str(p))        # bounded: nesting depth, NaN/Infinity, 1e400
+    except JSONSyntaxError:
+        data = None
+    settings = data.get("settings") if isinstance(data, dict) else None
     if not isinstance(settings, dict):
         raise UserError(f"{p}: not a plan (expected the JSON that `plan ... --json` prints, with its settings)")
     return [f"{key}={json.dumps(value)}" for key, value in plan_overrides(PlanSettings.from_json(settings)).items()]

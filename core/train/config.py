@@ -24,7 +24,7 @@ from ..ssl.plan import RECOMMENDED_ALIGN
 from ..ssl.settings import PlanSettings
 
 STAGES = ("pretrain", "sir", "finetune")
-DATA_KINDS = ("reds", "vimeo", "folder")
+DATA_KINDS = ("reds", "vimeo", "folder", "lr-only")
 LR_SOURCES = ("disk", "BI", "BD")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 REDS4 = ("000", "011", "015", "020")
@@ -44,9 +44,10 @@ class ModelConfig:
 class DataConfig:
     """Training clips and how patches are cut from them."""
 
-    kind: str = "reds"                       # reds | vimeo | folder
+    kind: str = "reds"                       # reds | vimeo | folder | lr-only (LR clips, no GT: distillation)
     root: str | None = None                  # REDS root, Vimeo-90K root, or a folder of clip folders / videos
-    lr_root: str | None = None               # LR clips beside ``root`` (folder kind; REDS/Vimeo find their own)
+    lr_root: str | None = None               # LR clips beside ``root`` (folder kind; REDS/Vimeo find their own);
+                                             # lr-only: a video file, a folder of frames, or a folder of clips
     lr: str = "disk"                         # disk | BI | BD (make LR from GT on the fly)
     clip_length: int = 15
     patch_size: int = 64                     # LR patch side (the GT patch is 4x)
@@ -56,6 +57,22 @@ class DataConfig:
     reverse: bool = False                    # random temporal reversal
     cache: str | None = None                 # HDF5 cache file to build once and read from
     num_workers: int = 4
+    lr_cache_mb: int = 4096                  # lr-only: MiB of decoded video frames kept in memory (per process);
+                                             # frame folders are read from disk as needed and do not count
+
+
+@dataclass
+class DistillConfig:
+    """Distillation from the frozen dense network (the teacher) in a stage; off while sr_weight = hidden_weight = 0.
+
+    The student is trained on the teacher's outputs for the same LR patch, computed on the fly: its SR frames
+    (Charbonnier) and its hidden states at every recurrent step of each branch (mean squared error, TF
+    generalized from the final states to all steps). GT is used when the data has it, teacher targets when not.
+    """
+
+    sr_weight: float = 0.0                   # Charbonnier to the teacher's SR frames
+    hidden_weight: float = 0.0               # MSE to the teacher's hidden states, every step of both branches
+    gt_weight: float | None = None           # Charbonnier to GT; null: 1 when the data has GT, 0 for lr-only
 
 
 @dataclass
@@ -108,6 +125,7 @@ class SIRConfig:
     gamma_lr: float | None = None            # null: same as lr (paper); tiny CPU runs raise it
     betas: list[float] = field(default_factory=lambda: [0.9, 0.99])
     charbonnier_eps: float = 1e-6
+    distill: DistillConfig = field(default_factory=DistillConfig)   # teacher: the network that entered SIR
 
 
 @dataclass
@@ -122,7 +140,8 @@ class FinetuneConfig:
     betas: list[float] = field(default_factory=lambda: [0.9, 0.99])
     charbonnier_eps: float = 1e-6
     tf_weight: float = 1.0                   # λ_TF; 0 disables Temporal Finetuning
-    teacher: str | None = None               # unpruned teacher for TF; null: the network that entered SIR
+    teacher: str | None = None               # unpruned teacher for TF and distill; null: the network that entered SIR
+    distill: DistillConfig = field(default_factory=DistillConfig)
 
 
 @dataclass
@@ -175,7 +194,9 @@ _RANGES: tuple[tuple[str, float, float, bool], ...] = (
     ("finetune.spynet_frozen_iters", 0, math.inf, False), ("finetune.eta_min", 0, 1, False),
     ("finetune.charbonnier_eps", 0, 1, True), ("finetune.tf_weight", 0, 1e6, False),
     ("runtime.seed", 0, 2**32 - 1, False), ("runtime.log_every", 1, math.inf, False),
-    ("runtime.checkpoint_every", 1, math.inf, False),
+    ("runtime.checkpoint_every", 1, math.inf, False), ("data.lr_cache_mb", 1, 2**30, False),
+    *((f"{stage}.distill.{name}", 0, 1e6, False) for stage in ("sir", "finetune")
+      for name in ("sr_weight", "hidden_weight", "gt_weight")),
 )
 _CHOICES = {"data.kind": DATA_KINDS, "data.lr": LR_SOURCES, "runtime.amp": AMP_MODES,
             "model.variant": ("basicvsr", "basicvsr-uni"), "sir.criterion": CRITERIA}
@@ -332,8 +353,21 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
 
 
 def _get(cfg: TrainConfig, key: str) -> Any:
-    section, name = key.split(".")
-    return getattr(getattr(cfg, section), name)
+    node: Any = cfg
+    for name in key.split("."):
+        node = getattr(node, name)
+    return node
+
+
+def gt_weight(distill: DistillConfig, has_gt: bool) -> float:
+    """The weight of Charbonnier to GT: ``distill.gt_weight``, or when null 1 with GT and 0 without (lr-only)."""
+    return (1.0 if has_gt else 0.0) if distill.gt_weight is None else distill.gt_weight
+
+
+def distills(cfg: TrainConfig, stage: str) -> bool:
+    """Whether ``stage`` (sir | finetune) trains against the dense teacher's SR frames or hidden states."""
+    d = getattr(cfg, stage).distill
+    return d.sr_weight > 0 or d.hidden_weight > 0
 
 
 def _validate(cfg: TrainConfig) -> None:
@@ -369,3 +403,47 @@ def _validate(cfg: TrainConfig) -> None:
     if cfg.data.lr == "disk" and cfg.data.kind == "folder" and cfg.data.root and not cfg.data.lr_root:
         raise ConfigError("data.lr_root is needed when data.lr = disk for a folder dataset "
                           "(or set data.lr to BI or BD to make LR frames on the fly)")
+    if cfg.data.kind == "lr-only":
+        _validate_lr_only(cfg)
+    for stage in ("sir", "finetune"):
+        if stage in cfg.stages:
+            _validate_distill(cfg, stage)
+
+
+def _validate_lr_only(cfg: TrainConfig) -> None:
+    d, v = cfg.data, cfg.val
+    if not d.lr_root:
+        raise ConfigError("data.lr_root is needed for data.kind = lr-only: the video file, folder of LR frames "
+                          "or folder of LR clips to train on")
+    if d.root:
+        raise ConfigError("data.root is for datasets with GT; data.kind = lr-only trains on data.lr_root alone "
+                          "(set data.root to null, or data.kind to folder to train on GT)")
+    if d.lr != "disk":
+        raise ConfigError(f"data.lr = {d.lr} makes LR frames from GT, which data.kind = lr-only does not have "
+                          f"(leave data.lr at disk)")
+    if d.cache:
+        raise ConfigError("data.cache (HDF5) holds GT datasets; data.kind = lr-only keeps its decoded frames in "
+                          "memory instead (data.lr_cache_mb): set data.cache to null")
+    if "pretrain" in cfg.stages:
+        raise ConfigError("the pretrain stage trains against GT, which data.kind = lr-only does not have "
+                          "(run sir and finetune, distilling from the dense network)")
+    if v.root is None and v.clips:
+        raise ConfigError("val.clips: data.kind = lr-only has no GT to validate on (set val.root and val.lr_root "
+                          "to a clip with GT, or val.clips to null)")
+
+
+def _validate_distill(cfg: TrainConfig, stage: str) -> None:
+    d = getattr(cfg, stage).distill
+    key = f"{stage}.distill"
+    if cfg.data.kind == "lr-only":
+        if d.gt_weight:
+            raise ConfigError(f"{key}.gt_weight = {d.gt_weight}: data.kind = lr-only has no GT (set it to null or 0)")
+        if not distills(cfg, stage):
+            raise ConfigError(f"{stage}: data.kind = lr-only has no GT and {key} is off: set {key}.sr_weight "
+                              f"(e.g. 1.0) to train against the dense network's outputs")
+    if gt_weight(d, cfg.data.kind != "lr-only") == 0 and d.sr_weight == 0:
+        raise ConfigError(f"{stage}: nothing trains the output frames ({key}.gt_weight and {key}.sr_weight are "
+                          f"both 0): set one of them above 0")
+    if stage == "finetune" and distills(cfg, stage) and cfg.stages == ["finetune"] and cfg.finetune.teacher is None:
+        raise ConfigError("finetune.teacher (the dense network) is needed for finetune.distill when finetune runs "
+                          "without sir (or set finetune.distill.sr_weight and hidden_weight to 0)")

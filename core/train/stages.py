@@ -1,19 +1,27 @@
-"""The three stages: SIR on the scale factors, and supervised training (pretrain / finetune with TF)."""
+"""The three stages: SIR on the scale factors, and supervised training (pretrain / finetune with TF).
+
+SIR and finetune can also distil from the dense network (``sir.distill`` / ``finetune.distill``): the frozen
+teacher runs on the same LR patch every iteration (on the fly: patches are drawn at random and never repeat, so
+there is nothing to cache) and the student is pulled towards its SR frames and its hidden states at every
+recurrent step. That is what trains on LR clips with no GT (``data.kind = lr-only``).
+"""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from ..data.datasets import TrainPatches
-from ..events import SparsityUpdate, Validation
-from ..io.checkpoint import save_model
+from ..data.datasets import LRPatches, TrainPatches
+from ..errors import ConfigError
+from ..events import Log, SparsityUpdate, Validation
+from ..io.checkpoint import load_checkpoint, save_model
 from ..models.basicvsr import BasicVSR
 from ..ssl import SIR, Plan, SIRSettings, scale_factors
-from .config import FinetuneConfig, PretrainConfig, SIRConfig
+from .config import FinetuneConfig, PretrainConfig, SIRConfig, gt_weight
 from .distributed import barrier
-from .losses import charbonnier, tf_loss
+from .losses import LossWeights, charbonnier, distill_loss
 from .loop import Stage
 from .runtime import RunContext
 from .validate import ValSet, validation_psnr
@@ -32,6 +40,43 @@ def sir_iterations(cfg: SIRConfig) -> int:
     return steps * cfg.t1 + cfg.stabilize_iters
 
 
+DENSE_FILE = "dense.pth"      # where the run keeps the network that entered SIR (core.train.pipeline writes it)
+
+
+def loss_weights(cfg: SIRConfig | FinetuneConfig, has_gt: bool, tf_weight: float = 0.0) -> LossWeights:
+    """The loss terms of a SIR or finetune stage and their weights, from its ``distill`` section."""
+    d = cfg.distill
+    return LossWeights(gt_weight(d, has_gt), d.sr_weight, d.hidden_weight, tf_weight)
+
+
+def frozen_teacher(ctx: RunContext, student: BasicVSR, weights: LossWeights, teacher: BasicVSR | None,
+                   path: str | Path | None = None) -> BasicVSR:
+    """The dense teacher, frozen, in eval mode, on the run's device: ``teacher`` itself, else the model file at
+    ``path``, else the network that entered SIR (``run_dir/dense.pth``). Hidden-state terms need the student's
+    stream width and branches (pruning keeps both); a teacher without them is refused in one line."""
+    if teacher is None:
+        teacher = load_checkpoint(path or ctx.run_dir / DENSE_FILE).model
+    if (weights.hidden > 0 or weights.tf > 0) and (teacher.num_feat, teacher.bidirectional) != (
+            student.num_feat, student.bidirectional):
+        def kind(m: BasicVSR) -> str:
+            return f"{m.num_feat}-channel {'bidirectional' if m.bidirectional else 'forward-only'}"
+        raise ConfigError(f"the teacher is a {kind(teacher)} network but the student a {kind(student)} one: hidden "
+                          f"states cannot be compared (set distill.hidden_weight and tf_weight to 0, or give the "
+                          f"student's own dense network as teacher)")
+    teacher = teacher.to(ctx.device).eval().requires_grad_(False)
+    if ctx.config.runtime.channels_last:
+        teacher = teacher.to(memory_format=torch.channels_last)
+    return teacher
+
+
+def _describe(name: str, w: LossWeights) -> str:
+    parts = [f"{w.gt:g} x Charbonnier to GT"] if w.gt > 0 else []
+    parts += [f"{w.sr:g} x Charbonnier to the teacher's SR frames"] if w.sr > 0 else []
+    parts += [f"{w.hidden:g} x MSE to the teacher's hidden states at every step"] if w.hidden > 0 else []
+    parts += [f"{w.tf:g} x TF (final hidden states)"] if w.tf > 0 else []
+    return f"[{name}] loss: " + " + ".join(parts)
+
+
 def _network_params(model: BasicVSR) -> list[nn.Parameter]:
     """Every weight except SpyNet's and the scale factors."""
     gammas = {id(g) for g in scale_factors(model).values()}
@@ -43,11 +88,17 @@ class SIRStage(Stage):
 
     name = "sir"
 
-    def __init__(self, ctx: RunContext, model: BasicVSR, data: TrainPatches, plan: Plan) -> None:
+    def __init__(self, ctx: RunContext, model: BasicVSR, data: TrainPatches | LRPatches, plan: Plan,
+                 teacher: BasicVSR | None = None) -> None:
         cfg = ctx.config.sir
         super().__init__(ctx, model, sir_iterations(cfg), data)
         self.cfg: SIRConfig = cfg
         self.sir = SIR(self.model, plan, sir_settings(cfg))
+        self.weights = loss_weights(cfg, data.has_gt)
+        self.teacher = None     # ``teacher``, or the network that entered SIR (run_dir/dense.pth)
+        if self.weights.needs_teacher:
+            self.teacher = frozen_teacher(ctx, self.model, self.weights, teacher)
+            ctx.emit(Log(_describe(self.name, self.weights)))
 
     def optimizer(self) -> tuple[torch.optim.Optimizer, None]:
         gammas = list(scale_factors(self.model).values())
@@ -56,8 +107,10 @@ class SIRStage(Stage):
         return torch.optim.Adam(groups, betas=tuple(self.cfg.betas)), None
 
     def loss(self, net: nn.Module, lq: torch.Tensor, gt: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        if self.teacher is not None:
+            return distill_loss(net, self.teacher, lq, gt, self.weights, self.cfg.charbonnier_eps)
         pix = charbonnier(net(lq), gt, self.cfg.charbonnier_eps)
-        return pix, {}
+        return (pix, {}) if self.weights.gt == 1 else (self.weights.gt * pix, {"pix": pix})
 
     def after_backward(self) -> None:
         self.sir.apply_penalty()
@@ -76,23 +129,31 @@ class SIRStage(Stage):
 
 
 class SupervisedStage(Stage):
-    """Charbonnier (+ λ_TF · TF against a frozen teacher), Adam with cosine annealing, SpyNet at its own rate.
+    """Charbonnier (+ λ_TF · TF, + distillation against a frozen teacher), Adam with cosine annealing, SpyNet at
+    its own rate.
 
     ``pretrain`` trains a dense network (SpyNet frozen for its first iterations, as BasicSR does);
     ``finetune`` trains the pruned one. Validation every ``val.every`` iterations keeps the best weights.
+    TF runs when a ``teacher`` is given (the pipeline gives one when λ_TF > 0); ``finetune.distill`` loads the
+    teacher itself when none is given (``finetune.teacher``, else the network that entered SIR).
     """
 
-    def __init__(self, ctx: RunContext, name: str, model: BasicVSR, data: TrainPatches,
+    def __init__(self, ctx: RunContext, name: str, model: BasicVSR, data: TrainPatches | LRPatches,
                  cfg: PretrainConfig | FinetuneConfig, valset: ValSet | None = None,
                  teacher: BasicVSR | None = None) -> None:
         super().__init__(ctx, model, cfg.iterations, data)
         self.name = name
         self.cfg = cfg
         self.valset = valset
-        self.tf_weight = getattr(cfg, "tf_weight", 0.0) if teacher is not None else 0.0
+        distill = isinstance(cfg, FinetuneConfig) and (cfg.distill.sr_weight > 0 or cfg.distill.hidden_weight > 0)
+        self.tf_weight = getattr(cfg, "tf_weight", 0.0) if teacher is not None or distill else 0.0
+        self.weights = (loss_weights(cfg, data.has_gt, self.tf_weight) if isinstance(cfg, FinetuneConfig)
+                        else LossWeights())
         self.teacher = None
-        if self.tf_weight > 0:
-            self.teacher = teacher.to(ctx.device).eval().requires_grad_(False)
+        if self.weights.needs_teacher:
+            self.teacher = frozen_teacher(ctx, self.model, self.weights, teacher, getattr(cfg, "teacher", None))
+            if distill:
+                ctx.emit(Log(_describe(self.name, self.weights)))
         self.best_psnr = float("-inf")
         self.history: list[list[float]] = []
 
@@ -111,15 +172,10 @@ class SupervisedStage(Stage):
         return opt, sched
 
     def loss(self, net: nn.Module, lq: torch.Tensor, gt: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        if self.teacher is None:
-            pix = charbonnier(net(lq), gt, self.cfg.charbonnier_eps)
-            return pix, {}
-        out, hidden = net(lq, return_hidden=True)
-        with torch.no_grad():
-            _, target = self.teacher(lq, return_hidden=True)
-        pix = charbonnier(out, gt, self.cfg.charbonnier_eps)
-        tf = tf_loss(hidden, target)
-        return pix + self.tf_weight * tf, {"pix": pix, "tf": tf}
+        if self.teacher is not None:
+            return distill_loss(net, self.teacher, lq, gt, self.weights, self.cfg.charbonnier_eps)
+        pix = charbonnier(net(lq), gt, self.cfg.charbonnier_eps)
+        return (pix, {}) if self.weights.gt == 1 else (self.weights.gt * pix, {"pix": pix})
 
     def after_step(self, done: int) -> None:
         every = self.ctx.config.val.every

@@ -1,0 +1,273 @@
+"""Reconstruction at the cut: refit the pruned network so its own activations reproduce the dense network's.
+
+Why: a raw cut of a recurrent VSR network is not a worse network but noise — each step's small error is fed
+back through the hidden state and grows without bound. Least squares on calibration frames (no ground truth:
+the dense network is the teacher) refits, in network order, each residual block's ``conv1`` (to the dense
+pre-activations of the filters it kept) and ``conv2`` (so the stream after the block equals the dense stream),
+then the head's convolutions (fusion, upconv1, upconv2, conv_hr to their dense pre-activations, conv_last to
+the dense output). Every refit sees the refits before it, so errors do not pile up.
+
+The recurrence is handled in two passes. First *teacher-forced*: every step's trunk reads the dense network's
+warped state, so each step is fitted to map the dense state of one frame to the dense state of the next. Then
+*closed-loop* rounds: the trunks read the pruned network's own states (as they will at inference) and are
+refitted, input convs included, against the same dense targets, which teaches them to pull a drifting state
+back. The head is fitted last, on the pruned network's own states.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..events import EventSink, Progress, RunControl, ignore
+from ..models.basicvsr import BasicVSR, Trunk
+from ..models.layout import select_channels
+from ..ssl.plan import Plan
+from ..ssl.prune import units_to_filters
+from ..ssl.scale import fold_scale_factors, has_scale_factors
+from .calib import prepare_calibration
+from .lstsq import NormalEquations, output_rows, patch_rows, sample_pixels, solve_conv
+
+STAGE = "reconstruct"
+
+
+@dataclass(frozen=True)
+class ReconstructSettings:
+    """How much calibration data the refits use and how strongly they are held to the old weights."""
+
+    max_frames: int = 15          # calibration frames used (the first ones of the clip)
+    max_area: int = 160 * 192     # LR pixels per frame; larger frames are centre-cropped to this area
+    rows: int = 32768             # pixel rows sampled per layer for its normal equations
+    ridge: float = 1e-3           # relative to the mean diagonal of xᵀx, towards the cut's own weights
+    rounds: int = 1               # closed-loop rounds after the teacher-forced pass
+    head_crop: int = 48           # LR side of the per-frame crops the head is fitted on
+    seed: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ReconstructReport:
+    """What a reconstruction did, in numbers a person can check (and a model file records)."""
+
+    frames: int
+    size: tuple[int, int]                  # (h, w) of the calibration frames used
+    seconds: float
+    psnr_raw: float                        # PSNR of the raw cut's output against the dense output (calibration)
+    psnr_after: float                      # the same after reconstruction
+    layers_refit: int
+    layers_kept: int                       # refits skipped (no solution): those layers keep the cut's weights
+    calib: str | None = None
+    settings: ReconstructSettings = field(default_factory=ReconstructSettings)
+
+    def to_meta(self) -> dict[str, Any]:
+        return {"method": "least squares to the dense network's activations (teacher-forced, then closed-loop)",
+                "calib": self.calib, "frames": self.frames, "size": list(self.size),
+                "seconds": round(self.seconds, 2), "psnr_vs_dense_raw": _rounded(self.psnr_raw),
+                "psnr_vs_dense": _rounded(self.psnr_after), "layers_refit": self.layers_refit,
+                "layers_kept": self.layers_kept, "settings": self.settings.to_json()}
+
+    def summary(self) -> str:
+        return (f"reconstructed {self.layers_refit} layers on {self.frames} calibration frames of "
+                f"{self.size[0]}x{self.size[1]} in {self.seconds:.1f} s: output vs dense {self.psnr_raw:.2f} dB "
+                f"(raw cut) -> {self.psnr_after:.2f} dB")
+
+
+def _rounded(v: float) -> float | None:
+    return round(v, 3) if math.isfinite(v) else None
+
+
+@dataclass
+class _Trace:
+    """One network's run over the calibration clip: flows and the hidden state of every step of each branch."""
+
+    frames: list[torch.Tensor]
+    flows: dict[str, torch.Tensor | None]      # branch → (1, T-1, 2, h, w)
+    states: dict[str, list[torch.Tensor]]      # branch → state per frame
+
+    def trunk_inputs(self, model: BasicVSR, branch: str) -> torch.Tensor:
+        """(T, C+3, h, w): what the branch's trunk read at every step."""
+        t = len(self.frames)
+        step = 1 if branch == "backward" else -1
+        rows = []
+        for i in range(t):
+            j = i + step
+            prev = self.states[branch][j] if 0 <= j < t else None
+            flow = None if prev is None else self.flows[branch][:, min(i, j)]
+            rows.append(model.trunk_input(self.frames[i], prev, flow))
+        return torch.cat(rows)
+
+    def head_input(self, model: BasicVSR, i: int) -> torch.Tensor:
+        h_f = self.states["forward"][i]
+        return torch.cat([self.states["backward"][i], h_f], dim=1) if model.bidirectional else h_f
+
+
+def _record(model: BasicVSR, x: torch.Tensor) -> _Trace:
+    t = x.shape[1]
+    fwd, bwd = model.flows(x)
+    frames = [x[:, i] for i in range(t)]
+    trace = _Trace(frames, {"forward": fwd, "backward": bwd}, {})
+    for branch, trunk in model.trunks().items():
+        order = range(t - 1, -1, -1) if branch == "backward" else range(t)
+        states: list[torch.Tensor | None] = [None] * t
+        prev = None
+        for i in order:
+            flow = None if prev is None else trace.flows[branch][:, min(i, i + (1 if branch == "backward" else -1))]
+            prev = states[i] = trunk(model.trunk_input(frames[i], prev, flow))
+        trace.states[branch] = states
+    return trace
+
+
+def _outputs(model: BasicVSR, trace: _Trace) -> torch.Tensor:
+    return torch.cat([model.upsample(trace.head_input(model, i), f) for i, f in enumerate(trace.frames)])
+
+
+def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    mse = float(((a.clamp(0, 1) - b.clamp(0, 1)) ** 2).mean())
+    return 10 * math.log10(1 / mse) if mse > 0 else float("inf")
+
+
+class _Fitter:
+    """Refits one conv at a time from (input, target pre-activation) tensors, counting what it did."""
+
+    def __init__(self, settings: ReconstructSettings, total: int, sink: EventSink, control: RunControl | None):
+        self.settings = settings
+        self.gen = torch.Generator().manual_seed(settings.seed)
+        self.total, self.done, self.refit, self.kept = total, 0, 0, 0
+        self.sink, self.control = sink, control
+        self.started = time.perf_counter()
+
+    def fit(self, conv: nn.Conv2d, x: torch.Tensor, target: torch.Tensor, border: int = 0) -> None:
+        if self.control is not None:
+            self.control.checkpoint()
+        k = conv.kernel_size[0]
+        idx = sample_pixels(tuple(x.shape), self.settings.rows, self.gen, border).to(x.device)
+        eq = NormalEquations.empty(conv.in_channels * k * k, conv.out_channels, x.device)
+        eq.add(patch_rows(x.float(), k, idx), output_rows(target.float(), idx))
+        if solve_conv(conv, eq, self.settings.ridge):
+            self.refit += 1
+        else:
+            self.kept += 1
+        self.done += 1
+        elapsed = time.perf_counter() - self.started
+        self.sink(Progress(STAGE, min(self.done, self.total), self.total, seconds_per_iter=elapsed / self.done,
+                           eta_seconds=elapsed / self.done * max(self.total - self.done, 0)))
+
+
+def _lrelu(x: torch.Tensor) -> torch.Tensor:
+    return F.leaky_relu(x, 0.1)
+
+
+def _fit_trunk(branch: str, dense: Trunk, pruned: Trunk, x_d: torch.Tensor, x_p: torch.Tensor,
+               kept: dict[str, torch.Tensor], fitter: _Fitter, fit_input: bool) -> None:
+    """Refit a trunk block after block so its stream follows the dense one from inputs ``x_p``."""
+    pre = dense.main[0](x_d)
+    if fit_input:
+        fitter.fit(pruned.main[0], x_p, pre)
+    s_d, s_p = _lrelu(pre), _lrelu(pruned.main[0](x_p))
+    del pre
+    for k, (bd, bp) in enumerate(zip(dense.blocks, pruned.blocks)):
+        pre_d = bd.conv1(s_d if bd.reads is None else select_channels(s_d, bd.reads))
+        nxt = bd(s_d)
+        h_in = s_p if bp.reads is None else select_channels(s_p, bp.reads)
+        fitter.fit(bp.conv1, h_in, pre_d.index_select(1, kept[f"{branch}.{k}.mid"]))
+        del pre_d
+        act = F.relu(bp.conv1(h_in))
+        target = nxt - s_p
+        fitter.fit(bp.conv2, act, target if bp.writes is None else target.index_select(1, bp.writes))
+        del act, target
+        s_p, s_d = bp(s_p), nxt
+
+
+def _head_crops(trace: _Trace, model: BasicVSR, side: int, gen: torch.Generator) -> tuple[torch.Tensor, list]:
+    """The head's input on one random ``side``×``side`` LR crop per frame (the head is convolutional: a crop
+    calibrates it as well as the whole frame, at a fraction of the 16×-sized activations)."""
+    boxes, crops = [], []
+    for i in range(len(trace.frames)):
+        feat = trace.head_input(model, i)
+        h, w = feat.shape[-2:]
+        ch, cw = min(side, h), min(side, w)
+        y = int(torch.randint(0, h - ch + 1, (1,), generator=gen))
+        x = int(torch.randint(0, w - cw + 1, (1,), generator=gen))
+        boxes.append((y, x, ch, cw))
+        crops.append(feat[..., y:y + ch, x:x + cw])
+    return torch.cat(crops), boxes
+
+
+def _crop_like(trace: _Trace, model: BasicVSR, boxes: list) -> torch.Tensor:
+    return torch.cat([trace.head_input(model, i)[..., y:y + h, x:x + w] for i, (y, x, h, w) in enumerate(boxes)])
+
+
+def _fit_head(dense: BasicVSR, pruned: BasicVSR, trace_d: _Trace, trace_p: _Trace, kept: dict[str, torch.Tensor],
+              fitter: _Fitter) -> None:
+    """fusion, upconv1, upconv2 and conv_hr to the dense pre-activations of their kept filters, then conv_last
+    to the dense output, each on the refitted layers before it."""
+    a_p, boxes = _head_crops(trace_p, pruned, fitter.settings.head_crop, fitter.gen)
+    a_d = _crop_like(trace_d, dense, boxes)
+    if dense.bidirectional:
+        pre = dense.fusion(a_d)
+        fitter.fit(pruned.fusion, a_p, pre.index_select(1, kept["fusion"]), border=2)
+        a_d, a_p = _lrelu(pre), _lrelu(pruned.fusion(a_p))
+    for scale, name in ((1, "upconv1"), (2, "upconv2")):
+        conv_d, conv_p = getattr(dense, name), getattr(pruned, name)
+        pre = conv_d(a_d)
+        fitter.fit(conv_p, a_p, pre.index_select(1, units_to_filters(kept[name], 4)), border=2 * scale)
+        a_d, a_p = F.pixel_shuffle(_lrelu(pre), 2), F.pixel_shuffle(_lrelu(conv_p(a_p)), 2)
+    pre = dense.conv_hr(a_d)
+    fitter.fit(pruned.conv_hr, a_p, pre.index_select(1, kept["conv_hr"]), border=8)
+    a_d, a_p = _lrelu(pre), _lrelu(pruned.conv_hr(a_p))
+    fitter.fit(pruned.conv_last, a_p, dense.conv_last(a_d), border=8)
+
+
+def count_fits(model: BasicVSR, rounds: int) -> int:
+    """Layer refits a reconstruction makes: two per block per pass, input convs in closed-loop rounds, the head."""
+    blocks = sum(len(t.blocks) for t in model.trunks().values())
+    trunks = len(model.trunks())
+    head = 5 if model.bidirectional else 4
+    return 2 * blocks * (1 + rounds) + trunks * rounds + head
+
+
+@torch.no_grad()
+def reconstruct(dense: BasicVSR, pruned: BasicVSR, plan: Plan, frames: np.ndarray,
+                settings: ReconstructSettings = ReconstructSettings(), *, calib_name: str | None = None,
+                sink: EventSink = ignore, control: RunControl | None = None) -> tuple[BasicVSR, ReconstructReport]:
+    """A copy of ``pruned`` (cut from ``dense`` by ``plan``) refitted on ``frames`` (uint8 (T, h, w, 3) RGB LR
+    frames, no ground truth). Neither model is changed."""
+    started = time.perf_counter()
+    x = prepare_calibration(frames, settings.max_frames, settings.max_area)
+    device = next(pruned.parameters()).device
+    x = x.to(device)
+    teacher = fold_scale_factors(dense) if has_scale_factors(dense) else dense
+    teacher = copy.deepcopy(teacher).float().eval()          # its own copy: nobody else's module is touched
+    student = copy.deepcopy(pruned).float().eval()
+    kept = {l.name: torch.tensor(l.kept, dtype=torch.long, device=device) for l in plan.layers}
+    fitter = _Fitter(settings, count_fits(student, settings.rounds), sink, control)
+
+    trace_d = _record(teacher, x)
+    reference = _outputs(teacher, trace_d)
+    trace_p = _record(student, x)
+    psnr_raw = _psnr(_outputs(student, trace_p), reference)
+    inputs_d = {b: trace_d.trunk_inputs(teacher, b) for b in student.trunks()}
+    for branch, trunk in student.trunks().items():          # teacher-forced: each step from the dense state
+        _fit_trunk(branch, teacher.trunks()[branch], trunk, inputs_d[branch], inputs_d[branch], kept, fitter,
+                   fit_input=False)
+    for _ in range(settings.rounds):                          # closed loop: each step from its own state
+        trace_p = _record(student, x)
+        for branch, trunk in student.trunks().items():
+            _fit_trunk(branch, teacher.trunks()[branch], trunk, inputs_d[branch],
+                       trace_p.trunk_inputs(student, branch), kept, fitter, fit_input=True)
+    trace_p = _record(student, x)
+    _fit_head(teacher, student, trace_d, trace_p, kept, fitter)
+    psnr_after = _psnr(_outputs(student, trace_p), reference)
+    report = ReconstructReport(frames=x.shape[1], size=tuple(x.shape[-2:]), seconds=time.perf_counter() - started,
+                               psnr_raw=psnr_raw, psnr_after=psnr_after, layers_refit=fitter.refit,
+                               layers_kept=fitter.kept, calib=calib_name, settings=settings)
+    return student.train(pruned.training), report

@@ -1,0 +1,145 @@
+"""A training run's folder: the names a run writes there, who may write them, and what a run must never touch.
+
+Why a module of its own: a run folder is written for hours, so every way to lose work in it is refused before
+the first write, in one line:
+- a live run holds an exclusive lock on the folder (``.ssl-vsr-run.lock``, an ``flock`` the kernel drops when
+  the process dies, so a killed run's folder is free again); a second run, a resume or a GUI start into it is
+  refused naming the holder's pid;
+- a new run refuses a folder where any of the run's own names exists; a resume needs a run's folder, and a
+  finished run is left exactly as it is (``RunFinished``);
+- no input of the run (checkpoints, teacher, datasets, the frame cache) lies inside the run folder, and neither
+  the run folder nor the frame cache the run writes lies inside an input.
+"""
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Iterator
+
+from ..errors import ConfigError, UserError
+from ..io.output import claim_output, exclusive_lock, path_relation, probe_lock, write_text
+from .config import PATH_KEYS, TrainConfig
+
+RUN_MARKER = ".ssl-vsr-run"
+RUN_CONFIG = "run_config.yaml"
+RUN_LOCK = ".ssl-vsr-run.lock"       # exists only while a run holds the folder (or after a kill, then free)
+# Everything a run writes at the top of its folder: a new run refuses a folder where one of these exists.
+RUN_FILES = (RUN_MARKER, RUN_CONFIG, "train.log", "checkpoints", "dense.pth", "sir_pruned.pth", "pretrain_best.pth",
+             "finetune_best.pth", "pruned.pth", "report.h5")
+RESULTS = ("pruned.pth", "report.h5", "dense.pth")   # what a finished run offers, named in RunFinished
+WRITTEN_KEYS = ("data.cache",)       # config paths the run writes as well as reads
+_MARKER_TEXT = "ssl-vsr training run\n"
+_FINISHED = "finished"
+
+
+class RunFinished(UserError):
+    """``--resume`` of a run that already finished: nothing to do, and nothing was changed."""
+
+
+# -- checks before anything is written ---------------------------------------------------------------------
+def check_run_paths(cfg: TrainConfig, run_dir: Path) -> None:
+    """Refuse a run that could write over what it reads: an input inside the run folder (resuming with
+    ``model.weights=RUN/pruned.pth`` replaced that file), the run folder inside a dataset, or ``data.cache``
+    (built by the run) on, inside or around another input. Paths only: nothing is read or created."""
+    paths = config_paths(cfg)
+    _refuse_overlap("the run folder", str(run_dir), paths)
+    for key, value in paths:
+        if key in WRITTEN_KEYS:
+            _refuse_overlap(key, value, [(k, v) for k, v in paths if k != key])
+
+
+def config_paths(cfg: TrainConfig) -> list[tuple[str, str]]:
+    """Every file system path the config names, with its key (``official:`` weights are the package's own)."""
+    found = []
+    for key in PATH_KEYS:
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if isinstance(value, str) and not value.startswith("official:"):
+            found.append((key, value))
+    return found
+
+
+def _refuse_overlap(label: str, written: str, inputs: list[tuple[str, str]]) -> None:
+    """``written`` (a place the run writes) must not be, lie inside or hold any of ``inputs``."""
+    for key, value in inputs:
+        relation = path_relation(written, value)
+        if relation == "same":
+            raise ConfigError(f"{label} {written} is also {key}: a run must not write what it reads; choose "
+                              f"another place")
+        if relation == "inside":
+            raise ConfigError(f"{label} {written} lies inside {key} {value}: the run would write into its input; "
+                              f"choose a place outside it")
+        if relation == "holds":
+            raise ConfigError(f"{key} {value} lies inside {label} {written}: the run would read files it writes "
+                              f"or replaces; move it out, or choose another place for {label}")
+
+
+def check_run_dir(run_dir: Path, resume: bool) -> None:
+    """Read-only checks of the folder (nothing is created, so a refused folder stays exactly as it was): not held
+    by a live run; for a new run, none of the run's names taken; for a resume, an unfinished run's folder."""
+    if run_dir.is_dir():
+        probe_lock(run_dir / RUN_LOCK, lambda pid: _in_use(run_dir, pid))
+    _check_state(run_dir, resume)
+
+
+def _check_state(run_dir: Path, resume: bool) -> None:
+    if resume:
+        if not run_dir.is_dir():
+            raise UserError(f"cannot resume: {run_dir} does not exist")
+        if not (run_dir / RUN_MARKER).is_file():
+            raise UserError(f"cannot resume: {run_dir} is not a training run's folder (no {RUN_MARKER} in it)")
+        if is_finished(run_dir):
+            results = ", ".join(str(run_dir / n) for n in RESULTS if (run_dir / n).is_file()) or "none"
+            raise RunFinished(f"run folder {run_dir} holds a finished run: nothing to resume, nothing changed "
+                              f"(results: {results}); to train further, start a new run in another folder "
+                              f"from its model (--set model.weights=...)")
+        return
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"run folder {run_dir} is an existing file: choose a folder")
+    taken = [name for name in RUN_FILES if (run_dir / name).exists()]
+    if set(taken) <= {RUN_MARKER, RUN_CONFIG, "train.log"} and RUN_MARKER in taken:
+        return      # a run of ours that failed before its first saved state: starting again is harmless
+    if RUN_MARKER in taken and is_finished(run_dir):
+        raise UserError(f"{run_dir} already holds a run that finished: choose another run folder")
+    if taken:
+        what = "a run" if RUN_MARKER in taken else f"files named like the run's own ({', '.join(taken[:3])})"
+        raise UserError(f"{run_dir} already holds {what}: resume it (--resume) or choose another run folder")
+    claim_output(run_dir / RUN_MARKER)    # writable, nothing in the way
+
+
+def is_finished(run_dir: Path) -> bool:
+    """A run's folder whose run ended: its marker says so, or (runs from before the marker did) its report,
+    the last file a run writes, exists."""
+    try:
+        with open(run_dir / RUN_MARKER, "rb") as fh:
+            head = fh.read(256)         # the marker is ours and tiny; never read a large file of that name
+    except OSError:
+        head = b""
+    return _FINISHED.encode() in head.split() or (run_dir / "report.h5").is_file()
+
+
+def _in_use(run_dir: Path, pid: int | None) -> UserError:
+    who = f" (pid {pid})" if pid is not None else ""
+    return UserError(f"run folder {run_dir} is in use by another run{who}: wait for it to end, or choose "
+                     f"another run folder")
+
+
+# -- holding the folder ------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def hold_run_dir(run_dir: Path, resume: bool) -> Iterator[None]:
+    """Hold the folder's lock while the block runs (released at exit; the kernel releases it if the process is
+    killed), re-checking under it what ``check_run_dir`` saw: another run may have started or ended since."""
+    lock = contextlib.ExitStack()
+    try:
+        lock.enter_context(exclusive_lock(run_dir / RUN_LOCK, lambda pid: _in_use(run_dir, pid)))
+    except OSError as e:
+        raise UserError(f"cannot use run folder {run_dir}: {e.strerror or e}") from None
+    with lock:
+        _check_state(run_dir, resume)
+        yield
+
+
+def write_marker(run_dir: Path, finished: bool = False) -> None:
+    """Mark the folder as a run's (a resume needs it), and when ``finished`` as a run that ended (a resume of
+    it then changes nothing)."""
+    write_text(run_dir / RUN_MARKER, _MARKER_TEXT + (f"{_FINISHED}\n" if finished else ""), overwrite=True)
