@@ -61,8 +61,8 @@ def _frames(path: Path, max_frames: int | None) -> Iterator[np.ndarray]:
         for f in files[:max_frames]:
             img, _ = read_frame(f)
             if first is not None and img.shape != first:
-                raise ClipError(f"frame {f.name} in {path} is {img.shape[1]}x{img.shape[0]} but the first frame is "
-                                f"{first[1]}x{first[0]}: all frames must match")
+                raise ClipError(f"frame {f.name} in {path} is {img.shape[0]}×{img.shape[1]} (H×W) but the first "
+                                f"frame is {first[0]}×{first[1]}: all frames must match")
             first = img.shape
             yield img
         return
@@ -106,4 +106,4 @@ def _check_pair(lr: FrameStore, gt: FrameStore, root: Path) -> None:
     h, w, _ = lr.frame_shape
     gh, gw, _ = gt.frame_shape
     if (gh, gw) != (4 * h, 4 * w):
-        raise ClipError(f"{root}: GT frames are {gw}x{gh}, expected 4× the LR {w}x{h} = {4 * w}x{4 * h}")
+        raise ClipError(f"{root}: GT frames are {gh}×{gw} (H×W), expected 4× the LR {h}×{w} = {4 * h}×{4 * w}")

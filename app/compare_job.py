@@ -51,9 +51,17 @@ def stream_sr(model: BasicVSR, frames: FrameStore, device, progress: Progress) -
 
 
 def new_result(clip: ClipPair, series: tuple[str, ...]) -> CompareResult:
-    """An empty result the job fills in frame by frame (the window shows it while it grows)."""
-    return CompareResult(clip, FrameStore(), {name: FrameStore() for name in series},
-                         psnr={name: [] for name in ("bicubic", *series)} if clip.gt is not None else {})
+    """An empty result the job fills in frame by frame (the window shows it while it grows).
+
+    PSNR is against GT when the clip has it; without GT, bicubic and the pruned network are scored against the
+    dense network's output (when it runs), so "below bicubic" can still be told."""
+    if clip.gt is not None:
+        psnr, reference = {name: [] for name in ("bicubic", *series)}, "GT"
+    elif "dense" in series:
+        psnr, reference = {name: [] for name in ("bicubic", *series) if name != "dense"}, "dense"
+    else:
+        psnr, reference = {}, "GT"
+    return CompareResult(clip, FrameStore(), {name: FrameStore() for name in series}, psnr=psnr, reference=reference)
 
 
 def run_compare(job: Job, result: CompareResult, models: dict[str, BasicVSR], device: str = "auto") -> CompareResult:
@@ -64,14 +72,25 @@ def run_compare(job: Job, result: CompareResult, models: dict[str, BasicVSR], de
     steps = {name: t * (2 if m.spec.bidirectional else 1) for name, m in models.items()}
     total = t + sum(steps.values())
 
+    def score(series: str, i: int, frame: np.ndarray) -> float | None:
+        if clip.gt is not None:
+            return psnr(frame, clip.gt[i], test_y_channel=True)
+        if result.reference != "dense":
+            return None
+        if series == "dense":          # bicubic is scored against the dense frame once that exists
+            result.psnr["bicubic"].append(psnr(result.bicubic[i], frame, test_y_channel=True))
+            return None
+        dense = result.outputs["dense"]
+        return psnr(frame, dense[i], test_y_channel=True) if i < len(dense) else None
+
     def keep(series: str, store: FrameStore, frames: Iterator[np.ndarray]) -> float:
         """Store and score each frame as it arrives; returns the seconds spent here (not in the network)."""
         spent = 0.0
         for i, frame in enumerate(frames):
             start = time.perf_counter()
             store.write(frame)
-            value = psnr(frame, clip.gt[i], test_y_channel=True) if clip.gt is not None else None
-            if value is not None:
+            value = score(series, i, frame)
+            if value is not None and series in result.psnr:
                 result.psnr[series].append(value)
             job.emit_event(CompareFrame(series, i, value))
             spent += time.perf_counter() - start

@@ -39,8 +39,8 @@ class FrameStore:
         if self._frame_shape is None:
             self._frame_shape = frame.shape
         elif frame.shape != self._frame_shape:
-            raise ValueError(f"frame {self._count} is {frame.shape[1]}x{frame.shape[0]}, the store holds "
-                             f"{self._frame_shape[1]}x{self._frame_shape[0]} frames")
+            raise ValueError(f"frame {self._count} is {frame.shape[0]}×{frame.shape[1]} (H×W), the store holds "
+                             f"{self._frame_shape[0]}×{self._frame_shape[1]} frames")
         data = frame.tobytes()
         offset = self._count * len(data)
         written = 0

@@ -34,6 +34,8 @@ STEP_TITLES = {"model": "1  Model", "prune": "2  Prune", "train": "3  Train", "c
                "export": "5  Export", "study": "6  Study"}
 CHECKPOINT_EXTS = (".pth", ".pt", ".ckpt", ".bin")
 MAX_RECENT = 8
+# Fits a 1280×800 screen with a title bar and a desktop panel (every step's layout is checked at this size).
+DEFAULT_SIZE = (1264, 720)
 
 
 class MainWindow(QMainWindow):
@@ -295,12 +297,24 @@ class MainWindow(QMainWindow):
         geometry = self.settings.value("window/geometry")
         if geometry is not None:
             self.restoreGeometry(geometry)
+            self._fit_screen()
         else:
-            self.resize(1500, 940)
+            self.resize(*DEFAULT_SIZE)
         state = self.settings.value("window/state")
         if state is not None:
             self.restoreState(state)
         self.steps.setCurrentRow(int(self.settings.value("window/step", 0)))
+
+    def _fit_screen(self) -> None:
+        """A geometry saved on a larger screen is shrunk to this one (never below the window's minimum)."""
+        screen = self.screen()
+        if screen is None:
+            return
+        avail, least = screen.availableGeometry(), self.minimumSizeHint()
+        w = min(self.width(), max(avail.width(), least.width()))
+        h = min(self.height(), max(avail.height(), least.height()))
+        if (w, h) != (self.width(), self.height()):
+            self.resize(w, h)
 
     def closeEvent(self, event: QCloseEvent) -> None:
         train = self.panels["train"]

@@ -27,7 +27,6 @@ def open_default_window(work: Path, argv0: str = "ssl-vsr") -> MainWindow:
     """The window as ``python main.py`` opens it (official weights + demo clip), once the model has loaded."""
     create_app([argv0])
     window = MainWindow(QSettings(str(work / "settings.ini"), QSettings.Format.IniFormat))
-    window.resize(1500, 940)
     window.show()
     window.state.warm_up_engine()
     window.load_defaults()

@@ -16,6 +16,7 @@ from PySide6.QtCore import QObject, Signal
 from core.io.checkpoint import LoadedModel, load_checkpoint
 from core.models.basicvsr import BasicVSR
 from core.errors import UserError
+from core.recover.status import RecoveryStatus, recovery_status
 from core.ssl import CRITERIA, Plan, UnitScores, compute_scores, plan_from_json
 from core.ssl.lineage import Lineage, check_lineage
 
@@ -37,6 +38,11 @@ class PrunedModel:
     path: Path | None = None
     meta: dict[str, Any] = field(default_factory=dict)      # a model file's meta (a run's plan as JSON)
 
+    @property
+    def status(self) -> RecoveryStatus:
+        """Raw cut, reconstructed at the cut, or trained (what its meta says, as for a model file)."""
+        return recovery_status(self.meta, pruned=True)
+
 
 @dataclass
 class CompareResult:
@@ -54,6 +60,8 @@ class CompareResult:
     lineage: Lineage | None = None                                        # of the pruned model vs the dense one
     compared: dict[str, int] = field(default_factory=dict)                # id() of each network it ran
     complete: bool = False
+    reference: str = "GT"            # what ``psnr`` is measured against: "GT", or "dense" (the dense output)
+    pruned_status: RecoveryStatus | None = None                           # of the pruned network it ran
 
 
 def stored_plan(meta: dict[str, Any]) -> Plan | None:
@@ -123,6 +131,8 @@ class AppState(QObject):
         self._scores = dict(scores) if scores is not None else {c: compute_scores(loaded.model, c) for c in CRITERIA}
         self.plan = None
         self.current.set(None)
+        if self.current.recovery is not None:
+            self.current.set_recovery(None)     # a reconstruction belongs to the previous dense network
         if self.pruned is not None and self.pruned.plan is not None and self.pruned.path is None:
             self.set_pruned(None)      # a plan applied here belongs to the previous dense model (files stay)
         self.modelChanged.emit()
@@ -144,7 +154,7 @@ class AppState(QObject):
         self.compare = None
         self.clipChanged.emit()
         self.compareChanged.emit()
-        self.message.emit(f"clip {clip.name}: {len(clip.lr)} frames, {clip.lr_size[1]}×{clip.lr_size[0]} LR"
+        self.message.emit(f"clip {clip.name}: {len(clip.lr)} frames, {clip.lr_size[0]}×{clip.lr_size[1]} LR (H×W)"
                           + ("" if clip.gt is not None else ", no ground truth"))
 
     def set_plan(self, plan: Plan | None, target_ms: float | None = None) -> None:

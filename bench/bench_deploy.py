@@ -160,7 +160,8 @@ def main() -> int:
         rows.append([name, runtime, ms, f"{base / ms:.2f}x", f"{size:.1f} MiB", psnr,
                      fp32_psnr[name] - psnr, fidelity, kept])
         print(rows[-1], flush=True)
-    print(f"\ncalendar {w}x{h} LR, marginal ms/frame = (T={args.long} - T={args.short}) / {args.long - args.short}, "
+    print(f"\ncalendar {h}x{w} (HxW) LR, marginal ms/frame = (T={args.long} - T={args.short}) / "
+          f"{args.long - args.short}, "
           f"median of {args.rounds} interleaved rounds; {torch.get_num_threads()} threads; Y-PSNR vs GT over "
           f"{args.long} frames")
     print_table(["model", "runtime", "ms/frame", "speed-up", "file", "Y-PSNR", "drop vs fp32", "Y-PSNR vs fp32 out",

@@ -250,7 +250,7 @@ def use_compare_model(window: MainWindow, work: Path, which: str) -> None:
 
 def print_compare(rows: list[dict[str, float]], which: str) -> None:
     model = "REDS4" if which == "reds4" else "tiny 16-channel BasicVSR"
-    print(f"\nCompare on a long clip: {model} dense + zero-shot pruned (ratio 0.5), demo frames 112×64 LR played "
+    print(f"\nCompare on a long clip: {model} dense + zero-shot pruned (ratio 0.5), demo frames 64×112 (HxW) LR played "
           f"back and forth, scrubbing every 200 ms, {os.cpu_count()} CPU cores, load average "
           f"{os.getloadavg()[0]:.1f} at the end")
     print(f"{'frames':>6s} {'run s':>7s} {'longest stall ms':>17s} {'p99 ms':>7s} {'RSS before MB':>14s} "
@@ -296,7 +296,7 @@ def main() -> int:
         rows["p99 stall (ms)"].append(p99)
         ticks += n
     goals = {"slider → chart repainted (ms)": "< 50", "longest stall, train + compare (ms)": "< 100"}
-    print(f"\nGUI responsiveness, full BasicVSR (REDS4), demo clip 112×64, {os.cpu_count()} CPU cores, "
+    print(f"\nGUI responsiveness, full BasicVSR (REDS4), demo clip 64×112 (HxW), {os.cpu_count()} CPU cores, "
           f"median of {args.repeats} repeats ({ticks} timer ticks watched)")
     print(f"{'measure':40s} {'median':>8s} {'min':>8s} {'max':>8s}  goal")
     for name, values in rows.items():

@@ -52,7 +52,7 @@ def main() -> None:
             runs = [frames_per_second(ds, args.samples, r * args.samples) for r in range(args.repeats)]
             results[name] = statistics.median(runs)
     h, w = recs[0].gt_size
-    print(f"loader: {src.name} GT {w}x{h}, clip 15, LR patch 64 from disk, {args.samples} clips x {args.repeats} "
+    print(f"loader: {src.name} GT {h}x{w} (HxW), clip 15, LR patch 64 from disk, {args.samples} clips x {args.repeats} "
           f"repeats, 1 process")
     print(f"cache build: {build_s:.1f} s, {size_mb:.0f} MiB (uncompressed uint8, one chunk per frame)")
     print(f"{'source':<12} {'frames/s':>10} {'speed-up':>9}")

@@ -2,7 +2,7 @@
 
 SIR runs on the dense BasicVSR (64 channels, 30 blocks; official REDS4 weights when installed) with scale
 factors; finetune on that network pruned at ratio 0.5, with the TF teacher forward pass. Data: the demo clip
-(LR 112x64, 24 frames). Prints the median seconds per iteration over the timed iterations (the first is
+(LR 64x112 HxW, 24 frames). Prints the median seconds per iteration over the timed iterations (the first is
 warm-up). On CUDA it also times mixed precision and channels-last; on CPU those paths do not apply.
 
     python bench/bench_train.py [--iters 3] [--device cpu|cuda] [--batch 1]

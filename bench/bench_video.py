@@ -2,7 +2,7 @@
 
     python bench/bench_video.py [--frames 300] [--repeats 3]
 
-The clip is the demo clip's GT frames (448x256, the 4x output size of the demo's LR frames), ping-ponged to
+The clip is the demo clip's GT frames (256x448 HxW, the 4x output size of the demo's LR frames), ping-ponged to
 ``--frames``. Prints CPU ms/frame (all threads, best of the repeats), file size and PSNR of the decoded frames
 against the source on the Y channel (as BasicSR): RGB PSNR on this colourful clip is ~28 dB for every 4:2:0
 codec, the chroma subsampling alone costs that.
@@ -95,7 +95,7 @@ def main() -> None:
                            if len(got) == n else float("nan"))
                 rows.append(f"{label:<28}{1000 * t_enc / n:>16.2f}{size:>10.0f}{dec_name:>9}"
                             f"{1000 * t_dec / n:>16.2f}{quality:>11.2f}")
-    print(f"{n} frames of {frames.shape[2]}x{frames.shape[1]}, best of {args.repeats}")
+    print(f"{n} frames of {frames.shape[1]}x{frames.shape[2]} (HxW), best of {args.repeats}")
     print("\n".join(rows))
 
 

@@ -98,7 +98,7 @@ def main() -> int:
             by_part[f"other: {op}"] += k["dur"]
     total = sum(by_op.values())
     n = len(frames)
-    print(f"{a.file.name}: {n} calendar frames {frames.shape[2]}x{frames.shape[1]}, {a.threads} threads; run "
+    print(f"{a.file.name}: {n} calendar frames {frames.shape[1]}x{frames.shape[2]} (HxW), {a.threads} threads; run "
           f"{run_ms:.0f} ms ({run_ms / n:.0f} ms/frame), kernels {total / 1e3:.0f} ms")
     print_table(["operator", "ms/frame", "share"], [[op, f"{d / 1e3 / n:.1f}", f"{100 * d / total:.1f} %"]
                                                      for op, d in by_op.most_common(12)])

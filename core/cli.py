@@ -114,7 +114,7 @@ def _check_scratch(scratch: str | None) -> None:
 
 
 RAW_CUT_WARNING = ("warning: {model} is a raw cut (not reconstructed, not trained): its output is noise; "
-                   "run prune with --calib (reconstruction) or train it first")
+                   "prune it again without --no-reconstruct (reconstruction, --calib YOUR_CLIP) or train it first")
 
 
 def _warn_if_raw_cut(model: str, status) -> None:
@@ -180,7 +180,7 @@ def cmd_sr(args: argparse.Namespace) -> int:
     data = {"output": str(out), "frames": run.frames_done, "size": [h, w], "seconds": run.seconds,
             "seconds_per_frame": per_frame, "device": str(device), "scratch_bytes": run.scratch_bytes,
             "model_status": status.summary(), "raw_cut": status.raw_cut}
-    _emit(args, data, f"wrote {run.frames_done} frames of {w}x{h} to {out} ({per_frame:.3f} s/frame on {device}, "
+    _emit(args, data, f"wrote {run.frames_done} frames of {h}x{w} (HxW) to {out} ({per_frame:.3f} s/frame on {device}, "
                       f"{run.scratch_bytes / 2**20:.1f} MiB of scratch data)")
     return 0
 
@@ -257,26 +257,58 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _event_bar(bar: "Callable[[int, int], None]"):
+    """An engine event sink that moves a progress bar on ``Progress`` events."""
+    from .events import Progress
+
+    def sink(event) -> None:
+        if isinstance(event, Progress):
+            bar(event.iteration, event.total)
+
+    return sink
+
+
 def cmd_prune(args: argparse.Namespace) -> int:
     from .io.checkpoint import ReloadCheck, save_model
+    from .io.demo import demo_clip_dir
     from .io.output import claim_output
+    from .recover.calib import read_calibration
+    from .recover.reconstruct import ReconstructSettings, reconstruct
+    from .recover.status import RAW_CUT_TRAINING, RECONSTRUCTION_KEY, recovery_status
     from .ssl import prune_to_plan
 
     claim_output(args.out, inputs=[args.checkpoint], overwrite=args.overwrite)
+    settings = ReconstructSettings()
+    calib = None
+    if not args.no_reconstruct:           # the calibration clip is checked before any work
+        calib = args.calib or str(demo_clip_dir() / "BIx4")
+        frames = read_calibration(calib, settings.max_frames)
+    elif args.calib is not None:
+        raise UserError("--calib calibrates the reconstruction: it cannot go with --no-reconstruct")
     loaded, outcome = _load_for_plan(args)
     plan = outcome.plan
     pruned = prune_to_plan(loaded.model, plan)
     meta = {"source": str(loaded.path), "source_format": loaded.source_format, "ratio": plan.requested_ratio,
             "achieved_ratio": plan.achieved_ratio, "criterion": args.criterion, "align": args.align,
-            "min_keep": args.min_keep, "training": "none (zero-shot)", "plan": plan.to_json(scores=True),
+            "min_keep": args.min_keep, "training": RAW_CUT_TRAINING, "plan": plan.to_json(scores=True),
             "predicted_ms_per_frame": outcome.predicted_ms}
+    report = None
+    if calib is not None:
+        bar = _progress("reconstruct", args.json)
+        pruned, report = reconstruct(loaded.model, pruned, plan, frames, settings, calib_name=Path(calib).name,
+                                     sink=_event_bar(bar))
+        bar.close()
+        meta[RECONSTRUCTION_KEY] = report.to_meta()
     save_model(pruned, args.out, meta, overwrite=args.overwrite, inputs=[args.checkpoint], verify=ReloadCheck(pruned))
     data = {"output": str(args.out), "verified": True, "params": plan.after.params, "macs_per_frame": plan.after.macs,
             "params_before": plan.before.params, "macs_before": plan.before.macs, "mac_ratio": plan.mac_ratio,
-            "predicted_ms_per_frame": outcome.predicted_ms}
+            "predicted_ms_per_frame": outcome.predicted_ms,
+            "reconstruction": None if report is None else report.to_meta()}
+    if report is None:
+        _warn_if_raw_cut(str(args.out), recovery_status(meta, pruned=True))
     _emit(args, data, "\n".join([f"wrote {args.out}: {_fmt_int(plan.before.params)} -> {_fmt_int(plan.after.params)} "
                                  f"parameters, {plan.mac_ratio:.2f}x fewer MACs per frame (reloaded and verified)",
-                                 *_latency_line(outcome)]))
+                                 *([report.summary()] if report else []), *_latency_line(outcome)]))
     return 0
 
 
@@ -384,6 +416,12 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--size", type=_size, default=(180, 320), help="LR frame size for MACs and latency")
         if name == "prune":
             sp.add_argument("--out", required=True, help="pruned model file to write")
+            sp.add_argument("--calib", default=None, metavar="CLIP",
+                            help="LR clip (frame folder or video, no ground truth) to reconstruct the cut on: the "
+                                 "pruned layers are refitted to the dense network's activations (default: the "
+                                 "bundled demo clip; your own video recovers more)")
+            sp.add_argument("--no-reconstruct", action="store_true",
+                            help="write the raw cut (no reconstruction): a starting point for training only")
             overwrite_flag(sp)
         nonfinite_flag(sp)
         json_flag(sp)

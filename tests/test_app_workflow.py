@@ -185,12 +185,13 @@ def test_load_prune_compare_export_train_compare_export(qtbot, window: MainWindo
     assert len(state.clip) == FRAMES and state.clip.gt is not None
     dense_print = fingerprint(state.model.model)
 
-    # 2 Prune: exact widths (a 16-channel toy would round to 0 or 16), ratio 0.5, prune now
+    # 2 Prune: exact widths (a 16-channel toy would round to 0 or 16), ratio 0.5, prune now (zero-shot)
     prune = w.panels["prune"]
     w.show_step("prune")
     prune.align.setCurrentIndex(prune.align.findData(1))
     with qtbot.waitSignal(prune.planUpdated, timeout=WAIT_MS):
         prune.ratio.slider.setValue(500)
+    prune.reconstruct_box.setChecked(False)        # the raw cut here; reconstruction: tests/test_app_recovery.py
     with qtbot.waitSignal(state.prunedChanged, timeout=WAIT_MS):
         prune.apply_button.click()
     zero_shot = state.pruned

@@ -114,7 +114,7 @@ def test_clips_shorter_than_clip_length(tmp_path):
 def test_lr_gt_size_mismatch(tmp_path):
     _clip(tmp_path / "gt", "a")
     write_frames(np.zeros((4, 10, 10, 3), np.uint8), tmp_path / "lr" / "a")
-    with pytest.raises(DatasetError, match="LR frames are 10x10 but GT frames are 96x64"):
+    with pytest.raises(DatasetError, match="LR frames are 10x10 but GT frames are 64x96"):
         discover("folder", tmp_path / "gt", tmp_path / "lr", "disk", "train")
 
 

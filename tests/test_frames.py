@@ -103,7 +103,7 @@ def test_different_sizes(tmp_path):
     folder = tmp_path / "c"
     _clip_folder(folder, ["0.png", "1.png"])
     _write(folder / "2.png", _rgb(12, 20))
-    with pytest.raises(ClipError, match=r"frame 2\.png in .* is 20x12 but 0\.png is 20x16"):
+    with pytest.raises(ClipError, match=r"frame 2\.png in .* is 12x20 but 0\.png is 16x20 \(HxW\)"):
         read_clip(folder)
 
 

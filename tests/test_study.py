@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -153,3 +154,53 @@ def test_bad_study_arguments(model):
     with pytest.raises(StudyError, match="different network"):
         run_sweep(other, tiny_clip(), ratios=[0.5], extra={"current plan": plan})
     assert parse_ratios("0.5, 0.3,0.5") == (0.3, 0.5)
+
+
+def test_study_files_name_their_inputs_without_machine_paths(tmp_path):
+    """A shared study file says which checkpoint and data, never where they lay on the machine that made it."""
+    from dataclasses import replace
+
+    from core.study import SweepResult
+    from core.study.results import ClipInfo, portable_name
+
+    deep = tmp_path / "home" / "someone" / "models"
+    point = SweepPoint("dense", 0.0, 0.0, 10, 100, 5, 1.0, 30.0)
+    result = SweepResult(str(deep / "BasicVSR_REDS4.pth"), ClipInfo("calendar", 2, (12, 16), "ground truth"),
+                         "l1", 16, (point,), "CPU (2 threads)", 1.0,
+                         training={"train_gt": str(tmp_path / "vid4" / "calendar" / "GT"), "train_lr": None})
+    path = save_study(result, tmp_path / "sweep.json")
+    text = path.read_text()
+    assert str(tmp_path) not in text and "someone" not in text
+    back = load_study(path)
+    assert back.checkpoint == "BasicVSR_REDS4.pth" and back.training["train_gt"] == "calendar/GT"
+    assert back == replace(result, checkpoint="BasicVSR_REDS4.pth", training=back.training)
+    assert portable_name(r"C:\Users\me\m.pth") == "m.pth" and portable_name("official:REDS4") == "official:REDS4"
+
+
+def test_shipped_studies_hold_no_machine_paths():
+    from core.io.demo import demo_clip_dir
+
+    root = demo_clip_dir().parents[1] / "docs" / "studies"
+    files = sorted(root.glob("*.json"))
+    assert files
+    for f in files:
+        assert not re.search(r'"(/|[A-Za-z]:\\\\)', f.read_text()), f"{f.name} holds an absolute path"
+        assert load_study(f).checkpoint == "BasicVSR_REDS4.pth"
+
+
+def test_centre_crop_of_the_clip_and_its_gt():
+    from core.io.demo import demo_clip_dir
+    from core.io.frames import read_clip
+    from core.study import load_study_clip
+
+    demo = demo_clip_dir()
+    clip = load_study_clip(demo / "BIx4", demo / "GT", max_frames=2, crop=(48, 64))
+    lr, gt = read_clip(demo / "BIx4", 2).frames, read_clip(demo / "GT", 2).frames
+    assert clip.lr.shape == (2, 48, 64, 3) and clip.gt.shape == (2, 192, 256, 3)
+    np.testing.assert_array_equal(clip.lr, lr[:, 8:56, 24:88])
+    np.testing.assert_array_equal(clip.gt, gt[:, 32:224, 96:352])
+    assert clip.notes == ("LR centre crop 48x64 of 64x112 (HxW)",)
+    whole = load_study_clip(demo / "BIx4", None, max_frames=2, crop=(100, 500))     # larger than the clip: all
+    assert whole.lr.shape == (2, 64, 112, 3) and whole.notes == ()
+    with pytest.raises(StudyError, match="at least 8x8"):
+        load_study_clip(demo / "BIx4", None, max_frames=2, crop=(4, 64))

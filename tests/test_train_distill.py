@@ -38,7 +38,7 @@ DISTILL = {"sr_weight": 1.0, "hidden_weight": 1.0}
 
 @pytest.fixture(scope="module")
 def lr_video(tmp_path_factory) -> Path:
-    """A 10-frame H.264 video of the demo clip's LR frames (112x64): LR data with no GT anywhere near it."""
+    """A 10-frame H.264 video of the demo clip's LR frames (64x112, HxW): LR data with no GT anywhere near it."""
     frames = read_clip(demo_clip_dir() / "BIx4").frames[:10]
     return write_video(frames, tmp_path_factory.mktemp("video") / "holiday.mp4")
 
@@ -100,7 +100,8 @@ def test_distill_loss_is_zero_for_the_teacher_itself_and_positive_otherwise(vari
     w = LossWeights(gt=0.0, sr=1.0, hidden=1.0, tf=1.0)
     same, terms = distill_loss(copy.deepcopy(teacher).train(), teacher, x, None, w)
     assert set(terms) == {"sr", "hidden", "tf"}
-    assert float(same.detach()) < 2e-6 and float(terms["hidden"].detach()) < 1e-10     # Charbonnier's ε = 1e-6 is the floor
+    # Charbonnier's ε = 1e-6 is the floor of the SR term
+    assert float(same.detach()) < 2e-6 and float(terms["hidden"].detach()) < 1e-10
     pruned = prune_to_plan(teacher, make_plan(compute_scores(teacher, "l1"), 0.5)).train()
     loss, terms = distill_loss(pruned, teacher, x, None, w)
     assert all(float(v.detach()) > 1e-6 for v in terms.values()), terms
@@ -146,12 +147,12 @@ def test_lr_patches_from_a_video_and_a_frame_folder(lr_video):
 
 
 def test_video_over_the_memory_limit_is_refused_before_training(tmp_path):
-    gt_frames = read_clip(demo_clip_dir() / "GT").frames[:12]           # 12 x 448x256: 4 MiB decoded
+    gt_frames = read_clip(demo_clip_dir() / "GT").frames[:12]           # 12 x 256x448 (HxW): 4 MiB decoded
     video = write_video(gt_frames, tmp_path / "big.mp4")
     weights = tiny_model_file(tmp_path / "dense.pth")
     cfg = tiny_config(weights, **_lr_only(video, data={"lr_cache_mb": 1}, sir={"distill": DISTILL},
                                           finetune={"distill": DISTILL}))
-    with pytest.raises(DatasetError, match=r"big\.mp4: its 12 frames \(4 MiB\) of 448x256 do not fit in "
+    with pytest.raises(DatasetError, match=r"big\.mp4: its 12 frames \(4 MiB\) of 256x448 \(HxW\) do not fit in "
                                            r"data\.lr_cache_mb = 1 MiB") as err:
         run_training(cfg, tmp_path / "run")
     assert "\n" not in str(err.value)

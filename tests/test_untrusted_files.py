@@ -122,7 +122,7 @@ def test_a_20000_square_frame_header_is_refused_before_decoding_by_sr(tmp_path, 
         (clip / f"{i:04d}.{name}").write_bytes(FORGERS[ext](20000, 20000))
     assert sum(f.stat().st_size for f in clip.iterdir()) < 1000
     refused(capsys, ["sr", model_file, clip, tmp_path / "out"],
-            rf"cannot read image .*0000\.{name}: frame size 20000x20000 is outside 1\.\.{MAX_SIDE} per side")
+            rf"cannot read image .*0000\.{name}: frame size 20000x20000 \(HxW\) is outside 1\.\.{MAX_SIDE} per side")
     assert not (tmp_path / "out").exists()
 
 
@@ -132,7 +132,7 @@ def test_calibration_frames_are_bounded_before_decoding(tmp_path, capsys, model_
     for i in range(2):
         (calib / f"{i}.png").write_bytes(forged_png(20000, 20000))
     refused(capsys, ["export", model_file, "--format", "onnx", "--precision", "int8", "--calib", calib,
-                     "--out", tmp_path / "q.onnx"], r"0\.png: frame size 20000x20000 is outside")
+                     "--out", tmp_path / "q.onnx"], r"0\.png: frame size 20000x20000 \(HxW\) is outside")
     assert not (tmp_path / "q.onnx").exists()
 
 
@@ -143,12 +143,12 @@ def test_gt_frames_are_bounded_before_decoding(tmp_path, capsys, model_file, no_
     for i in range(2):
         (gt / f"{i:08d}.png").write_bytes(forged_png(64, 20000))
     refused(capsys, ["eval", model_file, "--lr", tmp_path / "lr", "--gt", tmp_path / "gt"],
-            r"gt/a/00000000\.png: frame size 64x20000 is outside")
+            r"gt/a/00000000\.png: frame size 20000x64 \(HxW\) is outside")
 
 
 @pytest.mark.parametrize("size, pattern", [
-    ((16000, 8000), rf"16000x8000 is 128,000,000 pixels, more than the limit of {MAX_PIXELS:,}"),
-    ((0, 16), r"frame size 0x16 is outside"),
+    ((16000, 8000), rf"8000x16000 \(HxW\) is 128,000,000 pixels, more than the limit of {MAX_PIXELS:,}"),
+    ((0, 16), r"frame size 16x0 \(HxW\) is outside"),
 ])
 def test_frames_past_the_pixel_limit_or_empty_are_refused(tmp_path, capsys, model_file, no_decoding, size, pattern):
     clip = tmp_path / "clip"
@@ -188,7 +188,7 @@ def test_frames_of_different_sizes_are_refused_before_inference(tmp_path, capsys
     small_clip(tmp_path / "odd", frames=1, h=16, w=24)
     (tmp_path / "odd" / "0000.png").rename(clip / "0003.png")          # the last frame differs
     refused(capsys, ["sr", model_file, clip, tmp_path / "out"],
-            r"frame 0003\.png in .* is 24x16 but 0000\.png is 16x16: all frames must match")
+            r"frame 0003\.png in .* is 16x24 but 0000\.png is 16x16 \(HxW\): all frames must match")
     assert not (tmp_path / "out").exists()
 
 

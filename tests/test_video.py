@@ -135,7 +135,7 @@ def test_lossless_codec_and_odd_sizes(tmp_path):
     smooth = numbered_frames(5, 17, 33)   # odd sizes cannot be 4:2:0: H.264 4:4:4, the size kept exactly
     got = read_clip(write_video(smooth, tmp_path / "odd.mp4", fps=10)).frames
     assert got.shape == smooth.shape and np.mean([psnr(a, b) for a, b in zip(got, smooth)]) > 35
-    with pytest.raises(UserError, match=r"mpeg4 cannot encode the odd frame size 33x17"):
+    with pytest.raises(UserError, match=r"mpeg4 cannot encode the odd frame size 17x33 \(HxW\)"):
         write_video(smooth, tmp_path / "odd.avi", fps=10)
     assert names(tmp_path) == ["lossless.mkv", "odd.mp4"]
 
@@ -304,7 +304,7 @@ def test_error_while_writing_leaves_nothing_and_keeps_the_old_file(tmp_path):
     with pytest.raises(OutputError, match="no frames were given"):
         with VideoSink(tmp_path / "empty.mp4", fps=25):
             pass
-    with pytest.raises(UserError, match=r"frame 1 is 32x16 but the video w\.mp4 is 64x48"):
+    with pytest.raises(UserError, match=r"frame 1 is 16x32 but the video w\.mp4 is 48x64 \(HxW\)"):
         with VideoSink(tmp_path / "w.mp4", fps=25) as sink:
             sink.write(numbered_frames(1)[0])
             sink.write(np.zeros((16, 32, 3), np.uint8))
@@ -388,7 +388,7 @@ def test_interrupt_leaves_nothing_that_looks_complete(tmp_path, sig):
 def demo_video(path: Path, seconds: int, step: int = 4) -> Path:
     """``seconds`` of 30 fps video with a sound track, from the demo clip's LR frames ping-ponged.
 
-    ``step`` subsamples the 112x64 frames (to 28x16 by default) so a minute of video runs through ``sr`` in a
+    ``step`` subsamples the 64x112 (HxW) frames (to 16x28 by default) so a minute of video runs through ``sr`` in a
     test's time; the video path (decode, stream, encode, audio) is the same at any size.
     """
     lr = read_clip(ROOT / "resources" / "demo" / "BIx4").frames[:, ::step, ::step]

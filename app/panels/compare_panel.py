@@ -1,9 +1,12 @@
 """Step 4 — Compare: the dense and the pruned network on a real clip, frame by frame, with PSNR and timing.
 
 If no pruned model exists yet but a plan does, the current plan is applied (zero-shot) first, so
-load → slide → compare works without visiting any other step. The job streams: frames appear in the views
-and points in the plot as they are computed, and the scrubber reaches every frame already done. A pruned
-model that is not derived from the dense one is said so in red, and no speed-up is claimed between them.
+load → slide → compare works without visiting any other step; with "Reconstruct at the cut" on (the Prune
+step's default) that network is reconstructed first, on the current clip. The job streams: frames appear in the
+views and points in the plot as they are computed, and the scrubber reaches every frame already done. A pruned
+model that is not derived from the dense one is said so in red, and no speed-up is claimed between them; a raw
+cut (neither reconstructed nor trained), and a pruned network that scores below bicubic upscaling on the clip,
+are said so in the banner too.
 """
 from __future__ import annotations
 
@@ -16,10 +19,12 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGroupBox, QHB
                                QPushButton, QSlider, QSplitter, QToolButton, QVBoxLayout, QWidget)
 
 from core.errors import UserError
+from core.events import Log
 
 from ..compare_job import CompareFrame, new_result, run_compare
 from ..dialogs import ask_yes_no
-from ..formatting import db, ms
+from ..formatting import db, ms, seconds
+from ..recovery_job import cut_pruned, is_reconstruct_progress
 from ..state import AppState, CompareResult, PrunedModel
 from ..widgets.image_views import VIEWS, ComparisonView
 from ..widgets.palette import SERIES_COLORS
@@ -31,6 +36,10 @@ REFRESH_MS = 100            # while a comparison runs, the plot and the shown fr
 MAX_MARKED_POINTS = 60      # longer PSNR series are drawn as lines only (300 markers a series slow each repaint)
 LINEAGE_STYLE = {"unrelated": "color: #b00020; font-weight: bold;", "unverified": "color: #b36b00;",
                  "derived": "color: #1e7b34;"}
+LINEAGE_COLOR = {"unrelated": "#b00020", "unverified": "#b36b00", "derived": "#1e7b34"}
+WARNING_STYLE = "background: #fdecea; border: 1px solid #b00020; padding: 4px;"
+WARNING_COLOR = "#b00020"
+REFERENCE_TEXT = {"GT": "vs GT", "dense": "vs the dense output"}
 
 
 class ComparePanel(QWidget):
@@ -183,32 +192,42 @@ class ComparePanel(QWidget):
         result.compared = {"dense": id(dense.model) if dense is not None else 0,
                            "pruned": id(pruned.model) if pruned is not None else 0}
 
-        def work(job: Job) -> tuple[CompareResult, PrunedModel | None]:
-            new = None
-            if make_pruned:
-                new = PrunedModel(self.state.current.network(dense.model, plan),
-                                  f"plan {plan.requested_ratio:.2f} {plan.criterion}, zero-shot", plan)
+        current = s.current
+        at_cut, settings = current.reconstruct_at_cut, current.reconstruct_settings
+        reconstruct = make_pruned and at_cut and current.recovery_for(dense.model, plan) is None
+
+        def work(job: Job) -> tuple[CompareResult, PrunedModel | None, object]:
+            new = recovery = None
+            if make_pruned:      # the plan's network: reconstructed on this clip unless that is switched off
+                new, recovery = cut_pruned(job, current, dense.model, plan, clip, settings, at_cut, strict=False)
             models = {}
             if dense is not None:
                 models["dense"] = dense.model
             if (new or pruned) is not None:
                 models["pruned"] = (new or pruned).model
-            return run_compare(job, result, models), new
+            return run_compare(job, result, models), new, recovery
 
-        def done(out: tuple[CompareResult, PrunedModel | None]) -> None:
-            _, new = out
+        def done(out: tuple[CompareResult, PrunedModel | None, object]) -> None:
+            _, new, recovery = out
+            current.keep(recovery, self.state.model.model if self.state.model is not None else None)
             if new is not None:
                 result.compared["pruned"] = id(new.model)
+                result.pruned_status = new.status
                 self.state.set_pruned(new)
                 result.lineage = self.state.lineage()
             self._catch_up()
             self.state.set_compare(result)
             self.compareFinished.emit()
 
+        result.pruned_status = pruned.status if pruned is not None else None
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
+        self.progress.setRange(0, 100)
         self.progress.setValue(0)
         self.progress.setFormat("%p%")
+        if reconstruct:          # busy until the first refit reports (the traces come first)
+            self.progress.setRange(0, 0)
+            self.progress.setFormat("reconstructing the cut on this clip first …")
         self.refresh_timer.start()
         self.job = s.runner.start("compare", work, on_success=done, on_progress=self._progress,
                                   on_event=self._frame_arrived,
@@ -223,12 +242,20 @@ class ComparePanel(QWidget):
             self.job.cancel()
 
     def _progress(self, done: int, total: int) -> None:
-        self.progress.setMaximum(total)
+        if self.progress.format() != "%p%":
+            self.progress.setFormat("%p%")
+        self.progress.setRange(0, total)
         self.progress.setValue(done)
 
     def _frame_arrived(self, event: object) -> None:
         if isinstance(event, CompareFrame):
             self._arrived = True
+        elif isinstance(event, Log):
+            self.state.message.emit(event.message)
+        elif is_reconstruct_progress(event):
+            self.progress.setRange(0, max(event.total, 1))
+            self.progress.setValue(event.iteration)
+            self.progress.setFormat(f"reconstructing the cut first: layer %v of %m · ETA {seconds(event.eta_seconds)}")
 
     def _catch_up(self) -> None:
         """Redraw the plot, the timing and the shown frame if frames arrived (at most every REFRESH_MS)."""
@@ -241,6 +268,8 @@ class ComparePanel(QWidget):
     def _finished(self) -> None:
         self.refresh_timer.stop()
         self._catch_up()
+        if self.progress.maximum() == 0:            # stopped while busy (before any frame)
+            self.progress.setRange(0, 100)
         if self.state.compare is not None and not self.state.compare.complete:
             self.progress.setFormat("stopped at %p%")
             self._result_changed()
@@ -257,8 +286,9 @@ class ComparePanel(QWidget):
             return
         h, w = clip.lr_size
         gt = "with GT" if clip.gt is not None else "no GT"
-        self.clip_label.setText(f"<b>{clip.name}</b>: {len(clip)} frames, {w}×{h} → {4 * w}×{4 * h}, {gt}")
+        self.clip_label.setText(f"<b>{clip.name}</b>: {len(clip)} frames, {h}×{w} → {4 * h}×{4 * w} (H×W), {gt}")
         self.frame_slider.setRange(0, len(clip) - 1)
+        self.psnr_plot.setXRange(0, max(len(clip) - 1, 1), padding=0.02)     # frames, not an autoscaled ±500
         self.show_frame(self.frame_slider.value())
 
     def _update_curves(self) -> None:
@@ -277,19 +307,59 @@ class ComparePanel(QWidget):
     def _result_changed(self) -> None:
         r = self.state.compare
         self._update_curves()
+        reference = REFERENCE_TEXT.get(r.reference if r is not None else "GT", "")
+        self.psnr_plot.setLabel("left", f"PSNR (Y) {reference}, dB")
         if r is None:
             self.timing.setText("Run the comparison to measure the time per frame of each model.")
         elif r.complete or self.job is None:
             self.timing.setText(self._timing_text(r))
         self.show_frame(self.frame_slider.value())
+        self._show_banner()
 
     def _lineage_changed(self) -> None:
         if self.job is None:
             self._result_changed()             # results of networks no longer loaded are marked as such
-        lineage = self.state.lineage()
-        self.lineage_label.setVisible(lineage is not None)
-        if lineage is not None:
-            self.lineage_label.setText(f"Pruned model <b>{self.state.pruned.origin}</b>: {lineage.summary()}")
+        self._show_banner()
+
+    def below_bicubic(self) -> tuple[float, float, int] | None:
+        """(pruned, bicubic, frames): the mean Y-PSNR of the pruned network and of bicubic upscaling over the
+        frames both have, when the last comparison ran the current pruned network and it scored below bicubic."""
+        r, pruned = self.state.compare, self.state.pruned
+        if r is None or pruned is None or r.compared.get("pruned") != id(pruned.model):
+            return None
+        p, b = r.psnr.get("pruned") or [], r.psnr.get("bicubic") or []
+        n = min(len(p), len(b))
+        if n == 0:
+            return None
+        mp, mb = float(np.mean(p[:n])), float(np.mean(b[:n]))
+        return (mp, mb, n) if not mp >= mb else None        # NaN counts as below
+
+    def _show_banner(self) -> None:
+        """What the pruned network is, in one banner: its lineage (green / orange / red) and, in a warning
+        colour, a raw cut (its output is noise) and a score below bicubic upscaling on this clip."""
+        s = self.state
+        pruned, lineage = s.pruned, s.lineage()
+        lines, warnings = [], []
+        if pruned is not None and lineage is not None:
+            lines.append(f"<span style='color:{LINEAGE_COLOR[lineage.status]}'>Pruned model <b>{pruned.origin}</b>: "
+                         f"{lineage.summary()}</span>")
+        if pruned is not None and pruned.status.raw_cut:
+            warnings.append(f"⚠ <b>{pruned.origin} is a raw cut — not reconstructed, not trained: its output is "
+                            "noise.</b> Reconstruct it in the Prune step (“Prune + reconstruct”) or train it (Train "
+                            "step) before judging what pruning costs.")
+        low = self.below_bicubic()
+        if low is not None:
+            mp, mb, n = low
+            r = s.compare
+            warnings.append(f"⚠ <b>Below bicubic:</b> on {n} frames of {r.clip.name} the pruned network scores "
+                            f"{db(mp)} Y-PSNR {REFERENCE_TEXT[r.reference]}, bicubic upscaling {db(mb)}: it is "
+                            "worse than no network at all.")
+        lines += [f"<span style='color:{WARNING_COLOR}'>{w}</span>" for w in warnings]
+        self.lineage_label.setVisible(bool(lines))
+        self.lineage_label.setText("<br>".join(lines))
+        if warnings:
+            self.lineage_label.setStyleSheet(WARNING_STYLE)
+        elif lineage is not None:
             self.lineage_label.setStyleSheet(LINEAGE_STYLE[lineage.status])
 
     def _timing_text(self, r: CompareResult) -> str:
@@ -300,12 +370,13 @@ class ComparePanel(QWidget):
         if r.compared and r.compared != now:
             lines.append("<span style='color:#b36b00'><b>results of the previously loaded networks</b>: "
                          "run again to compare the current ones</span>")
+        reference = REFERENCE_TEXT.get(r.reference, "")
         for name, spf in r.seconds_per_frame.items():
             mean = r.psnr.get(name)
-            quality = f", mean PSNR {db(sum(mean) / len(mean))}" if mean else ""
+            quality = f", mean PSNR {db(sum(mean) / len(mean))} {reference}" if mean else ""
             lines.append(f"<b>{name}</b>: {ms(spf)} per frame{quality}")
         if r.psnr.get("bicubic"):
-            lines.append(f"bicubic: mean PSNR {db(sum(r.psnr['bicubic']) / len(r.psnr['bicubic']))}")
+            lines.append(f"bicubic: mean PSNR {db(sum(r.psnr['bicubic']) / len(r.psnr['bicubic']))} {reference}")
         spf = r.seconds_per_frame
         if "dense" in spf and "pruned" in spf and spf["pruned"] > 0:
             if r.lineage is not None and not r.lineage.comparable:
@@ -336,7 +407,7 @@ class ComparePanel(QWidget):
             parts = [f"{n} {r.psnr[n][index]:.2f}" for n in ("dense", "pruned") if n in r.psnr
                      and index < len(r.psnr[n]) and math.isfinite(r.psnr[n][index])]
             if parts:
-                label += " · PSNR " + ", ".join(parts) + " dB"
+                label += " · PSNR " + ", ".join(parts) + f" dB {REFERENCE_TEXT.get(r.reference, '')}"
         self.frame_label.setText(label)
 
     def _mode_changed(self) -> None:

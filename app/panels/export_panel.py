@@ -2,10 +2,14 @@
 
 Every file is checked before it is moved into place (reloaded and run against the in-memory network at clip
 shapes it never saw) and then proven on the current clip: size on disk, precision, the shapes and max difference
-it was verified at, ms per frame on this machine and Y-PSNR (vs GT, or vs the float PyTorch network without GT).
+it was verified at, ms per frame on this machine and Y-PSNR (vs GT, or vs the float PyTorch network without GT),
+with the dense network's and bicubic's Y-PSNR on the same frames beside it. A raw cut's int8 file is refused
+with the CLI's one-line reason; files of an existing stem are replaced only after the user says so; results of
+a model that is no longer the current one are marked as such.
 """
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 from PySide6.QtCore import Signal
@@ -18,10 +22,25 @@ import numpy as np
 
 from core.deploy import ExportCheck
 from core.deploy.measure import PROOF_FRAMES, FileProof
+from core.deploy.quantize import NotWorthQuantizingError
+from core.errors import UserError
+from core.events import Log
+from core.io.output import claim_output
+from core.recover.status import RECONSTRUCTION_KEY
 
-from ..export_job import FORMATS, ExportOutcome, ExportRequest, run_export
+from ..dialogs import ask_yes_no, show_error
+from ..export_job import FORMATS, ExportOutcome, ExportRequest, run_export, target_paths
+from ..formatting import seconds
+from ..recovery_job import cut_pruned, is_reconstruct_progress
 from ..state import AppState
 from ..workers import Job
+
+PSNR_HEADER = "Y-PSNR: file · dense · bicubic"
+COLUMNS = ["File", "Result", "Size", "Precision", "Verified at T×H×W (max |diff|)", "ms/frame here (H×W)",
+           PSNR_HEADER, "Details"]
+PSNR_COLUMN = COLUMNS.index(PSNR_HEADER)
+DETAILS_COLUMN = COLUMNS.index("Details")
+STALE_COLOR = "#8a8a8a"
 
 
 class ExportPanel(QWidget):
@@ -54,14 +73,21 @@ class ExportPanel(QWidget):
         self.export_button = QPushButton("Export and verify")
         self.progress = QProgressBar()
         self.results = QTreeWidget()
-        self.results.setHeaderLabels(["File", "Result", "Size", "Precision", "Verified at (max |diff|)",
-                                      "ms/frame here", "Y-PSNR", "Details"])
+        self.results.setHeaderLabels(COLUMNS)
+        self.results_note = QLabel()
+        self.results_note.setWordWrap(True)
+        self.job: Job | None = None
+        self._results_key: tuple | None = None     # which network the rows are of
+        self._results_origin = ""
         self.results.header().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        # Details fill what is left (elided, whole in the tooltip): sized to its contents it pushed the table into
+        # a horizontal scroll on a 1280-pixel screen. A refusal's reason gets a row of its own under the file.
+        self.results.header().setSectionResizeMode(DETAILS_COLUMN, QHeaderView.ResizeMode.Stretch)
         self.results.header().setStretchLastSection(True)
         self._build(browse)
         self.export_button.clicked.connect(self.export)
-        state.prunedChanged.connect(self._refresh)
-        state.planChanged.connect(self._refresh)
+        for signal in (state.prunedChanged, state.planChanged, state.modelChanged, state.current.recoveryChanged):
+            signal.connect(self._refresh)
         self._refresh()
 
     def _build(self, browse: QPushButton) -> None:
@@ -89,22 +115,67 @@ class ExportPanel(QWidget):
         layout.addWidget(where)
         layout.addWidget(what)
         layout.addLayout(run)
-        layout.addWidget(QLabel(f"Results: each file reloaded and compared with the in-memory network, then run on "
-                                f"the first {PROOF_FRAMES} frames of the current clip"))
+        layout.addWidget(self.results_note)
         layout.addWidget(self.results, 1)
+
+    def _network_key(self) -> tuple | None:
+        """Which network an export would write now (results of another one are marked)."""
+        s = self.state
+        if s.pruned is not None:
+            return ("pruned", id(s.pruned.model))
+        if s.plan is not None and s.model is not None:
+            recovery = s.current.recovery_for(s.model.model, s.plan)
+            return ("plan", id(s.model.model), tuple((l.name, l.kept) for l in s.plan.layers), id(recovery))
+        return None
 
     def _refresh(self) -> None:
         p, plan = self.state.pruned, self.state.plan
         if p is not None:
             text = (f"Exporting the pruned model: <b>{p.origin}</b>, "
                     f"{p.model.count_parameters(include_spynet=False):,} parameters (no SpyNet).")
+            if p.status.raw_cut:
+                text += ("<br><span style='color:#b00020'><b>It is a raw cut — not reconstructed, not trained: its "
+                         "output is noise.</b> int8 files of it are refused; reconstruct it in the Prune step or "
+                         "train it first.</span>")
         elif plan is not None:
-            text = (f"No pruned model yet: exporting will first apply the current plan "
-                    f"(ratio {plan.requested_ratio:.2f}, zero-shot).")
+            recovered = self.state.model is not None and \
+                self.state.current.recovery_for(self.state.model.model, plan) is not None
+            how = ("its reconstructed network" if recovered else
+                   "reconstructed on the current clip first" if self.state.current.reconstruct_at_cut else
+                   "the raw cut, not reconstructed: its output is noise")
+            text = f"No pruned model yet: exporting will first apply the current plan (ratio " \
+                   f"{plan.requested_ratio:.2f}: {how})."
         else:
             text = "Nothing to export yet: load a model and choose a pruning ratio (or finish a training run)."
         self.source.setText(text)
-        self.export_button.setEnabled(p is not None or plan is not None)
+        self.export_button.setEnabled((p is not None or plan is not None) and self.job is None)
+        self._mark_results()
+
+    def _mark_results(self) -> None:
+        """Say what the rows are of; grey them out once the network they were made from is not the current one."""
+        if self._results_key is None:
+            self.results_note.setText(f"Results: each file reloaded and compared with the in-memory network, then "
+                                      f"run on the first {PROOF_FRAMES} frames of the current clip")
+            self.results_note.setStyleSheet("")
+            return
+        stale = self._results_key != self._network_key()
+        if stale:
+            self.results_note.setText(f"<b>Results of a previous model</b> ({self._results_origin}), not of the "
+                                      "current one: export again for it")
+            self.results_note.setStyleSheet("color: #b36b00;")
+        else:
+            self.results_note.setText(f"Results for <b>{self._results_origin}</b>: each file reloaded and compared "
+                                      f"with the in-memory network, then run on the first {PROOF_FRAMES} frames of "
+                                      "the current clip")
+            self.results_note.setStyleSheet("")
+        for i in range(self.results.topLevelItemCount()):
+            item = self.results.topLevelItem(i)
+            if stale:
+                for col in range(self.results.columnCount()):
+                    item.setForeground(col, QColor(STALE_COLOR))
+                font = item.font(0)
+                font.setItalic(True)
+                item.setFont(0, font)
 
     def _browse(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Export folder", self.folder.text())
@@ -115,17 +186,18 @@ class ExportPanel(QWidget):
         """Write the chosen files in a background job and list the verdicts."""
         s = self.state
         formats = tuple(fmt for fmt, box in self.checks.items() if box.isChecked())
-        if not formats or (s.pruned is None and (s.plan is None or s.model is None)):
+        if not formats or self.job is not None or (s.pruned is None and (s.plan is None or s.model is None)):
             return None
-        pruned, plan, dense = s.pruned, s.plan, s.model
+        pruned, plan, dense, clip, current = s.pruned, s.plan, s.model, s.clip, s.current
         report_plan = pruned.plan if pruned is not None else plan
-        meta = {"origin": pruned.origin if pruned else f"plan {plan.requested_ratio:.2f}, zero-shot",
+        meta = {"origin": pruned.origin if pruned else f"plan {plan.requested_ratio:.2f}",
                 "dense_checkpoint": str(dense.path) if dense else None,
                 "pruned_model_meta": pruned.meta if pruned else {},
                 "plan": report_plan.to_json(scores=True) if report_plan is not None else None}
         metrics = {}
         if s.compare is not None:
-            metrics = {f"psnr_{k}": v for k, v in s.compare.psnr.items()}
+            vs = "" if s.compare.reference == "GT" else "vs_dense_"
+            metrics = {f"psnr_{vs}{k}": v for k, v in s.compare.psnr.items()}
             metrics.update({f"seconds_per_frame_{k}": v for k, v in s.compare.seconds_per_frame.items()})
         lr, gt = _clip_frames(s.clip)
         if any(FORMATS[key][3].get("precision") == "int8" for key in formats) and lr is None:
@@ -133,25 +205,112 @@ class ExportPanel(QWidget):
             return None
         max_drop, frame_size = self.max_drop.value(), s.frame_size
         folder, stem = Path(self.folder.text()).expanduser(), self.stem.text().strip() or "basicvsr_pruned"
+        inputs = tuple(str(p) for p in (dense.path if dense else None, pruned.path if pruned else None,
+                                        clip.source if clip else None) if p is not None)
+        overwrite = self._confirm_replace(folder, stem, formats, inputs)
+        if overwrite is None:
+            return None
+        reconstruct = pruned is None and current.reconstruct_at_cut
+        settings = current.reconstruct_settings
 
         def work(job: Job):
-            model = pruned.model if pruned is not None else self.state.current.network(dense.model, plan)
-            return run_export(job, ExportRequest(model, folder, stem, formats, report_plan, meta, metrics, lr, gt,
-                                                 max_drop, tuple(frame_size)))
+            recovery = None
+            if pruned is not None:
+                network, status_meta = pruned.model, pruned.meta
+            else:        # the plan's network, reconstructed on this clip unless that is switched off
+                built, recovery = cut_pruned(job, current, dense.model, plan, clip, settings, reconstruct,
+                                             strict=False)
+                network, status_meta = built.model, built.meta
+                meta["origin"] = built.origin
+            # how the network was made, where a model file says it (core.recover.status reads it back)
+            meta.update({k: status_meta[k] for k in ("training", RECONSTRUCTION_KEY) if k in status_meta})
+            outcomes = run_export(job, ExportRequest(
+                network, folder, stem, formats, report_plan, meta, metrics, lr, gt, max_drop, tuple(frame_size),
+                dense=dense.model if dense is not None else None, clip_name=clip.name if clip else "",
+                overwrite=overwrite, inputs=inputs))
+            return outcomes, recovery, meta["origin"]
 
         self.results.clear()
+        self._results_key = None
+        self._mark_results()
         self.export_button.setEnabled(False)
-        return s.runner.start("export", work, on_success=self._show,
-                              on_progress=lambda d, t: (self.progress.setMaximum(t), self.progress.setValue(d)),
-                              on_failure=lambda e, t: s.error.emit("Export failed", e, t),
-                              on_finish=self._refresh)
+        self.progress.setRange(0, 0 if reconstruct else 1)
+        self.progress.setValue(0)
+        self.progress.setFormat("preparing …" if reconstruct else "%p%")
+        key = self._network_key()
+        self.job = s.runner.start("export", work, on_success=lambda out: self._done(out, key),
+                                  on_progress=self._progress, on_event=self._event,
+                                  on_failure=lambda e, t: s.error.emit("Export failed", e, t),
+                                  on_finish=self._finished)
+        return self.job
+
+    def _confirm_replace(self, folder: Path, stem: str, formats: tuple[str, ...],
+                         inputs: tuple[str, ...]) -> bool | None:
+        """False: nothing to replace; True: the user agreed to replace the existing files; None: do not export
+        (the user said no, or a target is one of the export's own inputs, which is never replaced)."""
+        paths = target_paths(folder, stem, formats)
+        try:
+            for path in paths.values():
+                claim_output(path, inputs=inputs, overwrite=True)
+        except UserError as exc:
+            show_error(self, "Cannot export there", exc)
+            return None
+        existing = [p for p in paths.values() if p.exists()]
+        if not existing:
+            return False
+        names = "\n".join(f"  {p.name}" for p in existing)
+        if ask_yes_no(self, "Replace existing files?",
+                      f"{len(existing)} file(s) named “{stem}” already exist in {folder}:\n{names}\n\nReplace them? "
+                      "Each is replaced only once its new version is written and verified."):
+            return True
+        self.state.message.emit("export cancelled: the existing files were kept")
+        return None
+
+    def _progress(self, done: int, total: int) -> None:
+        if self.progress.format() != "%p%":
+            self.progress.setFormat("%p%")
+        self.progress.setRange(0, total)
+        self.progress.setValue(done)
+
+    def _event(self, event: object) -> None:
+        if isinstance(event, Log):
+            self.state.message.emit(event.message)
+        elif is_reconstruct_progress(event):
+            self.progress.setRange(0, max(event.total, 1))
+            self.progress.setValue(event.iteration)
+            self.progress.setFormat(f"reconstructing the cut first: layer %v of %m · ETA {seconds(event.eta_seconds)}")
+
+    def _finished(self) -> None:
+        self.job = None
+        if self.progress.maximum() == 0:
+            self.progress.setRange(0, 1)
+        self._refresh()
+
+    def _done(self, out, key: tuple | None) -> None:
+        results, recovery, origin = out
+        dense = self.state.model.model if self.state.model is not None else None
+        if self.state.current.keep(recovery, dense) and key is not None and key[0] == "plan":
+            key = self._network_key()      # the network exported is this plan's reconstruction
+        self._results_key, self._results_origin = key, origin
+        self._show(results)
 
     def _show(self, results: list[ExportOutcome]) -> None:
+        base = next((o.baseline for o in results if o.baseline is not None), None)
+        header = self.results.headerItem()
+        header.setText(PSNR_COLUMN, _psnr_header(base))
+        header.setToolTip(PSNR_COLUMN, _psnr_header(base, long=True))
         for outcome in results:
-            self.results.addTopLevelItem(_result_item(outcome))
+            item = _result_item(outcome)
+            self.results.addTopLevelItem(item)
+            if item.childCount():
+                item.setExpanded(True)
+                item.child(0).setFirstColumnSpanned(True)
+        self._mark_results()
         self.exportFinished.emit(results)
+        refused = [o for o in results if isinstance(o.result, NotWorthQuantizingError)]
         self.state.message.emit("export finished: " + ", ".join(
-            f"{o.key} {'ok' if isinstance(o.result, ExportCheck) and o.result.ok else 'FAILED'}" for o in results))
+            f"{o.key} {'ok' if isinstance(o.result, ExportCheck) and o.result.ok else 'REFUSED' if o in refused else 'FAILED'}"
+            for o in results))
 
 
 def _clip_frames(clip) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -170,26 +329,64 @@ def _size_text(n: int | None) -> str:
     return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 2**10:.0f} KiB"
 
 
+def _psnr_header(base, long: bool = False) -> str:
+    """The Y-PSNR column's header: what the three figures are, against what, on which frames."""
+    if base is None:
+        return PSNR_HEADER
+    if base.reference == "GT":
+        text = f"Y-PSNR vs GT, {base.where}: file · dense · bicubic"
+        return text if not long else text + " (the dense network and bicubic upscaling on the same frames)"
+    text = f"Y-PSNR, {base.where}: file vs float · network, bicubic vs dense"
+    return text if not long else (text + " (no GT: the file against the float network it came from, then the "
+                                  "float network and bicubic upscaling against the dense network's output)")
+
+
+def _psnr_text(outcome: ExportOutcome) -> str:
+    """The file's Y-PSNR and, on the same frames, the dense network's and bicubic's (the header says which)."""
+    proof, base = outcome.proof, outcome.baseline
+    own = f"{proof.y_psnr:.2f}" if isinstance(proof, FileProof) else "–"
+    if base is None:
+        return f"{own} dB vs {proof.reference}" if isinstance(proof, FileProof) else ""
+    if base.reference == "GT":
+        dense = f" · {base.dense:.2f}" if base.dense is not None else " · –"
+        return f"{own}{dense} · {base.bicubic:.2f} dB vs GT"
+    network = f"{base.pruned:.2f}" if base.pruned is not None else "–"
+    own = f"{own} dB vs float PyTorch" if isinstance(proof, FileProof) else "–"
+    return f"{own} · {network} · {base.bicubic:.2f} vs dense"
+
+
+def _shapes_text(shapes) -> str:
+    return ", ".join(f"{t}×{h}×{w}" for t, h, w in shapes)
+
+
 def _result_item(outcome: ExportOutcome) -> QTreeWidgetItem:
     label = FORMATS[outcome.key][0]
     check = outcome.result
     if not isinstance(check, ExportCheck):
-        item = QTreeWidgetItem([label, "✘ failed", "", "", "", "", "", f"{type(check).__name__}: {check}"])
+        refused = isinstance(check, NotWorthQuantizingError)
+        reason = str(check) if isinstance(check, UserError) else f"{type(check).__name__}: {check}"
+        item = QTreeWidgetItem([label, "✘ refused" if refused else "✘ failed", "", "", "", "",
+                                _psnr_text(outcome) if refused else "", reason])
         item.setForeground(1, QColor("#b00020"))
+        item.setForeground(DETAILS_COLUMN, QColor("#b00020"))
+        item.setToolTip(DETAILS_COLUMN, reason)
+        # the whole reason on a row of its own, in lines that fit a 1280-pixel window
+        why = QTreeWidgetItem(item, [textwrap.fill(f"↳ {reason}", 150, subsequent_indent="   ")])
+        why.setForeground(0, QColor("#b00020"))
+        why.setToolTip(0, reason)
         return item
     verdict = ("✔ verified" if check.ok else "✘ mismatch") if check.max_abs_diff is not None or check.psnr_drop \
         is not None else "✔ written and reloaded"
     verified = ""
     if check.shapes:
-        verified = f"{check.shapes_text()} ({check.max_abs_diff:.1e})"
+        verified = f"{_shapes_text(check.shapes)} ({check.max_abs_diff:.1e})"
     elif check.max_abs_diff is not None:
-        verified = f"3x32x32 ({check.max_abs_diff:.1e})"
+        verified = f"3×32×32 ({check.max_abs_diff:.1e})"
     proof = outcome.proof
-    ms = psnr = ""
+    ms = ""
     details = check.summary()
     if isinstance(proof, FileProof):
-        ms = f"{proof.ms_per_frame:.0f} at {proof.size[1]}x{proof.size[0]}"
-        psnr = f"{proof.y_psnr:.2f} dB vs {proof.reference}"
+        ms = f"{proof.ms_per_frame:.0f} at {proof.size[0]}×{proof.size[1]}"
     elif isinstance(proof, BaseException):
         details = f"proof failed: {type(proof).__name__}: {proof}; {details}"
     if check.psnr_drop is not None:
@@ -198,7 +395,10 @@ def _result_item(outcome: ExportOutcome) -> QTreeWidgetItem:
     precision = check.precision if check.format in ("onnx", "model") else ""
     if check.flow != "full":
         precision += f", {check.flow} flow"
+    psnr = _psnr_text(outcome) if isinstance(proof, FileProof) else ""
     item = QTreeWidgetItem([label, verdict, _size_text(check.size_bytes), precision, verified, ms, psnr, details])
     item.setForeground(1, QColor("#1e7b34" if check.ok else "#b00020"))
     item.setToolTip(7, check.summary())
+    if psnr:
+        item.setToolTip(PSNR_COLUMN, psnr)
     return item

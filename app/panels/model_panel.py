@@ -51,7 +51,7 @@ class ModelCard(QGroupBox):
                                                           if spec.bidirectional else "")
         texts = (file, fmt, spec.variant, width, blocks, count(model.count_parameters(include_spynet=False)),
                  count(model.count_parameters(include_spynet=True)),
-                 f"{count(macs)} (+ SpyNet {count(spy)}) at {w}×{h} LR")
+                 f"{count(macs)} (+ SpyNet {count(spy)}) at {h}×{w} LR (H×W)")
         for name, text in zip(FIELDS, texts):
             self.values[name].setText(text)
 

@@ -2,26 +2,38 @@
 
 Every slider move makes a new Plan (a few ms in core) and redraws the bars, the table's Kept/Ratio columns, the
 threshold and the totals. Moves that arrive faster than that are coalesced: only the latest ratio is planned.
+
+The cut itself ("Prune + reconstruct") runs in a job: the raw cut of a recurrent VSR network is noise, so by
+default it is reconstructed at the cut on the current clip's LR frames (``core.recover``, minutes on the full
+network, with progress and Cancel), and the totals say which of the two the plan's network is. A slider move
+leaves an earlier reconstruction stale (said so); it is never re-run on a move.
 """
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel,
-                               QPushButton, QSizePolicy, QSplitter, QTableView, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout,
+                               QHeaderView, QLabel, QProgressBar, QPushButton, QSizePolicy, QSplitter, QTableView,
+                               QVBoxLayout, QWidget)
 
 from core.errors import UserError
 from core.profile.latency import fps
 from core.ssl import CRITERIA, RECOMMENDED_ALIGN, REGISTRY, Plan, make_plan
 from core.ssl.target import plan_for_latency
 
-from ..formatting import count
-from ..state import AppState, PrunedModel
+from ..formatting import count, seconds
+from ..recovery_job import cut_pruned, is_reconstruct_progress
+from ..state import AppState
+from ..workers import Job
 from ..widgets.layer_chart import LayerChart
 from ..widgets.layer_table import LayerTableModel
 from ..widgets.ratio_control import RatioControl
 from ..widgets.score_plot import ScoreDistribution
 
 ALIGN_CHOICES = (1, 4, 8, 16)
+WARN = "#b00020"
+STALE = "#b36b00"
+GOOD = "#1e7b34"
+RAW_CUT = "raw cut — not reconstructed: output is noise"
 
 
 class PrunePanel(QWidget):
@@ -43,9 +55,18 @@ class PrunePanel(QWidget):
         self.pin_button = QPushButton("Pin as overlay")
         self.pin_button.setToolTip("Keep this plan drawn as outlines to compare with other ratios or criteria")
         self.clear_pin_button = QPushButton("Clear overlay")
-        self.apply_button = QPushButton("Prune now (zero-shot)")
-        self.apply_button.setToolTip("Slice the network to this plan without training; SIR (Train step) "
-                                     "recovers the quality that zero-shot pruning loses")
+        self.reconstruct_box = QCheckBox("Reconstruct at the cut (calibrate on the current clip)")
+        self.reconstruct_box.setChecked(True)
+        self.reconstruct_box.setToolTip(
+            "Refit the cut network so its activations reproduce the dense network's on the current clip's LR "
+            "frames (least squares, no GT needed; minutes on the full network). Without it, the cut of a "
+            "recurrent network outputs noise. Compare and Export use the reconstructed network.")
+        self.apply_button = QPushButton()
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.progress = QProgressBar()
+        self.progress.setVisible(False)
+        self.job: Job | None = None
         self.chart = LayerChart()
         self.table_model = LayerTableModel(self)
         self.table = QTableView()
@@ -59,7 +80,7 @@ class PrunePanel(QWidget):
         self.table_model.modelReset.connect(self.table.resizeColumnsToContents)
         self.distribution = ScoreDistribution()
         self.totals = {key: QLabel("–") for key in ("units", "params", "params_spy", "macs", "speedup", "latency",
-                                                    "notes")}
+                                                    "recovery", "notes")}
         self.measure_button = QPushButton("Measure this device")
         self.measure_button.setToolTip("Time each layer kind and width on this CPU at the clip's size (once, "
                                        "cached): predicted ms per frame for every plan, and latency targets")
@@ -73,9 +94,11 @@ class PrunePanel(QWidget):
         self.target_button = QPushButton("Plan for target")
         self._target_ms: float | None = None      # set while the plan shown was made for a latency target
         self._widths: dict[str, int] | None = None  # that plan's widths (kept when no latency table is loaded)
-        self.totals["notes"].setWordWrap(True)
-        # A wrapped note needs its lines: without this the splitter squeezed it to one clipped line.
-        self.totals["notes"].setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.MinimumExpanding)
+        for key in ("notes", "recovery"):
+            self.totals[key].setWordWrap(True)
+            # A wrapped note needs its lines (a splitter squeezed it to one clipped line), and no more: extra
+            # height goes below the rows, not between them.
+            self.totals[key].setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
         self.empty = QLabel("Open a dense BasicVSR checkpoint in the Model step to plan its pruning.")
         self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self._build()
@@ -91,6 +114,9 @@ class PrunePanel(QWidget):
         self.pin_button.clicked.connect(lambda: self.chart.set_reference(self.state.plan))
         self.clear_pin_button.clicked.connect(lambda: self.chart.set_reference(None))
         self.apply_button.clicked.connect(self.apply_plan)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.reconstruct_box.toggled.connect(self._reconstruct_toggled)
+        state.current.recoveryChanged.connect(self._show_recovery)
         self.measure_button.clicked.connect(lambda: self._load_latency(measure=True))
         self.target_button.clicked.connect(self.plan_for_target)
         self.ratio.ratioChanged.connect(self._leave_target)
@@ -98,6 +124,7 @@ class PrunePanel(QWidget):
         state.modelChanged.connect(self._model_changed)
         state.clipChanged.connect(self._clip_changed)
         self.ratio.set_value(0.5)
+        self._reconstruct_toggled(self.reconstruct_box.isChecked())
         self._model_changed()
 
     def _build(self) -> None:
@@ -114,10 +141,18 @@ class PrunePanel(QWidget):
         buttons.addWidget(QLabel("Latency target"))
         buttons.addWidget(self.target)
         buttons.addWidget(self.target_button)
-        buttons.addWidget(self.apply_button)
+        cut = QHBoxLayout()
+        cut.addWidget(self.reconstruct_box)
+        cut.addWidget(self.apply_button)
+        cut.addWidget(self.cancel_button)
+        cut.addWidget(self.progress, 4)
+        cut.addStretch(1)
 
         totals = QGroupBox("Totals (dense → pruned)")
-        form = QFormLayout(totals)
+        totals_column = QVBoxLayout(totals)
+        form = QFormLayout()
+        totals_column.addLayout(form)
+        totals_column.addStretch(1)
         form.addRow("Units pruned", self.totals["units"])
         form.addRow("Parameters (no SpyNet)", self.totals["params"])
         form.addRow("Parameters (with SpyNet)", self.totals["params_spy"])
@@ -128,34 +163,41 @@ class PrunePanel(QWidget):
         latency_row.addWidget(self.totals["latency"], 1)
         latency_row.addWidget(self.measure_button)
         form.addRow("Predicted time / frame", latency_row)
+        form.addRow("Network", self.totals["recovery"])
         form.addRow("Notes", self.totals["notes"])
         dist_box = QGroupBox("Score distribution and global threshold")
         QVBoxLayout(dist_box).addWidget(self.distribution)
-        side = QSplitter(Qt.Orientation.Vertical)
-        side.addWidget(totals)
-        side.addWidget(dist_box)
+        self.distribution.setMinimumHeight(130)      # readable axes (a 1280×800 screen squeezed it to a strip)
 
+        # The totals sit beside the chart with the height they need; the distribution shares the bottom row with
+        # the layer table (stacked under the totals it was squeezed to a strip on a 1280×800 screen).
         chart_box = QGroupBox("Pruning ratio per layer (hover a bar for details; outlined = pinned overlay)")
         QVBoxLayout(chart_box).addWidget(self.chart)
         top = QSplitter(Qt.Orientation.Horizontal)
         top.addWidget(chart_box)
-        top.addWidget(side)
+        top.addWidget(totals)
         top.setStretchFactor(0, 3)
         top.setStretchFactor(1, 1)
         table_box = QGroupBox("Layers (tick Lock to keep a layer whole; Max ratio caps its pruning)")
         QVBoxLayout(table_box).addWidget(self.table)
+        bottom = QSplitter(Qt.Orientation.Horizontal)
+        bottom.addWidget(table_box)
+        bottom.addWidget(dist_box)
+        bottom.setStretchFactor(0, 3)
+        bottom.setStretchFactor(1, 2)
         self.splitter = QSplitter(Qt.Orientation.Vertical)
         self.splitter.addWidget(top)
-        self.splitter.addWidget(table_box)
-        self.splitter.setSizes([560, 320])
-        top.setSizes([900, 420])
-        side.setSizes([200, 330])
+        self.splitter.addWidget(bottom)
+        self.splitter.setSizes([600, 300])
+        top.setSizes([900, 460])
+        bottom.setSizes([800, 520])
 
         self.content = QWidget()
         content = QVBoxLayout(self.content)
         content.setContentsMargins(0, 0, 0, 0)
         content.addLayout(controls)
         content.addLayout(buttons)
+        content.addLayout(cut)
         content.addWidget(self.splitter, 1)
         layout = QVBoxLayout(self)
         layout.addWidget(self.empty)
@@ -242,11 +284,38 @@ class PrunePanel(QWidget):
         self.totals["units"].setText(f"{plan.units_pruned} of {plan.units_total} ({plan.achieved_ratio:.1%})")
         self.totals["params"].setText(f"{count(b.params)} → {count(a.params)}  (×{b.params / a.params:.2f} smaller)")
         self.totals["params_spy"].setText(f"{count(b.params_with_spynet)} → {count(a.params_with_spynet)}")
-        self._macs_label.setText(f"MACs / frame at {w}×{h}")
+        self._macs_label.setText(f"MACs / frame at {h}×{w}")
         self.totals["macs"].setText(f"{count(b.macs)} → {count(a.macs)}  (+ SpyNet {count(a.macs_spynet)})")
         self.totals["speedup"].setText(f"×{plan.mac_ratio:.2f} (network MACs; measured time in Compare)")
         self._show_latency(plan)
+        self._show_recovery()
         self.totals["notes"].setText("; ".join(plan.notes) or "–")
+
+    def _show_recovery(self) -> None:
+        """Whether the plan's network is the raw cut (noise) or reconstructed, and by how much."""
+        label = self.totals["recovery"]
+        current, loaded, plan = self.state.current, self.state.model, self.state.plan
+        if loaded is None or plan is None:
+            label.setText("–")
+            return
+        done = current.recovery_for(loaded.model, plan)
+        if done is not None:
+            label.setText(f"<span style='color:{GOOD}'><b>reconstructed</b> — {done.figures()}</span>")
+            label.setToolTip(done.report.summary())
+            return
+        if self.job is not None:
+            text, color = f"<b>{RAW_CUT}</b> (reconstructing …)", STALE
+        elif current.stale(loaded.model):
+            old = current.recovery
+            text = (f"<b>{RAW_CUT}</b>; the reconstruction of ratio {old.plan.requested_ratio:.2f} is <b>stale</b> "
+                    "(the plan changed)")
+            color = STALE
+        elif self.reconstruct_box.isChecked():
+            text, color = f"<b>{RAW_CUT}</b> (not run yet: “{self.apply_button.text()}”)", WARN
+        else:
+            text, color = f"<b>{RAW_CUT}</b> (reconstruction is off)", WARN
+        label.setText(f"<span style='color:{color}'>{text}</span>")
+        label.setToolTip("")
 
     def _show_latency(self, plan: Plan) -> None:
         current = self.state.current
@@ -271,18 +340,76 @@ class PrunePanel(QWidget):
                 abs(self.ratio.value() - round(self.state.plan.requested_ratio, 3)) > 1e-9:
             self._target_ms = self._widths = None
 
-    def apply_plan(self) -> None:
-        """Slice the dense network to the current plan in the background; the result feeds Compare/Export."""
-        plan, loaded = self.state.plan, self.state.model
-        if plan is None or loaded is None:
-            return
+    def _reconstruct_toggled(self, on: bool) -> None:
+        self.state.current.reconstruct_at_cut = on
+        self.apply_button.setText("Prune + reconstruct" if on else "Prune now (zero-shot)")
+        self.apply_button.setToolTip(
+            "Cut the network to this plan, then reconstruct it on the current clip (progress and Cancel here); "
+            "Compare and Export use the result" if on else
+            "Cut the network to this plan without reconstruction or training: the raw cut (its output is noise; "
+            "SIR in the Train step, or reconstruction, recovers it)")
+        self._show_recovery()
+
+    def apply_plan(self) -> Job | None:
+        """Cut the dense network to the current plan (and reconstruct it) in the background; the result becomes
+        the pruned network Compare and Export use."""
+        s, plan, loaded, clip = self.state, self.state.plan, self.state.model, self.state.clip
+        if plan is None or loaded is None or self.job is not None:
+            return None
+        reconstruct = self.reconstruct_box.isChecked()
+        if reconstruct and clip is None:
+            s.error.emit("Cannot reconstruct", UserError(
+                "reconstruction calibrates on the current clip's LR frames: open a clip first (Compare step or "
+                "File menu), or untick “Reconstruct at the cut”"), "")
+            return None
+        current, settings = s.current, s.current.reconstruct_settings
+        running = reconstruct and current.recovery_for(loaded.model, plan) is None
+
+        def done(out) -> None:
+            pruned, recovery = out
+            if s.model is not loaded:          # the dense model changed meanwhile: this cut belongs to the old one
+                s.message.emit("the cut was discarded: another dense model was loaded meanwhile")
+                return
+            current.keep(recovery, loaded.model)
+            s.set_pruned(pruned)
+            if recovery is not None:
+                s.message.emit(f"reconstructed at the cut: {recovery.figures()}")
+
         self.apply_button.setEnabled(False)
-        label = f"plan {plan.requested_ratio:.2f} {plan.criterion}, zero-shot"
-        self.state.runner.start(
-            "prune", lambda job: self.state.current.network(loaded.model, plan),
-            on_success=lambda m: self.state.set_pruned(PrunedModel(m, label, plan)),
-            on_failure=lambda e, t: self.state.error.emit("Pruning failed", e, t),
-            on_finish=lambda: self.apply_button.setEnabled(True))
+        self.cancel_button.setEnabled(running)
+        if running:
+            self.progress.setRange(0, 0)          # busy until the first refit reports (the traces come first)
+            self.progress.setFormat("tracing the dense and the cut network …")
+            self.progress.setVisible(True)
+        self.job = s.runner.start(
+            "reconstruct" if running else "prune",
+            lambda job: cut_pruned(job, current, loaded.model, plan, clip, settings, reconstruct),
+            on_success=done, on_event=self._job_event,
+            on_failure=lambda e, t: s.error.emit("Reconstruction failed" if running else "Pruning failed", e, t),
+            on_cancel=lambda: s.message.emit("reconstruction cancelled: the pruned network is unchanged"),
+            on_finish=self._job_finished)
+        self._show_recovery()
+        return self.job
+
+    def cancel(self) -> None:
+        if self.job is not None:
+            self.job.cancel()
+            self.progress.setFormat("cancelling …")
+
+    def _job_event(self, event: object) -> None:
+        if is_reconstruct_progress(event) and not (self.job is not None and self.job.control.cancelled):
+            self.progress.setRange(0, max(event.total, 1))
+            self.progress.setValue(event.iteration)
+            self.progress.setFormat(f"reconstructing: layer %v of %m · ETA {seconds(event.eta_seconds)}")
+
+    def _job_finished(self) -> None:
+        self.job = None
+        self.apply_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        self.progress.setVisible(False)
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self._show_recovery()
 
     # -- session support ---------------------------------------------------------------------------------
     def settings(self) -> dict:

@@ -1,4 +1,9 @@
-"""Step 3 — Train: SIR (and finetuning) with the paper's settings, run by core in a worker thread.
+"""Step 3 — Train: SIR (and finetuning), run by core in a worker thread; it opens on quick.yaml (a run that
+finishes in minutes on a CPU), with the paper's settings one click away.
+
+The validation chart has reference lines for the network the run starts from (the dense one) and for bicubic
+upscaling on the same validation frames, computed once in the job before the run (``train_references``), and
+says so when the validation frames are the training frames.
 
 The engine's events arrive as queued signals: the progress bar, the curves and the log follow the run while
 the window stays responsive. Pause/Cancel go through the run's ``RunControl``; a cancelled or failed run keeps
@@ -24,10 +29,16 @@ from core.train.pipeline import RUN_CONFIG, TrainResult, run_training
 
 from ..dialogs import show_error
 from ..formatting import seconds
+from ..resources import RESOURCES
 from ..state import AppState
+from ..train_references import ValReference, on_training_frames, reference_key, validation_references
 from ..widgets.config_form import ConfigForm, Field, set_nested
-from ..widgets.train_curves import TrainingCurves
+from ..widgets.elided_label import ElidedLabel
+from ..widgets.train_curves import PSNR_TITLE, TrainingCurves
 from ..workers import Job
+
+QUICK_CONFIG = RESOURCES / "configs" / "quick.yaml"      # the quick start: runs in minutes on a CPU
+TRAINING_FRAMES_NOTE = "on the training frames"
 
 SECTIONS = [
     ("Dataset", [
@@ -98,13 +109,16 @@ class TrainPanel(QWidget):
 
         self.form = ConfigForm(SECTIONS)
         self.stage_boxes = {s: QCheckBox(s) for s in STAGES}
-        self.follow_prune = QCheckBox("SIR plan follows the Prune step (ratio, criterion, locks, caps, widths)")
+        self.follow_prune = QCheckBox("SIR plan follows the Prune step")
+        self.follow_prune.setToolTip("Ratio, criterion, locks, caps and widths come from the Prune step's plan")
         self.follow_prune.setChecked(True)
         self.config_label = QLabel("Paper defaults")
+        self.config_label.setWordWrap(True)
+        self._default_config = False           # the config the step opened on (not chosen): follows the model
         load_button, defaults_button = QPushButton("Load config…"), QPushButton("Paper defaults")
         load_button.clicked.connect(self._choose_config)
         defaults_button.clicked.connect(lambda: self.load_config_file(None))
-        self.run_dir = QLabel()
+        self.run_dir = ElidedLabel()
         self.run_dir_path = fresh_run_dir()
         self._active_run_dir: Path | None = None    # the folder of the run started last
         self._resumed = False
@@ -118,7 +132,13 @@ class TrainPanel(QWidget):
         self.progress.setFormat("idle")
         self.progress.setValue(0)
         self.status = QLabel("No run yet.")
+        self.status.setWordWrap(True)
+        self.val_note = QLabel()
+        self.val_note.setWordWrap(True)
+        self.val_note.setStyleSheet("color: #b36b00;")
+        self.val_note.setVisible(False)
         self.curves = TrainingCurves()
+        self._references: dict[tuple, ValReference | None] = {}     # computed once per start network and val set
         self.log = QPlainTextEdit()
         self.log.setReadOnly(True)
         self.log.setMaximumBlockCount(5000)
@@ -130,7 +150,7 @@ class TrainPanel(QWidget):
         self.resume_button.clicked.connect(self._choose_resume)
         state.modelChanged.connect(self._model_changed)
         state.planChanged.connect(self._plan_changed)
-        self.load_config_file(None)
+        self.load_config_file(QUICK_CONFIG if QUICK_CONFIG.is_file() else None, default=True)
         self._set_running(False)
 
     def _build(self, load_button: QPushButton, defaults_button: QPushButton, run_dir_button: QPushButton) -> None:
@@ -153,7 +173,7 @@ class TrainPanel(QWidget):
         scroll = QScrollArea()
         scroll.setWidget(settings)
         scroll.setWidgetResizable(True)
-        scroll.setMinimumWidth(380)
+        scroll.setMinimumWidth(400)         # the widest form (Dataset) and the scroll bar, no horizontal scrolling
 
         controls = QHBoxLayout()
         for w in (self.start_button, self.pause_button, self.cancel_button, self.resume_button, run_dir_button):
@@ -164,6 +184,7 @@ class TrainPanel(QWidget):
         right_layout.addLayout(controls)
         right_layout.addWidget(self.progress)
         right_layout.addWidget(self.status)
+        right_layout.addWidget(self.val_note)
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.curves)
         split.addWidget(self.log)
@@ -180,21 +201,48 @@ class TrainPanel(QWidget):
         self._show_run_dir()
 
     # -- configuration --------------------------------------------------------------------------------
-    def load_config_file(self, path: str | Path | None) -> None:
-        """Fill the form from a YAML config (None: the paper's defaults); the current model stays the start."""
+    def load_config_file(self, path: str | Path | None, default: bool = False) -> None:
+        """Fill the form from a YAML config (None: the paper's defaults). The current model stays the start with
+        the paper's defaults and with the config the step opened on (``default``); a config the user chose keeps
+        its own ``model.weights``."""
         try:
             cfg = load_config(path)
         except UserError as exc:
             show_error(self, "Cannot read config", exc)
             return
         self.config_file = Path(path) if path else None
+        self._default_config = default
         self.base = cfg.to_dict()
         self.form.set_values(self.base)
         for stage, box in self.stage_boxes.items():
             box.setChecked(stage in cfg.stages)
-        self.config_label.setText(f"Config: {self.config_file}" if self.config_file else "Config: paper defaults")
+        if self.config_file is None:
+            text = "Config: the paper's defaults (REDS, hundreds of thousands of iterations: days on a GPU)"
+        elif default and self.config_file.name == QUICK_CONFIG.name:
+            text = (f"Config: {self.config_file.name} — the quick start (SIR → prune → finetune on the demo clip, "
+                    "minutes on a CPU); “Paper defaults” for the paper's schedule")
+        else:
+            text = f"Config: {self.config_file}"
+        self.config_label.setText(text)
+        self.config_label.setToolTip(str(self.config_file) if self.config_file else "")
         self._model_changed()
         self._plan_changed()
+        self._show_val_note(cfg)
+
+    def _show_val_note(self, cfg=None) -> None:
+        """Say so when validation runs on the training frames (quick.yaml: the demo clip is both)."""
+        if cfg is None:
+            try:
+                cfg = self.build_config()
+            except UserError:
+                return
+        same = on_training_frames(cfg)
+        self.val_note.setVisible(same)
+        self.val_note.setText("Note: the validation frames are the training frames (val.root is data.root): "
+                              "validation PSNR here is measured on the clip the run trains on; a held-out clip "
+                              "scores less." if same else "")
+        refs = self.curves.references()
+        self.curves.set_references(refs, f"{PSNR_TITLE} ({TRAINING_FRAMES_NOTE})" if same else PSNR_TITLE)
 
     def build_config(self):
         """The config the form describes, validated by core (raises ConfigError naming the bad key)."""
@@ -203,7 +251,7 @@ class TrainPanel(QWidget):
         return config_from_dict(raw)
 
     def _model_changed(self) -> None:
-        if self.state.model is not None and self.config_file is None:
+        if self.state.model is not None and (self.config_file is None or self._default_config):
             self.form.set_value("model.weights", str(self.state.model.path))
 
     def _plan_changed(self) -> None:
@@ -259,12 +307,37 @@ class TrainPanel(QWidget):
         self._offsets, self._next_offset = {}, 0
         self.last_checkpoint, self.result, self._outcome = None, None, "failed"
         self._append_log(f"{'resuming' if resume else 'starting'} {', '.join(cfg.stages)} in {run_dir}", "info")
+        self._show_val_note(cfg)
+        cache = self._references
+
+        def work(job: Job):
+            self._reference_lines(job, cfg, cache)
+            job.control.checkpoint()
+            return run_training(cfg, run_dir, sink=job.emit_event, control=job.control, resume=resume)
+
+        self.progress.setRange(0, 0)             # busy until the run's first stage starts
+        self.progress.setFormat("reading the validation frames, scoring the references …")
         self.job = self.state.runner.start(
-            "train", lambda job: run_training(cfg, run_dir, sink=job.emit_event, control=job.control, resume=resume),
-            on_success=self._succeeded, on_failure=self._failed, on_event=self.handle_event,
+            "train", work, on_success=self._succeeded, on_failure=self._failed, on_event=self.handle_event,
             on_cancel=self._cancelled, on_finish=self._job_finished)
         self._set_running(True)
         return self.job
+
+    @staticmethod
+    def _reference_lines(job: Job, cfg, cache: dict) -> None:
+        """Worker: the validation chart's reference lines (once per start network and validation set). Any
+        failure only leaves the lines out: the run itself checks its inputs and says what is wrong."""
+        from core.device import resolve_device
+
+        try:
+            device = resolve_device(cfg.runtime.device)
+            key = reference_key(cfg, str(device))
+            if key not in cache:
+                cache[key] = validation_references(cfg, device)
+            if cache[key] is not None:
+                job.emit_event(cache[key])
+        except Exception as exc:  # noqa: BLE001 - a reference line is never worth a failed start
+            job.emit_event(Log(f"no reference lines on the validation chart: {exc}", "info"))
 
     def resume_run(self, run_dir: str | Path) -> Job | None:
         """Continue the run in ``run_dir`` from its saved states (its own config.yaml)."""
@@ -304,6 +377,9 @@ class TrainPanel(QWidget):
     def _set_running(self, running: bool) -> None:
         if not running:
             self.job = None
+            if self.progress.maximum() == 0:        # ended before its first stage: no busy bar left behind
+                self.progress.setRange(0, 1)
+                self.progress.setValue(0)
         self.start_button.setEnabled(not running)
         self.resume_button.setEnabled(not running)
         self.pause_button.setEnabled(running)
@@ -313,7 +389,9 @@ class TrainPanel(QWidget):
 
     # -- engine events (GUI thread) -------------------------------------------------------------------
     def handle_event(self, event: Event) -> None:
-        if isinstance(event, StageStarted):
+        if isinstance(event, ValReference):
+            self._show_references(event)
+        elif isinstance(event, StageStarted):
             self._offsets[event.stage] = self._next_offset
             self.curves.mark_stage(self._next_offset + event.start, event.stage)
             self._next_offset += event.total
@@ -349,6 +427,17 @@ class TrainPanel(QWidget):
             outputs = ", ".join(f"{k}: {v}" for k, v in event.outputs.items())
             self._append_log(f"[{event.stage}] finished ({outputs})", "info")
             self.last_checkpoint = event.outputs.get("state", self.last_checkpoint)
+
+    def _show_references(self, ref: ValReference) -> None:
+        lines = {"bicubic": ref.bicubic}
+        if ref.start is not None:
+            lines[ref.start_label] = ref.start
+        title = f"{PSNR_TITLE} ({TRAINING_FRAMES_NOTE})" if ref.on_training_frames else PSNR_TITLE
+        self.curves.set_references(lines, title)
+        where = f"{ref.frames} validation frames" + (f" of {ref.clips} clips" if ref.clips > 1 else "")
+        start = f"{ref.start_label} {ref.start:.2f} dB, " if ref.start is not None else ""
+        self._append_log(f"reference on {where}: {start}bicubic {ref.bicubic:.2f} dB"
+                         + (f" ({ref.skipped})" if ref.skipped else ""), "info")
 
     def _append_log(self, message: str, level: str) -> None:
         fmt = QTextCharFormat()

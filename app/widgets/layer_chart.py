@@ -30,6 +30,8 @@ class LayerChart(pg.PlotWidget):
         self.showGrid(y=True, alpha=0.25)
         self._names: tuple[str, ...] = ()
         self._x = np.zeros(0)
+        self._x_end = 0.0                   # right end of the last bar group (data units)
+        self._last_tick: tuple[float, str] | None = None
         self._plan: Plan | None = None
         self._reference: Plan | None = None
         # One single-colour item per (group, limited) pair: pyqtgraph then draws all its bars in one drawRects
@@ -44,6 +46,7 @@ class LayerChart(pg.PlotWidget):
             self.addItem(item)
         self._overlay.setVisible(False)
         self.scene().sigMouseMoved.connect(self._hover)
+        self.plotItem.vb.sigResized.connect(self._fit_x)
 
     # -- data ---------------------------------------------------------------------------------------
     def set_plan(self, plan: Plan | None) -> None:
@@ -114,7 +117,21 @@ class LayerChart(pg.PlotWidget):
                 item.setZValue(-1)
                 self.addItem(item)
                 self._bar_items[(g, is_limited)] = item
-        self.setXRange(-1, x + GROUP_GAP, padding=0.01)
+        self._x_end, self._last_tick = x, ticks[-1] if ticks else None
+        self._fit_x()
+
+    def _fit_x(self) -> None:
+        """Leave room right of the last group for its whole label: pyqtgraph drops a tick label that would run
+        past the axis end, and a narrow chart (a 1280-pixel screen) lost "head (4)" that way."""
+        if self._last_tick is None:
+            return
+        center, text = self._last_tick
+        half = self.fontMetrics().horizontalAdvance(text) / 2 + 6          # pixels right of the tick
+        width = max(self.plotItem.vb.width(), 1.0)
+        left, span = -1.0, self._x_end + 1.0                              # data units before the margin
+        # margin m (data units) so that (x_end + m - center) * width / (span + m) >= half
+        need = (half * span - (self._x_end - center) * width) / max(width - half, 1.0)
+        self.setXRange(left, self._x_end + max(GROUP_GAP, need), padding=0.01)
 
     # -- tooltips -----------------------------------------------------------------------------------
     def index_at(self, x: float) -> int | None:

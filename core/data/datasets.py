@@ -146,8 +146,8 @@ def _record(name: str, gt_path: Path, lr_path: Path | None, lr_mode: str) -> Cli
             raise DatasetError(f"clip {name}: {n_lr} LR frames but {n} GT frames")
         if (lr_size[0] * SCALE, lr_size[1] * SCALE) != (gt_size[0] - gt_size[0] % SCALE,
                                                           gt_size[1] - gt_size[1] % SCALE):
-            raise DatasetError(f"clip {name}: LR frames are {lr_size[1]}x{lr_size[0]} but GT frames are "
-                               f"{gt_size[1]}x{gt_size[0]} (expected GT = {SCALE}x LR)")
+            raise DatasetError(f"clip {name}: LR frames are {lr_size[0]}x{lr_size[1]} but GT frames are "
+                               f"{gt_size[0]}x{gt_size[1]} (HxW; expected GT = {SCALE}x LR)")
     return ClipRecord(name, gt, lr, n, gt_size)
 
 
@@ -186,7 +186,7 @@ def check_clip_length(records: Sequence[ClipRecord], clip_length: int, patch: in
     small = [r for r in records if min(r.gt_size) // SCALE < patch]
     if small:
         r = small[0]
-        raise DatasetError(f"clip {r.name}: frames of {r.gt_size[1]}x{r.gt_size[0]} are smaller than an LR patch "
+        raise DatasetError(f"clip {r.name}: frames of {r.gt_size[0]}x{r.gt_size[1]} (HxW) are smaller than an LR patch "
                            f"of {patch} (GT {patch * SCALE}); lower data.patch_size")
 
 
@@ -337,8 +337,8 @@ class LRClip:
         for path in self.files[t0:t1]:
             img = _read_png(path)
             if img.shape[:2] != self.size:
-                raise DatasetError(f"LR frame {path} is {img.shape[1]}x{img.shape[0]} but the clip's first frame is "
-                                   f"{self.size[1]}x{self.size[0]}: all frames of a clip must match")
+                raise DatasetError(f"LR frame {path} is {img.shape[0]}x{img.shape[1]} but the clip's first frame is "
+                                   f"{self.size[0]}x{self.size[1]} (HxW): all frames of a clip must match")
             out.append(img[y:y + h, x:x + w])
         return np.stack(out)
 
@@ -383,9 +383,9 @@ def _decode_within(src, budget: int, limit_mb: int) -> list[np.ndarray]:
     others = "" if budget == limit_mb * 2**20 else " with the videos before it"
 
     def refuse(frames: str) -> DatasetError:
-        return DatasetError(f"LR video {src.path}: {frames} of {w}x{h} do not fit in data.lr_cache_mb = {limit_mb} "
-                            f"MiB{others} (videos are decoded into memory once): raise data.lr_cache_mb, or extract "
-                            f"the frames into a folder (read from disk as needed)")
+        return DatasetError(f"LR video {src.path}: {frames} of {h}x{w} (HxW) do not fit in data.lr_cache_mb = "
+                            f"{limit_mb} MiB{others} (videos are decoded into memory once): raise data.lr_cache_mb, "
+                            f"or extract the frames into a folder (read from disk as needed)")
 
     if src.count and src.count * frame_bytes > budget:
         raise refuse(f"its {src.count} frames ({src.count * frame_bytes / 2**20:.0f} MiB)")
@@ -412,7 +412,7 @@ def check_lr_clips(clips: Sequence[LRClip], clip_length: int, patch: int) -> Non
     small = [c for c in clips if min(c.size) < patch]
     if small:
         c = small[0]
-        raise DatasetError(f"LR clip {c.name}: frames of {c.size[1]}x{c.size[0]} are smaller than a patch of "
+        raise DatasetError(f"LR clip {c.name}: frames of {c.size[0]}x{c.size[1]} (HxW) are smaller than a patch of "
                            f"{patch}; lower data.patch_size")
 
 

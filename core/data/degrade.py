@@ -150,7 +150,7 @@ def mod_crop(img: np.ndarray, scale: int = 4) -> np.ndarray:
     h, w = arr.shape[h_axis], arr.shape[h_axis + 1]
     h2, w2 = h - h % scale, w - w % scale
     if h2 == 0 or w2 == 0:
-        raise ValueError(f"image of {w}x{h} is smaller than the scale {scale}")
+        raise ValueError(f"image of {h}x{w} (HxW) is smaller than the scale {scale}")
     return arr[:, :h2, :w2] if arr.ndim == 4 else arr[:h2, :w2]
 
 

@@ -87,7 +87,7 @@ def check_calibration(frames: np.ndarray | None, what: str = "calibration clip")
                                f"{MIN_CALIB_FRAMES} (the recurrent state must build up)")
     h, w = frames.shape[1:3]
     if min(h, w) < MIN_CALIB_SIDE:
-        raise CalibrationError(f"{what} is too small: {w}x{h} frames, calibration needs at least "
+        raise CalibrationError(f"{what} is too small: {h}x{w} frames (HxW), calibration needs at least "
                                f"{MIN_CALIB_SIDE}x{MIN_CALIB_SIDE}")
     return frames[:MAX_CALIB_FRAMES]
 

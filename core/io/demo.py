@@ -5,7 +5,7 @@ from pathlib import Path
 
 
 def demo_clip_dir() -> Path:
-    """The ``resources/demo`` folder of the source tree: ``GT/`` (24 frames, 448x256) and ``BIx4/`` (112x64).
+    """The ``resources/demo`` folder of the source tree: ``GT/`` (24 frames, 256x448 HxW) and ``BIx4/`` (64x112).
 
     Resolved from this file's location, so it works from a checkout or an editable install, not from a wheel.
     """

@@ -134,8 +134,8 @@ def probe_frame(path: str | os.PathLike) -> ImageHeader:
 
 def _mismatch(folder: Path, name: str, size: tuple[int, int], first: str, first_size: tuple[int, int]) -> ClipError:
     """The one wording for frames of different sizes in one clip; sizes are (h, w)."""
-    return ClipError(f"frame {name} in {folder} is {size[1]}x{size[0]} but {first} is {first_size[1]}x"
-                     f"{first_size[0]}: all frames must match")
+    return ClipError(f"frame {name} in {folder} is {size[0]}x{size[1]} but {first} is {first_size[0]}x"
+                     f"{first_size[1]} (HxW): all frames must match")
 
 
 def probe_folder(folder: Path, files: Sequence[Path]) -> tuple[int, int]:
@@ -167,8 +167,8 @@ def read_frame(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
     if img is None:
         raise ClipError(f"cannot read image {path}: not a readable image file")
     if img.shape[:2] != (header.height, header.width):
-        raise ClipError(f"cannot read image {path}: it decodes to {img.shape[1]}x{img.shape[0]} but its header "
-                        f"declares {header.width}x{header.height}")
+        raise ClipError(f"cannot read image {path}: it decodes to {img.shape[0]}x{img.shape[1]} but its header "
+                        f"declares {header.height}x{header.width} (HxW)")
     notes: list[str] = []
     if img.dtype == np.uint16:      # round(x / 257) in integers: floor((2x + 257) / 514), no float64 copy
         img = ((img.astype(np.uint32) * 2 + 257) // 514).astype(np.uint8)
@@ -308,7 +308,7 @@ def encode_frame(img: np.ndarray, ext: str = "png") -> bytes:
         raise UserError(f"cannot write frames as .{ext} (accepted: {', '.join(IMAGE_EXTS)})")
     ok, buf = cv2.imencode(f".{ext}", np.ascontiguousarray(img[:, :, ::-1]))
     if not ok:
-        raise ClipError(f"cannot encode a {img.shape[1]}x{img.shape[0]} frame as .{ext}")
+        raise ClipError(f"cannot encode a {img.shape[0]}x{img.shape[1]} (HxW) frame as .{ext}")
     return buf.tobytes()
 
 

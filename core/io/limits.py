@@ -126,11 +126,11 @@ def check_frame_size(width: int, height: int, what: str, bytes_per_pixel: int = 
     header says; 8-bit RGB otherwise.
     """
     if not (0 < width <= MAX_SIDE and 0 < height <= MAX_SIDE):
-        raise ClipError(f"{what}: frame size {width}x{height} is outside 1..{MAX_SIDE} per side")
+        raise ClipError(f"{what}: frame size {height}x{width} (HxW) is outside 1..{MAX_SIDE} per side")
     if width * height > MAX_PIXELS:
-        raise ClipError(f"{what}: frame size {width}x{height} is {width * height:,} pixels, more than the limit of "
-                        f"{MAX_PIXELS:,} (8192x8192)")
+        raise ClipError(f"{what}: frame size {height}x{width} (HxW) is {width * height:,} pixels, more than the "
+                        f"limit of {MAX_PIXELS:,} (8192x8192)")
     if width * height * bytes_per_pixel > MAX_FRAME_BYTES:
-        raise ClipError(f"{what}: a {width}x{height} frame of {bytes_per_pixel} bytes per pixel decodes to "
+        raise ClipError(f"{what}: a {height}x{width} (HxW) frame of {bytes_per_pixel} bytes per pixel decodes to "
                         f"{width * height * bytes_per_pixel / 2**20:,.0f} MiB, more than the limit of "
                         f"{MAX_FRAME_BYTES / 2**20:,.0f} MiB")

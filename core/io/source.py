@@ -94,8 +94,8 @@ class FolderSource:
         for f in self.files:
             img, notes = read_frame(f)
             if img.shape[:2] != self.size:
-                raise ClipError(f"frame {f.name} in {self.path} is {img.shape[1]}x{img.shape[0]} but "
-                                f"{self.files[0].name} is {self.size[1]}x{self.size[0]}: all frames must match")
+                raise ClipError(f"frame {f.name} in {self.path} is {img.shape[0]}x{img.shape[1]} but "
+                                f"{self.files[0].name} is {self.size[0]}x{self.size[1]} (HxW): all frames must match")
             for n in notes:
                 counts[n] = counts.get(n, 0) + 1
             yield img

@@ -3,7 +3,7 @@
 Why PyAV (FFmpeg in a wheel) and not OpenCV: OpenCV cannot carry an audio track, keeps the frame rate only as a
 float (it wrote 30000/1001 as 2997/100: one frame off every 9 hours), says nothing when a frame in the middle
 is corrupt or the file ends before its header says, and its wheel has no H.264 encoder (``mp4v`` only), so its
-outputs are ~3x larger at the same quality. Measured with ``bench/bench_video.py`` (300 frames of 448x256, the
+outputs are ~3x larger at the same quality. Measured with ``bench/bench_video.py`` (300 frames of 256x448 HxW, the
 4x output size of the demo clip; CPU time of all threads, best of 3, on the 2-core EPYC shared with other jobs):
 
     writer                    encode CPU ms/f  size KiB   decode CPU ms/f (OpenCV / PyAV)   Y-PSNR dB
@@ -208,8 +208,9 @@ class VideoSource:
                 if self.max_frames is not None and n >= self.max_frames:
                     return
                 if frame.shape[:2] != self.size:
-                    raise ClipError(f"cannot read video {self.path}: frame {n} is {frame.shape[1]}x{frame.shape[0]}"
-                                    f" but the video starts at {self.size[1]}x{self.size[0]} (size changes mid-stream)")
+                    raise ClipError(f"cannot read video {self.path}: frame {n} is {frame.shape[0]}x{frame.shape[1]}"
+                                    f" but the video starts at {self.size[0]}x{self.size[1]} (HxW; size changes "
+                                    f"mid-stream)")
                 yield frame
                 n += 1
         self.count = self._cap(n)
@@ -350,8 +351,8 @@ class VideoSink:
         if self._size is None:
             self._start(frame.shape[0], frame.shape[1])
         elif frame.shape[:2] != self._size:
-            raise UserError(f"frame {self.frames_written} is {frame.shape[1]}x{frame.shape[0]} but the video "
-                            f"{self.path.name} is {self._size[1]}x{self._size[0]}: all frames must match")
+            raise UserError(f"frame {self.frames_written} is {frame.shape[0]}x{frame.shape[1]} but the video "
+                            f"{self.path.name} is {self._size[0]}x{self._size[1]} (HxW): all frames must match")
         vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
         vf.pts = self.frames_written
         self._fail_on_av(lambda: [self._out.mux(p) for p in self._video.encode(vf)])
@@ -363,7 +364,7 @@ class VideoSink:
         spec = self._spec
         fmt = spec.even_fmt if h % 2 == 0 and w % 2 == 0 else spec.odd_fmt
         if fmt is None:
-            raise UserError(f"{self.codec} cannot encode the odd frame size {w}x{h}: use h264, mjpeg or ffv1")
+            raise UserError(f"{self.codec} cannot encode the odd frame size {h}x{w} (HxW): use h264, mjpeg or ffv1")
         options = {spec.option: str(self.quality)} if spec.option else {}
         if spec.option == "qscale":   # a fixed quantiser (ffmpeg's -q:v also needs a per-frame quality PyAV lacks)
             options = {"qmin": str(self.quality), "qmax": str(self.quality)}

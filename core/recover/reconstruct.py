@@ -7,11 +7,13 @@ pre-activations of the filters it kept) and ``conv2`` (so the stream after the b
 then the head's convolutions (fusion, upconv1, upconv2, conv_hr to their dense pre-activations, conv_last to
 the dense output). Every refit sees the refits before it, so errors do not pile up.
 
-The recurrence is handled in two passes. First *teacher-forced*: every step's trunk reads the dense network's
-warped state, so each step is fitted to map the dense state of one frame to the dense state of the next. Then
-*closed-loop* rounds: the trunks read the pruned network's own states (as they will at inference) and are
-refitted, input convs included, against the same dense targets, which teaches them to pull a drifting state
-back. The head is fitted last, on the pruned network's own states.
+The recurrence is handled in rounds. Round 0 is *teacher-forced*: every step's trunk reads the dense network's
+warped state, so each step is fitted to map the dense state of one frame to the dense state of the next. Round r
+reads instead the state the pruned network reaches r steps after a dense state (its own drift, one batched pass
+per step) and refits the trunks, input convs included, against the same dense targets: each round teaches them
+to pull a state that drifted one step further back. Fitting straight on fully closed-loop states fails at
+ratio 0.5 — the cut's states have already diverged to Inf by then. The head is fitted last, on the pruned
+network's own closed-loop states.
 """
 from __future__ import annotations
 
@@ -45,8 +47,8 @@ class ReconstructSettings:
     max_frames: int = 15          # calibration frames used (the first ones of the clip)
     max_area: int = 160 * 192     # LR pixels per frame; larger frames are centre-cropped to this area
     rows: int = 32768             # pixel rows sampled per layer for its normal equations
-    ridge: float = 1e-3           # relative to the mean diagonal of xᵀx, towards the cut's own weights
-    rounds: int = 1               # closed-loop rounds after the teacher-forced pass
+    ridge: float = 1e-2           # relative to the mean diagonal of xᵀx, towards the cut's own weights
+    rounds: int = 2               # rounds after the teacher-forced one, each from states one step further off
     head_crop: int = 48           # LR side of the per-frame crops the head is fitted on
     seed: int = 0
 
@@ -126,12 +128,24 @@ def _record(model: BasicVSR, x: torch.Tensor) -> _Trace:
     return trace
 
 
+def _rollout(model: BasicVSR, trace: _Trace, branch: str, steps: int) -> _Trace:
+    """``trace`` with ``branch``'s states replaced by where ``model`` gets in ``steps`` steps from the states
+    ``steps`` frames back (one batched trunk pass per step)."""
+    states = trace.states
+    for _ in range(steps):
+        probe = _Trace(trace.frames, trace.flows, states)
+        states = {**states, branch: list(model.trunks()[branch](probe.trunk_inputs(model, branch)).split(1))}
+    return _Trace(trace.frames, trace.flows, states)
+
+
 def _outputs(model: BasicVSR, trace: _Trace) -> torch.Tensor:
     return torch.cat([model.upsample(trace.head_input(model, i), f) for i, f in enumerate(trace.frames)])
 
 
 def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     mse = float(((a.clamp(0, 1) - b.clamp(0, 1)) ** 2).mean())
+    if not math.isfinite(mse):       # a diverged network (NaN outputs) is as far from the reference as it gets
+        return float("-inf")
     return 10 * math.log10(1 / mse) if mse > 0 else float("inf")
 
 
@@ -181,6 +195,8 @@ def _fit_trunk(branch: str, dense: Trunk, pruned: Trunk, x_d: torch.Tensor, x_p:
         fitter.fit(bp.conv1, h_in, pre_d.index_select(1, kept[f"{branch}.{k}.mid"]))
         del pre_d
         act = F.relu(bp.conv1(h_in))
+        # The stream the pruned block must produce, not the dense block's own residual: each block also corrects
+        # what the blocks before it got wrong (reproducing residuals instead let the recurrence diverge).
         target = nxt - s_p
         fitter.fit(bp.conv2, act, target if bp.writes is None else target.index_select(1, bp.writes))
         del act, target
@@ -228,7 +244,7 @@ def _fit_head(dense: BasicVSR, pruned: BasicVSR, trace_d: _Trace, trace_p: _Trac
 
 
 def count_fits(model: BasicVSR, rounds: int) -> int:
-    """Layer refits a reconstruction makes: two per block per pass, input convs in closed-loop rounds, the head."""
+    """Layer refits a reconstruction makes: two per block per round, input convs after the first, the head."""
     blocks = sum(len(t.blocks) for t in model.trunks().values())
     trunks = len(model.trunks())
     head = 5 if model.bidirectional else 4
@@ -255,15 +271,19 @@ def reconstruct(dense: BasicVSR, pruned: BasicVSR, plan: Plan, frames: np.ndarra
     reference = _outputs(teacher, trace_d)
     trace_p = _record(student, x)
     psnr_raw = _psnr(_outputs(student, trace_p), reference)
+    if plan.units_pruned == 0:          # nothing was cut: the network is the dense one, nothing to refit
+        return student.train(pruned.training), ReconstructReport(
+            frames=x.shape[1], size=tuple(x.shape[-2:]), seconds=time.perf_counter() - started, psnr_raw=psnr_raw,
+            psnr_after=psnr_raw, layers_refit=0, layers_kept=0, calib=calib_name, settings=settings)
     inputs_d = {b: trace_d.trunk_inputs(teacher, b) for b in student.trunks()}
-    for branch, trunk in student.trunks().items():          # teacher-forced: each step from the dense state
-        _fit_trunk(branch, teacher.trunks()[branch], trunk, inputs_d[branch], inputs_d[branch], kept, fitter,
-                   fit_input=False)
-    for _ in range(settings.rounds):                          # closed loop: each step from its own state
-        trace_p = _record(student, x)
+    for steps in range(settings.rounds + 1):
+        # Round r: every step's trunk reads the state the pruned network reaches r steps after a dense state
+        # (r = 0: teacher-forced), so each round teaches it to pull a state drifted one step further back.
         for branch, trunk in student.trunks().items():
-            _fit_trunk(branch, teacher.trunks()[branch], trunk, inputs_d[branch],
-                       trace_p.trunk_inputs(student, branch), kept, fitter, fit_input=True)
+            inputs_p = inputs_d[branch] if steps == 0 else _rollout(student, trace_d, branch, steps).trunk_inputs(
+                student, branch)
+            _fit_trunk(branch, teacher.trunks()[branch], trunk, inputs_d[branch], inputs_p, kept, fitter,
+                       fit_input=steps > 0)
     trace_p = _record(student, x)
     _fit_head(teacher, student, trace_d, trace_p, kept, fitter)
     psnr_after = _psnr(_outputs(student, trace_p), reference)

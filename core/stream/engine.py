@@ -168,7 +168,7 @@ class StreamRun:
         t = 0
         for frame in _chain(first, it):
             if frame.shape != first.shape:
-                raise ClipError(f"frame {t} is {frame.shape[1]}x{frame.shape[0]} but the clip starts at {w}x{h}: "
+                raise ClipError(f"frame {t} is {frame.shape[0]}x{frame.shape[1]} but the clip starts at {h}x{w} (HxW): "
                                 f"all frames must match")
             lr.put(t, frame)
             t += 1

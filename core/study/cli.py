@@ -1,12 +1,16 @@
 """The ``study`` sub-command: sensitivity of each layer group and ratio sweeps, as tables or JSON.
 
-    python main.py study sensitivity CKPT --lr DIR [--gt DIR] [--ratio 0.5] [--granularity block|layer]
-                                          [--max-frames N] [--json] [--out FILE]
+    python main.py study sensitivity CKPT --lr DIR [--gt DIR] [--ratio 0.5] [--granularity block|segment|layer]
+                                          [--max-frames N|all] [--lr-crop HxW|full] [--json] [--out FILE]
     python main.py study sweep CKPT --lr DIR [--gt DIR] [--ratios 0.3,0.5,0.7] [--align 16]
                                     [--train-gt DIR [--train-lr DIR] --sir-iters N --finetune-iters N]
-                                    [--max-frames N] [--json] [--out FILE]
+                                    [--max-frames N|all] [--lr-crop HxW|full] [--json] [--out FILE]
 
+Quick by default, so a first study on a CPU takes minutes: sensitivity runs every layer group over the first
+4 frames and a centre 48x64 (height x width) crop of the LR frames, a sweep over the first 8 whole frames (its
+ms/frame depend on the frame size). --max-frames all and --lr-crop full study the whole clip.
 Without --gt the clip's PSNR is measured against the dense model's output (said on stderr and in the result).
+Progress goes to stderr: a bar on a terminal, a plain line every few percent otherwise.
 Ctrl-C stops at the next frame; nothing is written then.
 """
 from __future__ import annotations
@@ -21,8 +25,41 @@ from typing import Any
 
 from ..errors import UserError
 from ..events import Event, Log, Progress, RunControl
+from ..io.limits import MAX_SIDE
 from ..ssl import CRITERIA
 from ..threads import add_threads_option
+
+# Defaults that keep a first study on a 2-core CPU to a few minutes (sensitivity over the whole demo clip, every
+# block: 743 CPU-seconds in a tester's run, with no progress shown in a log).
+QUICK = {"sensitivity": (4, (48, 64)), "sweep": (8, None)}       # kind: (frames, LR centre crop HxW or None)
+
+
+def _frames_arg(text: str) -> int:
+    """--max-frames: a count of at least 2, or 'all' (0)."""
+    if text.strip().lower() in ("all", "0"):
+        return 0
+    try:
+        n = int(text)
+        if n < 2:
+            raise ValueError
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--max-frames must be a number of at least 2, or 'all'; got {text!r}") \
+            from None
+    return n
+
+
+def _crop_arg(text: str) -> tuple[int, int] | None:
+    """--lr-crop: HxW (height x width, LR pixels), or 'full' (no crop)."""
+    if text.strip().lower() in ("full", "none"):
+        return None
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+        if not (8 <= h <= MAX_SIDE and 8 <= w <= MAX_SIDE):
+            raise ValueError
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--lr-crop must look like 48x64 (height x width, each 8..{MAX_SIDE}) "
+                                         f"or 'full'; got {text!r}") from None
+    return h, w
 
 def add_study_commands(subparsers: Any) -> None:
     """Register ``study sensitivity`` and ``study sweep``; the handlers are stored as ``func``."""
@@ -35,7 +72,12 @@ def add_study_commands(subparsers: Any) -> None:
     common.add_argument("--lr", required=True, help="LR frames of the clip (a folder of frames or a video)")
     common.add_argument("--gt", help="its ground truth; without it PSNR is measured against the dense output")
     common.add_argument("--criterion", default="l1", help=f"unit score ({', '.join(CRITERIA)})")
-    common.add_argument("--max-frames", type=int, help="use the first N frames of the clip")
+    common.add_argument("--max-frames", type=_frames_arg, default=None, metavar="N|all",
+                        help="use the first N frames of the clip; 'all' for every frame (default: sensitivity "
+                             f"{QUICK['sensitivity'][0]}, sweep {QUICK['sweep'][0]})")
+    common.add_argument("--lr-crop", type=_crop_arg, default=False, metavar="HxW|full",
+                        help="study a centre crop of the LR frames, height x width (the GT is cropped to match); "
+                             "'full' for whole frames (default: sensitivity 48x64, sweep full)")
     common.add_argument("--rgb", action="store_true", help="PSNR on RGB instead of the Y channel")
     common.add_argument("--device", default="auto", help="auto, cpu or cuda")
     add_threads_option(common)
@@ -83,7 +125,15 @@ def _prepare(args: argparse.Namespace):
     loaded = load_checkpoint(args.checkpoint)
     if loaded.is_pruned:
         raise UserError(f"{args.checkpoint} is already pruned: a study starts from a dense checkpoint")
-    clip = load_study_clip(args.lr, args.gt, args.max_frames)
+    quick_frames, quick_crop = QUICK[args.study]
+    frames = quick_frames if args.max_frames is None else args.max_frames or None
+    crop = quick_crop if args.lr_crop is False else args.lr_crop
+    clip = load_study_clip(args.lr, args.gt, frames, crop)
+    quick = [f"the first {len(clip.lr)} frames" if args.max_frames is None and len(clip.lr) == frames else "",
+             clip.notes[0] if args.lr_crop is False and clip.notes else ""]
+    if any(quick):
+        sys.stderr.write(f"note: quick defaults: {', '.join(q for q in quick if q)}; "
+                         f"--max-frames all --lr-crop full study the whole clip\n")
     if clip.gt is None:
         sys.stderr.write("note: no --gt given: PSNR is measured against the dense model's output "
                          "(how far pruning moves it), not against ground truth\n")
@@ -162,7 +212,7 @@ def sensitivity_table(result) -> str:
     c = result.clip
     head = f"{'group':<14}{'pruned':>12}{'params saved':>14}{'MACs saved':>12}{'PSNR':>10}"
     head += f"{'drop':>9}" if c.has_gt else ""
-    rows = [f"sensitivity of {result.checkpoint} on {c.name} ({c.frames} frames {c.lr_size[1]}x{c.lr_size[0]}, "
+    rows = [f"sensitivity of {result.checkpoint} on {c.name} ({c.frames} frames, LR HxW {c.lr_size[0]}x{c.lr_size[1]}, "
             f"{c.channel}, against {c.reference}); each group pruned alone at {result.ratio:g} by {result.criterion}",
             head]
     for g in result.ranked():
@@ -205,7 +255,7 @@ def sweep_table(result) -> str:
     """One row per network; '*' marks the Pareto front on MACs."""
     c = result.clip
     front = {p.label for p in result.front("macs")}
-    rows = [f"sweep of {result.checkpoint} on {c.name} ({c.frames} frames {c.lr_size[1]}x{c.lr_size[0]}, "
+    rows = [f"sweep of {result.checkpoint} on {c.name} ({c.frames} frames, LR HxW {c.lr_size[0]}x{c.lr_size[1]}, "
             f"{c.channel} PSNR against {c.reference}); criterion {result.criterion}, widths multiple of "
             f"{result.align}; {result.device}",
             f"{'network':<14}{'ratio':>7}{'params':>11}{'GMAC/frame':>12}{'ms/frame':>10}{'PSNR':>10}  front"]

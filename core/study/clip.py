@@ -19,6 +19,7 @@ from ..models.basicvsr import BasicVSR
 from .results import ClipInfo, StudyError
 
 MAX_STUDY_FRAMES = 10_000
+MIN_CROP_SIDE = 8
 
 
 @dataclass
@@ -28,31 +29,54 @@ class StudyClip:
     name: str
     lr: np.ndarray                     # (T, h, w, 3) uint8
     gt: np.ndarray | None              # (T, 4h, 4w, 3) uint8
+    notes: tuple[str, ...] = ()        # how the clip was cut down (a centre crop), recorded in the result
 
     def info(self, y: bool = True) -> ClipInfo:
         return ClipInfo(self.name, len(self.lr), (int(self.lr.shape[1]), int(self.lr.shape[2])),
                         "ground truth" if self.gt is not None else "dense output", "Y" if y else "RGB")
 
 
-def load_study_clip(lr: str | Path, gt: str | Path | None = None, max_frames: int | None = None) -> StudyClip:
-    """Read the LR clip (and GT); a ``ClipError``/``StudyError`` in one line when they do not fit together."""
+def load_study_clip(lr: str | Path, gt: str | Path | None = None, max_frames: int | None = None,
+                    crop: tuple[int, int] | None = None) -> StudyClip:
+    """Read the LR clip (and GT); a ``ClipError``/``StudyError`` in one line when they do not fit together.
+
+    ``max_frames``: the first N frames only. ``crop`` (h, w): a centre crop of the LR frames (the GT cropped to
+    match); a side larger than the clip's keeps the whole side. Both make a study on a CPU minutes, not hours.
+    """
     if max_frames is not None and not 2 <= max_frames <= MAX_STUDY_FRAMES:
         raise StudyError(f"max frames must be between 2 and {MAX_STUDY_FRAMES}, got {max_frames}")
+    if crop is not None and not all(MIN_CROP_SIDE <= int(s) for s in crop):
+        raise StudyError(f"a study crop must be at least {MIN_CROP_SIDE}x{MIN_CROP_SIDE} LR pixels (HxW), "
+                         f"got {crop[0]}x{crop[1]}")
     lr_clip = read_clip(lr, max_frames)
     if len(lr_clip) < 2:
         raise StudyError(f"{lr}: a study needs a clip of at least 2 frames (BasicVSR propagates between frames)")
     name = _clip_name(Path(lr))
+    lr_frames, box, notes = _centre_crop(lr_clip.frames, crop)
     if gt is None:
-        return StudyClip(name, lr_clip.frames, None)
+        return StudyClip(name, lr_frames, None, notes)
     gt_clip = read_clip(gt, max_frames)
     if len(gt_clip) != len(lr_clip):
         raise ClipError(f"{gt}: {len(gt_clip)} GT frames but {len(lr_clip)} LR frames in {lr}")
     gt_frames = np.stack([mod_crop(f, 4) for f in gt_clip.frames])
     h, w = lr_clip.frames.shape[1:3]
     if gt_frames.shape[1:3] != (4 * h, 4 * w):
-        raise ClipError(f"{gt}: GT frames are {gt_frames.shape[2]}x{gt_frames.shape[1]}, expected 4x the LR "
-                        f"{w}x{h} = {4 * w}x{4 * h}")
-    return StudyClip(name, lr_clip.frames, gt_frames)
+        raise ClipError(f"{gt}: GT frames are {gt_frames.shape[1]}x{gt_frames.shape[2]}, expected 4x the LR "
+                        f"{h}x{w} = {4 * h}x{4 * w} (HxW)")
+    top, left, ch, cw = box
+    gt_frames = np.ascontiguousarray(gt_frames[:, 4 * top:4 * (top + ch), 4 * left:4 * (left + cw)])
+    return StudyClip(name, lr_frames, gt_frames, notes)
+
+
+def _centre_crop(frames: np.ndarray, crop: tuple[int, int] | None):
+    """The centre ``crop`` of (T, h, w, 3) frames, its box (top, left, h, w) and a note when it cut anything."""
+    h, w = frames.shape[1:3]
+    ch, cw = (h, w) if crop is None else (min(int(crop[0]), h), min(int(crop[1]), w))
+    top, left = (h - ch) // 2, (w - cw) // 2
+    if (ch, cw) == (h, w):
+        return frames, (0, 0, h, w), ()
+    note = f"LR centre crop {ch}x{cw} of {h}x{w} (HxW)"
+    return np.ascontiguousarray(frames[:, top:top + ch, left:left + cw]), (top, left, ch, cw), (note,)
 
 
 def _clip_name(lr: Path) -> str:

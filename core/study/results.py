@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -153,8 +154,35 @@ def _finite(value: Any) -> Any:
     return value
 
 
+GENERIC_FOLDERS = ("gt", "hr", "lr", "bix4", "bdx4", "lrx4")
+
+
+def portable_name(path: str | None) -> str | None:
+    """A path as a study file records it: no machine folders, just the file or clip it names.
+
+    ``/home/me/models/BasicVSR_REDS4.pth`` → ``BasicVSR_REDS4.pth``; ``/data/vid4/calendar/GT`` → ``calendar/GT``
+    (a GT or LR folder is named by its clip). A study file is shared (``docs/studies``, a colleague's machine),
+    so where the inputs lay on the machine that made it is of no use to its reader and should not leak.
+    """
+    if not path:
+        return path
+    parts = [s for s in re.split(r"[\\/]+", str(path)) if s and s != "."]
+    if not parts:
+        return str(path)
+    if len(parts) > 1 and parts[-1].lower() in GENERIC_FOLDERS and parts[-2] != "..":
+        return f"{parts[-2]}/{parts[-1]}"
+    return parts[-1]
+
+
 def to_json(result: Result) -> dict[str, Any]:
-    return {"format": STUDY_FORMAT, "version": STUDY_VERSION, "kind": result.kind, **_finite(asdict(result))}
+    """The result as a study file holds it (strict JSON; input paths reduced to names: ``portable_name``)."""
+    data = _finite(asdict(result))
+    data["checkpoint"] = portable_name(data["checkpoint"])
+    if isinstance(data.get("training"), dict):
+        for key in ("train_gt", "train_lr"):
+            if isinstance(data["training"].get(key), str):
+                data["training"][key] = portable_name(data["training"][key])
+    return {"format": STUDY_FORMAT, "version": STUDY_VERSION, "kind": result.kind, **data}
 
 
 def dumps(result: Result) -> str:
@@ -162,7 +190,10 @@ def dumps(result: Result) -> str:
 
 
 def save_study(result: Result, path: str | Path, *, overwrite: bool = False, inputs: Iterable[Path] = ()) -> Path:
-    """Write ``result`` as JSON under the output rule (temp + move; no overwrite unless asked)."""
+    """Write ``result`` as JSON under the output rule (temp + move; no overwrite unless asked).
+
+    The file names its checkpoint and training data by name only (``portable_name``), never by machine path.
+    """
     return write_text(path, dumps(result) + "\n", overwrite=overwrite, inputs=tuple(inputs))
 
 

@@ -92,7 +92,7 @@ def run_sensitivity(model: BasicVSR, clip: StudyClip, *, ratio: float = 0.5, cri
     scorer = Scorer(clip, device, y, control)
     total = len(groups) + 1
     sink(StageStarted("sensitivity", total))
-    notes = []
+    notes = list(clip.notes)
     if clip.gt is None:
         notes.append("no ground truth: PSNR is measured against the dense model's output, not a drop from GT")
         sink(Log("sensitivity: the clip has no ground truth; measuring against the dense model's output"))

@@ -112,7 +112,7 @@ def run_sweep(model: BasicVSR, clip: StudyClip, *, ratios=DEFAULT_RATIOS, criter
     scorer = Scorer(clip, device, y, control)
     steps = _Steps(sink, 1 + len(ratios) + len(extra), len(clip.lr))
     sink(StageStarted("sweep", steps.total))
-    notes = []
+    notes = list(clip.notes)
     if clip.gt is None:
         notes.append("no ground truth: PSNR is measured against the dense model's output")
         sink(Log("sweep: the clip has no ground truth; measuring against the dense model's output"))

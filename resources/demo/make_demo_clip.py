@@ -203,7 +203,7 @@ def main() -> None:
             ok, buf = cv2.imencode(".png", np.ascontiguousarray(rgb[:, :, ::-1]), [cv2.IMWRITE_PNG_COMPRESSION, 9])
             assert ok
             write_bytes(here / folder / f"{i:04d}.png", buf.tobytes(), overwrite=True)   # the project's own clip
-    print(f"wrote {len(gt)} GT frames {gt.shape[2]}x{gt.shape[1]} and BIx4 {lr.shape[2]}x{lr.shape[1]} to {here}")
+    print(f"wrote {len(gt)} GT frames {gt.shape[1]}x{gt.shape[2]} and BIx4 {lr.shape[1]}x{lr.shape[2]} (HxW) to {here}")
 
 
 if __name__ == "__main__":

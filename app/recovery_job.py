@@ -1,0 +1,74 @@
+"""The pruned network the app cuts from the current plan, reconstructed at the cut when asked — run in a job.
+
+One place for the three steps that cut (Prune's button, and Compare and Export when no pruned network exists yet):
+the cut, then, with "Reconstruct at the cut" on, ``core.recover.reconstruct`` calibrated on the current clip's
+LR frames (no GT needed). The engine's ``Progress(stage="reconstruct")`` events reach the window through the
+job, and its ``RunControl`` cancels it.
+"""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+
+from core.events import Log, Progress
+from core.models.basicvsr import BasicVSR
+from core.recover.calib import CalibrationError, check_frames
+from core.recover.reconstruct import STAGE, ReconstructSettings
+from core.ssl import Plan
+
+from .clips import ClipPair
+from .current_plan import CurrentPlan, Recovery, pruned_meta
+from .state import PrunedModel
+from .workers import Job
+
+__all__ = ["STAGE", "calibration_frames", "cut_origin", "cut_pruned", "is_reconstruct_progress"]
+
+
+def calibration_frames(clip: ClipPair, max_frames: int) -> np.ndarray:
+    """The clip's first ``max_frames`` LR frames, uint8 (T, h, w, 3), checked (``CalibrationError`` in one line)."""
+    n = min(len(clip.lr), max_frames)
+    return check_frames(np.stack([clip.lr[i] for i in range(n)]), f"clip {clip.name}")
+
+
+def cut_origin(plan: Plan, recovery: Recovery | None) -> str:
+    how = f"reconstructed on {recovery.clip}" if recovery is not None else "raw cut (zero-shot)"
+    return f"plan {plan.requested_ratio:.2f} {plan.criterion}, {how}"
+
+
+def is_reconstruct_progress(event: object) -> bool:
+    return isinstance(event, Progress) and event.stage == STAGE
+
+
+def cut_pruned(job: Job, current: CurrentPlan, dense: BasicVSR, plan: Plan, clip: ClipPair | None,
+               settings: ReconstructSettings, reconstruct: bool,
+               strict: bool = True) -> tuple[PrunedModel, Recovery | None]:
+    """The plan's pruned network for a consumer (its own copy) and the reconstruction made for it, if any.
+
+    ``reconstruct``: refit at the cut unless this cut is already reconstructed (then that one is used); without
+    it, the raw cut.
+    ``strict``: a clip that cannot calibrate is an error; otherwise the raw cut is used and a ``Log`` says why.
+    Worker thread; the caller keeps the returned ``Recovery`` (``CurrentPlan.set_recovery``) in the GUI thread.
+    """
+    done = current.recovery_for(dense, plan)
+    if not reconstruct:              # "Prune now (zero-shot)": the raw cut, even where a reconstruction exists
+        recovery = None
+    elif done is not None:
+        recovery = done
+    else:
+        try:
+            if clip is None:
+                raise CalibrationError("reconstruction calibrates on the current clip: open a clip first "
+                                       "(or untick “Reconstruct at the cut”)")
+            frames = calibration_frames(clip, settings.max_frames)
+        except CalibrationError as exc:
+            if strict:
+                raise
+            job.emit_event(Log(f"not reconstructed, the raw cut is used: {exc}", "warning"))
+            recovery = None
+        else:
+            recovery = current.reconstruct(dense, plan, frames, clip.name, settings, sink=job.emit_event,
+                                           control=job.control)
+    # a private copy either way (the Recovery keeps its own, never handed out)
+    model = current.raw_network(dense, plan) if recovery is None else copy.deepcopy(recovery.model)
+    return PrunedModel(model, cut_origin(plan, recovery), plan, meta=pruned_meta(recovery)), recovery
