@@ -18,7 +18,7 @@ from core.recover.reconstruct import STAGE, ReconstructSettings
 from core.ssl import Plan
 
 from .clips import ClipPair
-from .current_plan import CurrentPlan, Recovery, pruned_meta
+from .current_plan import CurrentPlan, ReconstructionFailed, Recovery, pruned_meta
 from .state import PrunedModel
 from .workers import Job
 
@@ -60,15 +60,13 @@ def cut_pruned(job: Job, current: CurrentPlan, dense: BasicVSR, plan: Plan, clip
             if clip is None:
                 raise CalibrationError("reconstruction calibrates on the current clip: open a clip first "
                                        "(or untick “Reconstruct at the cut”)")
-            frames = calibration_frames(clip, settings.max_frames)
-        except CalibrationError as exc:
+            recovery = current.reconstruct(dense, plan, calibration_frames(clip, settings.max_frames), clip.name,
+                                           settings, sink=job.emit_event, control=job.control)
+        except (CalibrationError, ReconstructionFailed) as exc:
             if strict:
                 raise
             job.emit_event(Log(f"not reconstructed, the raw cut is used: {exc}", "warning"))
             recovery = None
-        else:
-            recovery = current.reconstruct(dense, plan, frames, clip.name, settings, sink=job.emit_event,
-                                           control=job.control)
     # a private copy either way (the Recovery keeps its own, never handed out)
     model = current.raw_network(dense, plan) if recovery is None else copy.deepcopy(recovery.model)
     return PrunedModel(model, cut_origin(plan, recovery), plan, meta=pruned_meta(recovery)), recovery

@@ -61,7 +61,6 @@ class CompareResult:
     compared: dict[str, int] = field(default_factory=dict)                # id() of each network it ran
     complete: bool = False
     reference: str = "GT"            # what ``psnr`` is measured against: "GT", or "dense" (the dense output)
-    pruned_status: RecoveryStatus | None = None                           # of the pruned network it ran
 
 
 def stored_plan(meta: dict[str, Any]) -> Plan | None:

@@ -113,14 +113,14 @@ def _check_scratch(scratch: str | None) -> None:
         raise UserError(f"--scratch {scratch} is not an existing folder")
 
 
-RAW_CUT_WARNING = ("warning: {model} is a raw cut (not reconstructed, not trained): its output is noise; "
-                   "prune it again without --no-reconstruct (reconstruction, --calib YOUR_CLIP) or train it first")
+RAW_CUT_WARNING = ("warning: {model}: {status}; its output is noise: reconstruct it (prune --calib YOUR_CLIP, "
+                   "or a lower ratio) or train it first")
 
 
 def _warn_if_raw_cut(model: str, status) -> None:
     """One line on stderr (this module owns it) when ``status`` (``core.recover.status``) says raw cut."""
     if status.raw_cut:
-        print(RAW_CUT_WARNING.format(model=model), file=sys.stderr)
+        print(RAW_CUT_WARNING.format(model=model, status=status.summary()), file=sys.stderr)
 
 
 def _onnx_source_meta(meta: dict[str, str]) -> dict[str, Any]:
@@ -304,8 +304,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
             "params_before": plan.before.params, "macs_before": plan.before.macs, "mac_ratio": plan.mac_ratio,
             "predicted_ms_per_frame": outcome.predicted_ms,
             "reconstruction": None if report is None else report.to_meta()}
-    if report is None:
-        _warn_if_raw_cut(str(args.out), recovery_status(meta, pruned=True))
+    _warn_if_raw_cut(str(args.out), recovery_status(meta, pruned=True))
     _emit(args, data, "\n".join([f"wrote {args.out}: {_fmt_int(plan.before.params)} -> {_fmt_int(plan.after.params)} "
                                  f"parameters, {plan.mac_ratio:.2f}x fewer MACs per frame (reloaded and verified)",
                                  *([report.summary()] if report else []), *_latency_line(outcome)]))

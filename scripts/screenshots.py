@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from app.scripted import open_default_window, wait_for  # noqa: E402  (sets the OpenMP policy before torch)
 from PySide6.QtCore import QEventLoop, QTimer  # noqa: E402
+from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
 from app.main_window import MainWindow  # noqa: E402
 from core.io.weights import official_weight  # noqa: E402
@@ -46,6 +47,19 @@ def shoot(window: MainWindow, step: str, name: str, out: Path) -> Path:
     return path
 
 
+def answer_dialogs() -> None:
+    """Message boxes are printed and answered (Ok / Yes) instead of waiting offscreen for a click forever."""
+    def box(kind: str, answer):
+        def show(parent, title, text, *args, **kwargs):
+            print(f"[{kind}] {title}: {text}", flush=True)
+            return answer
+        return show
+
+    QMessageBox.warning = box("warning", QMessageBox.StandardButton.Ok)
+    QMessageBox.critical = box("critical", QMessageBox.StandardButton.Ok)
+    QMessageBox.question = box("question", QMessageBox.StandardButton.Yes)
+
+
 def wait_until(condition, timeout_s: float = 600) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
@@ -64,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
+    answer_dialogs()
     work = Path(tempfile.mkdtemp(prefix="ssl-vsr-shots-"))
     window = open_default_window(work, sys.argv[0])
     state = window.state

@@ -13,6 +13,8 @@ import os
 os.environ["QT_QPA_PLATFORM"] = "offscreen"
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+import dataclasses  # noqa: E402
+import math  # noqa: E402
 import shutil  # noqa: E402
 import threading  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -30,7 +32,7 @@ from core.device import resolve_device  # noqa: E402
 from core.events import Progress  # noqa: E402
 from core.io.checkpoint import load_checkpoint, save_model  # noqa: E402
 from core.io.demo import demo_clip_dir  # noqa: E402
-from core.recover.reconstruct import ReconstructSettings  # noqa: E402
+from core.recover.reconstruct import ReconstructReport, ReconstructSettings  # noqa: E402
 from core.recover.status import recovery_status  # noqa: E402
 from core.train.config import load_config  # noqa: E402
 from tests.helpers import tiny_model  # noqa: E402
@@ -198,6 +200,27 @@ def test_reconstruction_cancels_and_leaves_the_pruned_slot_alone(qtbot, window: 
     assert "raw cut" in prune.totals["recovery"].text()
 
 
+def test_a_diverged_reconstruction_is_refused_and_the_raw_cut_stays(qtbot, window: MainWindow, tiny_checkpoint: Path,
+                                                                    short_clip: Path, dialogs, monkeypatch) -> None:
+    """A refit whose output overflowed scores NaN, which the engine's PSNR reports as infinite: not a result."""
+    w, state = window, window.state
+    load(qtbot, w, tiny_checkpoint, short_clip)
+    prune = w.panels["prune"]
+    fields = {f.name for f in dataclasses.fields(ReconstructReport)}
+    extra = {"psnr_bicubic": 30.0} if "psnr_bicubic" in fields else {}      # the report is still growing
+    diverged = ReconstructReport(frames=4, size=(64, 112), seconds=0.1, psnr_raw=20.0, psnr_after=-math.inf,
+                                 layers_refit=23, layers_kept=0, **extra)
+    monkeypatch.setattr(owner, "reconstruct", lambda dense, pruned, *a, **k: (pruned, diverged))
+    assert prune.apply_plan() is not None
+    qtbot.waitUntil(lambda: prune.job is None, timeout=WAIT_MS)
+    assert dialogs and dialogs[-1][0] == "warning" and "reconstruction failed" in dialogs[-1][2]
+    assert state.pruned is None and state.current.recovery is None
+    assert "raw cut" in prune.totals["recovery"].text() and prune.apply_button.isEnabled()
+    # Compare (no pruned network yet) falls back to the raw cut and says so
+    run_compare(qtbot, w)
+    assert state.pruned.status.raw_cut and "raw cut" in w.panels["compare"].lineage_label.text()
+
+
 # -- Compare: the banner says what a raw cut is ------------------------------------------------------------
 def test_compare_banner_warns_on_a_raw_cut_below_bicubic(qtbot, window: MainWindow, noisy_checkpoint: Path,
                                                          short_clip: Path, lr_only_clip: Path) -> None:
@@ -256,8 +279,8 @@ def test_export_refuses_a_raw_cut_int8_and_shows_dense_and_bicubic(qtbot, window
     base = done.args[0][0].baseline
     assert base is not None and base.reference == "GT" and base.frames == FRAMES and base.dense is not None
     assert model.text(6) == f"{done.args[0][0].proof.y_psnr:.2f} · {base.dense:.2f} · {base.bicubic:.2f} dB vs GT"
-    header = export.results.headerItem().text(6)
-    assert header == f"Y-PSNR vs GT, frames 1–{FRAMES} of clip: file · dense · bicubic"
+    assert export.results.headerItem().text(6) == "Y-PSNR vs GT: file · dense · bicubic"
+    assert f"frames 1–{FRAMES} of clip" in export.results_note.text()             # which frames
     assert recovery_status(load_checkpoint(tmp_path / "out" / "basicvsr_pruned.pth").meta, True).raw_cut
     assert w.isVisible() and not [d for d in dialogs if d[0] != "question"], dialogs
 

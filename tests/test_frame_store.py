@@ -30,7 +30,7 @@ def test_round_trip_by_index_and_in_order() -> None:
 
 def test_refuses_frames_of_another_size() -> None:
     store = FrameStore(frames(1))
-    with pytest.raises(ValueError, match="10x6"):
+    with pytest.raises(ValueError, match="holds 6×10 frames"):       # H×W
         store.write(np.zeros((8, 8, 3), np.uint8))
     with pytest.raises(ValueError):
         store.write(np.zeros((8, 8), np.uint8))

@@ -151,3 +151,15 @@ def test_calib_with_no_reconstruct_is_refused(tmp_path, dense_file, capsys):
     rc = main(["prune", str(dense_file), "--ratio", "0.5", "--no-reconstruct", "--calib", "x", "--out",
                str(tmp_path / "p.pth")])
     assert rc == 2 and "--no-reconstruct" in capsys.readouterr().err
+
+
+def test_a_reconstruction_that_stays_below_bicubic_is_not_called_recovered():
+    from core.recover.status import recovery_status
+
+    base = {"training": "none (zero-shot)"}
+    assert recovery_status(base, pruned=True).raw_cut
+    assert not recovery_status({**base, "reconstruction": {"recovered": True}}, pruned=True).raw_cut
+    below = recovery_status({**base, "reconstruction": {"recovered": False}}, pruned=True)
+    assert below.raw_cut and "not recovered" in below.summary()
+    assert not recovery_status({"stages": ["sir", "finetune"]}, pruned=True).raw_cut
+    assert not recovery_status({}, pruned=False).raw_cut

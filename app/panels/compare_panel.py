@@ -88,7 +88,7 @@ class ComparePanel(QWidget):
         self.psnr_plot = pg.PlotWidget()
         self.psnr_plot.setLabel("left", "PSNR (Y), dB")
         self.psnr_plot.setLabel("bottom", "frame")
-        self.psnr_plot.addLegend(offset=(-10, 10))
+        self.psnr_plot.addLegend(offset=(-10, 10), brush=pg.mkBrush(255, 255, 255, 210))    # readable over curves
         # No grid: pyqtgraph draws it inside the axes' picture, alpha-blended over the whole plot, and that paint
         # was the GUI's longest stall while a long comparison streamed (bench_gui --stall-stacks).
         self.psnr_plot.showGrid(x=False, y=False)
@@ -212,14 +212,12 @@ class ComparePanel(QWidget):
             current.keep(recovery, self.state.model.model if self.state.model is not None else None)
             if new is not None:
                 result.compared["pruned"] = id(new.model)
-                result.pruned_status = new.status
                 self.state.set_pruned(new)
                 result.lineage = self.state.lineage()
             self._catch_up()
             self.state.set_compare(result)
             self.compareFinished.emit()
 
-        result.pruned_status = pruned.status if pruned is not None else None
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.progress.setRange(0, 100)
@@ -344,9 +342,11 @@ class ComparePanel(QWidget):
             lines.append(f"<span style='color:{LINEAGE_COLOR[lineage.status]}'>Pruned model <b>{pruned.origin}</b>: "
                          f"{lineage.summary()}</span>")
         if pruned is not None and pruned.status.raw_cut:
-            warnings.append(f"⚠ <b>{pruned.origin} is a raw cut — not reconstructed, not trained: its output is "
-                            "noise.</b> Reconstruct it in the Prune step (“Prune + reconstruct”) or train it (Train "
-                            "step) before judging what pruning costs.")
+            what = ("reconstructed at the cut but not recovered (its output stayed further from the dense one than "
+                    "bicubic upscaling's), not trained" if pruned.status.reconstructed else
+                    "a raw cut — not reconstructed, not trained: its output is noise")
+            warnings.append(f"⚠ <b>{pruned.origin} is {what}.</b> Reconstruct it in the Prune step (“Prune + "
+                            "reconstruct”) or train it (Train step) before judging what pruning costs.")
         low = self.below_bicubic()
         if low is not None:
             mp, mb, n = low

@@ -36,7 +36,7 @@ from ..state import AppState
 from ..workers import Job
 
 PSNR_HEADER = "Y-PSNR: file · dense · bicubic"
-COLUMNS = ["File", "Result", "Size", "Precision", "Verified at T×H×W (max |diff|)", "ms/frame here (H×W)",
+COLUMNS = ["File", "Result", "Size", "Precision", "Verified T×H×W (max |diff|)", "ms/frame here (H×W)",
            PSNR_HEADER, "Details"]
 PSNR_COLUMN = COLUMNS.index(PSNR_HEADER)
 DETAILS_COLUMN = COLUMNS.index("Details")
@@ -79,6 +79,7 @@ class ExportPanel(QWidget):
         self.job: Job | None = None
         self._results_key: tuple | None = None     # which network the rows are of
         self._results_origin = ""
+        self._results_where = ""                   # "frames 1–8 of demo": what the proofs ran on
         self.results.header().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         # Details fill what is left (elided, whole in the tooltip): sized to its contents it pushed the table into
         # a horizontal scroll on a 1280-pixel screen. A refusal's reason gets a row of its own under the file.
@@ -134,9 +135,10 @@ class ExportPanel(QWidget):
             text = (f"Exporting the pruned model: <b>{p.origin}</b>, "
                     f"{p.model.count_parameters(include_spynet=False):,} parameters (no SpyNet).")
             if p.status.raw_cut:
-                text += ("<br><span style='color:#b00020'><b>It is a raw cut — not reconstructed, not trained: its "
-                         "output is noise.</b> int8 files of it are refused; reconstruct it in the Prune step or "
-                         "train it first.</span>")
+                what = ("reconstructed but not recovered (further from the dense output than bicubic), not trained"
+                        if p.status.reconstructed else "a raw cut — not reconstructed, not trained: its output is noise")
+                text += (f"<br><span style='color:#b00020'><b>It is {what}.</b> An int8 file of a network worse "
+                         "than bicubic is refused; reconstruct it in the Prune step or train it first.</span>")
         elif plan is not None:
             recovered = self.state.model is not None and \
                 self.state.current.recovery_for(self.state.model.model, plan) is not None
@@ -164,9 +166,9 @@ class ExportPanel(QWidget):
                                       "current one: export again for it")
             self.results_note.setStyleSheet("color: #b36b00;")
         else:
+            where = self._results_where or f"the first {PROOF_FRAMES} frames of the current clip"
             self.results_note.setText(f"Results for <b>{self._results_origin}</b>: each file reloaded and compared "
-                                      f"with the in-memory network, then run on the first {PROOF_FRAMES} frames of "
-                                      "the current clip")
+                                      f"with the in-memory network, then run on {where}")
             self.results_note.setStyleSheet("")
         for i in range(self.results.topLevelItemCount()):
             item = self.results.topLevelItem(i)
@@ -296,6 +298,7 @@ class ExportPanel(QWidget):
 
     def _show(self, results: list[ExportOutcome]) -> None:
         base = next((o.baseline for o in results if o.baseline is not None), None)
+        self._results_where = base.where if base is not None else ""
         header = self.results.headerItem()
         header.setText(PSNR_COLUMN, _psnr_header(base))
         header.setToolTip(PSNR_COLUMN, _psnr_header(base, long=True))
@@ -330,15 +333,16 @@ def _size_text(n: int | None) -> str:
 
 
 def _psnr_header(base, long: bool = False) -> str:
-    """The Y-PSNR column's header: what the three figures are, against what, on which frames."""
+    """The Y-PSNR column's header: what the three figures are and against what (the note above the table says
+    on which frames; the tooltip says both)."""
     if base is None:
         return PSNR_HEADER
     if base.reference == "GT":
-        text = f"Y-PSNR vs GT, {base.where}: file · dense · bicubic"
-        return text if not long else text + " (the dense network and bicubic upscaling on the same frames)"
-    text = f"Y-PSNR, {base.where}: file vs float · network, bicubic vs dense"
-    return text if not long else (text + " (no GT: the file against the float network it came from, then the "
-                                  "float network and bicubic upscaling against the dense network's output)")
+        return ("Y-PSNR vs GT: file · dense · bicubic" if not long else
+                f"Y-PSNR vs GT on {base.where}: this file, the dense network and bicubic upscaling")
+    return ("Y-PSNR: file vs float · network, bicubic vs dense" if not long else
+            f"Y-PSNR on {base.where} (no GT): this file against the float network it came from, then the float "
+            "network and bicubic upscaling against the dense network's output")
 
 
 def _psnr_text(outcome: ExportOutcome) -> str:

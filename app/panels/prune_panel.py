@@ -299,6 +299,11 @@ class PrunePanel(QWidget):
             label.setText("–")
             return
         done = current.recovery_for(loaded.model, plan)
+        if done is not None and not done.recovered:
+            label.setText(f"<span style='color:{WARN}'><b>reconstructed, not recovered</b>: still further from the "
+                          f"dense output than bicubic — {done.figures()}</span>")
+            label.setToolTip(done.report.summary())
+            return
         if done is not None:
             label.setText(f"<span style='color:{GOOD}'><b>reconstructed</b> — {done.figures()}</span>")
             label.setToolTip(done.report.summary())
@@ -373,7 +378,8 @@ class PrunePanel(QWidget):
             current.keep(recovery, loaded.model)
             s.set_pruned(pruned)
             if recovery is not None:
-                s.message.emit(f"reconstructed at the cut: {recovery.figures()}")
+                r = recovery.report
+                s.message.emit(f"reconstructed: {r.psnr_raw:.1f} → {r.psnr_after:.1f} dB vs dense")
 
         self.apply_button.setEnabled(False)
         self.cancel_button.setEnabled(running)

@@ -44,8 +44,9 @@ class TrainingCurves(pg.GraphicsLayoutWidget):
         self.lambda_plot = self._plot(0, 1, "SIR penalty λ (layer mean)", "λ")
         self.gamma_plot = self._plot(1, 0, "Mean |γ|: to prune vs kept", "|γ|")
         self.psnr_plot = self._plot(1, 1, PSNR_TITLE, "dB")
-        self.gamma_plot.addLegend(offset=(-10, 10))
-        self.loss_plot.addLegend(offset=(-10, 10))
+        legend_brush = pg.mkBrush(255, 255, 255, 210)             # readable over the curves it covers
+        self.gamma_plot.addLegend(offset=(-10, 10), brush=legend_brush)
+        self.loss_plot.addLegend(offset=(-10, 10), brush=legend_brush)
         self._series: dict[str, tuple[list[float], list[float]]] = defaultdict(lambda: ([], []))
         self._curves: dict[str, pg.PlotDataItem] = {}
         self._markers: list[pg.InfiniteLine] = []

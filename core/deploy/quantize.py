@@ -35,16 +35,13 @@ import torch
 from ..data.degrade import bi_degrade, imresize, to_uint8
 from ..errors import UserError
 from ..metrics import psnr
+from ..recover.calib import CalibrationError, check_frames
 from .check import implied_drop, judged_drop, within_budget  # noqa: F401  (the guard's decision)
 
 MIN_CALIB_FRAMES = 3
 MIN_CALIB_SIDE = 32
 MAX_CALIB_FRAMES = 8
 QUANT_OPS = ["Conv", "Relu", "LeakyRelu"]
-
-
-class CalibrationError(UserError):
-    """Calibration frames that cannot calibrate (absent, too short, too small)."""
 
 
 class NotWorthQuantizingError(UserError):
@@ -80,16 +77,7 @@ def check_calibration(frames: np.ndarray | None, what: str = "calibration clip")
     """uint8 (T, h, w, 3) frames fit to calibrate, at most MAX_CALIB_FRAMES of them; one-line refusals."""
     if frames is None:
         raise CalibrationError("int8 needs calibration frames: give --calib CLIP (a frame folder or video)")
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-        raise CalibrationError(f"{what}: expected uint8 RGB frames, got {frames.dtype} {frames.shape}")
-    if len(frames) < MIN_CALIB_FRAMES:
-        raise CalibrationError(f"{what} is too short: {len(frames)} frame(s), calibration needs at least "
-                               f"{MIN_CALIB_FRAMES} (the recurrent state must build up)")
-    h, w = frames.shape[1:3]
-    if min(h, w) < MIN_CALIB_SIDE:
-        raise CalibrationError(f"{what} is too small: {h}x{w} frames (HxW), calibration needs at least "
-                               f"{MIN_CALIB_SIDE}x{MIN_CALIB_SIDE}")
-    return frames[:MAX_CALIB_FRAMES]
+    return check_frames(frames, what, MIN_CALIB_FRAMES, MIN_CALIB_SIDE, "calibration")[:MAX_CALIB_FRAMES]
 
 
 # -- feeds ------------------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Calibration frames for reconstruction: read from the user's clip, checked, bounded, made a network input.
+"""Calibration frames (reconstruction at the cut, int8 calibration): read from the user's clip, checked, bounded,
+made a network input.
 
 No ground truth is read or needed: the dense network's activations on these frames are the targets.
 """
@@ -20,18 +21,19 @@ class CalibrationError(ClipError):
     """Calibration frames that cannot calibrate (too few, too small, not RGB frames)."""
 
 
-def check_frames(frames: np.ndarray, what: str = "calibration clip") -> np.ndarray:
+def check_frames(frames: np.ndarray, what: str = "calibration clip", min_frames: int = MIN_FRAMES,
+                 min_side: int = MIN_SIDE, purpose: str = "reconstruction") -> np.ndarray:
     """uint8 (T, h, w, 3) frames fit to calibrate on; a one-line ``CalibrationError`` otherwise."""
     if not isinstance(frames, np.ndarray) or frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         shape = getattr(frames, "shape", None)
         raise CalibrationError(f"{what}: expected RGB frames (uint8, T x H x W x 3), got {shape}")
-    if len(frames) < MIN_FRAMES:
-        raise CalibrationError(f"{what} is too short: {len(frames)} frame(s), reconstruction needs at least "
-                               f"{MIN_FRAMES} (the recurrent state must build up)")
+    if len(frames) < min_frames:
+        raise CalibrationError(f"{what} is too short: {len(frames)} frame(s), {purpose} needs at least "
+                               f"{min_frames} (the recurrent state must build up)")
     h, w = frames.shape[1:3]
-    if min(h, w) < MIN_SIDE:
-        raise CalibrationError(f"{what} is too small: {h}x{w} frames (HxW), reconstruction needs at least "
-                               f"{MIN_SIDE}x{MIN_SIDE}")
+    if min(h, w) < min_side:
+        raise CalibrationError(f"{what} is too small: {h}x{w} frames (HxW), {purpose} needs at least "
+                               f"{min_side}x{min_side}")
     return frames
 
 

@@ -65,22 +65,29 @@ class ReconstructReport:
     seconds: float
     psnr_raw: float                        # PSNR of the raw cut's output against the dense output (calibration)
     psnr_after: float                      # the same after reconstruction
+    psnr_bicubic: float                    # bicubic upscaling of the same frames against the dense output
     layers_refit: int
     layers_kept: int                       # refits skipped (no solution): those layers keep the cut's weights
     calib: str | None = None
     settings: ReconstructSettings = field(default_factory=ReconstructSettings)
 
+    @property
+    def recovered(self) -> bool:
+        """Closer to the dense network than bicubic upscaling is: only then is the network worth running."""
+        return self.psnr_after > self.psnr_bicubic
+
     def to_meta(self) -> dict[str, Any]:
         return {"method": "least squares to the dense network's activations (teacher-forced, then closed-loop)",
                 "calib": self.calib, "frames": self.frames, "size": list(self.size),
                 "seconds": round(self.seconds, 2), "psnr_vs_dense_raw": _rounded(self.psnr_raw),
-                "psnr_vs_dense": _rounded(self.psnr_after), "layers_refit": self.layers_refit,
+                "psnr_vs_dense": _rounded(self.psnr_after), "bicubic_psnr_vs_dense": _rounded(self.psnr_bicubic),
+                "recovered": self.recovered, "layers_refit": self.layers_refit,
                 "layers_kept": self.layers_kept, "settings": self.settings.to_json()}
 
     def summary(self) -> str:
         return (f"reconstructed {self.layers_refit} layers on {self.frames} calibration frames of "
-                f"{self.size[0]}x{self.size[1]} in {self.seconds:.1f} s: output vs dense {self.psnr_raw:.2f} dB "
-                f"(raw cut) -> {self.psnr_after:.2f} dB")
+                f"{self.size[0]}x{self.size[1]} (HxW) in {self.seconds:.1f} s: output vs dense {self.psnr_raw:.2f} dB "
+                f"(raw cut) -> {self.psnr_after:.2f} dB (bicubic upscaling: {self.psnr_bicubic:.2f} dB)")
 
 
 def _rounded(v: float) -> float | None:
@@ -112,11 +119,14 @@ class _Trace:
         return torch.cat([self.states["backward"][i], h_f], dim=1) if model.bidirectional else h_f
 
 
-def _record(model: BasicVSR, x: torch.Tensor) -> _Trace:
+def _record(model: BasicVSR, x: torch.Tensor, flows: dict[str, torch.Tensor | None] | None = None) -> _Trace:
+    """``model``'s run over ``x``; ``flows`` (another trace's) when its SpyNet is the same, which a cut's is."""
     t = x.shape[1]
-    fwd, bwd = model.flows(x)
+    if flows is None:
+        fwd, bwd = model.flows(x)
+        flows = {"forward": fwd, "backward": bwd}
     frames = [x[:, i] for i in range(t)]
-    trace = _Trace(frames, {"forward": fwd, "backward": bwd}, {})
+    trace = _Trace(frames, flows, {})
     for branch, trunk in model.trunks().items():
         order = range(t - 1, -1, -1) if branch == "backward" else range(t)
         states: list[torch.Tensor | None] = [None] * t
@@ -138,8 +148,18 @@ def _rollout(model: BasicVSR, trace: _Trace, branch: str, steps: int) -> _Trace:
     return _Trace(trace.frames, trace.flows, states)
 
 
+def _same_spynet(a: BasicVSR, b: BasicVSR) -> bool:
+    sa, sb = a.spynet.state_dict(), b.spynet.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
 def _outputs(model: BasicVSR, trace: _Trace) -> torch.Tensor:
     return torch.cat([model.upsample(trace.head_input(model, i), f) for i, f in enumerate(trace.frames)])
+
+
+def _bicubic(x: torch.Tensor) -> torch.Tensor:
+    """(T, 3, 4h, 4w) bicubic ×4 upscaling of the calibration clip (1, T, 3, h, w): the bar a network must clear."""
+    return F.interpolate(x[0], scale_factor=4, mode="bicubic", align_corners=False)
 
 
 def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -269,12 +289,15 @@ def reconstruct(dense: BasicVSR, pruned: BasicVSR, plan: Plan, frames: np.ndarra
 
     trace_d = _record(teacher, x)
     reference = _outputs(teacher, trace_d)
-    trace_p = _record(student, x)
+    same_flow = _same_spynet(teacher, student)
+    trace_p = _record(student, x, trace_d.flows if same_flow else None)
     psnr_raw = _psnr(_outputs(student, trace_p), reference)
+    psnr_bicubic = _psnr(_bicubic(x), reference)
     if plan.units_pruned == 0:          # nothing was cut: the network is the dense one, nothing to refit
         return student.train(pruned.training), ReconstructReport(
             frames=x.shape[1], size=tuple(x.shape[-2:]), seconds=time.perf_counter() - started, psnr_raw=psnr_raw,
-            psnr_after=psnr_raw, layers_refit=0, layers_kept=0, calib=calib_name, settings=settings)
+            psnr_after=psnr_raw, psnr_bicubic=psnr_bicubic, layers_refit=0, layers_kept=0, calib=calib_name,
+            settings=settings)
     inputs_d = {b: trace_d.trunk_inputs(teacher, b) for b in student.trunks()}
     for steps in range(settings.rounds + 1):
         # Round r: every step's trunk reads the state the pruned network reaches r steps after a dense state
@@ -284,10 +307,11 @@ def reconstruct(dense: BasicVSR, pruned: BasicVSR, plan: Plan, frames: np.ndarra
                 student, branch)
             _fit_trunk(branch, teacher.trunks()[branch], trunk, inputs_d[branch], inputs_p, kept, fitter,
                        fit_input=steps > 0)
-    trace_p = _record(student, x)
+    trace_p = _record(student, x, trace_d.flows if same_flow else None)
     _fit_head(teacher, student, trace_d, trace_p, kept, fitter)
     psnr_after = _psnr(_outputs(student, trace_p), reference)
     report = ReconstructReport(frames=x.shape[1], size=tuple(x.shape[-2:]), seconds=time.perf_counter() - started,
-                               psnr_raw=psnr_raw, psnr_after=psnr_after, layers_refit=fitter.refit,
+                               psnr_raw=psnr_raw, psnr_after=psnr_after, psnr_bicubic=psnr_bicubic,
+                               layers_refit=fitter.refit,
                                layers_kept=fitter.kept, calib=calib_name, settings=settings)
     return student.train(pruned.training), report

@@ -13,15 +13,18 @@ class RecoveryStatus:
     pruned: bool
     reconstructed: bool
     trained: bool
+    below_bicubic: bool = False     # reconstructed, but its output stayed further from the dense one than bicubic
 
     @property
     def raw_cut(self) -> bool:
-        """A pruned network neither reconstructed nor trained: its outputs are usually noise."""
-        return self.pruned and not self.reconstructed and not self.trained
+        """A pruned network neither trained nor recovered by reconstruction: its outputs are usually noise."""
+        return self.pruned and not self.trained and (not self.reconstructed or self.below_bicubic)
 
     def summary(self) -> str:
         if not self.pruned:
             return "dense network"
+        if self.raw_cut and self.reconstructed:
+            return "cut reconstructed but not recovered (further from the dense network than bicubic), not trained"
         if self.raw_cut:
             return "raw cut (not reconstructed, not trained): expect noise, not video"
         parts = (["reconstructed at the cut"] if self.reconstructed else []) + (["trained"] if self.trained else [])
@@ -35,4 +38,6 @@ def recovery_status(meta: Mapping[str, Any] | None, pruned: bool) -> RecoverySta
     meta = meta or {}
     # A pruned file that does not say it is a zero-shot cut came from training (or from elsewhere): not flagged.
     trained = pruned and meta.get("training") != RAW_CUT_TRAINING
-    return RecoveryStatus(pruned=pruned, reconstructed=bool(meta.get(RECONSTRUCTION_KEY)), trained=trained)
+    rec = meta.get(RECONSTRUCTION_KEY)
+    below = isinstance(rec, Mapping) and rec.get("recovered") is False
+    return RecoveryStatus(pruned=pruned, reconstructed=bool(rec), trained=trained, below_bicubic=below)
