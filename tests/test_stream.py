@@ -259,7 +259,7 @@ def test_interrupted_or_killed_sr_leaves_nothing_that_looks_complete(tmp_path, c
     write_frames(frames, tmp_path / "clip")
     out = tmp_path / "out"
     out.mkdir()
-    (out / "mine.txt").write_text("the user's file")
+    (out / "0000.png").write_bytes(b"an earlier output frame")   # --overwrite replaces only a folder of frames
     cmd = [sys.executable, str(ROOT / "main.py"), "sr", str(ckpt), str(tmp_path / "clip"), str(out), "--overwrite",
            "--device", "cpu"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -273,7 +273,8 @@ def test_interrupted_or_killed_sr_leaves_nothing_that_looks_complete(tmp_path, c
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == (130 if sig == signal.SIGINT else -signal.SIGKILL), err
-    assert [p.name for p in out.iterdir()] == ["mine.txt"] and (out / "mine.txt").read_text() == "the user's file"
+    assert [p.name for p in out.iterdir()] == ["0000.png"]
+    assert (out / "0000.png").read_bytes() == b"an earlier output frame"
     visible = [p.name for p in tmp_path.iterdir() if not p.name.startswith(".")]
     assert sorted(visible) == ["clip", "out"]
     if sig == signal.SIGINT:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -36,6 +37,10 @@ __all__ = ["OutputError", "claim_output", "staged_file", "staged_folder", "write
 PathLike = str | os.PathLike
 Verify = Callable[[Path], None]
 PARTIAL = ".partial-"
+MARKER = ".ssl-vsr-partial"   # inside a staged folder while it is built: the sweep removes only folders with it
+_SCRATCH_OWNER = ".owner"     # core.stream.scratch's lock file: a scratch folder beside the output is ours too
+_RANDOM = "[a-z0-9_]{8}"      # what tempfile.mkstemp / mkdtemp put after the prefix
+FRAME_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")   # what FolderSink / write_frames write
 
 
 class OutputError(UserError):
@@ -107,12 +112,53 @@ def _check_parent(target: Path) -> None:
         raise OutputError(f"cannot write {target}: the folder {parent} is read-only or not writable")
 
 
+def _protected_folders() -> list[Path]:
+    """Folders never replaced as a whole: the filesystem root, the home folder, the working folder and its parents."""
+    found = [Path(os.sep).resolve()]
+    with contextlib.suppress(RuntimeError, KeyError, OSError):
+        found.append(Path.home().resolve())
+    with contextlib.suppress(OSError):
+        cwd = Path.cwd().resolve()
+        found += [cwd, *cwd.parents]
+    return found
+
+
+def _check_replaceable(target: Path, kind: str) -> None:
+    """What exists at ``target`` is a regular file or folder the tool may replace: never a device, FIFO, socket,
+    mount point, the working folder (or a parent of it), the home folder or ``/``, nor a folder holding anything
+    but the image frames our folder outputs hold. Raises ``OutputError``; nothing at ``target`` is fine."""
+    try:
+        mode = os.stat(target).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise OutputError(f"cannot write {target}: {e.strerror or e}") from None
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise OutputError(f"{target} is not a regular file or folder (a device, FIFO or socket): refusing to "
+                          f"replace it, choose another output")
+    if not stat.S_ISDIR(mode):
+        return
+    if any(_same(target, p) for p in _protected_folders()):
+        raise OutputError(f"{target} is the filesystem root, your home folder or the working folder (or holds it): "
+                          f"refusing to replace it, choose a new folder")
+    if os.path.ismount(target):
+        raise OutputError(f"{target} is a mount point: refusing to replace it, choose a folder inside it")
+    if kind != "folder":
+        return
+    for entry in target.iterdir():
+        if entry.is_symlink() or not entry.is_file() or entry.suffix.lower() not in FRAME_EXTS:
+            raise OutputError(f"{target} holds {entry.name}, which is not a frame this tool writes: refusing to "
+                              f"replace the folder, choose a new folder")
+
+
 def claim_output(path: PathLike, *, kind: Literal["file", "folder"] = "file", inputs: Iterable[PathLike | None] = (),
                  overwrite: bool = False) -> Path:
     """Check, before any work, that ``path`` may be written; return it resolved. Raises ``OutputError``."""
     target = _resolved(path)
     _check_not_input(target, inputs)
     if target.exists():
+        if overwrite or kind == "folder":
+            _check_replaceable(target, kind if overwrite else "")
         if kind == "file" and target.is_dir():
             raise OutputError(f"{target} is a folder: give the path of a file to write")
         if kind == "folder" and not target.is_dir():
@@ -195,15 +241,38 @@ def _holder_pid(fd: int) -> int | None:
 
 
 def _writer_lock(target: Path) -> contextlib.AbstractContextManager[None]:
-    """Hold ``.<name>.lock`` beside the target; refuse when another process holds it."""
-    return exclusive_lock(target.parent / f".{target.name}.lock", lambda pid: OutputError(
+    """Hold ``.<name>.lock`` beside the target; refuse when another process holds it.
+
+    A lock of ours is an empty regular file or holds a pid; anything else at that name is the user's and is
+    never truncated or removed.
+    """
+    lock = target.parent / f".{target.name}.lock"
+    with contextlib.suppress(FileNotFoundError):
+        info = os.lstat(lock)
+        ours = stat.S_ISREG(info.st_mode) and info.st_size <= 32 and re.fullmatch(rb"\d*\n?", lock.read_bytes())
+        if not ours:
+            raise OutputError(f"{lock} is in the way of this tool's lock for {target}: move it, or choose another "
+                              f"output")
+    return exclusive_lock(lock, lambda pid: OutputError(
         f"another process is writing {target} right now: wait for it or choose another output"))
+
+
+def _is_our_partial(path: Path, target: Path) -> bool:
+    """A killed writer's leftover: the exact name ``tempfile`` gave it and, for a folder, our marker inside."""
+    if not re.fullmatch(re.escape(f".{target.name}{PARTIAL}") + _RANDOM + r"(\.[A-Za-z0-9]{1,10})?", path.name):
+        return False
+    if path.is_symlink():
+        return False
+    if path.is_dir():
+        return (path / MARKER).is_file() or (path / _SCRATCH_OWNER).is_file()
+    return path.is_file()
 
 
 def _sweep_partials(target: Path) -> None:
     """Remove what killed writers of this target left (no live writer exists: we hold the lock)."""
     for stale in target.parent.glob(f".{target.name}{PARTIAL}*"):
-        _remove(stale)
+        if _is_our_partial(stale, target):
+            _remove(stale)
 
 
 def _remove(path: Path) -> None:
@@ -242,6 +311,7 @@ def _disk_errors(target: Path) -> Iterator[None]:
 
 def _commit_file(tmp: Path, target: Path, overwrite: bool) -> None:
     if overwrite:
+        _check_replaceable(target, "file")      # whatever appeared meanwhile is checked again
         os.replace(tmp, target)
         return
     try:  # a hard link never replaces an existing file, so a file that appeared meanwhile is kept
@@ -299,8 +369,10 @@ def staged_folder(path: PathLike, *, inputs: Iterable[PathLike | None] = (), ove
         _sweep_partials(target)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}{PARTIAL}", dir=target.parent))
         try:
+            (tmp / MARKER).touch()       # a SIGKILL leaves it: the next writer knows the folder is ours
             with _disk_errors(target):
                 yield tmp
+                (tmp / MARKER).unlink(missing_ok=True)
                 for f in tmp.rglob("*"):
                     if f.is_file():
                         _fsync_file(f)
@@ -324,6 +396,7 @@ def _apply_folder_mode(folder: Path) -> None:
 
 def _commit_folder(tmp: Path, target: Path, overwrite: bool) -> None:
     if target.exists():
+        _check_replaceable(target, "folder" if overwrite else "")
         if any(target.iterdir()):
             if not overwrite:
                 raise OutputError(f"{target} received files while it was being written: kept them, nothing "
