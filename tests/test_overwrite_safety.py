@@ -1,7 +1,6 @@
 """--overwrite replaces only regular files and folders of our own frames; the sweep removes only our leftovers."""
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 from pathlib import Path
@@ -14,34 +13,7 @@ from core.cli import main
 from core.io.frames import write_frames
 from core.io.output import OutputError, claim_output, staged_folder, write_text
 from tests.helpers import tiny_model
-
-
-def _digest(path: Path) -> dict[str, str]:
-    return {str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(path.rglob("*")) if p.is_file()}
-
-
-@pytest.fixture()
-def ckpt(tmp_path):
-    path = tmp_path / "dense.pth"
-    torch.save({"params": tiny_model("basicvsr", 8, 1).state_dict()}, path)
-    return path
-
-
-@pytest.fixture()
-def clip(tmp_path):
-    rng = np.random.default_rng(0)
-    base = rng.integers(0, 255, (16, 20, 3), dtype=np.uint8)
-    folder = tmp_path / "clip"
-    write_frames(np.stack([np.roll(base, i, axis=1) for i in range(3)]), folder)
-    return folder
-
-
-def _refused(capsys, *argv) -> str:
-    assert main([str(a) for a in argv]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("error: ") and "\n" not in err, err
-    return err
+from tests.test_no_data_loss import _digest, _refused, ckpt, clip  # noqa: F401  (fixtures)
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this OS")
