@@ -18,11 +18,13 @@ from core.recover.reconstruct import STAGE, ReconstructSettings
 from core.ssl import Plan
 
 from .clips import ClipPair
+from .formatting import seconds
 from .current_plan import CurrentPlan, ReconstructionFailed, Recovery, pruned_meta
 from .state import PrunedModel
 from .workers import Job
 
-__all__ = ["STAGE", "calibration_frames", "cut_origin", "cut_pruned", "is_reconstruct_progress"]
+__all__ = ["STAGE", "calibration_frames", "cut_origin", "cut_pruned", "is_reconstruct_progress", "show_progress",
+           "show_reconstruct_progress"]
 
 
 def calibration_frames(clip: ClipPair, max_frames: int) -> np.ndarray:
@@ -38,6 +40,21 @@ def cut_origin(plan: Plan, recovery: Recovery | None) -> str:
 
 def is_reconstruct_progress(event: object) -> bool:
     return isinstance(event, Progress) and event.stage == STAGE
+
+
+def show_progress(bar, done: int, total: int) -> None:
+    """A consumer's own progress on ``bar`` (a QProgressBar), in its plain format."""
+    if bar.format() != "%p%":
+        bar.setFormat("%p%")
+    bar.setRange(0, total)
+    bar.setValue(done)
+
+
+def show_reconstruct_progress(bar, event: Progress) -> None:
+    """The reconstruction a consumer waits for before its own work (Compare, Export), on its ``bar``."""
+    bar.setRange(0, max(event.total, 1))
+    bar.setValue(event.iteration)
+    bar.setFormat(f"reconstructing the cut first: layer %v of %m · ETA {seconds(event.eta_seconds)}")
 
 
 def cut_pruned(job: Job, current: CurrentPlan, dense: BasicVSR, plan: Plan, clip: ClipPair | None,

@@ -23,8 +23,8 @@ from core.events import Log
 
 from ..compare_job import CompareFrame, new_result, run_compare
 from ..dialogs import ask_yes_no
-from ..formatting import db, ms, seconds
-from ..recovery_job import cut_pruned, is_reconstruct_progress
+from ..formatting import db, ms
+from ..recovery_job import cut_pruned, is_reconstruct_progress, show_progress, show_reconstruct_progress
 from ..state import AppState, CompareResult, PrunedModel
 from ..widgets.image_views import VIEWS, ComparisonView
 from ..widgets.palette import SERIES_COLORS
@@ -240,10 +240,7 @@ class ComparePanel(QWidget):
             self.job.cancel()
 
     def _progress(self, done: int, total: int) -> None:
-        if self.progress.format() != "%p%":
-            self.progress.setFormat("%p%")
-        self.progress.setRange(0, total)
-        self.progress.setValue(done)
+        show_progress(self.progress, done, total)
 
     def _frame_arrived(self, event: object) -> None:
         if isinstance(event, CompareFrame):
@@ -251,9 +248,7 @@ class ComparePanel(QWidget):
         elif isinstance(event, Log):
             self.state.message.emit(event.message)
         elif is_reconstruct_progress(event):
-            self.progress.setRange(0, max(event.total, 1))
-            self.progress.setValue(event.iteration)
-            self.progress.setFormat(f"reconstructing the cut first: layer %v of %m · ETA {seconds(event.eta_seconds)}")
+            show_reconstruct_progress(self.progress, event)
 
     def _catch_up(self) -> None:
         """Redraw the plot, the timing and the shown frame if frames arrived (at most every REFRESH_MS)."""

@@ -30,8 +30,7 @@ from core.recover.status import RECONSTRUCTION_KEY
 
 from ..dialogs import ask_yes_no, show_error
 from ..export_job import FORMATS, ExportOutcome, ExportRequest, run_export, target_paths
-from ..formatting import seconds
-from ..recovery_job import cut_pruned, is_reconstruct_progress
+from ..recovery_job import cut_pruned, is_reconstruct_progress, show_progress, show_reconstruct_progress
 from ..state import AppState
 from ..workers import Job
 
@@ -269,18 +268,13 @@ class ExportPanel(QWidget):
         return None
 
     def _progress(self, done: int, total: int) -> None:
-        if self.progress.format() != "%p%":
-            self.progress.setFormat("%p%")
-        self.progress.setRange(0, total)
-        self.progress.setValue(done)
+        show_progress(self.progress, done, total)
 
     def _event(self, event: object) -> None:
         if isinstance(event, Log):
             self.state.message.emit(event.message)
         elif is_reconstruct_progress(event):
-            self.progress.setRange(0, max(event.total, 1))
-            self.progress.setValue(event.iteration)
-            self.progress.setFormat(f"reconstructing the cut first: layer %v of %m · ETA {seconds(event.eta_seconds)}")
+            show_reconstruct_progress(self.progress, event)
 
     def _finished(self) -> None:
         self.job = None
