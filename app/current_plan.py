@@ -78,8 +78,11 @@ class Recovery:
         r = self.report
         bicubic = getattr(r, "psnr_bicubic", None)
         bicubic = f" (bicubic {bicubic:.1f} dB)" if bicubic is not None else ""
+        held = getattr(r, "heldout_frames", 0)
+        held = (f"; {r.psnr_heldout:.1f} dB (bicubic {r.psnr_bicubic_heldout:.1f}) on {held} later frames not "
+                f"fitted on" if held else "")
         return (f"output vs dense: raw cut {r.psnr_raw:.1f} dB → reconstructed {r.psnr_after:.1f} dB{bicubic}, "
-                f"on {r.frames} frames ({r.size[0]}×{r.size[1]}) of {self.clip}")
+                f"on {r.frames} frames ({r.size[0]}×{r.size[1]}) of {self.clip}{held}")
 
 
 def pruned_meta(recovery: Recovery | None) -> dict[str, Any]:

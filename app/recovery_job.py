@@ -77,8 +77,9 @@ def cut_pruned(job: Job, current: CurrentPlan, dense: BasicVSR, plan: Plan, clip
             if clip is None:
                 raise CalibrationError("reconstruction calibrates on the current clip: open a clip first "
                                        "(or untick “Reconstruct at the cut”)")
-            recovery = current.reconstruct(dense, plan, calibration_frames(clip, settings.max_frames), clip.name,
-                                           settings, sink=job.emit_event, control=job.control)
+            frames = calibration_frames(clip, settings.frames_to_read)
+            recovery = current.reconstruct(dense, plan, frames, clip.name, settings, sink=job.emit_event,
+                                           control=job.control)
         except (CalibrationError, ReconstructionFailed) as exc:
             if strict:
                 raise

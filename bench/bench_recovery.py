@@ -65,7 +65,7 @@ def _score(network, clip: Path, frames: int) -> tuple[float, float]:
 
 def _reconstructed(dense, cut, plan, calib: Path, settings: ReconstructSettings):
     started = time.process_time()
-    model, report = reconstruct(dense, cut, plan, read_calibration(calib, settings.max_frames), settings,
+    model, report = reconstruct(dense, cut, plan, read_calibration(calib, settings.frames_to_read), settings,
                                 calib_name=calib.name)
     return model, time.process_time() - started, report
 

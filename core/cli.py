@@ -282,7 +282,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
     calib = None
     if not args.no_reconstruct:           # the calibration clip is checked before any work
         calib = args.calib or str(demo_clip_dir() / "BIx4")
-        frames = read_calibration(calib, settings.max_frames)
+        frames = read_calibration(calib, settings.frames_to_read)
     elif args.calib is not None:
         raise UserError("--calib calibrates the reconstruction: it cannot go with --no-reconstruct")
     loaded, outcome = _load_for_plan(args)

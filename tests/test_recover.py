@@ -22,7 +22,7 @@ from core.ssl.settings import PlanSettings
 
 from .helpers import tiny_model
 
-FAST = ReconstructSettings(rows=4096, max_frames=8)
+FAST = ReconstructSettings(rows=4096, max_frames=8, holdout=4)
 
 
 @pytest.fixture(scope="module")
@@ -50,12 +50,31 @@ def _rel_err(model, dense, frames) -> float:
 def test_lowers_the_error_on_frames_it_was_not_calibrated_on(demo_lr, variant):
     dense = tiny_model(variant, 16, 3)
     plan, cut = _cut(dense, 0.5)
-    calib, held_out = demo_lr[:8], demo_lr[12:20]
+    calib, held_out = demo_lr[:12], demo_lr[12:20]      # fitted on 8, judged on the 4 after them
     recovered, report = reconstruct(dense, cut, plan, calib, FAST)
     raw, after = _rel_err(cut, dense, held_out), _rel_err(recovered, dense, held_out)
     assert after < 0.5 * raw, (raw, after)
     assert report.psnr_after > report.psnr_raw
-    assert report.frames == 8 and report.layers_refit > 0
+    assert report.frames == 8 and report.heldout_frames == 4 and report.layers_refit > 0
+    assert report.recovered == (report.psnr_heldout > report.psnr_bicubic_heldout)
+    assert report.to_meta()["heldout_frames"] == 4 and "4 later frames" in report.summary()
+
+
+@pytest.mark.parametrize("available, split", [(30, (15, 5)), (20, (15, 5)), (10, (5, 5)), (4, (3, 1)), (3, (3, 0))])
+def test_holds_out_the_last_frames_while_enough_remain_to_fit(available, split):
+    from core.recover.reconstruct import _split
+
+    assert _split(available, ReconstructSettings()) == split
+
+
+def test_recovered_is_judged_on_the_held_out_frames():
+    from core.recover.reconstruct import ReconstructReport
+
+    fitted_only = dict(frames=15, size=(64, 112), seconds=1.0, psnr_raw=5.0, psnr_after=25.0, psnr_bicubic=21.0,
+                       layers_refit=10, layers_kept=0)
+    assert ReconstructReport(**fitted_only).recovered                   # no held-out frames: the fitted ones judge
+    diverged_later = ReconstructReport(**fitted_only, heldout_frames=5, psnr_heldout=8.0, psnr_bicubic_heldout=21.0)
+    assert not diverged_later.recovered and not diverged_later.to_meta()["recovered"]
 
 
 def test_changes_nothing_at_ratio_zero(demo_lr):
@@ -98,14 +117,15 @@ def _write_clip(folder, frames: np.ndarray) -> None:
 
 def test_prune_calibrates_on_lr_frames_alone_and_records_it(tmp_path, dense_file, demo_lr, capsys):
     lr = tmp_path / "my_clip"                 # LR frames only: no GT anywhere near them
-    _write_clip(lr, demo_lr[:6])
+    _write_clip(lr, demo_lr[:10])
     out = tmp_path / "pruned.pth"
     assert main(["prune", str(dense_file), "--ratio", "0.5", "--align", "4", "--calib", str(lr),
                  "--out", str(out)]) == 0
     captured = capsys.readouterr()
     assert "reconstructed" in captured.out and "warning" not in captured.err
     meta = load_checkpoint(out).meta
-    assert meta["reconstruction"]["calib"] == "my_clip" and meta["reconstruction"]["frames"] == 6
+    assert meta["reconstruction"]["calib"] == "my_clip" and meta["reconstruction"]["frames"] == 5
+    assert meta["reconstruction"]["heldout_frames"] == 5       # judged on frames it was not fitted on
     assert meta["reconstruction"]["psnr_vs_dense"] > meta["reconstruction"]["psnr_vs_dense_raw"]
 
 
