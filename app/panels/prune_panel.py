@@ -10,6 +10,8 @@ leaves an earlier reconstruction stale (said so); it is never re-run on a move.
 """
 from __future__ import annotations
 
+import re
+
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout,
                                QHeaderView, QLabel, QProgressBar, QPushButton, QSizePolicy, QSplitter, QTableView,
@@ -25,7 +27,7 @@ from ..recovery_job import cut_pruned, is_reconstruct_progress
 from ..state import AppState
 from ..workers import Job
 from ..widgets.layer_chart import LayerChart
-from ..widgets.layer_table import LayerTableModel
+from ..widgets.layer_table import COLUMNS, LayerTableModel
 from ..widgets.ratio_control import RatioControl
 from ..widgets.score_plot import ScoreDistribution
 
@@ -77,7 +79,7 @@ class PrunePanel(QWidget):
         self.table.horizontalHeader().setStretchLastSection(True)
         # Sized from a sample of rows: measuring all of full BasicVSR's 1,472 cells froze the window for 0.3 s.
         self.table.horizontalHeader().setResizeContentsPrecision(40)
-        self.table_model.modelReset.connect(self.table.resizeColumnsToContents)
+        self.table_model.modelReset.connect(self._fit_columns)
         self.distribution = ScoreDistribution()
         self.totals = {key: QLabel("–") for key in ("units", "params", "params_spy", "macs", "speedup", "latency",
                                                     "recovery", "notes")}
@@ -94,7 +96,12 @@ class PrunePanel(QWidget):
         self.target_button = QPushButton("Plan for target")
         self._target_ms: float | None = None      # set while the plan shown was made for a latency target
         self._widths: dict[str, int] | None = None  # that plan's widths (kept when no latency table is loaded)
-        for key in ("notes", "recovery"):
+        self.latency_note = QLabel()          # what the predicted time covers, a row of its own (full width)
+        self.latency_note.setWordWrap(True)
+        self.latency_note.setStyleSheet("color: #555555;")
+        self.latency_note.setVisible(False)
+        self.latency_note.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
+        for key in ("notes", "recovery", "latency"):
             self.totals[key].setWordWrap(True)
             # A wrapped note needs its lines (a splitter squeezed it to one clipped line), and no more: extra
             # height goes below the rows, not between them.
@@ -163,6 +170,7 @@ class PrunePanel(QWidget):
         latency_row.addWidget(self.totals["latency"], 1)
         latency_row.addWidget(self.measure_button)
         form.addRow("Predicted time / frame", latency_row)
+        form.addRow(self.latency_note)
         form.addRow("Network", self.totals["recovery"])
         form.addRow("Notes", self.totals["notes"])
         dist_box = QGroupBox("Score distribution and global threshold")
@@ -212,6 +220,15 @@ class PrunePanel(QWidget):
         self.table_model.set_plan(None)
         self._criterion_changed()
         self._load_latency(measure=False)
+
+    def _fit_columns(self) -> None:
+        """Columns sized to their contents, the Ratio column to any ratio ('93.8%' was cut to '93.…' when sized on
+        a plan whose ratios were shorter)."""
+        self.table.resizeColumnsToContents()
+        col = COLUMNS.index("Ratio")
+        need = self.table.fontMetrics().horizontalAdvance("100.0%") + 16
+        if self.table.columnWidth(col) < need:
+            self.table.setColumnWidth(col, need)
 
     def _clip_changed(self) -> None:
         self._load_latency(measure=False)
@@ -327,11 +344,22 @@ class PrunePanel(QWidget):
         after = current.predicted_ms(plan)
         self.target_button.setEnabled(current.latency is not None)
         if after is None:
+            self.latency_note.setVisible(False)
             if self.measure_button.isEnabled():
                 self.totals["latency"].setText("not measured on this device yet")
             return
-        before = current.latency.predict_ms(plan.spec_before)
+        t = current.latency
+        before = t.predict_ms(plan.spec_before)
+        threads = re.search(r"\((\d+) threads?\)", t.key)
+        threads = f"{threads.group(1)} thread{'s' if threads.group(1) != '1' else ''}, " if threads else ""
         self.totals["latency"].setText(f"{before:.0f} → {after:.0f} ms  ({fps(after):.2f} fps, ×{before / after:.2f})")
+        self.latency_note.setText(f"↳ predicted for the network alone (no reading, streaming or writing frames), "
+                                  f"{threads}{t.size[0]}×{t.size[1]} LR (H×W); the measured time is Compare's")
+        self.latency_note.setVisible(True)
+        self.latency_note.setToolTip(
+            "Predicted from this device's latency table: the marginal time of one more frame of a whole-clip run "
+            "of the network (SpyNet included), without reading, streaming or writing frames, at the thread count "
+            "the table was measured with. Compare measures the time of the streamed run.")
 
     def plan_for_target(self) -> None:
         """Replace the ratio plan by the one predicted to meet the target time per frame."""

@@ -1,11 +1,15 @@
 """Step 6 — Study: which plan is worth training. Per-group sensitivity (bars) and ratio sweeps (Pareto front).
 
 The studies are core.study's; this panel only collects the settings, runs them in a worker job (progress,
-cancel), draws the result and saves/reopens it as a study file. The sweep marks the dense model and the Prune
-step's current plan (measured with the sweep when asked, otherwise as its MACs, live with the slider).
+cancel), draws the result and saves/reopens it as a study file. The sweep marks the models the user has loaded:
+the dense one and the one in the pruned slot (a trained model, or the Prune step's cut once applied), by name;
+with no pruned model yet, the Prune step's plan (measured with the sweep when asked, otherwise as its MACs, live
+with the slider). A sweep over every frame of the clip shows, for the loaded models, the app's figures
+(``app.figures``: the Y-PSNR and time Compare and Export show), measured once; the ratios follow the same rule.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,12 +19,15 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog
 
 from core.errors import UserError
 from core.events import Event, Log, Progress
+from core.profile.macs import frame_macs
 from core.ssl import CRITERIA
 from core.ssl.plan import RECOMMENDED_ALIGN
 from core.study import (GRANULARITIES, SensitivityResult, StudyClip, SweepResult, load_study, parse_ratios,
                         run_sensitivity, run_sweep, save_study)
+from core.study.sweep import network_point
 
 from ..dialogs import show_error
+from ..figures import timing_note
 from ..state import AppState
 from ..widgets.study_charts import ParetoChart, SensitivityChart
 from ..workers import Job
@@ -55,8 +62,10 @@ class StudyPanel(QWidget):
         self.granularity.setToolTip("block: a residual block's layers together; segment: 5 blocks; layer: each one")
         self.ratios = QLineEdit("0.3,0.5,0.7")
         self.ratios.setToolTip("Global pruning ratios, comma-separated")
-        self.with_plan = QCheckBox("Measure the current plan too")
+        self.with_plan = QCheckBox("Measure the pruned model too")
         self.with_plan.setChecked(True)
+        self.with_plan.setToolTip("The model in the pruned slot (e.g. the trained one), by its name; without one, "
+                                  "the Prune step's current plan")
         self.cost = QComboBox()
         for key, label in COSTS.items():
             self.cost.addItem(label, key)
@@ -82,7 +91,8 @@ class StudyPanel(QWidget):
         self.cancel_button.clicked.connect(self.cancel)
         self.save_button.clicked.connect(lambda: self.save())
         self.open_button.clicked.connect(lambda: self.open_result())
-        state.planChanged.connect(self._show_plan)
+        for signal in (state.planChanged, state.prunedChanged, state.modelChanged):
+            signal.connect(self._show_plan)
         self._kind_changed()
 
     def _build(self) -> None:
@@ -132,7 +142,9 @@ class StudyPanel(QWidget):
         """The settings the shown result was made with (so Run repeats it, e.g. on another clip)."""
         if self.criterion.findData(result.criterion) >= 0:
             self.criterion.setCurrentIndex(self.criterion.findData(result.criterion))
-        self.frames.setValue(result.clip.frames)
+        clip = self.state.clip
+        every = clip is not None and clip.name == result.clip.name and result.clip.frames == len(clip)
+        self.frames.setValue(0 if every else result.clip.frames)        # "all": the app's figures' frames
         if isinstance(result, SensitivityResult):
             self.ratio.setValue(result.ratio)
             self.granularity.setCurrentIndex(max(0, self.granularity.findData(result.granularity)))
@@ -150,15 +162,31 @@ class StudyPanel(QWidget):
             self.summary.setText(_sweep_summary(result) if result else "")
 
     def _show_plan(self) -> None:
-        """The current plan's cost as a line on the front (the sweep's own measurement when it has one)."""
-        plan, cost = self.state.plan, self.cost.currentData()
+        """The loaded pruned model (or, without one, the Prune step's plan) as a line on the front at its cost,
+        when the sweep shown did not measure it."""
+        cost = self.cost.currentData()
         self.pareto_chart.cost = cost
         result = self.pareto_chart.result
-        if plan is None or cost != "macs" or result is None or tuple(plan.frame_size) != result.clip.lr_size:
-            self.pareto_chart.set_current_plan(None)
-            return
-        self.pareto_chart.set_current_plan(plan.after.macs / 1e9,
-                                           f"current plan (ratio {plan.requested_ratio:.2f}, not measured)")
+        mark = self._unmeasured_mark(result, cost) if result is not None else None
+        self.pareto_chart.set_current_plan(*(mark or (None, "")))
+
+    def _unmeasured_mark(self, result: SweepResult, cost: str) -> tuple[float, str] | None:
+        s = self.state
+        if s.pruned is not None and any(p.label == pruned_label(s.pruned) for p in result.points):
+            return None                        # measured: a point of its own, named
+        size = result.clip.lr_size
+        if s.pruned is not None:
+            figure = s.figure(s.pruned.model)
+            if cost == "macs":
+                return frame_macs(s.pruned.model.spec, *size)[0] / 1e9, f"{pruned_label(s.pruned)} (not in this sweep)"
+            if figure is not None and figure.ms_per_frame is not None and figure.size == tuple(size):
+                return figure.ms_per_frame, f"{pruned_label(s.pruned)} (Compare's time, not in this sweep)"
+            return None
+        plan = s.plan
+        if plan is None or cost != "macs" or tuple(plan.frame_size) != size or \
+                any(p.label == "current plan" for p in result.points):
+            return None
+        return plan.after.macs / 1e9, f"Prune step's plan (ratio {plan.requested_ratio:.2f}, not measured)"
 
     # -- running -------------------------------------------------------------------------------------------
     def run(self) -> Job | None:
@@ -199,10 +227,29 @@ class StudyPanel(QWidget):
                                                granularity=granularity, checkpoint=path, sink=job.emit_event,
                                                control=job.control)
         ratios = parse_ratios(self.ratios.text())
-        extra = {"current plan": s.plan} if self.with_plan.isChecked() and s.plan is not None else None
         align = s.plan.settings.align if s.plan is not None and s.plan.settings is not None else RECOMMENDED_ALIGN
-        return lambda job: run_sweep(model, clip(), ratios=ratios, criterion=criterion, align=align,
-                                     checkpoint=path, extra=extra, sink=job.emit_event, control=job.control)
+        pruned = s.pruned if self.with_plan.isChecked() else None
+        label = pruned_label(pruned) if pruned is not None else ""
+        every_frame = n == len(pair)
+        extra = None
+        if pruned is not None and not every_frame:       # measured by the sweep, on its frames
+            extra = {label: pruned.model}
+        elif pruned is None and self.with_plan.isChecked() and s.plan is not None:
+            extra = {"current plan": s.plan}
+        figures = s.figures
+
+        def sweep(job: Job) -> SweepResult:
+            result = run_sweep(model, clip(), ratios=ratios, criterion=criterion, align=align, checkpoint=path,
+                               extra=extra, sink=job.emit_event, control=job.control)
+            if not every_frame:
+                return result
+            # every frame: the loaded models' points are the app's figures (Compare's and Export's), measured once
+            job.emit_event(Log(f"the dense and pruned models on all {n} frames: the figures Compare and Export show"))
+            got = figures.ensure(pair, {"dense": model, "pruned": pruned.model if pruned is not None else None},
+                                 model, progress=lambda d, t: job.control.checkpoint())
+            return with_figures(result, got, model, pruned.model if pruned is not None else None, label)
+
+        return sweep
 
     def cancel(self) -> None:
         if self.job is not None:
@@ -285,7 +332,32 @@ def _sensitivity_summary(r: SensitivityResult) -> str:
             f"{', '.join(fmt(g) for g in ranked[-3:][::-1])}. {' '.join(r.notes)}")
 
 
+def pruned_label(pruned) -> str:
+    """The name a loaded pruned model's point carries on the front: 'pruned: file pruned.pth'."""
+    return f"pruned: {pruned.origin}" if pruned is not None else ""
+
+
+def with_figures(result: SweepResult, figures: dict, dense, pruned, label: str) -> SweepResult:
+    """``result`` with the dense point's and the loaded pruned model's figures (``app.figures``) in place of the
+    sweep's own run of them: one figure per model and clip, in every step."""
+    points = list(result.points)
+    d = figures.get("dense")
+    if d is not None and d.ms_per_frame is not None:
+        psnr = d.psnr if d.psnr is not None else points[0].psnr       # without GT the dense output is the reference
+        points[0] = replace(points[0], psnr=psnr, ms_per_frame=d.ms_per_frame)
+    p = figures.get("pruned")
+    if pruned is not None and p is not None and p.psnr is not None:
+        points.append(network_point(label, pruned, dense, result.clip.lr_size, p.psnr, p.ms_per_frame))
+    note = (f"dense{' and ' + label if pruned is not None else ''}: the figures Compare and Export show, measured "
+            "once per model and clip")
+    return replace(result, points=tuple(points), notes=(*result.notes, note))
+
+
 def _sweep_summary(r: SweepResult) -> str:
     rows = [f"{p.label}: {p.psnr:.2f} dB, {p.macs / 1e9:.2f} GMAC, {p.ms_per_frame:.0f} ms/frame, "
             f"{p.params / 1e6:.2f} M params" for p in r.points]
-    return " · ".join(rows) + (f"  ({' '.join(r.notes)})" if r.notes else "")
+    h, w = r.clip.lr_size
+    how = "mean over" if r.clip.has_gt else "over the whole clip,"
+    covers = (f"Y-PSNR ({r.clip.channel}) vs {r.clip.reference}: {how} {r.clip.frames} frames of {r.clip.name}; "
+              f"{timing_note(f'{r.device}, {h}×{w} LR (H×W)')}")
+    return " · ".join(rows) + f". {covers}." + (f"  ({' '.join(r.notes)})" if r.notes else "")

@@ -16,7 +16,8 @@ from .palette import GROUP_COLORS, GROUP_LABELS, SERIES_COLORS
 
 GROUP_GAP = 1.5
 FRONT_COLOR = "#d9822b"
-COST_LABELS = {"macs": "GMAC per LR frame (network without SpyNet)", "ms_per_frame": "measured ms per frame"}
+COST_LABELS = {"macs": "GMAC per LR frame (network without SpyNet)",
+               "ms_per_frame": "measured ms per frame (streamed, network + engine)"}
 
 
 def _short(name: str) -> str:
@@ -91,7 +92,9 @@ class ParetoChart(pg.PlotWidget):
         super().__init__(parent)
         self.setMenuEnabled(False)
         self.showGrid(x=True, y=True, alpha=0.25)
-        self.addLegend(offset=(-10, -10))
+        # top left: the x axis starts at 0 and no network costs nothing, so no point sits there (bottom right, where
+        # it was, is where the dense model and a flat front lie)
+        self.addLegend(offset=(10, 10), brush=pg.mkBrush(255, 255, 255, 210))
         self.result: SweepResult | None = None
         self.cost = "macs"
         self.plan_cost: float | None = None        # the app's current plan, when the sweep did not measure it
@@ -133,6 +136,7 @@ class ParetoChart(pg.PlotWidget):
             self.addItem(pg.ScatterPlotItem([x for x, _ in ratios], [y for _, y in ratios], size=10,
                                             brush=pg.mkBrush(SERIES_COLORS["pruned"]), pen=pg.mkPen(None),
                                             name="pruned (global ratio)"))
+        xmax = max((x for x, _, _ in pts), default=0.0)
         for x, y, p in measured:
             if p.label == "dense":
                 self.addItem(pg.ScatterPlotItem([x], [y], size=18, symbol="star", brush=pg.mkBrush(
@@ -140,8 +144,10 @@ class ParetoChart(pg.PlotWidget):
             elif not p.label.startswith("ratio"):
                 self.addItem(pg.ScatterPlotItem([x], [y], size=14, symbol="d", brush=pg.mkBrush("#8e44ad"),
                                                 pen=pg.mkPen("#202020"), name=p.label))
+            right = xmax > 0 and x > 0.6 * xmax            # a long name near the right edge goes to the left
             text = pg.TextItem(p.label.replace("ratio ", "") if p.label.startswith("ratio") else p.label,
-                               color="#303030", anchor=(-0.15, 1.1))
+                               color="#303030", anchor=(1.05, 1.1) if right and not p.label.startswith("ratio")
+                               else (-0.15, 1.1))
             text.setPos(x, y)
             self.addItem(text)
         dense = r.dense

@@ -4,7 +4,7 @@ Each ratio is planned by the same global criterion as the app (``make_plan``), p
 the whole clip once: that run gives both the PSNR and the time per frame (measured as ``sr`` measures it).
 Optionally each pruned network first gets a short SIR + finetune (``Budget``) through the training engine, so
 the front shows what a little training buys back. Extra plans (the app's current one, with its locks and
-caps) are measured beside the ratios.
+caps) or networks (a trained pruned model the app has loaded) are measured beside the ratios.
 """
 from __future__ import annotations
 
@@ -68,6 +68,15 @@ def _point(label: str, ratio: float, net: BasicVSR, dense_units: int, size: tupl
                       zero_shot)
 
 
+def network_point(label: str, net: BasicVSR, dense: BasicVSR, size: tuple[int, int], psnr: float,
+                  ms_per_frame: float, ratio: float | None = None) -> SweepPoint:
+    """A sweep point for a network measured elsewhere (the app's figure of a loaded model): its parameters, MACs
+    and achieved ratio from its own spec, its PSNR and time as given (they must follow the sweep's rule)."""
+    achieved = 1.0 - _units(net) / _units(dense)
+    return _point(label, achieved if ratio is None else ratio, net, _units(dense), size,
+                  Measurement(psnr, ms_per_frame, None))
+
+
 def _units(net: BasicVSR) -> int:
     return sum(l.size for l in prunable_layers(net.spec))
 
@@ -91,9 +100,9 @@ class _Steps:
 
 def run_sweep(model: BasicVSR, clip: StudyClip, *, ratios=DEFAULT_RATIOS, criterion: str = "l1",
               align: int = RECOMMENDED_ALIGN, device: torch.device | str = "cpu", y: bool = True,
-              checkpoint: str = "", extra: Mapping[str, Plan] | None = None, budget: Budget | None = None,
+              checkpoint: str = "", extra: Mapping[str, Plan | BasicVSR] | None = None, budget: Budget | None = None,
               sink: EventSink = ignore, control: RunControl | None = None) -> SweepResult:
-    """Measure the dense model, every ratio, and every ``extra`` plan on ``clip``.
+    """Measure the dense model, every ratio, and every ``extra`` plan (pruned here) or network (as it is) on ``clip``.
 
     With ``budget`` each pruned network is the result of SIR + finetune from ``checkpoint`` (a model file) at
     that ratio instead of zero-shot pruning; the result states the budget.
@@ -107,7 +116,7 @@ def run_sweep(model: BasicVSR, clip: StudyClip, *, ratios=DEFAULT_RATIOS, criter
     size = (int(clip.lr.shape[1]), int(clip.lr.shape[2]))
     extra = dict(extra or {})
     for name, plan in extra.items():
-        if plan.spec_before.with_(meta={}) != dense.spec.with_(meta={}):
+        if isinstance(plan, Plan) and plan.spec_before.with_(meta={}) != dense.spec.with_(meta={}):
             raise StudyError(f"plan {name!r} was made for a different network than the sweep's")
     scorer = Scorer(clip, device, y, control)
     steps = _Steps(sink, 1 + len(ratios) + len(extra), len(clip.lr))
@@ -136,11 +145,12 @@ def run_sweep(model: BasicVSR, clip: StudyClip, *, ratios=DEFAULT_RATIOS, criter
         points.append(_point(f"ratio {ratio:g}", ratio, pruned, dense_units, size, m, budget is not None,
                              zero_shot))
         steps.finish_run(m.psnr)
-    for name, plan in extra.items():
-        pruned = prune_to_plan(dense, plan)
+    for name, item in extra.items():
+        pruned = prune_to_plan(dense, item) if isinstance(item, Plan) else copy.deepcopy(item).eval()
+        ratio = item.requested_ratio if isinstance(item, Plan) else 1.0 - _units(pruned) / dense_units
         warm_up(pruned, clip, device)
         m = scorer.run(pruned, steps.callback())
-        points.append(_point(name, plan.requested_ratio, pruned, dense_units, size, m))
+        points.append(_point(name, ratio, pruned, dense_units, size, m))
         steps.finish_run(m.psnr)
     sink(StageFinished("sweep"))
     return SweepResult(checkpoint, clip.info(y), criterion, align, tuple(points), describe_device(device),
