@@ -280,8 +280,5 @@ def save_model(model: BasicVSR, path: str | Path, meta: Mapping[str, Any] | None
                "meta": json.dumps(dict(meta or {}), default=str),
                "state_dict": state}
     with staged_file(path, overwrite=overwrite, inputs=inputs, verify=verify) as tmp:
-        try:
-            torch.save(payload, tmp)
-        except RuntimeError as e:  # torch reports a failed write (full disk) as a RuntimeError
-            raise OutputError(f"cannot write {path}: {str(e).splitlines()[0][:160]}") from None
+        torch.save(payload, tmp)   # a failed write (full disk): staged_file makes torch's RuntimeError one line
     return Path(path)

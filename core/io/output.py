@@ -6,6 +6,10 @@
   place only when complete, flushed and verified. Ctrl-C, an exception, a full disk or a failed verification
   removes the temporary and leaves the previous target as it was; SIGKILL leaves only a hidden ``.partial``
   that never looks finished (and is swept by the next writer of the same target).
+- A folder replaces a folder in one atomic step where the system allows (see ``_commit_folder``): a kill at any
+  point leaves the whole old or the whole new folder at its name, and the next writer finishes the swap.
+- A full disk (space or inodes), a quota, a read-only or failing disk, a busy mount point: one line naming the
+  disk and saying nothing was replaced (``OutputError``), from the lock file to the final swap.
 - A second writer of the same target is refused while the first holds it (an advisory lock beside the target).
 - Files get the normal permissions of the user's umask (``mkstemp`` alone would leave them 0600).
 
@@ -15,11 +19,15 @@ to (encoders that pick a format from the extension get one that ends in the targ
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
+import functools
+import json
 import os
 import re
 import shutil
 import stat
+import sys
 import tempfile
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Literal
@@ -38,6 +46,9 @@ PathLike = str | os.PathLike
 Verify = Callable[[Path], None]
 PARTIAL = ".partial-"
 MARKER = ".ssl-vsr-partial"   # inside a staged folder while it is built: the sweep removes only folders with it
+SWAP_RECORD = "swap.json"     # inside a marked partial folder: the journal of one folder swap (_commit_folder)
+_SWAP_FORMAT = "ssl-vsr-swap"
+_OLD = "replaced"             # where the old folder waits inside the record when the system cannot exchange
 _SCRATCH_OWNER = ".owner"     # core.stream.scratch's lock file: a scratch folder beside the output is ours too
 _RANDOM = "[a-z0-9_]{8}"      # what tempfile.mkstemp / mkdtemp put after the prefix
 FRAME_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")   # what FolderSink / write_frames write
@@ -123,6 +134,25 @@ def _protected_folders() -> list[Path]:
     return found
 
 
+def _mount_points() -> set[str]:
+    """Every mount point the kernel lists for this process (Linux); empty elsewhere.
+
+    Why besides ``os.path.ismount``: a bind mount of a folder of the same file system has its parent's device,
+    so ``ismount`` misses it, and replacing it ends in EBUSY.
+    """
+    try:
+        with open("/proc/self/mountinfo", "rb") as fh:
+            lines = fh.read().decode("utf-8", "surrogateescape").splitlines()
+    except OSError:
+        return set()
+    unescape = functools.partial(re.sub, r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)))
+    return {unescape(line.split(" ")[4]) for line in lines if len(line.split(" ")) > 4}
+
+
+def _is_mount_point(path: Path) -> bool:
+    return os.path.ismount(path) or str(path) in _mount_points()
+
+
 def _check_replaceable(target: Path, kind: str) -> None:
     """What exists at ``target`` is a regular file or folder the tool may replace: never a device, FIFO, socket,
     mount point, the working folder (or a parent of it), the home folder or ``/``, nor a folder holding anything
@@ -141,7 +171,7 @@ def _check_replaceable(target: Path, kind: str) -> None:
     if any(_same(target, p) for p in _protected_folders()):
         raise OutputError(f"{target} is the filesystem root, your home folder or the working folder (or holds it): "
                           f"refusing to replace it, choose a new folder")
-    if os.path.ismount(target):
+    if _is_mount_point(target):
         raise OutputError(f"{target} is a mount point: refusing to replace it, choose a folder inside it")
     if kind != "folder":
         return
@@ -174,7 +204,8 @@ def claim_output(path: PathLike, *, kind: Literal["file", "folder"] = "file", in
 
 # -- locking ------------------------------------------------------------------------------------------------
 @contextlib.contextmanager
-def exclusive_lock(lock: Path, busy: Callable[[int | None], Exception]) -> Iterator[None]:
+def exclusive_lock(lock: Path, busy: Callable[[int | None], Exception], *, guards: Path | None = None
+                   ) -> Iterator[None]:
     """Hold an exclusive ``flock`` on the file ``lock`` while the block runs; raise ``busy(pid)`` at once when
     another holder has it (``pid``: the holder's process id as it wrote it in the file, None if unknown).
 
@@ -182,34 +213,55 @@ def exclusive_lock(lock: Path, busy: Callable[[int | None], Exception]) -> Itera
     loss included, so a dead holder never blocks anyone; the lock belongs to one open file, so a second
     thread of the same process is refused like a second process. The holder's pid is written into the file
     for the refusal message, and the file is removed on release; a contender that opened the removed file
-    retries on the live one.
+    retries on the live one. A disk that refuses the lock file is one line (``OutputError``) naming the disk and
+    what the lock ``guards`` (the output or folder it protects; the lock file itself when not given).
     """
     if fcntl is None:  # pragma: no cover
         yield
         return
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    while True:
-        fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o666 & ~_UMASK)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            pid = _holder_pid(fd)
-            os.close(fd)
-            raise busy(pid) from None
-        try:  # the holder before us may have removed the lock file after we opened it: lock the live one
-            if os.fstat(fd).st_ino == os.stat(lock).st_ino:
-                break
-        except FileNotFoundError:
-            pass
-        os.close(fd)
+    fd = _take_lock(lock, busy, guards)
     try:
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield
     finally:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):
             lock.unlink()
         os.close(fd)
+
+
+def _take_lock(lock: Path, busy: Callable[[int | None], Exception], guards: Path | None) -> int:
+    """Open, lock and stamp ``lock``; the open descriptor. A disk that refuses the lock file (full, no inodes,
+    read-only, over quota) is one line naming it (``OutputError``), never a traceback."""
+    fd, held = -1, False
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o666 & ~_UMASK)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                pid = _holder_pid(fd)
+                os.close(fd)
+                raise busy(pid) from None
+            try:  # the holder before us may have removed the lock file after we opened it: lock the live one
+                if os.fstat(fd).st_ino == os.stat(lock).st_ino:
+                    held = True
+                    break
+            except FileNotFoundError:
+                pass
+            os.close(fd)
+            fd = -1
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        return fd
+    except OSError as e:
+        if held:         # ours (a lock file we could not stamp): removed; another holder's file is left alone
+            with contextlib.suppress(OSError):
+                lock.unlink()
+        if fd >= 0:
+            os.close(fd)
+        what = f"write {guards}" if guards is not None else f"create the lock file {lock}"
+        where = f" (at its lock file {lock.name})" if guards is not None else ""
+        raise OutputError(f"cannot {what}: {_disk_reason(lock, e)}{where}; nothing was replaced") from None
 
 
 def probe_lock(lock: Path, busy: Callable[[int | None], Exception]) -> None:
@@ -254,24 +306,48 @@ def _writer_lock(target: Path) -> contextlib.AbstractContextManager[None]:
             raise OutputError(f"{lock} is in the way of this tool's lock for {target}: move it, or choose another "
                               f"output")
     return exclusive_lock(lock, lambda pid: OutputError(
-        f"another process is writing {target} right now: wait for it or choose another output"))
+        f"another process is writing {target} right now: wait for it or choose another output"), guards=target)
+
+
+def _is_partial_name(name: str, target: Path) -> bool:
+    """The exact name ``tempfile`` gives a partial of ``target``."""
+    return bool(re.fullmatch(re.escape(f".{target.name}{PARTIAL}") + _RANDOM + r"(\.[A-Za-z0-9]{1,10})?", name))
 
 
 def _is_our_partial(path: Path, target: Path) -> bool:
-    """A killed writer's leftover: the exact name ``tempfile`` gave it and, for a folder, our marker inside."""
-    if not re.fullmatch(re.escape(f".{target.name}{PARTIAL}") + _RANDOM + r"(\.[A-Za-z0-9]{1,10})?", path.name):
+    """A killed writer's leftover: the exact name ``tempfile`` gave it and, for a folder, our marker inside.
+
+    An empty folder of that exact name counts too: a kill between ``mkdtemp`` and the marker leaves one, and
+    it is removed with ``rmdir``, which cannot remove anything else (see ``_sweep_partials``).
+    """
+    if not _is_partial_name(path.name, target):
         return False
     if path.is_symlink():
         return False
     if path.is_dir():
-        return (path / MARKER).is_file() or (path / _SCRATCH_OWNER).is_file()
+        return (path / MARKER).is_file() or (path / _SCRATCH_OWNER).is_file() or not any(path.iterdir())
     return path.is_file()
 
 
+def _our_partials(target: Path) -> list[Path]:
+    prefix = f".{target.name}{PARTIAL}"
+    try:
+        return [p for p in target.parent.iterdir() if p.name.startswith(prefix) and _is_our_partial(p, target)]
+    except FileNotFoundError:
+        return []
+
+
 def _sweep_partials(target: Path) -> None:
-    """Remove what killed writers of this target left (no live writer exists: we hold the lock)."""
-    for stale in target.parent.glob(f".{target.name}{PARTIAL}*"):
-        if _is_our_partial(stale, target):
+    """Finish the folder swaps killed writers of this target left, then remove their partials (no live writer
+    exists: we hold the lock). Runs in every writer of the target before it checks what lies there."""
+    for record in _our_partials(target):
+        if record.is_dir() and (record / SWAP_RECORD).is_file():
+            _finish_swap(record, target, forward=True)
+    for stale in _our_partials(target):
+        if stale.is_dir() and not any(stale.iterdir()):
+            with contextlib.suppress(OSError):
+                os.rmdir(stale)          # empty: a folder that gained a file since is not removed
+        else:
             _remove(stale)
 
 
@@ -297,16 +373,71 @@ def _fsync_dir(path: Path) -> None:
         _fsync_file(path)
 
 
+DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.EBUSY})
+# what torch.save's C++ writer says when the file system refuses bytes (it loses the errno on the way)
+_TORCH_WRITE_FAILED = ("unexpected pos", "PytorchStreamWriter failed", "file write failed")
+
+
+def _disk_of(path: Path) -> Path:
+    """The mount point of the file system that holds ``path`` (or would hold it): the disk a message names."""
+    here = Path(os.path.abspath(path))
+    while not here.exists() and here != here.parent:
+        here = here.parent
+    while here != here.parent and not os.path.ismount(here):
+        here = here.parent
+    return here
+
+
+def _disk_full(path: Path) -> str | None:
+    """Why the file system holding ``path`` takes no more (space or inodes), or None when it still has room."""
+    disk = _disk_of(path)
+    try:
+        vfs = os.statvfs(disk)
+    except OSError:
+        return None
+    if vfs.f_files and vfs.f_favail == 0:
+        return f"the disk is full: no free inodes (file entries) left on the file system at {disk}"
+    if vfs.f_bavail * vfs.f_frsize < (1 << 20):
+        return f"the disk is full: no space left on the file system at {disk}"
+    return None
+
+
+def _disk_reason(path: Path, err: OSError) -> str:
+    """What a failed write means for the user, naming the disk (no errno numbers, no traceback)."""
+    disk = _disk_of(path)
+    if err.errno == errno.ENOSPC:
+        return _disk_full(path) or f"the disk is full: no space or no free inodes left on the file system at {disk}"
+    if err.errno == errno.EDQUOT:
+        return f"the disk is full for you: your quota on the file system at {disk} is used up"
+    if err.errno == errno.EROFS:
+        return f"the file system at {disk} is read-only"
+    if err.errno == errno.EBUSY:
+        return f"{path} is busy (a mount point, or in use by the system)"
+    if err.errno == errno.EIO:
+        return f"an input/output error on the disk at {disk} (a failing or removed device)"
+    return err.strerror or str(err)
+
+
+def _write_failed(path: Path) -> str:
+    """A write that failed without an errno (torch.save): a full disk when the disk says so, else the disk."""
+    return _disk_full(path) or (f"writing to the file system at {_disk_of(path)} failed (the disk is full, over "
+                                f"quota or failing)")
+
+
 @contextlib.contextmanager
 def _disk_errors(target: Path) -> Iterator[None]:
-    """A full disk or a failing device while writing becomes one line saying nothing was replaced."""
+    """A full disk (space, inodes, quota), a read-only, busy or failing device while writing becomes one line
+    naming the disk and saying nothing was replaced; so does torch.save's report of a failed write."""
     try:
         yield
     except OSError as e:
-        if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS):
+        if e.errno not in DISK_ERRNOS:
             raise
-        reason = "the disk is full" if e.errno in (errno.ENOSPC, errno.EDQUOT) else (e.strerror or str(e))
-        raise OutputError(f"cannot write {target}: {reason}; nothing was replaced") from None
+        raise OutputError(f"cannot write {target}: {_disk_reason(target, e)}; nothing was replaced") from None
+    except RuntimeError as e:
+        if not any(text in str(e) for text in _TORCH_WRITE_FAILED):
+            raise
+        raise OutputError(f"cannot write {target}: {_write_failed(target)}; nothing was replaced") from None
 
 
 def _commit_file(tmp: Path, target: Path, overwrite: bool) -> None:
@@ -332,18 +463,16 @@ def staged_file(path: PathLike, *, inputs: Iterable[PathLike | None] = (), overw
     """Yield a temporary path beside ``path``; on a clean exit flush, verify and move it into place."""
     inputs = tuple(inputs)
     target = claim_output(path, kind="file", inputs=inputs, overwrite=overwrite)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with _writer_lock(target):
-        claim_output(target, kind="file", inputs=inputs, overwrite=overwrite)   # a writer may have just finished
+    with _disk_errors(target), _writer_lock(target):
         _sweep_partials(target)
+        claim_output(target, kind="file", inputs=inputs, overwrite=overwrite)   # a writer may have just finished
         fd, name = tempfile.mkstemp(prefix=f".{target.name}{PARTIAL}", suffix=target.suffix if suffix is None
                                     else suffix, dir=target.parent)
         os.close(fd)
         tmp = Path(name)
         try:
-            with _disk_errors(target):
-                yield tmp
-                _fsync_file(tmp)
+            yield tmp
+            _fsync_file(tmp)
             if verify is not None:
                 verify(tmp)
             os.chmod(tmp, 0o666 & ~_UMASK)
@@ -359,28 +488,25 @@ def staged_folder(path: PathLike, *, inputs: Iterable[PathLike | None] = (), ove
     """Yield a temporary folder beside ``path``; on a clean exit flush, verify and move it into place.
 
     An existing empty folder is replaced; with ``overwrite`` an existing folder with files is replaced as a whole,
-    and only after the new one is complete.
+    and only after the new one is complete, in one step a kill cannot split (``_commit_folder``). ``verify``
+    sees the hidden marker file ``.ssl-vsr-partial`` beside the written files (it goes just before the swap).
     """
     inputs = tuple(inputs)
     target = claim_output(path, kind="folder", inputs=inputs, overwrite=overwrite)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with _writer_lock(target):
+    with _disk_errors(target), _writer_lock(target):
+        _sweep_partials(target)           # a killed swap is finished first: what lies at the target is whole
         claim_output(target, kind="folder", inputs=inputs, overwrite=overwrite)
-        _sweep_partials(target)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}{PARTIAL}", dir=target.parent))
         try:
             (tmp / MARKER).touch()       # a SIGKILL leaves it: the next writer knows the folder is ours
-            with _disk_errors(target):
-                yield tmp
-                (tmp / MARKER).unlink(missing_ok=True)
-                for f in tmp.rglob("*"):
-                    if f.is_file():
-                        _fsync_file(f)
+            yield tmp
+            for f in tmp.rglob("*"):
+                if f.is_file():
+                    _fsync_file(f)
             if verify is not None:
                 verify(tmp)
             _apply_folder_mode(tmp)
             _commit_folder(tmp, target, overwrite)
-            _fsync_dir(target.parent)
         finally:
             _remove(tmp)
 
@@ -395,19 +521,152 @@ def _apply_folder_mode(folder: Path) -> None:
 
 
 def _commit_folder(tmp: Path, target: Path, overwrite: bool) -> None:
+    """Move the complete folder ``tmp`` to ``target``, so that a kill at any instant leaves at ``target`` the
+    whole old folder or the whole new one, and nothing of ours that the next writer cannot recognise.
+
+    1. A swap record is written first: a partial folder of ours (marker inside) holding ``swap.json``, made
+       complete by a rename, that names the staged folder and the (device, inode) of the new and the old folder.
+    2. The staged folder loses its marker (the record now claims it), then takes the target's place: over
+       nothing or an empty folder by ``rename`` (atomic, and it never replaces a folder holding files); over
+       a folder with files by ``renameat2(RENAME_EXCHANGE)`` on Linux (atomic: the old folder ends under
+       the staged name), else by two renames through the record (``target`` is absent between them).
+    3. The old folder is removed, then the record.
+    The next writer of the target (``_sweep_partials``, under its lock) finishes a record a kill left: the
+    folder at ``target`` is kept whichever it is; a missing one is completed from the new folder (or, failing
+    that, restored from the old); then everything the record names is removed. Things are removed only when
+    their inode is the one the record wrote, or when they lie inside our marked record.
+    """
+    replace = False
     if target.exists():
         _check_replaceable(target, "folder" if overwrite else "")
         if any(target.iterdir()):
             if not overwrite:
                 raise OutputError(f"{target} received files while it was being written: kept them, nothing "
                                   f"replaced")
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.replaced-", dir=target.parent))
-            os.rename(target, old / target.name)
+            replace = True
+    record = _write_swap_record(tmp, target)
+    try:
+        (tmp / MARKER).unlink()
+        _fsync_dir(tmp)
+        if not replace:
+            try:
+                os.rename(tmp, target)
+            except OSError as e:
+                if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+                raise OutputError(f"{target} received files while it was being written: kept them, nothing "
+                                  f"replaced") from None
+        elif not _exchange(tmp, target):
+            os.rename(target, record / _OLD)
             os.rename(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-            return
-        target.rmdir()
-    os.rename(tmp, target)
+        _fsync_dir(target.parent)
+    except BaseException:
+        _finish_swap(record, target, forward=False)   # back to the old folder; the caller reports the failure
+        raise
+    _finish_swap(record, target, forward=True)
+
+
+def _identity(path: Path) -> list[int] | None:
+    """(device, inode) of a real folder at ``path``, None when there is none (a symlink is not one)."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return None
+    return [info.st_dev, info.st_ino] if stat.S_ISDIR(info.st_mode) else None
+
+
+def _write_swap_record(staged: Path, target: Path) -> Path:
+    """A marked partial folder holding the journal of the swap of ``staged`` into ``target`` (see _commit_folder).
+
+    The journal appears whole or not at all (written beside, flushed, renamed): a record without one is a
+    plain partial, and then the staged folder still holds its own marker.
+    """
+    record = Path(tempfile.mkdtemp(prefix=f".{target.name}{PARTIAL}", dir=target.parent))
+    try:
+        (record / MARKER).touch()
+        journal = {"format": _SWAP_FORMAT, "target": target.name, "staged": staged.name,
+                   "new": _identity(staged), "old": _identity(target)}
+        part = record / f"{SWAP_RECORD}.part"
+        part.write_text(json.dumps(journal), encoding="utf-8")
+        _fsync_file(part)
+        os.rename(part, record / SWAP_RECORD)
+        _fsync_dir(record)
+    except BaseException:
+        _remove(record)
+        raise
+    return record
+
+
+def _read_swap_record(record: Path, target: Path) -> dict | None:
+    try:
+        journal = json.loads((record / SWAP_RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(journal, dict) or journal.get("format") != _SWAP_FORMAT or journal.get("target") != \
+            target.name or not isinstance(journal.get("new"), list):
+        return None
+    staged = journal.get("staged")
+    if not isinstance(staged, str) or not _is_partial_name(staged, target):
+        return None
+    return journal
+
+
+def _finish_swap(record: Path, target: Path, *, forward: bool) -> None:
+    """Bring a swap to an end from its record: ``target`` whole (the new folder if ``forward``, when it is missing;
+    else the old one), the other folder and the record removed. Safe to run again after a kill."""
+    journal = _read_swap_record(record, target)
+    if journal is None:
+        return                                 # a plain partial: swept like any other
+    staged = target.parent / journal["staged"]
+    ours = [i for i in (journal["new"], journal.get("old")) if i is not None]   # what this swap moved; only these
+
+    def moved(path: Path) -> bool:       # the staged name holds a folder this swap moved (new, or old after exchange)
+        return _identity(path) in ours
+
+    if not os.path.lexists(target):
+        candidates = [staged, record / _OLD] if forward else [record / _OLD, staged]
+        for source in candidates:
+            if moved(source) if source == staged else _identity(source) is not None:
+                os.rename(source, target)
+                _fsync_dir(target.parent)
+                break
+    if moved(staged) and _identity(staged) != _identity(target):
+        _remove(staged)
+    _remove(record / _OLD)
+    (record / SWAP_RECORD).unlink(missing_ok=True)    # the journal goes last but one: the rest is a plain partial
+    _remove(record)
+
+
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+@functools.lru_cache(maxsize=1)
+def _renameat2() -> Callable | None:
+    """glibc's renameat2 (Linux 3.15+, glibc 2.28+), or None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap the two existing paths ``a`` and ``b`` in one atomic step; False where the system or the file system
+    cannot (then nothing happened)."""
+    fn = _renameat2()
+    if fn is None:
+        return False
+    if fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EPERM):
+        return False
+    raise OSError(err, os.strerror(err), str(a), None, str(b))
 
 
 # -- small helpers ---------------------------------------------------------------------------------------------
