@@ -18,14 +18,12 @@ from typing import Any, Callable, NoReturn, Sequence
 
 from .errors import UserError
 from .interrupt import interrupt_normally
+from .io.limits import MAX_SIDE     # the one owner of frame-size bounds; --size takes the frames the readers take
 from .models.spynet import FLOW_RESOLUTIONS
 from .plan_args import add_plan_arguments
 from .threads import add_threads_option, set_threads
 
 EXIT_USER_ERROR = 2
-
-
-MAX_SIDE = 16384      # LR frame side for --size: far beyond 4K input, small enough that MAC sums stay exact
 
 
 class _Parser(argparse.ArgumentParser):

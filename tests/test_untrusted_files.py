@@ -447,3 +447,49 @@ def test_a_plan_file_nested_too_deep_or_holding_non_finite_numbers_is_one_line(t
     (tmp_path / "plan.json").write_text(text)
     refused(capsys, ["train", TINY_YAML, "--plan", tmp_path / "plan.json", "--run-dir", tmp_path / "run"], pattern)
     assert not (tmp_path / "run").exists()
+
+
+# -- training and validation data -----------------------------------------------------------------------------
+def _forged_clip(folder: Path, at: int, frames: int = 4) -> Path:
+    """A clip of ``frames`` valid 64x64 frames whose frame ``at`` declares 20000x20000 (a few hundred bytes)."""
+    small_clip(folder, frames=frames, h=64, w=64)
+    assert (folder / f"{at:04d}.png").is_file()
+    (folder / f"{at:04d}.png").write_bytes(forged_png(20000, 20000))
+    return folder
+
+
+@pytest.mark.parametrize("where, at", [("data", 0), ("data", 3), ("val", 2), ("lr-only", 1)])
+def test_a_20000_square_frame_in_training_or_validation_data_is_refused_before_training(
+        tmp_path, capsys, monkeypatch, no_decoding, no_inference, where, at):
+    """Training readers used to size a clip from its first PNG header unbounded, then decode every frame: a
+    forged frame anywhere in a training, validation or LR-only clip is now refused from its header in one line."""
+    clip = _forged_clip(tmp_path / "clips" / "a", at)
+    sets = {"data": ["data.root=" + str(clip.parent), "data.lr=BI"],
+            "val": ["val.root=" + str(clip), "val.lr_root=null", "data.lr=BI"],
+            "lr-only": ["data.kind=lr-only", "data.root=null", "data.lr_root=" + str(clip), "val.root=null",
+                        "val.lr_root=null", "stages=[sir, finetune]", "model.weights=" + str(tmp_path / "w.pth"),
+                        "sir.distill.sr_weight=1.0", "finetune.distill.sr_weight=1.0"]}[where]
+    save_model(tiny_model("basicvsr-uni", 16, 2), tmp_path / "w.pth")
+    argv = ["train", TINY_YAML, "--run-dir", tmp_path / "run"] + [a for s in sets for a in ("--set", s)]
+    refused(capsys, argv, rf"cannot read image .*a/{at:04d}\.png: frame size 20000x20000 \(HxW\) is outside "
+                          rf"1\.\.{MAX_SIDE} per side")
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_a_training_clip_mixing_frame_sizes_is_refused_at_discovery(tmp_path, capsys, no_inference):
+    clip = small_clip(tmp_path / "clips" / "a", frames=4, h=64, w=64)
+    small_clip(tmp_path / "odd", frames=1, h=64, w=80)
+    (tmp_path / "odd" / "0000.png").replace(clip / "0002.png")
+    refused(capsys, ["train", TINY_YAML, "--run-dir", tmp_path / "run", "--set", f"data.root={clip.parent}",
+                     "--set", "data.lr=BI"],
+            r"frame 0002\.png in .*a is 64x80 but 0000\.png is 64x64 \(HxW\): all frames must match")
+
+
+def test_refusing_a_forged_training_frame_costs_little_memory(tmp_path):
+    """The real entry point in a subprocess: its own peak RSS stays under the refusal budget (500 MB)."""
+    from tests.test_untrusted_input import assert_refused, run_entry
+
+    clip = _forged_clip(tmp_path / "clips" / "a", 0)
+    rc, err, peak = run_entry(tmp_path, "train", TINY_YAML, "--run-dir", tmp_path / "run",
+                              "--set", f"data.root={clip.parent}", "--set", "data.lr=BI")
+    assert_refused(rc, err, r"0000\.png: frame size 20000x20000 \(HxW\) is outside", peak)

@@ -11,18 +11,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
 from ..errors import ClipError, DatasetError
-from ..io.frames import IMAGE_EXTS, VIDEO_EXTS, find_clips, list_frames, natural_key, read_clip, read_frame
+from ..io.frames import (IMAGE_EXTS, VIDEO_EXTS, find_clips, list_frames, natural_key, probe_folder, read_clip,
+                         read_frame)
 from ..io.h5cache import CacheItem, H5Frames
 from ..io.source import FolderSource, open_source
 from .degrade import bd_degrade, bi_degrade
@@ -125,16 +124,20 @@ def _checked(pairs: list[tuple[str, Path, Path | None]], lr_mode: str, root: Pat
 
 
 def _frames_of(path: Path, what: str) -> tuple[tuple[Path, ...] | Path, int, tuple[int, int]]:
-    """Frame files (or the video), frame count and (H, W) of one clip, reading as little as possible."""
+    """Frame files (or the video), frame count and (H, W) of one clip. Every frame's header is read (nothing is
+    decoded): a frame past the size limits, or of another size than the first, is refused before training."""
     if path.is_file() and path.suffix.lower() in VIDEO_EXTS:
         clip = _video(path)
         return path, len(clip), clip.shape[1:3]
     if not path.is_dir():
         raise DatasetError(f"{what} clip not found: {path}")
-    files = tuple(list_frames(path))
-    if not files:
-        raise DatasetError(f"{what} clip {path} holds no frames ({', '.join(IMAGE_EXTS)})")
-    return files, len(files), _image_size(files[0])
+    try:
+        files = tuple(list_frames(path))
+        if not files:
+            raise DatasetError(f"{what} clip {path} holds no frames ({', '.join(IMAGE_EXTS)})")
+        return files, len(files), probe_folder(path, files)
+    except ClipError as e:
+        raise DatasetError(str(e)) from None
 
 
 def _record(name: str, gt_path: Path, lr_path: Path | None, lr_mode: str) -> ClipRecord:
@@ -149,18 +152,6 @@ def _record(name: str, gt_path: Path, lr_path: Path | None, lr_mode: str) -> Cli
             raise DatasetError(f"clip {name}: LR frames are {lr_size[0]}x{lr_size[1]} but GT frames are "
                                f"{gt_size[0]}x{gt_size[1]} (HxW; expected GT = {SCALE}x LR)")
     return ClipRecord(name, gt, lr, n, gt_size)
-
-
-def _image_size(path: Path) -> tuple[int, int]:
-    """(H, W) of an image: from the PNG header when possible (no decoding), else by reading it."""
-    if path.suffix.lower() == ".png":
-        with open(path, "rb") as fh:
-            head = fh.read(24)
-        if len(head) == 24 and head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
-            w, h = struct.unpack(">II", head[16:24])
-            return int(h), int(w)
-    img, _ = read_frame(path)
-    return img.shape[:2]
 
 
 _VIDEOS: dict[Path, np.ndarray] = {}
@@ -214,10 +205,12 @@ class FrameReader:
 
 
 def _read_png(path: Path) -> np.ndarray:
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:  # unusual pixel formats: the project's tolerant reader
+    """One frame as uint8 (H, W, 3) RGB, through the project's reader: its header is bounded by the frame-size
+    limits (``core.io.limits``) before anything is decoded, as for every other frame the tool reads."""
+    try:
         return read_frame(path)[0]
-    return img[:, :, ::-1]
+    except ClipError as e:
+        raise DatasetError(str(e)) from None
 
 
 def cache_key(rec: ClipRecord, which: str) -> str:

@@ -24,11 +24,14 @@ FORMAT_KEY = "ssl_vsr.format"
 FORMAT = "ssl-vsr-onnx"
 FORMAT_VERSION = "1"
 SCAN_NODES = {"backward": "backward_scan", "forward": "forward_scan"}
-MAX_SIDE = 8192          # the largest height/width the symbolic dims are declared for
+# The range torch.export is told the symbolic height/width dims take while tracing. Not a frame-size limit: those
+# are ``core.io.limits``'s alone, checked by every reader before a frame reaches any network.
+EXPORT_DIM_MAX = 8192
 
 
 def _dynamic_shapes(names: tuple[str, ...]) -> dict[str, dict[int, Dim]]:
-    n, h, w = Dim("batch", min=1, max=64), Dim("height", min=2, max=MAX_SIDE), Dim("width", min=2, max=MAX_SIDE)
+    n = Dim("batch", min=1, max=64)
+    h, w = Dim("height", min=2, max=EXPORT_DIM_MAX), Dim("width", min=2, max=EXPORT_DIM_MAX)
     return {name: {0: n, 2: h, 3: w} for name in names}
 
 
