@@ -262,3 +262,29 @@ def test_export_proves_a_checkpoint_with_the_networks_figure(tmp_path, gt) -> No
     assert base.pruned == mine.psnr and base.where == "all 4 frames of rand" and base.frames == 4
     assert base.reference == ("GT" if gt else "dense output") and (base.dense is not None) == gt
     assert base.bicubic == figures.get(BICUBIC, clip, dense).psnr
+
+
+def test_study_marks_no_unrelated_pruned_model(qtbot) -> None:
+    """A "pruned" model not derived from the dense one (another variant) gets no point on the dense model's front,
+    and no Prune-step plan stands in for it."""
+    from app.panels.study_panel import StudyPanel
+    from app.state import AppState, PrunedModel
+    from core.io.checkpoint import LoadedModel
+    from tests.study_support import study_model, tiny_clip
+
+    state = AppState()
+    panel = StudyPanel(state)
+    qtbot.addWidget(panel)
+    clip = tiny_clip(frames=2)
+    state.set_clip(ClipPair("demo-crop", FrameStore(clip.lr), FrameStore(clip.gt), Path("demo"), "given"))
+    state.set_model(LoadedModel(study_model(), Path("tiny.pth"), "plain"))
+    state.set_pruned(PrunedModel(tiny_model("basicvsr-uni", 8, 1), "file other.pth", path=Path("other.pth")))
+    assert not state.lineage().comparable
+    panel.kind.setCurrentIndex(panel.kind.findData("sweep"))
+    panel.ratios.setText("0.5")
+    with qtbot.waitSignal(panel.studyEnded, timeout=WAIT_MS) as ended:
+        assert panel.run() is not None
+    assert ended.args == ["finished"]
+    assert [p.label for p in panel.results["sweep"].points] == ["dense", "ratio 0.5"]
+    assert panel.pareto_chart.plan_cost is None
+    state.runner.wait_all(60_000)

@@ -176,6 +176,9 @@ class StudyPanel(QWidget):
             return None                        # measured: a point of its own, named
         size = result.clip.lr_size
         if s.pruned is not None:
+            lineage = s.lineage()
+            if lineage is not None and not lineage.comparable:
+                return None                    # not derived from this dense model: no place on its front
             figure = s.figure(s.pruned.model)
             if cost == "macs":
                 return frame_macs(s.pruned.model.spec, *size)[0] / 1e9, f"{pruned_label(s.pruned)} (not in this sweep)"
@@ -228,13 +231,15 @@ class StudyPanel(QWidget):
                                                control=job.control)
         ratios = parse_ratios(self.ratios.text())
         align = s.plan.settings.align if s.plan is not None and s.plan.settings is not None else RECOMMENDED_ALIGN
-        pruned = s.pruned if self.with_plan.isChecked() else None
+        lineage = s.lineage()
+        related = lineage is None or lineage.comparable         # an unrelated "pruned" model is no point of this front
+        pruned = s.pruned if self.with_plan.isChecked() and related else None
         label = pruned_label(pruned) if pruned is not None else ""
         every_frame = n == len(pair)
         extra = None
         if pruned is not None and not every_frame:       # measured by the sweep, on its frames
             extra = {label: pruned.model}
-        elif pruned is None and self.with_plan.isChecked() and s.plan is not None:
+        elif s.pruned is None and self.with_plan.isChecked() and s.plan is not None:
             extra = {"current plan": s.plan}
         figures = s.figures
 
