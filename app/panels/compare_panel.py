@@ -35,6 +35,7 @@ MODE_LABELS = {"side": "Side by side", "wipe": "Wipe A | B", "diff": "Difference
 PLAY_FPS = 8
 REFRESH_MS = 100            # while a comparison runs, the plot and the shown frame catch up this often
 MAX_MARKED_POINTS = 60      # longer PSNR series are drawn as lines only (300 markers a series slow each repaint)
+LEGEND_HEADROOM = 0.35      # of the curves' span, kept free above them for the legend
 LINEAGE_STYLE = {"unrelated": "color: #b00020; font-weight: bold;", "unverified": "color: #b36b00;",
                  "derived": "color: #1e7b34;"}
 LINEAGE_COLOR = {"unrelated": "#b00020", "unverified": "#b36b00", "derived": "#1e7b34"}
@@ -292,12 +293,18 @@ class ComparePanel(QWidget):
 
     def _update_curves(self) -> None:
         r = self.state.compare
+        shown: list[float] = []
         for name, curve in self.psnr_curves.items():
             values = list(r.psnr.get(name, [])) if r is not None else []
             symbol = "o" if len(values) <= MAX_MARKED_POINTS else None     # a marker per frame only on short clips
             if curve.opts["symbol"] != symbol:
                 curve.setSymbol(symbol)
             curve.setData(np.arange(len(values)), np.asarray(values, dtype=float))
+            shown += [v for v in values if math.isfinite(v)]
+        if shown:       # headroom above the curves for the legend (top right), which covered the top curve
+            lo, hi = min(shown), max(shown)
+            span = max(hi - lo, 0.5)
+            self.psnr_plot.setYRange(lo - 0.05 * span, hi + LEGEND_HEADROOM * span, padding=0)
         if r is not None and self.job is not None and not r.complete:
             done = {name: len(store) for name, store in (("bicubic", r.bicubic), *r.outputs.items())}
             self.timing.setText("Computing … frames done: " + ", ".join(f"{k} {v}/{len(r.clip)}"

@@ -352,9 +352,10 @@ class PrunePanel(QWidget):
         before = t.predict_ms(plan.spec_before)
         threads = re.search(r"\((\d+) threads?\)", t.key)
         threads = f"{threads.group(1)} thread{'s' if threads.group(1) != '1' else ''}, " if threads else ""
-        self.totals["latency"].setText(f"{before:.0f} → {after:.0f} ms  ({fps(after):.2f} fps, ×{before / after:.2f})")
-        self.latency_note.setText(f"↳ predicted for the network alone (no reading, streaming or writing frames), "
-                                  f"{threads}{t.size[0]}×{t.size[1]} LR (H×W); the measured time is Compare's")
+        self.totals["latency"].setText(f"{before:.0f} → {after:.0f} ms  (×{before / after:.2f})")
+        self.latency_note.setText(f"↳ {fps(after):.2f} fps; predicted for the network alone (no reading, streaming "
+                                  f"or writing frames), {threads}{t.size[0]}×{t.size[1]} LR (H×W); the measured "
+                                  "time is Compare's")
         self.latency_note.setVisible(True)
         self.latency_note.setToolTip(
             "Predicted from this device's latency table: the marginal time of one more frame of a whole-clip run "

@@ -28,7 +28,9 @@ class ScoreDistribution(pg.PlotWidget):
         self._region = pg.LinearRegionItem(movable=False, brush=pg.mkBrush(217, 83, 79, 50),
                                            pen=pg.mkPen(None))
         self._line = pg.InfiniteLine(angle=90, pen=pg.mkPen(SERIES_COLORS["pruned"], width=2),
-                                     label="threshold", labelOpts={"position": 0.97, "color": SERIES_COLORS["pruned"]})
+                                     label="threshold", labelOpts={"position": 0.97, "color": SERIES_COLORS["pruned"],
+                                                                    # below the top edge (centred, half was cut off)
+                                                                    "anchors": [(0, 0), (0, 0)]})
         for item in (self._hist, self._region, self._line):
             self.addItem(item)
         self._low = 0.0
