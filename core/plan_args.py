@@ -7,6 +7,7 @@ import argparse
 from dataclasses import dataclass
 
 from .errors import UserError
+from .models.spec import MAX_WIDTH
 from .ssl.criteria import CRITERIA, DEFAULT_CRITERION, REGISTRY
 from .ssl.plan import RECOMMENDED_ALIGN, Plan, plan_with
 from .ssl.scores import UnitScores
@@ -26,23 +27,31 @@ def _cap(text: str) -> tuple[str, float]:
     return name, cap
 
 
+# A latency target (ms per frame, or frames per second) past these is no target at all; bounding it keeps every
+# figure derived from it (the other unit, the messages that quote both) a plain number (1e-300 ms is 1e300 fps).
+TARGET_MIN, TARGET_MAX = 1e-9, 1e9
+
+
 def _positive(text: str) -> float:
     try:
         value = float(text)
-        if not value > 0:
+        if not TARGET_MIN <= value <= TARGET_MAX:       # also refuses NaN and infinities
             raise ValueError
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a positive number from {TARGET_MIN:g} to {TARGET_MAX:g}, "
+                                         f"got {text!r}") from None
     return value
 
 
 def _whole(text: str) -> int:
+    """A unit count (--min-keep, --align): 1 up to the widest layer a network may have (``MAX_WIDTH``); past that
+    it only ever means "keep every unit", which a plan at a ratio would report as pruning nothing."""
     try:
         value = int(text)
-        if value < 1:
+        if not 1 <= value <= MAX_WIDTH:
             raise ValueError
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to {MAX_WIDTH}, got {text!r}") from None
     return value
 
 

@@ -13,6 +13,7 @@ from .evaluate import paired_clips
 from .io.frames import list_frames, read_clip
 
 MIN_FRAMES = 2      # BasicVSR propagates features between neighbouring frames
+SSIM_MIN_SIDE = 10  # core.metrics.ssim's 11x11 Gaussian window needs more pixels than this per side
 
 
 def check_clip_length(n_frames: int | None, name: str) -> None:
@@ -30,6 +31,10 @@ def check_crop(crop_border: int, frame_hw: tuple[int, int], name: str) -> None:
     if 2 * crop_border >= min(h, w):
         raise UserError(f"--crop {crop_border} leaves no pixels of clip {name}'s {h}x{w} (height x width) frames "
                         f"(the largest crop is {(min(h, w) - 1) // 2})")
+    left = (h - 2 * crop_border, w - 2 * crop_border)
+    if min(left) <= SSIM_MIN_SIDE:      # found here, before inference, rather than by the metric after it
+        raise UserError(f"clip {name}: SSIM needs more than {SSIM_MIN_SIDE}x{SSIM_MIN_SIDE} pixels, and its "
+                        f"{h}x{w} (height x width) GT frames leave {left[0]}x{left[1]} after --crop {crop_border}")
 
 
 def check_eval_inputs(lr_root: str | Path, gt_root: str | Path, crop_border: int,

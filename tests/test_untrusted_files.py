@@ -473,7 +473,16 @@ def test_a_20000_square_frame_in_training_or_validation_data_is_refused_before_t
     argv = ["train", TINY_YAML, "--run-dir", tmp_path / "run"] + [a for s in sets for a in ("--set", s)]
     refused(capsys, argv, rf"cannot read image .*a/{at:04d}\.png: frame size 20000x20000 \(HxW\) is outside "
                           rf"1\.\.{MAX_SIDE} per side")
-    assert not (tmp_path / "run" / "checkpoints").exists()
+    assert not (tmp_path / "run").exists()          # refused before any work: not even an empty run folder
+
+
+def test_a_refused_run_leaves_a_folder_it_did_not_create_as_it_was(tmp_path, capsys):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "notes.txt").write_text("mine")
+    clip = _forged_clip(tmp_path / "clips" / "a", 0)
+    refused(capsys, ["train", TINY_YAML, "--run-dir", tmp_path / "run", "--set", f"data.root={clip.parent}",
+                     "--set", "data.lr=BI"], r"0000\.png: frame size 20000x20000")
+    assert (tmp_path / "run" / "notes.txt").read_text() == "mine"
 
 
 def test_a_training_clip_mixing_frame_sizes_is_refused_at_discovery(tmp_path, capsys, no_inference):
@@ -493,3 +502,29 @@ def test_refusing_a_forged_training_frame_costs_little_memory(tmp_path):
     rc, err, peak = run_entry(tmp_path, "train", TINY_YAML, "--run-dir", tmp_path / "run",
                               "--set", f"data.root={clip.parent}", "--set", "data.lr=BI")
     assert_refused(rc, err, r"0000\.png: frame size 20000x20000 \(HxW\) is outside", peak)
+
+
+# -- entries named like frames or videos that are no file to read ---------------------------------------------
+@pytest.mark.parametrize("kind, pattern", [
+    ("fifo", r"0002\.png is named like a frame but is not a regular file \(a device, FIFO or socket\)"),
+    ("device", r"0002\.png is named like a frame but is not a regular file"),
+    ("dangling", r"0002\.png is named like a frame but is a link to nothing \(or a link loop\)"),
+])
+def test_an_entry_named_like_a_frame_that_is_no_file_is_refused_not_skipped(tmp_path, capsys, model_file,
+                                                                          no_inference, kind, pattern):
+    """Such an entry used to be skipped without a word: 'wrote 2 frames' from a clip of three names."""
+    import os
+
+    clip = small_clip(tmp_path / "clip", frames=2)
+    if kind == "fifo":
+        os.mkfifo(clip / "0002.png")
+    else:
+        (clip / "0002.png").symlink_to("/dev/null" if kind == "device" else tmp_path / "gone.png")
+    refused(capsys, ["sr", model_file, clip, tmp_path / "out"], pattern)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_video_path_that_is_a_device_says_so(tmp_path, capsys, model_file):
+    (tmp_path / "clip.mp4").symlink_to("/dev/zero")
+    refused(capsys, ["sr", model_file, tmp_path / "clip.mp4", tmp_path / "out"],
+            r"cannot read video .*clip\.mp4: not a regular file \(a folder, device, FIFO or socket\)")

@@ -256,6 +256,8 @@ def test_small_yaml_with_aliases_still_loads():
     (b"sir:\n  ratio: " + b"1" * 5000 + b"\n", r"a value cannot be read"),
     (b"sir:\n  ratio: " + b"9" * 400 + b"\n", r"sir.ratio must be a finite number, got an integer of 400 digits"),
     (b"a: !!python/object:os.system {}\n", r"not valid YAML \(line 1, column 4: .*could not determine a constructor"),
+    (b"data:\n  patch_size: .nan\n", r"data\.patch_size must be an integer, got nan"),       # was a traceback
+    (b"data:\n  clip_length: -.inf\n", r"data\.clip_length must be an integer, got -inf"),
 ])
 def test_bad_yaml_files_are_one_short_line(tmp_path, capsys, content, pattern):
     (tmp_path / "c.yaml").write_bytes(content)
@@ -335,6 +337,21 @@ def no_inference(monkeypatch):
     (["sr", "{ckpt}", "{tmp}/missing", "{tmp}/out"], r"clip not found"),
     (["sr", "{ckpt}", "{ckpt}", "{tmp}/out"], r"neither a folder of frames nor a video|not a (clip|video)"),
     (["eval", "{ckpt}", "--lr", "{ckpt}", "--gt", "{two}/gt"], r"is a file, not a folder of clips"),
+    # the hostile pass after issue 20: each used to run (or fail after inference, or print a 300-digit number)
+    (["eval", "{ckpt}", "--lr", "{two}/lr", "--gt", "{two}/gt", "--crop", "11"],
+     r"clip a: SSIM needs more than 10x10 pixels, and its 32x40 \(height x width\) GT frames leave 10x18"),
+    (["plan", "{ckpt}", "--target-ms", "1e-300"], r"--target-ms: expected a positive number from 1e-09 to 1e\+09"),
+    (["plan", "{ckpt}", "--target-fps", "inf"], r"--target-fps: expected a positive number from 1e-09 to"),
+    (["prune", "{ckpt}", "--ratio", "0.5", "--align", "1" + "0" * 30, "--no-reconstruct", "--out", "{tmp}/p.pth"],
+     r"--align: expected a whole number from 1 to 1024"),
+    (["plan", "{ckpt}", "--ratio", "0.5", "--min-keep", "1000000"],
+     r"--min-keep: expected a whole number from 1 to 1024"),
+    (["export", "{ckpt}", "--format", "onnx", "--calib", "{two}/lr/a", "--out", "{tmp}/m.onnx"],
+     r"--calib and --calib-gt calibrate an int8 export; with --precision fp32 they would be read for nothing"),
+    (["export", "{ckpt}", "--format", "onnx", "--out", "{tmp}/m.h5"],
+     r"m\.h5 is named like an HDF5 report, but --format onnx writes an ONNX model: name it \*\.onnx"),
+    (["export", "{ckpt}", "--format", "h5", "--out", "{tmp}/r.pth"],
+     r"r\.pth is named like a PyTorch checkpoint, but --format h5 writes an HDF5 report: name it \*\.h5"),
 ])
 def test_bad_command_lines_are_one_line_before_inference(tmp_path, capsys, ckpt, clips, no_inference, argv, pattern):
     values = {"ckpt": ckpt, "tmp": tmp_path, **clips}
@@ -346,6 +363,8 @@ def test_bad_command_lines_are_one_line_before_inference(tmp_path, capsys, ckpt,
     (lambda p: p.write_bytes(b"version: 1\n"), r"neither a zip archive nor pickle data"),
     ("truncated", r"damaged checkpoint \(a zip archive whose end is missing"),
     ("zip", r"a zip archive but not a PyTorch checkpoint \(no data.pkl record\)"),
+    ("zip-without-version", r"a zip archive but not a PyTorch checkpoint \(no version record\)"),
+    ("link-loop", r"x\.pth: a link to nothing \(or a link loop\)$"),
 ])
 def test_files_that_are_no_checkpoint(tmp_path, capsys, ckpt, make, pattern):
     path = tmp_path / "x.pth"
@@ -354,6 +373,12 @@ def test_files_that_are_no_checkpoint(tmp_path, capsys, ckpt, make, pattern):
     elif make == "zip":
         with zipfile.ZipFile(path, "w") as zf:
             zf.writestr("notes.txt", "hello")
+    elif make == "zip-without-version":          # torch's own message for it was a paragraph asking for reports
+        with zipfile.ZipFile(path, "w") as zf:
+            zf.writestr("archive/data.pkl", b"not a pickle")
+    elif make == "link-loop":
+        path.symlink_to(tmp_path / "y.pth")
+        (tmp_path / "y.pth").symlink_to(path)
     else:
         make(path)
     cli_refusal(capsys, ["info", path], pattern)

@@ -32,6 +32,21 @@ def _refuse_if_not_worth_quantizing(model, calib, calib_gt) -> None:
     check_worth_quantizing(float_sr, calib, calib_gt)
 
 
+# File name endings that say what a file is: an export named with another format's is refused (a model.h5
+# holding ONNX, or an ONNX file named like a checkpoint, would be opened as what its name says).
+_NAMED_FORMATS = {".onnx": ("onnx", "an ONNX model"), ".h5": ("h5", "an HDF5 report"),
+                  ".hdf5": ("h5", "an HDF5 report"), ".pth": (None, "a PyTorch checkpoint"),
+                  ".pt": (None, "a PyTorch checkpoint")}
+_FORMAT_SUFFIX = {"onnx": ".onnx", "h5": ".h5"}
+
+
+def _refuse_other_format(out: str | Path, fmt: str) -> None:
+    named = _NAMED_FORMATS.get(Path(out).suffix.lower())
+    if named is not None and named[0] != fmt:
+        raise UserError(f"--out {out} is named like {named[1]}, but --format {fmt} writes "
+                        f"{_NAMED_FORMATS[_FORMAT_SUFFIX[fmt]][1]}: name it *{_FORMAT_SUFFIX[fmt]}")
+
+
 def export_file(model_path: str | Path, fmt: str, out: str | Path, *, precision: str = "fp32",
                 calib: str | Path | None = None, calib_gt: str | Path | None = None, max_drop: float = 0.3,
                 overwrite: bool = False, allow_nonfinite: bool = False, flow: str = "full",
@@ -52,6 +67,10 @@ def export_file(model_path: str | Path, fmt: str, out: str | Path, *, precision:
     claim_output(out, inputs=sources, overwrite=overwrite)
     if fmt != "onnx" and (precision != "fp32" or calib is not None or flow != "full"):
         raise UserError(f"--precision, --calib and --flow apply to --format onnx only, not {fmt}")
+    if precision != "int8" and (calib is not None or calib_gt is not None):
+        raise UserError("--calib and --calib-gt calibrate an int8 export; with --precision fp32 they would be read for "
+                        "nothing (add --precision int8, or leave them out)")
+    _refuse_other_format(out, fmt)
     if precision == "int8" and calib is None:
         raise CalibrationError("int8 needs calibration frames: give --calib CLIP (a frame folder or video "
                                "of the kind the model will see)")

@@ -50,7 +50,7 @@ def read_torch_file(path: str | Path) -> Any:
     """``torch.load`` with weights_only, turning every failure into a one-line CheckpointError."""
     p = Path(path)
     if not p.exists():
-        raise CheckpointError(f"{p}: no such file")
+        raise CheckpointError(f"{p}: " + ("a link to nothing (or a link loop)" if p.is_symlink() else "no such file"))
     if not p.is_file():
         raise CheckpointError(f"{p}: not a file (a checkpoint is a .pth/.pt file)")
     try:

@@ -98,8 +98,19 @@ def list_frames(folder: str | os.PathLike) -> list[Path]:
     """
     folder = Path(folder)
     files = sorted((p for p in folder.iterdir() if _is_image(p)), key=lambda p: natural_key(p.name))
+    _check_no_odd_frames(folder)
     _check_unique_names(folder, files)
     return files
+
+
+def _check_no_odd_frames(folder: Path) -> None:
+    """Refuse an entry named like a frame that is no file to read (a device, FIFO, socket, broken link or link
+    loop): skipped, it would be a frame lost without a word, and the clip one frame shorter."""
+    for p in folder.iterdir():
+        if p.suffix.lower() in IMAGE_EXTS and not p.name.startswith(".") and not p.is_file() and not p.is_dir():
+            kind = ("a link to nothing (or a link loop)" if p.is_symlink() and not p.exists()
+                    else "not a regular file (a device, FIFO or socket)")
+            raise ClipError(f"{p} is named like a frame but is {kind}: replace it with the image file, or remove it")
 
 
 def _check_unique_names(folder: Path, files: Sequence[Path]) -> None:

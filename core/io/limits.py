@@ -55,6 +55,8 @@ def check_file(path: Path) -> None:
         raise CheckpointError(f"{path}: not a PyTorch checkpoint (damaged zip archive: {e})") from None
     if not any(r.filename.endswith("/data.pkl") for r in records):
         raise CheckpointError(f"{path}: a zip archive but not a PyTorch checkpoint (no data.pkl record)")
+    if not any(r.filename.endswith("/version") for r in records):     # torch.save has written it since 1.6
+        raise CheckpointError(f"{path}: a zip archive but not a PyTorch checkpoint (no version record)")
     if len(records) > MAX_RECORDS:
         raise CheckpointError(f"{path}: zip archive holds {len(records)} records, more than a checkpoint "
                               f"has (limit {MAX_RECORDS})")

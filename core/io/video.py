@@ -152,7 +152,10 @@ class VideoSource:
             raise UserError(f"max_frames must be at least 1, got {max_frames}")
         self.max_frames = max_frames
         if not self.path.is_file():
-            raise ClipError(f"cannot read video {self.path}: no such file")
+            why = ("no such file" if not self.path.exists() and not self.path.is_symlink()
+                   else "a link to nothing (or a link loop)" if not self.path.exists()
+                   else "not a regular file (a folder, device, FIFO or socket)")
+            raise ClipError(f"cannot read video {self.path}: {why}")
         with self._open() as container:
             stream = container.streams.video[0]
             rate = _ntsc(_fraction(stream.average_rate) or _fraction(stream.guessed_rate))

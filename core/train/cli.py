@@ -27,7 +27,7 @@ from ..ssl.settings import PlanSettings
 from .config import load_config, plan_overrides
 from .logfile import event_to_json, format_event
 from .pipeline import RUN_CONFIG, run_training
-from .runfolder import RunFinished
+from .runfolder import RunFinished, forget_refused_run
 
 MAX_PLAN_BYTES = 16 * 2**20
 
@@ -63,6 +63,7 @@ def train_command(args: argparse.Namespace) -> int:
     config = load_config(config_path, overrides)
     sink = _JsonLines(sys.stdout) if args.json else _ProgressBar(sys.stderr)
     control = RunControl()
+    fresh = not args.resume and not run_dir.exists() and not run_dir.is_symlink()
     previous = signal.signal(signal.SIGINT, _on_interrupt(control))
     try:
         result = run_training(config, run_dir, sink, control, resume=bool(args.resume))
@@ -72,6 +73,10 @@ def train_command(args: argparse.Namespace) -> int:
     except RunFinished as done:         # not an error: the run is complete and was left as it was
         sys.stderr.write(f"{done}\n")
         return 0
+    except UserError:                   # refused before its first unit of work: no empty folder left behind
+        if fresh:
+            forget_refused_run(run_dir)
+        raise
     finally:
         signal.signal(signal.SIGINT, previous)
     sink.close()

@@ -139,6 +139,21 @@ def hold_run_dir(run_dir: Path, resume: bool) -> Iterator[None]:
         yield
 
 
+def forget_refused_run(run_dir: Path) -> None:
+    """Remove the folder a new run created and was refused in before it wrote anything but its marker: a refused
+    ``train`` (bad data, a bad teacher ...) into the default, time-stamped run folder would otherwise leave one
+    empty folder behind per try. Anything else in the folder (another run that took it since, a file of the
+    user's) keeps it as it is."""
+    with contextlib.suppress(OSError):
+        if [p.name for p in run_dir.iterdir()] != [RUN_MARKER]:
+            return
+        marker = run_dir / RUN_MARKER
+        if marker.is_symlink() or marker.read_bytes() != _MARKER_TEXT.encode():
+            return
+        marker.unlink()
+        run_dir.rmdir()
+
+
 def write_marker(run_dir: Path, finished: bool = False) -> None:
     """Mark the folder as a run's (a resume needs it), and when ``finished`` as a run that ended (a resume of
     it then changes nothing)."""
