@@ -528,3 +528,13 @@ def test_a_video_path_that_is_a_device_says_so(tmp_path, capsys, model_file):
     (tmp_path / "clip.mp4").symlink_to("/dev/zero")
     refused(capsys, ["sr", model_file, tmp_path / "clip.mp4", tmp_path / "out"],
             r"cannot read video .*clip\.mp4: not a regular file \(a folder, device, FIFO or socket\)")
+
+
+@pytest.mark.parametrize("which", ["input", "output"])
+def test_a_symbolic_link_loop_as_input_or_output_is_one_line(tmp_path, capsys, model_file, which):
+    """Path.resolve raised RuntimeError('Symlink loop ...') out of the output rule: a traceback."""
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    clip = small_clip(tmp_path / "clip")
+    argv = ["sr", model_file, tmp_path / "loop", tmp_path / "out"] if which == "input" else \
+        ["sr", model_file, clip, tmp_path / "loop"]
+    refused(capsys, argv, r"loop: a link loop \(a symbolic link that leads back to itself\)$")

@@ -68,7 +68,10 @@ _UMASK = _umask()   # read once: changing the umask briefly is not thread-safe
 
 
 def _resolved(path: PathLike) -> Path:
-    return Path(path).expanduser().resolve(strict=False)
+    try:
+        return Path(path).expanduser().resolve(strict=False)
+    except (RuntimeError, OSError):     # a symbolic link loop (RuntimeError before Python 3.13, OSError after)
+        raise UserError(f"{path}: a link loop (a symbolic link that leads back to itself)") from None
 
 
 def _same(a: Path, b: Path) -> bool:
