@@ -18,6 +18,7 @@ import numpy as np
 from core.data.degrade import bi_degrade
 from core.errors import ClipError
 from core.io.frames import list_frames, read_clip, read_frame
+from core.recover.calib import check_frames
 
 from .frame_store import FrameStore
 
@@ -107,3 +108,9 @@ def _check_pair(lr: FrameStore, gt: FrameStore, root: Path) -> None:
     gh, gw, _ = gt.frame_shape
     if (gh, gw) != (4 * h, 4 * w):
         raise ClipError(f"{root}: GT frames are {gh}×{gw} (H×W), expected 4× the LR {h}×{w} = {4 * h}×{4 * w}")
+
+
+def calibration_frames(clip: ClipPair, max_frames: int) -> np.ndarray:
+    """The clip's first ``max_frames`` LR frames, uint8 (T, h, w, 3), checked (``CalibrationError`` in one line)."""
+    n = min(len(clip.lr), max_frames)
+    return check_frames(np.stack([clip.lr[i] for i in range(n)]), f"clip {clip.name}")

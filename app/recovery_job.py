@@ -13,24 +13,18 @@ import numpy as np
 
 from core.events import Log, Progress
 from core.models.basicvsr import BasicVSR
-from core.recover.calib import CalibrationError, check_frames
+from core.recover.calib import CalibrationError
 from core.recover.reconstruct import STAGE, ReconstructSettings
 from core.ssl import Plan
 
-from .clips import ClipPair
+from .clips import ClipPair, calibration_frames
 from .formatting import seconds
 from .current_plan import CurrentPlan, ReconstructionFailed, Recovery, pruned_meta
 from .state import PrunedModel
 from .workers import Job
 
-__all__ = ["STAGE", "calibration_frames", "cut_origin", "cut_pruned", "is_reconstruct_progress", "show_progress",
+__all__ = ["STAGE", "cut_origin", "cut_pruned", "is_reconstruct_progress", "show_progress",
            "show_reconstruct_progress"]
-
-
-def calibration_frames(clip: ClipPair, max_frames: int) -> np.ndarray:
-    """The clip's first ``max_frames`` LR frames, uint8 (T, h, w, 3), checked (``CalibrationError`` in one line)."""
-    n = min(len(clip.lr), max_frames)
-    return check_frames(np.stack([clip.lr[i] for i in range(n)]), f"clip {clip.name}")
 
 
 def cut_origin(plan: Plan, recovery: Recovery | None) -> str:

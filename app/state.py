@@ -17,10 +17,11 @@ from core.io.checkpoint import LoadedModel, load_checkpoint
 from core.models.basicvsr import BasicVSR
 from core.errors import UserError
 from core.recover.status import RecoveryStatus, recovery_status
-from core.ssl import CRITERIA, Plan, UnitScores, compute_scores, plan_from_json
+from core.ssl import Plan, UnitScores, plan_from_json
 from core.ssl.lineage import Lineage, check_lineage
 
 from .clips import ClipPair, load_clip_pair
+from .criterion_scores import FRAME_CRITERIA, clip_scores, weight_scores
 from .current_plan import CurrentPlan
 from .figures import Figure, Figures
 from .frame_store import FrameStore
@@ -79,6 +80,7 @@ class AppState(QObject):
     clipChanged = Signal()
     planChanged = Signal()
     compareChanged = Signal()
+    scoresChanged = Signal()           # the frame-measured criteria were (re)measured on the current clip
     error = Signal(str, object, str)   # title, exception, traceback
     message = Signal(str)              # one line for the status bar
 
@@ -135,7 +137,8 @@ class AppState(QObject):
                                         loaded.meta))
             return
         self.model = loaded
-        self._scores = dict(scores) if scores is not None else {c: compute_scores(loaded.model, c) for c in CRITERIA}
+        self._scores = dict(scores) if scores is not None else {**weight_scores(loaded.model),
+                                                                **clip_scores(loaded.model, self.clip)}
         self.plan = None
         self.current.set(None)
         if self.current.recovery is not None:
@@ -159,10 +162,28 @@ class AppState(QObject):
     def set_clip(self, clip: ClipPair) -> None:
         self.clip = clip
         self.compare = None
+        self._rescore_on_clip()
         self.clipChanged.emit()
         self.compareChanged.emit()
         self.message.emit(f"clip {clip.name}: {len(clip.lr)} frames, {clip.lr_size[0]}×{clip.lr_size[1]} LR (H×W)"
                           + ("" if clip.gt is not None else ", no ground truth"))
+
+    def _rescore_on_clip(self) -> None:
+        """Drop the frame-measured scores of the previous clip and measure them on this one, in the background."""
+        if self.model is None or not FRAME_CRITERIA:
+            return
+        for c in FRAME_CRITERIA:
+            self._scores.pop(c, None)
+        self.scoresChanged.emit()
+        model, clip = self.model, self.clip
+
+        def done(scores: dict[str, UnitScores]) -> None:
+            if self.model is model and self.clip is clip:      # still the model and clip they were measured for
+                self._scores.update(scores)
+                self.scoresChanged.emit()
+
+        self.runner.start(f"measure units on {clip.name}", lambda _: clip_scores(model.model, clip),
+                          on_success=done, on_failure=lambda e, t: self.error.emit("Cannot measure the units", e, t))
 
     def set_plan(self, plan: Plan | None, target_ms: float | None = None) -> None:
         """The Prune step's plan; ``self.current`` owns it and its pruned network (``target_ms``: made for one)."""
@@ -193,8 +214,10 @@ class AppState(QObject):
         def work(_: Job) -> tuple[LoadedModel, dict[str, UnitScores] | None]:
             loaded = load_checkpoint(path)
             pruned = as_pruned if as_pruned is not None else loaded.is_pruned
-            scores = None if pruned else {c: compute_scores(loaded.model, c) for c in CRITERIA}
+            scores = None if pruned else {**weight_scores(loaded.model), **clip_scores(loaded.model, clip)}
             return loaded, scores
+
+        clip = self.clip
 
         def done(out: tuple[LoadedModel, dict[str, UnitScores] | None]) -> None:
             self.set_model(*out, as_pruned=as_pruned)

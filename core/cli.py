@@ -211,13 +211,30 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_for_plan(args: argparse.Namespace):
+def _calibration_clip(args: argparse.Namespace, needed: bool):
+    """(clip path, its frames) when ``needed`` (checked before any work: one line and exit 2 otherwise), or None.
+    The clip is ``--calib``, or the bundled demo clip."""
+    from .io.demo import demo_clip_dir
+    from .recover.calib import read_calibration
+    from .recover.reconstruct import ReconstructSettings
+
+    if not needed:
+        return None
+    calib = args.calib or str(demo_clip_dir() / "BIx4")
+    return calib, read_calibration(calib, ReconstructSettings().frames_to_read)
+
+
+def _load_for_plan(args: argparse.Namespace, calib=None):
+    """The checkpoint and the plan the arguments describe; a criterion measured on frames reads ``calib``'s
+    (the frames reconstruction fits on)."""
     from .io.checkpoint import load_checkpoint
-    from .plan_args import plan_from_args
-    from .ssl import compute_scores
+    from .plan_args import check_plan_args, plan_from_args
+    from .ssl import scores_on
 
     loaded = load_checkpoint(args.checkpoint, allow_nonfinite=args.allow_nonfinite)
-    outcome = plan_from_args(args, compute_scores(loaded.model, args.criterion))
+    check_plan_args(args, loaded.model.spec)          # before a criterion measured on frames runs the network
+    frames, source = (None, None) if calib is None else (calib[1], Path(calib[0]).name)
+    outcome = plan_from_args(args, scores_on(loaded.model, args.criterion, frames, source))
     return loaded, outcome
 
 
@@ -248,7 +265,13 @@ def plan_table(plan) -> str:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    _, outcome = _load_for_plan(args)
+    from .ssl import get_criterion
+
+    needs = get_criterion(args.criterion).needs_frames
+    if args.calib is not None and not needs:
+        raise UserError(f"--calib is the clip the {args.criterion!r} criterion would be measured on; it measures "
+                        f"weights alone (use --criterion contribution, or leave --calib out)")
+    _, outcome = _load_for_plan(args, _calibration_clip(args, needs))
     plan = outcome.plan
     data = {**plan.to_json(), "predicted_ms_per_frame": outcome.predicted_ms, "target_ms": outcome.target_ms}
     _emit(args, data, "\n".join([plan_table(plan), *_latency_line(outcome)]))
@@ -268,32 +291,31 @@ def _event_bar(bar: "Callable[[int, int], None]"):
 
 def cmd_prune(args: argparse.Namespace) -> int:
     from .io.checkpoint import ReloadCheck, save_model
-    from .io.demo import demo_clip_dir
     from .io.output import claim_output
-    from .recover.calib import read_calibration
     from .recover.reconstruct import ReconstructSettings, reconstruct
     from .recover.status import RAW_CUT_TRAINING, RECONSTRUCTION_KEY, recovery_status
-    from .ssl import prune_to_plan
+    from .ssl import get_criterion, prune_to_plan
 
     claim_output(args.out, inputs=[args.checkpoint], overwrite=args.overwrite)
     settings = ReconstructSettings()
-    calib = None
-    if not args.no_reconstruct:           # the calibration clip is checked before any work
-        calib = args.calib or str(demo_clip_dir() / "BIx4")
-        frames = read_calibration(calib, settings.frames_to_read)
-    elif args.calib is not None:
-        raise UserError("--calib calibrates the reconstruction: it cannot go with --no-reconstruct")
-    loaded, outcome = _load_for_plan(args)
+    measured = get_criterion(args.criterion).needs_frames
+    if args.no_reconstruct and args.calib is not None and not measured:
+        raise UserError("--calib calibrates the reconstruction (and a criterion measured on frames): it cannot go "
+                        "with --no-reconstruct and a weight criterion")
+    calib = _calibration_clip(args, measured or not args.no_reconstruct)    # checked before any work
+    loaded, outcome = _load_for_plan(args, calib)
     plan = outcome.plan
     pruned = prune_to_plan(loaded.model, plan)
     meta = {"source": str(loaded.path), "source_format": loaded.source_format, "ratio": plan.requested_ratio,
             "achieved_ratio": plan.achieved_ratio, "criterion": args.criterion, "align": args.align,
             "min_keep": args.min_keep, "training": RAW_CUT_TRAINING, "plan": plan.to_json(scores=True),
             "predicted_ms_per_frame": outcome.predicted_ms}
+    if measured:
+        meta["criterion_clip"] = Path(calib[0]).name
     report = None
-    if calib is not None:
+    if not args.no_reconstruct:
         bar = _progress("reconstruct", args.json)
-        pruned, report = reconstruct(loaded.model, pruned, plan, frames, settings, calib_name=Path(calib).name,
+        pruned, report = reconstruct(loaded.model, pruned, plan, calib[1], settings, calib_name=Path(calib[0]).name,
                                      sink=_event_bar(bar))
         bar.close()
         meta[RECONSTRUCTION_KEY] = report.to_meta()
@@ -414,12 +436,16 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "prune":
             sp.add_argument("--out", required=True, help="pruned model file to write")
             sp.add_argument("--calib", default=None, metavar="CLIP",
-                            help="LR clip (frame folder or video, no ground truth) to reconstruct the cut on: the "
-                                 "pruned layers are refitted to the dense network's activations (default: the "
-                                 "bundled demo clip; your own video recovers more)")
+                            help="LR clip (frame folder or video, no ground truth) to reconstruct the cut on (the "
+                                 "pruned layers are refitted to the dense network's activations) and that the "
+                                 "contribution criterion is measured on (default: the bundled demo clip; your own "
+                                 "video recovers more)")
             sp.add_argument("--no-reconstruct", action="store_true",
                             help="write the raw cut (no reconstruction): a starting point for training only")
             overwrite_flag(sp)
+        else:
+            sp.add_argument("--calib", default=None, metavar="CLIP",
+                            help="LR clip the contribution criterion is measured on (default: the demo clip)")
         nonfinite_flag(sp)
         json_flag(sp)
 

@@ -7,11 +7,12 @@ import argparse
 from dataclasses import dataclass
 
 from .errors import UserError
-from .models.spec import MAX_WIDTH
+from .models.spec import MAX_WIDTH, ArchSpec
 from .ssl.criteria import CRITERIA, DEFAULT_CRITERION, REGISTRY
-from .ssl.plan import RECOMMENDED_ALIGN, Plan, plan_with
+from .ssl.plan import RECOMMENDED_ALIGN, Plan, check_ratio, plan_with
 from .ssl.scores import UnitScores
 from .ssl.settings import PlanSettings, unknown_layer_message
+from .ssl.units import prunable_layers
 
 
 def _cap(text: str) -> tuple[str, float]:
@@ -84,14 +85,23 @@ class PlanOutcome:
     target_ms: float | None = None
 
 
-def plan_from_args(args: argparse.Namespace, scores: UnitScores) -> PlanOutcome:
-    """The plan the command line describes, on ``scores``; UserError for unknown layers or unmet targets."""
+def check_plan_args(args: argparse.Namespace, spec: ArchSpec) -> PlanSettings:
+    """The plan settings the command line gives, checked against ``spec``'s layers before any scoring (a criterion
+    measured on frames runs the network: a bad ratio or layer name is refused first)."""
+    if args.ratio is not None:
+        check_ratio(args.ratio)
     settings = PlanSettings(args.ratio if args.ratio is not None else 0.0, args.criterion, args.min_keep,
                             args.align, tuple(args.lock), tuple(args.max_ratio))
-    names = [l.name for l in scores.layers]
+    names = [l.name for l in prunable_layers(spec)]
     for name in (*settings.locks, *(k for k, _ in settings.caps)):
         if name not in names:
             raise UserError(unknown_layer_message(name, names))
+    return settings
+
+
+def plan_from_args(args: argparse.Namespace, scores: UnitScores) -> PlanOutcome:
+    """The plan the command line describes, on ``scores``; UserError for unknown layers or unmet targets."""
+    settings = check_plan_args(args, scores.spec)
     size = tuple(args.size)
     target = args.target_ms if args.target_ms is not None else (
         1000.0 / args.target_fps if args.target_fps is not None else None)

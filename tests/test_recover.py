@@ -60,7 +60,7 @@ def test_lowers_the_error_on_frames_it_was_not_calibrated_on(demo_lr, variant):
     assert report.to_meta()["heldout_frames"] == 4 and "4 later frames" in report.summary()
 
 
-@pytest.mark.parametrize("available, split", [(30, (15, 5)), (20, (15, 5)), (10, (5, 5)), (4, (3, 1)), (3, (3, 0))])
+@pytest.mark.parametrize("available, split", [(30, (8, 5)), (13, (8, 5)), (10, (5, 5)), (4, (3, 1)), (3, (3, 0))])
 def test_holds_out_the_last_frames_while_enough_remain_to_fit(available, split):
     from core.recover.reconstruct import _split
 
@@ -167,9 +167,9 @@ def test_bad_calibration_is_one_line_before_any_work(tmp_path, dense_file, demo_
         assert not out.exists() and time.perf_counter() - started < 5
 
 
-def test_calib_with_no_reconstruct_is_refused(tmp_path, dense_file, capsys):
-    rc = main(["prune", str(dense_file), "--ratio", "0.5", "--no-reconstruct", "--calib", "x", "--out",
-               str(tmp_path / "p.pth")])
+def test_calib_with_no_reconstruct_and_a_weight_criterion_is_refused(tmp_path, dense_file, capsys):
+    rc = main(["prune", str(dense_file), "--ratio", "0.5", "--criterion", "l1", "--no-reconstruct", "--calib", "x",
+               "--out", str(tmp_path / "p.pth")])
     assert rc == 2 and "--no-reconstruct" in capsys.readouterr().err
 
 

