@@ -51,7 +51,6 @@ class ReconstructSettings:
     rows: int = 16384             # pixel rows sampled per layer for its normal equations
     ridge: float = 1e-2           # relative to the mean diagonal of xᵀx, towards the cut's own weights
     rounds: int = 2               # rounds after the teacher-forced one, each from states one step further off
-    closed_rounds: int = 0        # then rounds on the pruned network's own closed-loop states
     head_crop: int = 48           # LR side of the per-frame crops the head is fitted on
     seed: int = 0
 
@@ -334,7 +333,7 @@ def reconstruct(dense: BasicVSR, pruned: BasicVSR, plan: Plan, frames: np.ndarra
     teacher = copy.deepcopy(teacher).float().eval()          # its own copy: nobody else's module is touched
     student = copy.deepcopy(pruned).float().eval()
     kept = {l.name: torch.tensor(l.kept, dtype=torch.long, device=device) for l in plan.layers}
-    fitter = _Fitter(settings, count_fits(student, settings.rounds + settings.closed_rounds), sink, control)
+    fitter = _Fitter(settings, count_fits(student, settings.rounds), sink, control)
 
     trace_d = _record(teacher, x)
     reference = _outputs(teacher, trace_d)
@@ -349,16 +348,12 @@ def reconstruct(dense: BasicVSR, pruned: BasicVSR, plan: Plan, frames: np.ndarra
             seconds=time.perf_counter() - started, psnr_after=psnr_raw, layers_refit=0, layers_kept=0,
             **_heldout(teacher, student, x_all, n_hold, same_flow))
     inputs_d = {b: trace_d.trunk_inputs(teacher, b) for b in student.trunks()}
-    for steps in range(settings.rounds + settings.closed_rounds + 1):
+    for steps in range(settings.rounds + 1):
         # Round r: every step's trunk reads the state the pruned network reaches r steps after a dense state
         # (r = 0: teacher-forced), so each round teaches it to pull a state drifted one step further back.
-        closed = _record(student, x, trace_d.flows if same_flow else None) if steps > settings.rounds else None
         for branch, trunk in student.trunks().items():
-            if closed is not None:
-                inputs_p = closed.trunk_inputs(student, branch)
-            else:
-                inputs_p = inputs_d[branch] if steps == 0 else _rollout(student, trace_d, branch, steps).trunk_inputs(
-                    student, branch)
+            inputs_p = inputs_d[branch] if steps == 0 else _rollout(student, trace_d, branch, steps).trunk_inputs(
+                student, branch)
             _fit_trunk(branch, teacher.trunks()[branch], trunk, inputs_d[branch], inputs_p, kept, fitter,
                        fit_input=steps > 0)
     trace_p = _record(student, x, trace_d.flows if same_flow else None)
