@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pyqtgraph as pg
 
-from core.ssl import UnitScores
+from core.ssl import REGISTRY, UnitScores
 
 from .palette import SERIES_COLORS
 
@@ -51,7 +51,9 @@ class ScoreDistribution(pg.PlotWidget):
         counts, edges = np.histogram(values, bins=BINS, range=(lo, hi))
         self._hist.setData(edges, counts)
         self._low = lo
-        self.setLabel("bottom", f"log10 {'L1 norm' if scores.criterion == 'l1' else '|γ|'} of each unit")
+        # The criterion's own measure (its registry entry): "|γ|" under an L1 ranking was a wrong axis.
+        criterion = REGISTRY.get(scores.criterion)
+        self.setLabel("bottom", f"log10 of each unit's {criterion.axis_label if criterion else 'score'}")
         self.setXRange(lo, hi, padding=0.02)
 
     def set_threshold(self, threshold: float) -> None:
