@@ -137,8 +137,7 @@ class AppState(QObject):
                                         loaded.meta))
             return
         self.model = loaded
-        self._scores = dict(scores) if scores is not None else {**weight_scores(loaded.model),
-                                                                **clip_scores(loaded.model, self.clip)}
+        self._scores = dict(scores) if scores is not None else weight_scores(loaded.model)
         self.plan = None
         self.current.set(None)
         if self.current.recovery is not None:
@@ -146,6 +145,7 @@ class AppState(QObject):
         if self.pruned is not None and self.pruned.plan is not None and self.pruned.path is None:
             self.set_pruned(None)      # a plan applied here belongs to the previous dense model (files stay)
         self.modelChanged.emit()
+        self._rescore_on_clip()            # the frame-measured criteria follow, in the background
         self.message.emit(f"loaded {loaded.path.name} ({loaded.source_format})")
         self._warn_lineage()
 
@@ -169,7 +169,8 @@ class AppState(QObject):
                           + ("" if clip.gt is not None else ", no ground truth"))
 
     def _rescore_on_clip(self) -> None:
-        """Drop the frame-measured scores of the previous clip and measure them on this one, in the background."""
+        """Drop the frame-measured scores of the previous clip (or model) and measure them on the current clip (the
+        demo clip while none is open), in the background: loading a model does not wait for them."""
         if self.model is None or not FRAME_CRITERIA:
             return
         for c in FRAME_CRITERIA:
@@ -182,7 +183,8 @@ class AppState(QObject):
                 self._scores.update(scores)
                 self.scoresChanged.emit()
 
-        self.runner.start(f"measure units on {clip.name}", lambda _: clip_scores(model.model, clip),
+        where = clip.name if clip is not None else "the demo clip"
+        self.runner.start(f"measure units on {where}", lambda _: clip_scores(model.model, clip),
                           on_success=done, on_failure=lambda e, t: self.error.emit("Cannot measure the units", e, t))
 
     def set_plan(self, plan: Plan | None, target_ms: float | None = None) -> None:
@@ -214,10 +216,8 @@ class AppState(QObject):
         def work(_: Job) -> tuple[LoadedModel, dict[str, UnitScores] | None]:
             loaded = load_checkpoint(path)
             pruned = as_pruned if as_pruned is not None else loaded.is_pruned
-            scores = None if pruned else {**weight_scores(loaded.model), **clip_scores(loaded.model, clip)}
+            scores = None if pruned else weight_scores(loaded.model)
             return loaded, scores
-
-        clip = self.clip
 
         def done(out: tuple[LoadedModel, dict[str, UnitScores] | None]) -> None:
             self.set_model(*out, as_pruned=as_pruned)

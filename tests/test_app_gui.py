@@ -23,6 +23,7 @@ from app.widgets.layer_table import LOCK  # noqa: E402
 from core.io.checkpoint import load_checkpoint, save_model  # noqa: E402
 from core.io.demo import demo_clip_dir  # noqa: E402
 from core.io.weights import official_weight  # noqa: E402
+from core.ssl import DEFAULT_CRITERION  # noqa: E402
 from core.models.basicvsr import BasicVSR  # noqa: E402
 from core.models.spec import dense_spec  # noqa: E402
 from core.deploy import example_input  # noqa: E402
@@ -42,8 +43,11 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 
 
 def open_checkpoint(qtbot, w: MainWindow, path: Path) -> None:
+    """Open a dense checkpoint and wait for its units to be scored (the frame-measured default follows the load)."""
     with qtbot.waitSignal(w.state.modelChanged, timeout=LOAD_MS):
         w.open_path(path)
+    if w.state.model is not None and w.state.model.path == Path(path):       # it became the dense model
+        qtbot.waitUntil(lambda: w.state.scores(DEFAULT_CRITERION) is not None, timeout=LOAD_MS)
 
 
 def open_demo_clip(qtbot, w: MainWindow) -> None:
