@@ -50,7 +50,7 @@ def test_mean_abs_divides_l1_by_each_units_weight_count():
 
 
 def test_a_new_criterion_is_one_registry_entry(monkeypatch):
-    monkeypatch.setitem(REGISTRY, "position", Criterion("position", "Position", "later units first", lambda m, l:
+    monkeypatch.setitem(REGISTRY, "position", Criterion("position", "Position", "later units first", lambda m, l, _a:
                                                         torch.arange(l.size, 0, -1, dtype=torch.float64), "pos"))
     plan = make_plan(compute_scores(tiny_model(), "position"), 0.25, align=1)
     assert plan.criterion == "position" and all(l.kept == tuple(range(l.n_kept)) for l in plan.layers)

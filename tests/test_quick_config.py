@@ -41,6 +41,6 @@ def test_quick_config_schedule_stays_short():
 
 
 def test_official_weights_name_resolves():
-    from core.train.pipeline import _official
+    from core.io.weights import weights_file
 
-    assert _official(load_config(QUICK).model.weights) == official("REDS4")
+    assert weights_file(load_config(QUICK).model.weights, "model.weights") == official("REDS4")
