@@ -58,7 +58,10 @@ def open_demo_clip(qtbot, w: MainWindow) -> None:
 def move_slider(qtbot, w: MainWindow, ratio: float) -> None:
     panel = w.panels["prune"]
     with qtbot.waitSignal(panel.planUpdated, timeout=5000):
-        panel.ratio.slider.setValue(round(ratio * 1000))
+        if panel.ratio.slider.value() == round(ratio * 1000):
+            panel.replan()                 # already there (the plan came with the scores): show it again
+        else:
+            panel.ratio.slider.setValue(round(ratio * 1000))
 
 
 # -- window ------------------------------------------------------------------------------------------

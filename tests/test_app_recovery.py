@@ -40,7 +40,7 @@ from tests.qt_support import dialogs, window  # noqa: E402,F401  (fixtures)
 
 FRAMES = 6
 WAIT_MS = 240_000
-FAST = ReconstructSettings(max_frames=4, rows=8192)        # seconds on the tiny model
+FAST = ReconstructSettings(max_frames=4, holdout=2, rows=8192)   # seconds on the tiny model; 6-frame clips
 QUICK = Path(__file__).resolve().parents[1] / "resources" / "configs" / "quick.yaml"
 
 
