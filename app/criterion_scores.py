@@ -3,11 +3,13 @@
 clip while no clip is open, as the command line does."""
 from __future__ import annotations
 
+import numpy as np
+
 from core.io.demo import demo_clip_dir
 from core.recover.calib import CALIB_FRAMES, read_calibration
 from core.ssl import CRITERIA, REGISTRY, UnitScores, compute_scores, scores_on
 
-from .clips import ClipPair, calibration_frames
+from .clips import ClipPair
 
 FRAME_CRITERIA = tuple(c for c in CRITERIA if REGISTRY[c].needs_frames)
 
@@ -23,5 +25,6 @@ def clip_scores(model, clip: ClipPair | None) -> dict[str, UnitScores]:
     if clip is None:
         frames, name = read_calibration(demo_clip_dir() / "BIx4", CALIB_FRAMES), "demo clip"
     else:
-        frames, name = calibration_frames(clip, CALIB_FRAMES), clip.name
+        # the clip's own frames as they are: scores_on checks them (two frames are enough to measure)
+        frames, name = np.stack([clip.lr[i] for i in range(min(len(clip.lr), CALIB_FRAMES))]), clip.name
     return {c: scores_on(model, c, frames, name) for c in FRAME_CRITERIA}
