@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import copy
 
-import numpy as np
-
 from core.events import Log, Progress
 from core.models.basicvsr import BasicVSR
 from core.recover.calib import CalibrationError
