@@ -51,7 +51,7 @@ def main() -> int:
             study.granularity.setCurrentIndex(study.granularity.findData("segment"))
             study.run()
             wait_for(study.studyEnded, 3600)
-        shoot(window, "study", name)
+        shoot(window, "study", name, OUT)
     window.state.runner.wait_all(600_000)      # the start-up warm-up job, on a busy CPU
     window.close()
     return 0

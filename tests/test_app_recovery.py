@@ -279,7 +279,7 @@ def test_export_refuses_a_raw_cut_int8_and_shows_dense_and_bicubic(qtbot, window
     base = done.args[0][0].baseline
     assert base is not None and base.reference == "GT" and base.frames == FRAMES and base.dense is not None
     assert model.text(6) == f"{done.args[0][0].proof.y_psnr:.2f} · {base.dense:.2f} · {base.bicubic:.2f} dB vs GT"
-    assert export.results.headerItem().text(6) == "Y-PSNR vs GT: file · dense · bicubic"
+    assert export.results.headerItem().text(6) == "Y-PSNR vs GT:\nfile · dense · bicubic"
     assert f"all {FRAMES} frames of clip" in export.results_note.text()                # which frames
     assert recovery_status(load_checkpoint(tmp_path / "out" / "basicvsr_pruned.pth").meta, True).raw_cut
     assert w.isVisible() and not [d for d in dialogs if d[0] != "question"], dialogs

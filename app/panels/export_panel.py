@@ -11,9 +11,10 @@ a model that is no longer the current one are marked as such.
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QEvent, QObject, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QCheckBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
                                QHeaderView, QLabel, QLineEdit, QProgressBar, QPushButton, QTreeWidget,
@@ -36,13 +37,18 @@ from ..recovery_job import cut_pruned, is_reconstruct_progress, show_progress, s
 from ..state import AppState
 from ..workers import Job
 
-PSNR_HEADER = "Y-PSNR: file · dense · bicubic"
-MS_HEADER = "ms/frame, streamed (H×W)"
-COLUMNS = ["File", "Result", "Size", "Precision", "Verified T×H×W (max |diff|)", MS_HEADER,
+# Long headers on two lines: on one they alone widened their columns enough to push Details off the table.
+PSNR_HEADER = "Y-PSNR:\nfile · dense · bicubic"
+MS_HEADER = "ms/frame,\nstreamed (H×W)"
+COLUMNS = ["File", "Result", "Size", "Precision", "Verified T×H×W\n(max |diff|)", MS_HEADER,
            PSNR_HEADER, "Details"]
 PSNR_COLUMN = COLUMNS.index(PSNR_HEADER)
 DETAILS_COLUMN = COLUMNS.index("Details")
 STALE_COLOR = "#8a8a8a"
+DETAILS_MIN_WIDTH = 200     # pixels of the viewport Details keeps (the rest of its text is in the tooltip)
+# The columns that give way to Details: a file's name (the Files box above spells it out) and the shapes it was
+# verified at (the same three for every ONNX file); the verdicts and figures stay whole.
+ELIDABLE_COLUMNS = (COLUMNS.index("File"), COLUMNS.index("Verified T×H×W\n(max |diff|)"))
 
 
 class ExportPanel(QWidget):
@@ -83,16 +89,33 @@ class ExportPanel(QWidget):
         self._results_origin = ""
         self._results_where = ""                   # "all 24 frames of demo": what the proofs ran on
         self._results_figures = ""                 # the network's, dense's and bicubic's figures on those frames
-        self.results.header().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        # Details fill what is left (elided, whole in the tooltip): sized to its contents it pushed the table into
-        # a horizontal scroll on a 1280-pixel screen. A refusal's reason gets a row of its own under the file.
-        self.results.header().setSectionResizeMode(DETAILS_COLUMN, QHeaderView.ResizeMode.Stretch)
+        # The columns before Details are sized by _fit_columns (still draggable); Details, the last, fills what is
+        # left (elided, whole in the tooltip). A refusal's reason gets a row of its own under the file.
+        self.results.header().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.results.header().setStretchLastSection(True)
+        self.results.viewport().installEventFilter(self)
         self._build(browse)
         self.export_button.clicked.connect(self.export)
         for signal in (state.prunedChanged, state.planChanged, state.modelChanged, state.current.recoveryChanged):
             signal.connect(self._refresh)
         self._refresh()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """Refit the columns whenever the table's viewport changes width (window resized, scroll bar shown)."""
+        if watched is self.results.viewport() and event.type() == QEvent.Type.Resize:
+            self._fit_columns()
+        return super().eventFilter(watched, event)
+
+    def _fit_columns(self) -> None:
+        """Each column before Details as wide as its contents and header, the ELIDABLE_COLUMNS giving way (elided,
+        whole in the tooltip) so that Details keeps DETAILS_MIN_WIDTH pixels inside the viewport: sized to their
+        contents, those columns pushed Details past the right edge of a 1280-pixel screen."""
+        header = self.results.header()
+        wanted = [max(self.results.sizeHintForColumn(c), header.sectionSizeHint(c)) for c in range(DETAILS_COLUMN)]
+        room = self.results.viewport().width() - DETAILS_MIN_WIDTH
+        widths = fit_widths(wanted, room, header.minimumSectionSize(), ELIDABLE_COLUMNS)
+        for column, width in enumerate(widths):
+            header.resizeSection(column, width)
 
     def _build(self, browse: QPushButton) -> None:
         where = QGroupBox("Destination")
@@ -305,16 +328,33 @@ class ExportPanel(QWidget):
         header.setToolTip(PSNR_COLUMN, _psnr_header(base, long=True))
         for outcome in results:
             item = _result_item(outcome)
+            for column in range(DETAILS_COLUMN):     # a column narrowed by _fit_columns shows its text elided
+                item.setToolTip(column, item.text(column))
             self.results.addTopLevelItem(item)
             if item.childCount():
                 item.setExpanded(True)
                 item.child(0).setFirstColumnSpanned(True)
+        self._fit_columns()
         self._mark_results()
         self.exportFinished.emit(results)
         refused = [o for o in results if isinstance(o.result, NotWorthQuantizingError)]
         self.state.message.emit("export finished: " + ", ".join(
             f"{o.key} {'ok' if isinstance(o.result, ExportCheck) and o.result.ok else 'REFUSED' if o in refused else 'FAILED'}"
             for o in results))
+
+
+def fit_widths(wanted: Sequence[int], room: int, least: int, elidable: Sequence[int]) -> list[int]:
+    """Column widths within ``room`` pixels where that can be: every column its wanted width, except that the
+    widest of the ``elidable`` columns give way to one common cap (never below ``least``), so the narrower of them
+    stay whole too."""
+    left = room - sum(w for c, w in enumerate(wanted) if c not in elidable)
+    shrinking = sorted(wanted[c] for c in elidable)
+    for i, width in enumerate(shrinking):
+        if width * (len(shrinking) - i) > left:
+            cap = max(least, left // (len(shrinking) - i))
+            return [min(w, cap) if c in elidable else w for c, w in enumerate(wanted)]
+        left -= width
+    return list(wanted)
 
 
 def _clip_frames(clip) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -339,10 +379,10 @@ def _psnr_header(base, long: bool = False) -> str:
     if base is None:
         return PSNR_HEADER
     if base.reference == "GT":
-        return ("Y-PSNR vs GT: file · dense · bicubic" if not long else
+        return ("Y-PSNR vs GT:\nfile · dense · bicubic" if not long else
                 f"Y-PSNR vs GT on {base.where}: this file, the dense network and bicubic upscaling (mean over "
                 "frames; the figures Compare and Study show)")
-    return ("Y-PSNR vs dense: file · network · bicubic" if not long else
+    return ("Y-PSNR vs dense:\nfile · network · bicubic" if not long else
             f"Y-PSNR on {base.where} (no GT) against the dense network's output, over the whole clip: this file, "
             "the float network it came from and bicubic upscaling (the figures Compare and Study show)")
 
@@ -432,6 +472,4 @@ def _result_item(outcome: ExportOutcome) -> QTreeWidgetItem:
     item = QTreeWidgetItem([label, verdict, _size_text(check.size_bytes), precision, verified, ms, psnr, details])
     item.setForeground(1, QColor("#1e7b34" if check.ok else "#b00020"))
     item.setToolTip(7, check.summary())
-    if psnr:
-        item.setToolTip(PSNR_COLUMN, psnr)
     return item

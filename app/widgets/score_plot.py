@@ -14,6 +14,7 @@ from core.ssl import REGISTRY, UnitScores
 from .palette import SERIES_COLORS
 
 BINS = 60
+LABEL_GAP = 0.1      # the threshold label's gap from its line, a fraction of the label's width
 
 
 class ScoreDistribution(pg.PlotWidget):
@@ -27,10 +28,13 @@ class ScoreDistribution(pg.PlotWidget):
                                      pen=pg.mkPen(SERIES_COLORS["dense"]))
         self._region = pg.LinearRegionItem(movable=False, brush=pg.mkBrush(217, 83, 79, 50),
                                            pen=pg.mkPen(None))
+        # The label hangs below the top edge (centred on it, half was cut off), a gap away from the line on the
+        # side facing the plot's centre (pyqtgraph takes the first anchor while the line is left of the centre),
+        # so it stays inside at either end of the ratio range; the fill keeps it readable over the bars.
         self._line = pg.InfiniteLine(angle=90, pen=pg.mkPen(SERIES_COLORS["pruned"], width=2),
                                      label="threshold", labelOpts={"position": 0.97, "color": SERIES_COLORS["pruned"],
-                                                                    # below the top edge (centred, half was cut off)
-                                                                    "anchors": [(0, 0), (0, 0)]})
+                                                                    "anchors": [(-LABEL_GAP, 0), (1 + LABEL_GAP, 0)],
+                                                                    "fill": pg.mkBrush(255, 255, 255, 220)})
         for item in (self._hist, self._region, self._line):
             self.addItem(item)
         self._low = 0.0
