@@ -16,11 +16,10 @@ time of scoring, cutting and reconstructing. Ground truth is never read by a rec
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 from pathlib import Path
 
-from common import SHARED, print_table  # noqa: E402  (puts the repo on sys.path)
+from common import SHARED, cpu_flags, print_table  # noqa: E402  (puts the repo on sys.path)
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
@@ -38,16 +37,6 @@ from core.recover.reconstruct import ReconstructSettings, reconstruct  # noqa: E
 from core.ssl import DEFAULT_CRITERION, get_criterion, prune_to_plan, scores_on  # noqa: E402
 from core.ssl.plan import plan_with  # noqa: E402
 from core.ssl.settings import PlanSettings  # noqa: E402
-
-
-def cpu_flags() -> str:
-    """The SIMD flags that decide conv speed on this CPU (AVX2 / AVX-512 / VNNI / BF16)."""
-    try:
-        flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split()
-    except (OSError, StopIteration):
-        return platform.processor() or "unknown CPU"
-    wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
-    return " ".join(f for f in wanted if f in flags) or "no AVX2"
 
 
 def _bicubic(clip: Path, frames: int) -> tuple[float, float]:

@@ -21,7 +21,7 @@ from .interrupt import interrupt_normally
 from .io.limits import MAX_SIDE     # the one owner of frame-size bounds; --size takes the frames the readers take
 from .models.spynet import FLOW_RESOLUTIONS
 from .plan_args import add_plan_arguments
-from .threads import add_threads_option, set_threads
+from .threads import add_threads_option, compute_threads, set_threads
 
 EXIT_USER_ERROR = 2
 
@@ -144,6 +144,11 @@ def _load_runnable(path: str, allow_nonfinite: bool):
     return loaded.model, recovery_status(loaded.meta, loaded.is_pruned)
 
 
+def _threads_note(device: object) -> str:
+    threads = compute_threads(device)
+    return "" if threads is None else f" at {threads} thread{'s' if threads != 1 else ''}"
+
+
 def cmd_sr(args: argparse.Namespace) -> int:
     from .device import resolve_device
     from .deploy.runtime import run_device
@@ -174,11 +179,17 @@ def cmd_sr(args: argparse.Namespace) -> int:
                         scratch_prefix=prefix)
     bar.close()
     h, w = run.out_size
-    per_frame = run.seconds / max(run.frames_done, 1)
+    per_frame, timing = run.seconds / max(run.frames_done, 1), run.timing
     data = {"output": str(out), "frames": run.frames_done, "size": [h, w], "seconds": run.seconds,
-            "seconds_per_frame": per_frame, "device": str(device), "scratch_bytes": run.scratch_bytes,
+            "seconds_per_frame": per_frame, "network_seconds_per_frame": timing.network,
+            "network_seconds_per_frame_average": timing.network_average, "io_seconds_per_frame": timing.io,
+            "threads": compute_threads(device),
+            "device": str(device), "scratch_bytes": run.scratch_bytes,
             "model_status": status.summary(), "raw_cut": status.raw_cut}
-    _emit(args, data, f"wrote {run.frames_done} frames of {h}x{w} (HxW) to {out} ({per_frame:.3f} s/frame on {device}, "
+    _emit(args, data, f"wrote {run.frames_done} frames of {h}x{w} (HxW) to {out} ({per_frame:.3f} s/frame on {device}: "
+                      f"network {timing.network:.3f} s/frame once warm{_threads_note(device)} "
+                      f"({timing.network_average:.3f} on average over this clip), reading and writing "
+                      f"{timing.io:.3f} s/frame; "
                       f"{run.scratch_bytes / 2**20:.1f} MiB of scratch data)")
     return 0
 
@@ -242,7 +253,8 @@ def _latency_line(outcome) -> list[str]:
     if outcome.predicted_ms is None:
         return []
     return [f"predicted time    {outcome.predicted_ms:.0f} ms per frame ({1000 / outcome.predicted_ms:.2f} fps) "
-            f"for a target of {outcome.target_ms:.0f} ms, from this device's latency table"]
+            f"for a target of {outcome.target_ms:.0f} ms, from this device's latency table: the network's time "
+            f"as `sr` reports it once warm{_threads_note(outcome.device)} (its reading and writing come on top)"]
 
 
 def plan_table(plan) -> str:
@@ -273,7 +285,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
                         f"weights alone (use --criterion contribution, or leave --calib out)")
     _, outcome = _load_for_plan(args, _calibration_clip(args, needs))
     plan = outcome.plan
-    data = {**plan.to_json(), "predicted_ms_per_frame": outcome.predicted_ms, "target_ms": outcome.target_ms}
+    data = {**plan.to_json(), "predicted_ms_per_frame": outcome.predicted_ms, "target_ms": outcome.target_ms,
+            "threads": compute_threads(outcome.device)}
     _emit(args, data, "\n".join([plan_table(plan), *_latency_line(outcome)]))
     return 0
 

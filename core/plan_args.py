@@ -13,6 +13,7 @@ from .ssl.plan import RECOMMENDED_ALIGN, Plan, check_ratio, plan_with
 from .ssl.scores import UnitScores
 from .ssl.settings import PlanSettings, unknown_layer_message
 from .ssl.units import prunable_layers
+from .threads import add_threads_option
 
 
 def _cap(text: str) -> tuple[str, float]:
@@ -57,12 +58,14 @@ def _whole(text: str) -> int:
 
 
 def add_plan_arguments(sp: argparse.ArgumentParser) -> None:
-    """--ratio | --target-ms | --target-fps, --criterion, --min-keep, --align, --lock, --max-ratio, --device."""
+    """--ratio | --target-ms | --target-fps, --criterion, --min-keep, --align, --lock, --max-ratio, --latency-device,
+    --threads."""
     how = sp.add_mutually_exclusive_group(required=True)
     how.add_argument("--ratio", type=float, help="global pruning ratio in [0, 1)")
     how.add_argument("--target-ms", type=_positive, metavar="MS",
                      help="latency target: the plan predicted to run at MS per frame at --size on this device "
-                          "(layer latencies measured once and cached)")
+                          "and thread count, as `sr` reports the network's time (layer latencies measured once "
+                          "and cached; reading and writing come on top and are reported apart)")
     how.add_argument("--target-fps", type=_positive, metavar="FPS", help="latency target in frames per second")
     sp.add_argument("--criterion", choices=CRITERIA, default=DEFAULT_CRITERION,
                     help="; ".join(f"{c.name}: {c.help}" for c in REGISTRY.values()))
@@ -76,6 +79,7 @@ def add_plan_arguments(sp: argparse.ArgumentParser) -> None:
                     help="prune LAYER by at most R (repeatable), e.g. --max-ratio upconv1=0.25")
     sp.add_argument("--latency-device", default="cpu",
                     help="device whose latency a target is planned for: cpu (default), cuda or auto")
+    add_threads_option(sp)      # a CPU target holds at the thread count it was planned for
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,7 @@ class PlanOutcome:
     plan: Plan
     predicted_ms: float | None = None      # for latency targets (the table's prediction)
     target_ms: float | None = None
+    device: str = "cpu"                    # the device the prediction is for
 
 
 def check_plan_args(args: argparse.Namespace, spec: ArchSpec) -> PlanSettings:
@@ -111,7 +116,8 @@ def plan_from_args(args: argparse.Namespace, scores: UnitScores) -> PlanOutcome:
     from .profile.latency import latency_table
     from .ssl.target import plan_for_latency, predicted_ms
 
-    table = latency_table(resolve_device(args.latency_device), size, scores.spec.num_feat, scores.spec.bidirectional)
+    device = resolve_device(args.latency_device)
+    table = latency_table(device, size, scores.spec.num_feat, scores.spec.bidirectional)
     plan = plan_for_latency(scores, table, target, min_keep=args.min_keep, overrides=settings.overrides,
                             frame_size=size)
-    return PlanOutcome(plan, predicted_ms(plan, table), target)
+    return PlanOutcome(plan, predicted_ms(plan, table), target, str(device))

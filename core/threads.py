@@ -97,3 +97,10 @@ def add_threads_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=parse_threads, default=None, metavar="N",
                         help="CPU threads for the computation (default: one per core, or OMP_NUM_THREADS); "
                              "1 gives the steadiest speed when other programs keep the cores busy")
+
+
+def compute_threads(device: object) -> int | None:
+    """CPU threads torch computes with on ``device`` (None on a GPU): every time a command reports depends on it."""
+    import torch
+
+    return None if torch.device(device).type != "cpu" else torch.get_num_threads()

@@ -108,7 +108,7 @@ def test_walk_shows_one_figure_per_model_and_clip(qtbot, window: MainWindow, bas
     qtbot.waitUntil(lambda: state.current.latency is not None, timeout=WAIT_MS)
     qtbot.waitUntil(lambda: "fps" in prune.latency_note.text(), timeout=WAIT_MS)
     predicted = prune.latency_note.text()
-    assert not prune.latency_note.isHidden() and "predicted for the network alone" in predicted
+    assert not prune.latency_note.isHidden() and "predicted for the network streamed once warm" in predicted
     assert "thread" in predicted and "64×112 LR (H×W)" in predicted and "measured time is Compare's" in predicted
     prune.reconstruct_box.setChecked(False)
     with qtbot.waitSignal(state.prunedChanged, timeout=WAIT_MS):

@@ -78,7 +78,7 @@ def test_predicted_time_follows_the_slider_and_targets(qtbot, window: MainWindow
     move_slider(qtbot, window, 0.8)
     high = prune.totals["latency"].text()
     assert "ms" in low and "×" in low and low != high
-    assert "fps" in prune.latency_note.text() and "predicted for the network alone" in prune.latency_note.text()
+    assert "fps" in prune.latency_note.text() and "predicted for the network streamed once warm" in prune.latency_note.text()
     dense_ms = table.predict_ms(window.state.plan.spec_before)
     assert f"{dense_ms:.0f} →" in high
     # a latency target: the plan's predicted time meets it; the project file brings the same widths back

@@ -357,14 +357,14 @@ class PrunePanel(QWidget):
         threads = re.search(r"\((\d+) threads?\)", t.key)
         threads = f"{threads.group(1)} thread{'s' if threads.group(1) != '1' else ''}, " if threads else ""
         self.totals["latency"].setText(f"{before:.0f} → {after:.0f} ms  (×{before / after:.2f})")
-        self.latency_note.setText(f"↳ {fps(after):.2f} fps; predicted for the network alone (no reading, streaming "
+        self.latency_note.setText(f"↳ {fps(after):.2f} fps; predicted for the network streamed once warm (no reading "
                                   f"or writing frames), {threads}{t.size[0]}×{t.size[1]} LR (H×W); the measured "
                                   "time is Compare's")
         self.latency_note.setVisible(True)
         self.latency_note.setToolTip(
-            "Predicted from this device's latency table: the marginal time of one more frame of a whole-clip run "
-            "of the network (SpyNet included), without reading, streaming or writing frames, at the thread count "
-            "the table was measured with. Compare measures the time of the streamed run.")
+            "Predicted from this device's latency table: the marginal time of one more frame of the network "
+            "(SpyNet included) run by the streaming engine as `sr` and Compare run it, without reading or writing "
+            "frames, at the thread count the table was measured with. Compare measures the streamed run.")
 
     def plan_for_target(self) -> None:
         """Replace the ratio plan by the one predicted to meet the target time per frame."""

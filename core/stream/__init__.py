@@ -16,8 +16,8 @@ Any other stepper (the onnxruntime one of ``core.deploy``) is used as it is.
 
 Entry points: ``stream_frames(model, frames, count, ...)`` is an iterable of SR frames; ``stream_sr(model,
 source, sink, ...)`` writes them to a sink. Both return a ``StreamRun`` that reports ``frames_done``,
-``seconds`` and ``scratch_bytes`` (peak disk used).
+``seconds``, ``scratch_bytes`` (peak disk used) and ``timing`` (network time per frame, reading and writing, start-up).
 """
-from .engine import DEFAULT_MEMORY_BUDGET, StreamRun, private_stepper, stream_frames, stream_sr
+from .engine import DEFAULT_MEMORY_BUDGET, RunTiming, StreamRun, private_stepper, stream_frames, stream_sr
 
-__all__ = ["DEFAULT_MEMORY_BUDGET", "StreamRun", "private_stepper", "stream_frames", "stream_sr"]
+__all__ = ["DEFAULT_MEMORY_BUDGET", "RunTiming", "StreamRun", "private_stepper", "stream_frames", "stream_sr"]

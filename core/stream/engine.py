@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -35,7 +36,7 @@ from core.io.frames import tensor_to_frames
 from core.io.source import ArraySource
 from .scratch import Slots, scratch_dir
 
-__all__ = ["DEFAULT_MEMORY_BUDGET", "private_stepper", "StreamRun", "stream_frames", "stream_sr"]
+__all__ = ["DEFAULT_MEMORY_BUDGET", "private_stepper", "RunTiming", "StreamRun", "stream_frames", "stream_sr"]
 
 DEFAULT_MEMORY_BUDGET = 32 * 2**20      # short clips skip the disk; a few frames at most at full HD input
 Progress = Callable[[int, int], None]
@@ -81,7 +82,8 @@ class StreamRun:
     the progress total happen before the first pass. ``progress(done, total)`` is called after every recurrent
     step and may raise to cancel; scratch data is removed on every exit, including an abandoned iteration.
     ``raw``: yield the float32 (1, 3, 4h, 4w) network outputs on the CPU instead (exactness checks, metrics in
-    float). After the iteration: ``frames_done``, ``seconds``, ``scratch_bytes`` (peak disk used), ``out_size``.
+    float). After the iteration: ``frames_done``, ``seconds``, ``scratch_bytes`` (peak disk used), ``out_size``,
+    and ``timing`` (the wall time split into the network's steady time per frame, reading and writing, start-up).
     """
 
     def __init__(self, model, frames: Iterable[np.ndarray] | np.ndarray, count: int | None = None, *,
@@ -101,6 +103,7 @@ class StreamRun:
         self._raw = raw
         self.frames_done = 0
         self.seconds = 0.0
+        self._steps: dict[str, list[float]] = {"backward": [], "forward": []}
         self.scratch_bytes = 0
         self.out_size: tuple[int, int] | None = None
 
@@ -125,14 +128,22 @@ class StreamRun:
         finally:
             self.seconds = time.perf_counter() - start
 
+    @property
+    def timing(self) -> "RunTiming":
+        """Where the wall time went (meaningful once the iteration is over)."""
+        return RunTiming.of(self.seconds, self._steps["backward"], self._steps["forward"])
+
     # -- BasicVSR-uni: one pass ---------------------------------------------------------------------------------
     def _online(self) -> Iterator[np.ndarray]:
         x_prev = h_prev = None
         for i, frame in enumerate(self._frames):
+            start = time.perf_counter()
             x = _to_tensor(frame, self.device)
             sr, h_prev = self.stepper.forward_step(x, x_prev, h_prev, None)
             x_prev = x
-            yield self._emit(sr)
+            out = self._emit(sr)
+            self._steps["forward"].append(time.perf_counter() - start)
+            yield out
             self._tick(i + 1, self.count or 0)
         _check_length(self.frames_done)
 
@@ -184,6 +195,7 @@ class StreamRun:
         states: Slots | None = None
         x_next = h_next = None
         for i in range(t - 1, -1, -1):
+            start = time.perf_counter()
             x = _to_tensor(_read(lr, i), self.device)
             h_next = self.stepper.backward_step(x, x_next, h_next)
             arr = _state_to_array(h_next)
@@ -191,6 +203,7 @@ class StreamRun:
                 states = scratch.slots("backward", t, arr.shape, arr.dtype, in_memory=in_memory)
             states.put(i, arr)
             x_next = x
+            self._steps["backward"].append(time.perf_counter() - start)
             self._tick(t - i, 2 * t)
         return states
 
@@ -198,12 +211,43 @@ class StreamRun:
         """Pass 2: forward states and SR frames, first to last, each handed on as soon as it exists."""
         x_prev = h_prev = None
         for i in range(t):
+            start = time.perf_counter()
             x = _to_tensor(_read(lr, i), self.device)
             h_b = _array_to_state(states.pop(i), self.device)
             sr, h_prev = self.stepper.forward_step(x, x_prev, h_prev, h_b)
             x_prev = x
-            yield self._emit(sr)
+            out = self._emit(sr)
+            self._steps["forward"].append(time.perf_counter() - start)
+            yield out
             self._tick(t + i + 1, 2 * t)
+
+
+@dataclass(frozen=True)
+class RunTiming:
+    """A run's wall time, split the way a latency target is stated.
+
+    ``network``: seconds per frame of the recurrent steps once warm (each branch's first step is left out: it
+    has no neighbour to align to and pays the kernels' first-call set-up), state spill included, i.e. what one
+    more frame of the clip costs the network; ``network_average``: the steps' time over this clip per frame
+    (the first frames included); ``io``: seconds per frame outside the steps (reading the source, the sink's
+    writing, progress). ``network_average + io`` is the run's time per frame.
+    """
+
+    network: float
+    network_average: float
+    io: float
+
+    @classmethod
+    def of(cls, seconds: float, backward: list[float], forward: list[float]) -> "RunTiming":
+        frames = max(len(forward), 1)
+        in_steps = sum(backward) + sum(forward)
+        steady = sum(_steady_mean(steps) for steps in (backward, forward) if steps)
+        return cls(steady, in_steps / frames, (seconds - in_steps) / frames)
+
+
+def _steady_mean(steps: list[float]) -> float:
+    warm = steps[1:] or steps
+    return sum(warm) / len(warm)
 
 
 def _chain(first: np.ndarray, rest: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
