@@ -111,7 +111,7 @@ def _check_scratch(scratch: str | None) -> None:
         raise UserError(f"--scratch {scratch} is not an existing folder")
 
 
-RAW_CUT_WARNING = ("warning: {model}: {status}; its output is noise: reconstruct it (prune --calib YOUR_CLIP, "
+RAW_CUT_WARNING = ("warning: {model}: {status}; reconstruct it (prune --calib YOUR_CLIP, "
                    "or a lower ratio) or train it first")
 
 

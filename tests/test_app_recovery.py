@@ -126,7 +126,7 @@ def test_prune_step_reconstructs_in_a_worker_and_the_current_network_is_the_reco
     load(qtbot, w, tiny_checkpoint, short_clip)
     prune, current = w.panels["prune"], state.current
     assert prune.reconstruct_box.isChecked() and prune.apply_button.text() == "Prune + reconstruct"   # default on
-    assert "raw cut — not reconstructed: output is noise" in prune.totals["recovery"].text()
+    assert "raw cut — not reconstructed: far below dense, often noise" in prune.totals["recovery"].text()
     threads, events = [], []
     real = owner.reconstruct
     monkeypatch.setattr(owner, "reconstruct", lambda *a, **k: threads.append(threading.current_thread()) or real(*a, **k))
@@ -229,10 +229,10 @@ def test_compare_banner_warns_on_a_raw_cut_below_bicubic(qtbot, window: MainWind
     cut(qtbot, w, reconstruct=False)
     prune, compare = w.panels["prune"], w.panels["compare"]
     assert state.pruned.status.raw_cut and "raw cut (zero-shot)" in state.pruned.origin
-    assert "raw cut — not reconstructed: output is noise" in prune.totals["recovery"].text()
+    assert "raw cut — not reconstructed: far below dense, often noise" in prune.totals["recovery"].text()
     assert "(reconstruction is off)" in prune.totals["recovery"].text()
     banner = compare.lineage_label
-    assert not banner.isHidden() and "raw cut" in banner.text() and "output is noise" in banner.text()
+    assert not banner.isHidden() and "raw cut" in banner.text() and "often noise" in banner.text()
     assert "#b00020" in banner.text() and "#b00020" in banner.styleSheet()              # a warning colour
     assert "derived from the dense model" in banner.text()                                # lineage still said
     run_compare(qtbot, w)

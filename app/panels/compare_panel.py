@@ -342,7 +342,7 @@ class ComparePanel(QWidget):
 
     def _show_banner(self) -> None:
         """What the pruned network is, in one banner: its lineage (green / orange / red) and, in a warning
-        colour, a raw cut (its output is noise) and a score below bicubic upscaling on this clip."""
+        colour, a raw cut (far below dense, often noise) and a score below bicubic upscaling on this clip."""
         s = self.state
         pruned, lineage = s.pruned, s.lineage()
         lines, warnings = [], []
@@ -352,7 +352,7 @@ class ComparePanel(QWidget):
         if pruned is not None and pruned.status.raw_cut:
             what = ("reconstructed at the cut but not recovered (its output stayed further from the dense one than "
                     "bicubic upscaling's), not trained" if pruned.status.reconstructed else
-                    "a raw cut — not reconstructed, not trained: its output is noise")
+                    "a raw cut — not reconstructed, not trained: far below the dense network, often noise")
             warnings.append(f"⚠ <b>{pruned.origin} is {what}.</b> Reconstruct it in the Prune step (“Prune + "
                             "reconstruct”) or train it (Train step) before judging what pruning costs.")
         low = self.below_bicubic()

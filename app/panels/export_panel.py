@@ -162,7 +162,7 @@ class ExportPanel(QWidget):
                     f"{p.model.count_parameters(include_spynet=False):,} parameters (no SpyNet).")
             if p.status.raw_cut:
                 what = ("reconstructed but not recovered (further from the dense output than bicubic), not trained"
-                        if p.status.reconstructed else "a raw cut — not reconstructed, not trained: its output is noise")
+                        if p.status.reconstructed else "a raw cut — not reconstructed, not trained: far below the dense network, often noise")
                 text += (f"<br><span style='color:#b00020'><b>It is {what}.</b> An int8 file of a network worse "
                          "than bicubic is refused; reconstruct it in the Prune step or train it first.</span>")
         elif plan is not None:
@@ -170,7 +170,7 @@ class ExportPanel(QWidget):
                 self.state.current.recovery_for(self.state.model.model, plan) is not None
             how = ("its reconstructed network" if recovered else
                    "reconstructed on the current clip first" if self.state.current.reconstruct_at_cut else
-                   "the raw cut, not reconstructed: its output is noise")
+                   "the raw cut, not reconstructed: far below the dense network, often noise")
             text = f"No pruned model yet: exporting will first apply the current plan (ratio " \
                    f"{plan.requested_ratio:.2f}: {how})."
         else:

@@ -35,7 +35,7 @@ ALIGN_CHOICES = (1, 4, 8, 16)
 WARN = "#b00020"
 STALE = "#b36b00"
 GOOD = "#1e7b34"
-RAW_CUT = "raw cut — not reconstructed: output is noise"
+RAW_CUT = "raw cut — not reconstructed: far below dense, often noise"
 
 
 class PrunePanel(QWidget):
@@ -384,7 +384,7 @@ class PrunePanel(QWidget):
         self.apply_button.setToolTip(
             "Cut the network to this plan, then reconstruct it on the current clip (progress and Cancel here); "
             "Compare and Export use the result" if on else
-            "Cut the network to this plan without reconstruction or training: the raw cut (its output is noise; "
+            "Cut the network to this plan without reconstruction or training: the raw cut (far below dense, often noise; "
             "SIR in the Train step, or reconstruction, recovers it)")
         self._show_recovery()
 

@@ -17,7 +17,7 @@ class RecoveryStatus:
 
     @property
     def raw_cut(self) -> bool:
-        """A pruned network neither trained nor recovered by reconstruction: its outputs are usually noise."""
+        """A pruned network neither trained nor recovered by reconstruction: far below the dense network (noise when ranked by weights alone)."""
         return self.pruned and not self.trained and (not self.reconstructed or self.below_bicubic)
 
     def summary(self) -> str:
@@ -26,7 +26,7 @@ class RecoveryStatus:
         if self.raw_cut and self.reconstructed:
             return "cut reconstructed but not recovered (further from the dense network than bicubic), not trained"
         if self.raw_cut:
-            return "raw cut (not reconstructed, not trained): expect noise, not video"
+            return "raw cut (not reconstructed, not trained): expect far less than the dense network, often noise"
         parts = (["reconstructed at the cut"] if self.reconstructed else []) + (["trained"] if self.trained else [])
         return "pruned, " + " and ".join(parts)
 
