@@ -15,7 +15,7 @@ import torch
 
 from ..errors import UserError
 from ..io.checkpoint import ReloadCheck, save_model
-from ..io.output import staged_file
+from ..io.h5write import staged_hdf5
 from ..models.basicvsr import BasicVSR
 from ..ssl.plan import Plan
 from .check import ExportCheck
@@ -80,16 +80,16 @@ def write_report_h5(path: str | Path, plan: Plan | Mapping[str, Any] | None = No
         with h5py.File(tmp, "r") as f:
             found["layers"] = len(f["plan/layers"]) if "plan" in f else 0
 
-    with staged_file(path, overwrite=overwrite, inputs=tuple(inputs), verify=verify) as tmp:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["format"] = "ssl-vsr-report"
-            f.attrs["meta"] = json.dumps({k: v for k, v in dict(meta or {}).items() if k != "plan"}, default=str)
-            if data:
-                _write_plan(f.create_group("plan"), data)
-            if metrics:
-                g = f.create_group("metrics")
-                for key, value in metrics.items():
-                    g.create_dataset(key, data=np.asarray(value, dtype=np.float64))
+    with staged_hdf5(path, overwrite=overwrite, inputs=tuple(inputs), verify=verify) as out:
+        f = out.file
+        f.attrs["format"] = "ssl-vsr-report"
+        f.attrs["meta"] = json.dumps({k: v for k, v in dict(meta or {}).items() if k != "plan"}, default=str)
+        if data:
+            _write_plan(f.create_group("plan"), data)
+        if metrics:
+            g = f.create_group("metrics")
+            for key, value in metrics.items():
+                g.create_dataset(key, data=np.asarray(value, dtype=np.float64))
     return ExportCheck(Path(path), "h5", None, None, f"{found['layers']} layers, reloaded")
 
 

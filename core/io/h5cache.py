@@ -13,7 +13,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from .output import staged_file
+from .h5write import staged_hdf5
 
 CACHE_FORMAT = "ssl-vsr-frame-cache"
 COMPRESSIONS = ("none", "lzf", "gzip")
@@ -46,26 +46,29 @@ def build_cache(path: str | os.PathLike, items: Sequence[CacheItem], fingerprint
                 progress: Callable[[int, int], None] | None = None, compression: str = "none") -> Path:
     """Write every item into a new cache file (atomically: a killed build leaves no half cache behind).
 
-    An outdated cache of ours is replaced; any other file at ``path`` is the user's and is refused.
+    An outdated cache of ours is replaced; any other file at ``path`` is the user's and is refused. A disk that
+    fills during the build is one ``OutputError`` naming it (``staged_hdf5``), and the build stops at the frame
+    the disk refused.
     """
-    import h5py
-
     if compression not in COMPRESSIONS:
         raise ValueError(f"compression must be one of {', '.join(COMPRESSIONS)}")
     total = sum(n for _, n, _, _ in items)
     done = 0
-    with staged_file(path, overwrite=_cache_attrs(path) is not None) as tmp:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["format"] = CACHE_FORMAT
-            for key, n, shape, frames in items:
-                ds = f.create_dataset(key, shape=(n, *shape), dtype=np.uint8, chunks=(1, *shape),
-                                      compression=None if compression == "none" else compression)
-                for t, frame in enumerate(frames()):
-                    ds[t] = frame
-                    done += 1
-                    if progress is not None:
-                        progress(done, total)
-            f.attrs["fingerprint"] = fingerprint  # last: an interrupted build never looks complete
+    # rdcc_nbytes=0: each frame is one whole chunk, written once; HDF5's chunk cache (8 MiB per clip) would only
+    # hold it back, and with it the disk's refusal, which ``out.check()`` then meets at the frame that caused it
+    with staged_hdf5(path, overwrite=_cache_attrs(path) is not None, file_options={"rdcc_nbytes": 0}) as out:
+        f = out.file
+        f.attrs["format"] = CACHE_FORMAT
+        for key, n, shape, frames in items:
+            ds = f.create_dataset(key, shape=(n, *shape), dtype=np.uint8, chunks=(1, *shape),
+                                  compression=None if compression == "none" else compression)
+            for t, frame in enumerate(frames()):
+                ds[t] = frame
+                out.check()
+                done += 1
+                if progress is not None:
+                    progress(done, total)
+        f.attrs["fingerprint"] = fingerprint  # last: an interrupted build never looks complete
     return Path(path)
 
 
