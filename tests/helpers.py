@@ -1,7 +1,10 @@
-"""Small builders shared by tests: tiny random networks and model files."""
+"""Small builders shared by tests: tiny random networks and model files, a small real disk."""
 from __future__ import annotations
 
+import contextlib
+import subprocess
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 import torch
@@ -40,3 +43,18 @@ def rss_mib() -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     raise RuntimeError("no VmRSS")
+
+
+@contextlib.contextmanager
+def small_disk(parent: Path, size: str) -> Iterator[Path]:
+    """A real tmpfs of ``size`` (e.g. "256k") under ``parent``, for a disk that really fills; skips the test where
+    it cannot be mounted (needs root). Unmounted lazily: an exception may still hold a file open on it."""
+    mnt = parent / "small"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)],
+                      capture_output=True).returncode:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "--lazy", str(mnt)], check=False)

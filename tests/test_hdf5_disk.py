@@ -28,6 +28,7 @@ from core.deploy import write_report_h5
 from core.io.h5cache import build_cache, cache_is_current
 from core.io.output import OutputError
 from tests.conftest import ROOT
+from tests.helpers import small_disk as mount_small_disk
 from tests.test_disk_errors import _one_line, _ours
 from tests.test_no_data_loss import ckpt  # noqa: F401  (fixture)
 
@@ -269,13 +270,8 @@ def test_export_h5_onto_a_full_disk_exits_2_and_keeps_the_old_report(capsys, ckp
 @pytest.fixture()
 def small_disk(tmp_path):
     """A 512 KiB tmpfs, unmounted after the test; skips where it cannot be mounted."""
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mnt)],
-                      capture_output=True).returncode:
-        pytest.skip("cannot mount a small tmpfs here (needs root)")
-    yield mnt
-    subprocess.run(["umount", "--lazy", str(mnt)], check=False)   # lazy: an exception may still hold a file
+    with mount_small_disk(tmp_path, "512k") as mnt:
+        yield mnt
 
 
 # The writer runs in a child that ends like the CLI: one line and exit 2 on a UserError, then the interpreter's

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from core.io.output import OutputError, append_text, claim_output, staged_file, staged_folder, write_text
+from tests.helpers import small_disk
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -194,11 +195,7 @@ def test_killed_writer_leaves_previous_output_and_nothing_that_looks_finished(tm
 
 
 def test_full_disk_on_a_real_small_filesystem(tmp_path):
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)], capture_output=True).returncode:
-        pytest.skip("cannot mount a small tmpfs here (needs root)")
-    try:
+    with small_disk(tmp_path, "256k") as mnt:
         target = mnt / "video.bin"
         target.write_bytes(b"previous")
         with pytest.raises(OutputError, match="disk is full"):
@@ -206,8 +203,6 @@ def test_full_disk_on_a_real_small_filesystem(tmp_path):
                 with open(tmp, "wb") as fh:
                     fh.write(os.urandom(1024 * 1024))
         assert target.read_bytes() == b"previous" and not _partials(mnt)
-    finally:
-        subprocess.run(["umount", str(mnt)], check=False)
 
 
 # -- staged folders ------------------------------------------------------------------------------------------------

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ from core.cli import main
 from core.io.output import OutputError
 from core.train.state import load_state, model_from_state, save_state, state_path
 from tests.conftest import ROOT
-from tests.helpers import tiny_model
+from tests.helpers import small_disk, tiny_model
 from tests.test_disk_errors import TORCH_FULL, _no_free_inodes, _one_line, _ours
 
 TINY_YAML = str(ROOT / "resources" / "configs" / "tiny.yaml")
@@ -78,11 +77,7 @@ def test_a_state_the_disk_refuses_keeps_the_previous_one(tmp_path, monkeypatch, 
 
 def test_a_state_on_a_real_full_disk(tmp_path):
     """The same on a real small file system (root only): torch.save's own failure, not a stand-in."""
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mnt)], capture_output=True).returncode:
-        pytest.skip("cannot mount a small tmpfs here (needs root)")
-    try:
+    with small_disk(tmp_path, "16m") as mnt:
         path, _ = _previous_state(mnt / "run")
         before = path.read_bytes()
         vfs = os.statvfs(mnt)
@@ -93,8 +88,6 @@ def test_a_state_on_a_real_full_disk(tmp_path):
         assert f"the disk is full: no space left on the file system at {mnt}" in text and str(path) in text, text
         assert path.read_bytes() == before and load_state(path)["iteration"] == 1
         assert os.listdir(path.parent) == [path.name]
-    finally:
-        subprocess.run(["umount", "--lazy", str(mnt)], check=False)   # lazy: an exception may still hold a file
 
 
 def test_train_stops_with_one_line_when_a_checkpoint_does_not_fit(capsys, tmp_path, monkeypatch):

@@ -24,6 +24,7 @@ from core.io.output import OutputError
 from core.io.video import (VIDEO_OUTPUT_EXTS, VideoSink, VideoSource, VideoTruncatedWarning, as_rate,
                            check_video_output)
 from core.metrics import psnr
+from tests.helpers import small_disk
 
 ROOT = Path(__file__).resolve().parents[1]
 NTSC = Fraction(30000, 1001)
@@ -337,18 +338,11 @@ def test_full_disk_injected(tmp_path, monkeypatch):
 
 
 def test_full_disk_on_a_tiny_file_system(tmp_path):
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
-                      capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a tmpfs here (needs root); the injected ENOSPC test covers the path")
-    try:
+    with small_disk(tmp_path, "256k") as mount:        # where it cannot mount, the injected ENOSPC test covers it
         noise = np.random.default_rng(0).integers(0, 256, (120, 96, 128, 3), dtype=np.uint8)
         with pytest.raises(OutputError, match=r"cannot write .*v\.mkv: the disk is full.*; nothing was replaced"):
             write_video(noise, mount / "v.mkv")
         assert names(mount) == []
-    finally:
-        subprocess.run(["umount", str(mount)], check=True)
 
 
 _SLOW_WRITER = textwrap.dedent("""
