@@ -6,6 +6,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QEventLoop, QSettings, QTimer
 
+from core.ssl import DEFAULT_CRITERION
+
 from .launch import create_app
 from .main_window import MainWindow
 
@@ -24,11 +26,15 @@ def wait_for(signal, timeout_s: float = 600) -> None:
 
 
 def open_default_window(work: Path, argv0: str = "ssl-vsr") -> MainWindow:
-    """The window as ``python main.py`` opens it (official weights + demo clip), once the model has loaded."""
+    """The window as ``python main.py`` opens it (official weights + demo clip), once the model has loaded and the
+    Prune step's default criterion has scored its units on the clip (in the background: a script that moved the
+    ratio before that found no plan to show or apply)."""
     create_app([argv0])
     window = MainWindow(QSettings(str(work / "settings.ini"), QSettings.Format.IniFormat))
     window.show()
     window.state.warm_up_engine()
     window.load_defaults()
     wait_for(window.state.modelChanged)
+    while window.state.scores(DEFAULT_CRITERION) is None:
+        wait_for(window.state.scoresChanged)
     return window
