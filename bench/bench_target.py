@@ -7,7 +7,11 @@ reports once warm and the error, and `sr`'s whole time per frame (the network's 
 frames, plus reading and writing) against the prediction.
 The cut is not reconstructed (`--no-reconstruct`): refitted weights run at the same speed as the raw ones.
 
-Usage: python bench/bench_target.py [--clip LR_DIR] [--threads 2 1] [--fraction 0.6] [--rounds 3]
+Usage: python bench/bench_target.py [--clip LR_DIR] [--frames 20] [--threads 2 1] [--fraction 0.6] [--rounds 3]
+                                    [--refresh]
+
+``--refresh`` measures the latency tables again first (do it on a quiet machine: a table measured under load
+predicts the load).
 """
 from __future__ import annotations
 
@@ -43,6 +47,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, nargs="+", default=[2, 1])
     ap.add_argument("--fraction", type=float, default=0.6, help="target as a fraction of the dense prediction")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--frames", type=int, default=20, help="frames `sr` reads from the clip (--max-frames)")
+    ap.add_argument("--refresh", action="store_true", help="measure the latency tables again first")
     a = ap.parse_args()
     weights = official_weight("REDS4")
     if weights is None:
@@ -54,7 +60,8 @@ def main() -> None:
         models: dict[tuple[int, str], tuple[str, float, float | None]] = {}
         for t in a.threads:
             torch.set_num_threads(t)
-            dense_ms = latency_table("cpu", (h, w), spec.num_feat, spec.bidirectional).predict_ms(spec)
+            table = latency_table("cpu", (h, w), spec.num_feat, spec.bidirectional, refresh=a.refresh)
+            dense_ms = table.predict_ms(spec)
             target = a.fraction * dense_ms
             out = Path(tmp) / f"target_{t}.pth"
             pruned = cli("prune", str(weights), "--target-ms", f"{target:.0f}", "--size", f"{h}x{w}", "--threads",
@@ -65,7 +72,7 @@ def main() -> None:
         for _ in range(a.rounds):                       # interleaved: a load spike hits one run of each, not all
             for (t, label), (path, _, _) in models.items():
                 runs[(t, label)].append(cli("sr", path, str(a.clip), str(Path(tmp) / "out"), "--threads", str(t),
-                                            "--overwrite"))
+                                            "--max-frames", str(a.frames), "--overwrite"))
     rows = []
     for (t, label), (_, predicted, target) in models.items():
         got = runs[(t, label)]
