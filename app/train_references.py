@@ -42,9 +42,8 @@ def on_training_frames(cfg: TrainConfig) -> bool:
     """Whether the validation clips are (among) the training clips, as in quick.yaml: the validation PSNR is then
     measured on frames the run trains on."""
     v, d = cfg.val, cfg.data
-    if v.root is None or d.root is None:
-        return False
-    return path_relation(v.root, d.root) is not None
+    pairs = [(v.root, d.root), (v.lr_root, d.lr_root)]       # GT data, or LR-only data (quick.yaml)
+    return any(a is not None and b is not None and path_relation(a, b) is not None for a, b in pairs)
 
 
 def reference_key(cfg: TrainConfig, device: str) -> tuple:

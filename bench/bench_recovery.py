@@ -23,8 +23,9 @@ the rows are:
   budget starts from a guess of 1.7); budgets run shortest first, and each starts from the reconstruction.
   ``--distill-on`` says which calibrations are distilled, one value for all budgets or one per budget (e.g.
   ``--distill-on both demo``: the 30-minute budget on the demo clip only, which all clips share);
-- "today's quick SSL" (``--no-quick`` leaves it out): the network ``resources/configs/quick.yaml`` trains (SIR +
-  finetune on the demo clip with its GT, from the official REDS4 weights), trained once per run;
+- "today's quick start" (``--no-quick`` leaves it out): the network ``resources/configs/quick.yaml`` trains from
+  the official REDS4 weights (now: the prune stage's reconstructed cut, then distillation, on the demo clip's LR
+  frames), trained once per run;
 - the latency-aware plan (``--no-latency`` leaves it out): the default criterion measured on the demo clip,
   planned by ``plan_for_latency`` for ``--target-fraction`` of the dense network's predicted ms per frame at
   144x180 (Vid4 calendar's LR size) on this machine's latency table at ``--threads``, cut and reconstructed on the
@@ -34,10 +35,10 @@ the rows are:
 - any extra model files (``--model``: a trained ``pruned.pth``, or an exported ``.onnx``).
 
 Y-PSNR/SSIM vs GT over the first ``--frames`` frames, crop 0. "CPU s" is the process CPU time of everything that
-made the model, cumulative: scoring the units, cutting, reconstructing, distilling (or quick SSL's training, or
+made the model, cumulative: scoring the units, cutting, reconstructing, distilling (or the quick start's training, or
 the int8 export on top of its float network); the demo-clip models are made once and shared by all clips.
-Ground truth is never read by a reconstruction or a distillation (lr-only data); quick SSL trains on the demo
-clip's GT, as ``quick.yaml`` does.
+Ground truth is never read by a reconstruction or a distillation (lr-only data); a quick start trained on GT
+(``--quick-set`` back to SIR on the demo clip) says so in its row.
 
 --calib-frames and --rows default to ``prune``'s reconstruction settings. Smoke test (8 minutes on a busy 2-core
 machine; fewer rows leave the reconstruction underdetermined, and int8 export refuses the result):
@@ -89,7 +90,7 @@ FIRST_S_PER_IT = 1.7              # recover_distill.yaml's note: 60 iterations t
 
 @dataclass
 class Made:
-    """A network and what made it: the plan (None for quick SSL), the cut, the reconstruction's report, and the
+    """A network and what made it: the plan (None for the quick start), the cut, the reconstruction's report, and the
     process CPU seconds of everything that made it, cumulative (scoring + cut + reconstruction + ...)."""
 
     model: object
@@ -222,17 +223,19 @@ class Distiller:
         return Made(result.model.eval(), student.cpu + cpu, student.plan), iterations
 
 
-def train_quick(tmp: Path, overrides: list[str]) -> tuple[Made, str]:
-    """Today's quick SSL (``quick.yaml``: SIR + finetune on the demo clip), trained once; the network the run
-    returns (the one its ``pruned.pth`` holds) is scored. Also returns its SIR criterion for the table."""
+def train_quick(tmp: Path, overrides: list[str]) -> tuple[Made, str, str]:
+    """Today's quick start (``quick.yaml``), trained once; the network the run returns (the one its ``pruned.pth``
+    holds) is scored. Also returns its criterion (with the stage that cut) and what it trained on, for the table."""
     config = load_config(QUICK, overrides)
     started = time.process_time()
     result = run_training(config, tmp / "quick")
     cpu = time.process_time() - started
-    print(f"quick SSL ({QUICK.name}{' ' + ' '.join(overrides) if overrides else ''}): {cpu:.0f} CPU-s; "
-          f"parameters {result.metrics.get('params_before', 0):,} -> {result.metrics.get('params_after', 0):,}",
-          flush=True)
-    return Made(result.model.eval(), cpu), config.sir.criterion
+    print(f"quick start ({QUICK.name}{' ' + ' '.join(overrides) if overrides else ''}: {' -> '.join(config.stages)})"
+          f": {cpu:.0f} CPU-s; parameters {result.metrics.get('params_before', 0):,} -> "
+          f"{result.metrics.get('params_after', 0):,}", flush=True)
+    cut_by = "SIR" if "sir" in config.stages else "prune stage"
+    trained_on = "demo clip" if config.data.kind == "lr-only" else "demo clip, with GT"
+    return Made(result.model.eval(), cpu), f"{config.sir.criterion} ({cut_by})", trained_on
 
 
 def export_int8(made: Made, tmp: Path, calib: Path, calib_name: str) -> tuple[Made | None, str]:
@@ -291,7 +294,7 @@ def _parse_args() -> argparse.Namespace:
                    help="CPU-minute budgets of distillation after reconstruction (default 5 30; 0 or none: off)")
     p.add_argument("--distill-on", nargs="+", choices=("demo", "own", "both"), default=["both"],
                    help="calibrations distilled: one value for every budget, or one per budget (e.g. both demo)")
-    p.add_argument("--no-quick", action="store_true", help="leave out today's quick SSL (quick.yaml)")
+    p.add_argument("--no-quick", action="store_true", help="leave out today's quick start (quick.yaml)")
     p.add_argument("--quick-set", action="append", default=[], metavar="KEY=VALUE",
                    help="override for quick.yaml, as train --set (smoke tests: sir.stabilize_iters=2 ...)")
     p.add_argument("--no-latency", action="store_true", help="leave out the latency-aware plan and its int8 file")
@@ -351,8 +354,8 @@ class Bench:
                 if criterion == DEFAULT_CRITERION:
                     rows += self._distilled(made, calib, calib_name, kind)
         if self.quick is not None:
-            rows.append(("quick SSL (quick.yaml)", f"{self.quick[1]} (SIR)", "demo clip, with GT", self.quick[0].model,
-                         self.quick[0].cpu))
+            made, criterion, trained_on = self.quick
+            rows.append(("quick start (quick.yaml)", criterion, trained_on, made.model, made.cpu))
         for label, made in self.latency or []:
             rows.append((label, DEFAULT_CRITERION, "demo clip", made.model, made.cpu))
         return rows + [(label, "-", "-", net, 0.0) for label, net in self.extras]

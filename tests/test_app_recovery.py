@@ -308,7 +308,7 @@ def test_train_step_opens_on_quick_yaml_and_draws_reference_lines(qtbot, window:
     w = window
     train = w.panels["train"]
     assert train.config_file is not None and train.config_file.name == "quick.yaml"
-    assert "quick.yaml" in train.config_label.text() and train.form.value("finetune.iterations") == 60
+    assert "quick.yaml" in train.config_label.text() and train.form.value("finetune.iterations") == load_config(QUICK).finetune.iterations
     assert not train.val_note.isHidden() and "training frames" in train.val_note.text()
     assert "training frames" in train.curves.psnr_plot.titleLabel.text
     with qtbot.waitSignal(w.state.modelChanged, timeout=WAIT_MS):

@@ -1,5 +1,5 @@
-"""Step 3 — Train: SIR (and finetuning), run by core in a worker thread; it opens on quick.yaml (a run that
-finishes in minutes on a CPU), with the paper's settings one click away.
+"""Step 3 — Train: SIR or the prune stage (the cut, reconstructed), and finetuning, run by core in a worker thread;
+it opens on quick.yaml (a run that finishes in minutes on a CPU), with the paper's settings one click away.
 
 The validation chart has reference lines for the network the run starts from (the dense one) and for bicubic
 upscaling on the same validation frames, computed once in the job before the run (``train_references``), and
@@ -43,12 +43,14 @@ TRAINING_FRAMES_NOTE = "on the training frames"
 SECTIONS = [
     ("Dataset", [
         Field("data.kind", "Kind", "choice", choices=(("Folder of clips or videos", "folder"), ("REDS", "reds"),
-                                                      ("Vimeo-90K", "vimeo"))),
+                                                      ("Vimeo-90K", "vimeo"),
+                                                      ("LR frames only (no GT: distil)", "lr-only"))),
         Field("data.root", "Root (GT)", "dir", "REDS root, Vimeo-90K root, or a folder of clip folders / videos"),
         Field("data.lr", "LR frames", "choice",
               choices=(("read from disk", "disk"), ("BI: bicubic ×4 on the fly", "BI"),
                        ("BD: Gaussian σ=1.6 ×4 on the fly", "BD"))),
-        Field("data.lr_root", "LR root", "dir", "Only for a folder dataset with LR frames on disk"),
+        Field("data.lr_root", "LR root", "dir", "A folder dataset's LR frames on disk, or the LR frames (a video, "
+                                                "a folder of frames or of clips) an LR-only run trains on"),
         Field("data.cache", "HDF5 cache", "path", "Build once and read patches from this HDF5 file (optional)"),
         Field("val.root", "Validation root", "dir", "Empty: held-out clips of the training set"),
         Field("val.every", "Validate every", "int", "iterations"),
@@ -59,7 +61,8 @@ SECTIONS = [
         Field("data.batch_size", "Batch size", "int"), Field("data.num_workers", "Loader workers", "int"),
     ]),
     ("SIR (sparsity-inducing regularization)", [
-        Field("sir.ratio", "Pruning ratio", "float", "Share of units to prune (follows the Prune step if ticked)"),
+        Field("sir.ratio", "Pruning ratio", "float", "Share of units to prune, by SIR or the prune stage (follows "
+                                                     "the Prune step if ticked)"),
         Field("sir.align", "Width multiple", "int"),
         Field("sir.delta", "λ step δ", "float", "λ grows by δ every T1 iterations (paper: 1e-4)"),
         Field("sir.t1", "T1", "int", "iterations between λ steps (paper: 5)"),
@@ -67,6 +70,12 @@ SECTIONS = [
         Field("sir.stabilize_iters", "Stabilize iterations", "int"),
         Field("sir.lr", "Learning rate", "float"),
         Field("sir.gamma_lr", "γ learning rate", "float", "Empty: same as the learning rate (paper)"),
+    ]),
+    ("Prune stage (the cut reconstructed, no SIR)", [
+        Field("prune.reconstruct", "Reconstruct the cut", "bool", "Refit the cut to the dense network's activations"),
+        Field("prune.calib", "Calibration clip", "path", "LR frames (video or folder) to measure and reconstruct "
+                                                          "on; empty: the first training clip"),
+        Field("prune.calib_frames", "Calibration frames", "int", "frames fitted on (the 5 after them judge it)"),
     ]),
     ("Finetune", [
         Field("finetune.iterations", "Iterations", "int"), Field("finetune.lr", "Learning rate", "float"),
@@ -109,7 +118,7 @@ class TrainPanel(QWidget):
 
         self.form = ConfigForm(SECTIONS)
         self.stage_boxes = {s: QCheckBox(s) for s in STAGES}
-        self.follow_prune = QCheckBox("SIR plan follows the Prune step")
+        self.follow_prune = QCheckBox("Plan follows the Prune step")
         self.follow_prune.setToolTip("Ratio, criterion, locks, caps and widths come from the Prune step's plan")
         self.follow_prune.setChecked(True)
         self.config_label = QLabel("Paper defaults")
@@ -219,8 +228,8 @@ class TrainPanel(QWidget):
         if self.config_file is None:
             text = "Config: the paper's defaults (REDS, hundreds of thousands of iterations: days on a GPU)"
         elif default and self.config_file.name == QUICK_CONFIG.name:
-            text = (f"Config: {self.config_file.name} — the quick start (SIR → prune → finetune on the demo clip, "
-                    "minutes on a CPU); “Paper defaults” for the paper's schedule")
+            text = (f"Config: {self.config_file.name} — the quick start ({' → '.join(cfg.stages)} on the demo "
+                    "clip, minutes on a CPU); “Paper defaults” for the paper's schedule")
         else:
             text = f"Config: {self.config_file}"
         self.config_label.setText(text)
@@ -268,7 +277,7 @@ class TrainPanel(QWidget):
         extras = [f"criterion {st.criterion}"] + ([f"locked: {', '.join(st.locks)}"] if st.locks else []) + (
             [f"capped: {', '.join(f'{k} ≤ {v:g}' for k, v in st.caps)}"] if st.caps else []) + (
             [f"{len(st.widths)} layer widths from a latency target"] if st.widths else [])
-        self.follow_prune.setToolTip("SIR regularizes and the cut removes exactly this plan's units: "
+        self.follow_prune.setToolTip("The cut (SIR or the prune stage) removes exactly this plan's units: "
                                      + "; ".join(extras))
 
     def _choose_config(self) -> None:

@@ -1,6 +1,6 @@
 """The ``train`` sub-command: a config file in, a run folder out, progress on stderr.
 
-    python main.py train CONFIG [--run-dir DIR] [--stages sir,finetune] [--plan PLAN.json] [--set key.sub=value ...]
+    python main.py train CONFIG [--run-dir DIR] [--stages prune,finetune] [--plan PLAN.json] [--set key.sub=value ...]
                                 [--device cpu|cuda|auto] [--threads N] [--json]
     python main.py train [CONFIG] --resume DIR       (CONFIG defaults to DIR/run_config.yaml)
     torchrun --nproc_per_node 8 main.py train CONFIG --run-dir DIR     (DistributedDataParallel)
@@ -39,7 +39,8 @@ def add_train_commands(subparsers: Any) -> None:
     p.add_argument("config", nargs="?", help="YAML config (see resources/configs/)")
     p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last saved states")
     p.add_argument("--run-dir", metavar="DIR", help="where to write the run (default: runs/<config>-<time>)")
-    p.add_argument("--stages", help="comma-separated subset of pretrain,sir,finetune (overrides the config)")
+    p.add_argument("--stages", help="comma-separated subset of pretrain,sir,prune,finetune, in that order (sir or "
+                                    "prune: each cuts the network; overrides the config)")
     p.add_argument("--plan", metavar="PLAN.json",
                    help="train to the plan `plan ... --json` printed (ratio, criterion, locks, caps, a latency "
                         "target's widths): it replaces the config's sir plan keys; --set still applies after it")

@@ -19,11 +19,12 @@ import yaml
 
 from ..errors import ConfigError
 from ..io.safe_yaml import YAMLLimitError, load_yaml_file, load_yaml_text
+from ..recover.calib import CALIB_FRAMES, MIN_FRAMES
 from ..ssl.criteria import CRITERIA, DEFAULT_CRITERION
 from ..ssl.plan import RECOMMENDED_ALIGN
 from ..ssl.settings import PlanSettings
 
-STAGES = ("pretrain", "sir", "finetune")
+STAGES = ("pretrain", "sir", "prune", "finetune")
 DATA_KINDS = ("reds", "vimeo", "folder", "lr-only")
 LR_SOURCES = ("disk", "BI", "BD")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
@@ -129,6 +130,18 @@ class SIRConfig:
 
 
 @dataclass
+class PruneConfig:
+    """The ``prune`` stage: the cut ``prune`` makes (no SIR), by the plan in ``sir``'s plan keys (ratio,
+    criterion, align, locks, caps, widths: one plan whichever stage cuts), reconstructed on LR frames so the
+    stage after it starts from a recovered network rather than a raw cut."""
+
+    reconstruct: bool = True                 # false: the raw cut (a starting point for training only)
+    calib: str | None = None                 # LR clip (frame folder or video) measured and reconstructed on;
+                                             # null: the first LR clip of the training data (data.kind lr-only)
+    calib_frames: int = CALIB_FRAMES         # frames fitted on (the held-out ones after them judge the fit)
+
+
+@dataclass
 class FinetuneConfig:
     """Finetuning of the pruned network with Charbonnier + λ_TF · Temporal Finetuning."""
 
@@ -165,6 +178,7 @@ class TrainConfig:
     val: ValConfig = field(default_factory=ValConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     sir: SIRConfig = field(default_factory=SIRConfig)
+    prune: PruneConfig = field(default_factory=PruneConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
@@ -174,7 +188,7 @@ class TrainConfig:
 
 # Keys holding file system paths (resolved against the YAML file's folder).
 PATH_KEYS = ("model.weights", "data.root", "data.lr_root", "data.cache", "val.root", "val.lr_root",
-             "finetune.teacher")
+             "prune.calib", "finetune.teacher")
 
 # (key, lowest, highest, lowest is exclusive) for numbers; checked after types.
 _RANGES: tuple[tuple[str, float, float, bool], ...] = (
@@ -189,7 +203,7 @@ _RANGES: tuple[tuple[str, float, float, bool], ...] = (
     ("sir.ratio", 0, 0.99, True), ("sir.min_keep", 1, 1024, False), ("sir.align", 1, 64, False),
     ("sir.delta", 0, 10, True), ("sir.t1", 1, math.inf, False), ("sir.tau", 0, 1000, True),
     ("sir.stabilize_iters", 0, math.inf, False), ("sir.lr", 0, 1, True), ("sir.gamma_lr", 0, 10, True),
-    ("sir.charbonnier_eps", 0, 1, True),
+    ("sir.charbonnier_eps", 0, 1, True), ("prune.calib_frames", MIN_FRAMES, 1000, False),
     ("finetune.iterations", 1, math.inf, False), ("finetune.lr", 0, 1, True), ("finetune.spynet_lr", 0, 1, False),
     ("finetune.spynet_frozen_iters", 0, math.inf, False), ("finetune.eta_min", 0, 1, False),
     ("finetune.charbonnier_eps", 0, 1, True), ("finetune.tf_weight", 0, 1e6, False),
@@ -383,12 +397,18 @@ def _validate(cfg: TrainConfig) -> None:
         if _get(cfg, key) not in choices:
             raise ConfigError(f"{key} = {_get(cfg, key)!r} is not one of {', '.join(choices)}")
     if not cfg.stages:
-        raise ConfigError("stages is empty (use some of: pretrain, sir, finetune)")
+        raise ConfigError(f"stages is empty (use some of: {', '.join(STAGES)})")
     bad = [s for s in cfg.stages if s not in STAGES]
     if bad:
         raise ConfigError(f"stages: unknown stage {bad[0]!r} (use some of: {', '.join(STAGES)})")
     if list(cfg.stages) != sorted(set(cfg.stages), key=STAGES.index):
-        raise ConfigError(f"stages must be in order pretrain, sir, finetune without repeats, got {cfg.stages}")
+        raise ConfigError(f"stages must be in order {', '.join(STAGES)} without repeats, got {cfg.stages}")
+    if "sir" in cfg.stages and "prune" in cfg.stages:
+        raise ConfigError("stages: sir and prune each cut the network (SIR's cut, or prune's cut and reconstruction "
+                          "without SIR): run one of them")
+    if "prune" in cfg.stages and cfg.prune.calib is None and cfg.data.kind != "lr-only":
+        raise ConfigError("prune.calib is needed with data.kind = " + cfg.data.kind + ": the LR clip (frame folder "
+                          "or video) to measure and reconstruct the cut on (lr-only data uses its first clip)")
     for section in ("pretrain", "sir", "finetune"):
         betas = getattr(cfg, section).betas
         if len(betas) != 2 or not all(0 <= b < 1 for b in betas):

@@ -1,4 +1,7 @@
-"""``run_training``: pretrain → SIR → prune → finetune as the config says, resumable, writing the run folder.
+"""``run_training``: pretrain → SIR or prune → finetune as the config says, resumable, writing the run folder.
+
+Two stages cut the network: ``sir`` (SIR, then the cut of what it drove to zero) and ``prune`` (the cut
+``prune`` makes, no SIR: units ranked by the criterion, the cut reconstructed on LR frames).
 
 Run folder layout (every file built under a temporary name and moved into place; only rank 0 writes). The
 folder may hold the user's own files (their commented config.yaml, notes): the run writes only these names and a
@@ -11,6 +14,7 @@ new run refuses a folder where any of them already exists.
     checkpoints/<stage>_last.pth   resumable state of each stage
     dense.pth              the unpruned network that entered SIR (the TF teacher)
     sir_pruned.pth         the network right after SIR and physical pruning
+    cut.pth                the prune stage's cut, reconstructed (read back when a run resumes)
     finetune_best.pth      best validation weights of finetuning (pretrain_best.pth likewise)
     pruned.pth             the final network (model file, with the plan in its meta)
     report.h5              plan, |γ| scores, kept indices, MACs, metrics
@@ -35,7 +39,11 @@ from ..io.weights import weights_file
 from ..metrics import psnr
 from ..models.basicvsr import BasicVSR
 from ..models.spec import ArchSpec, dense_spec
-from ..ssl import Plan, attach_scale_factors, compute_scores, get_criterion, plan_with, prune_to_plan
+from ..recover.calib import check_frames, read_calibration
+from ..recover.reconstruct import ReconstructSettings, reconstruct
+from ..recover.status import RAW_CUT_TRAINING, RECONSTRUCTION_KEY
+from ..ssl import (Plan, attach_scale_factors, compute_scores, get_criterion, plan_from_json, plan_with,
+                   prune_to_plan, scores_on)
 from ..ssl.activity import ActivityStats, measure_activity
 from ..ssl.units import prunable_layers
 from ..deploy.export import write_report_h5
@@ -49,6 +57,7 @@ from .runtime import RunContext, amp_dtype
 from .stages import SIRStage, SupervisedStage
 from .state import load_state, model_from_state, state_path
 
+CUT_FILE = "cut.pth"      # the prune stage's (reconstructed) cut
 ACTIVITY_SAMPLES = 8      # training samples a criterion measured on frames sees at the start of SIR
 
 
@@ -101,6 +110,8 @@ class _Run:
         self.ctx = RunContext(cfg, run_dir, device, dist, sink, control, amp_dtype(cfg.runtime.amp, device))
         self.result = TrainResult(run_dir, None, None, None, log=run_dir / "train.log")
         self.plan: Plan | None = None
+        self._calib = None         # prune.calib's frames, read with the other inputs before any work
+        self._cut_meta: dict[str, Any] | None = None    # the prune stage's cut.pth meta
 
     @property
     def main(self) -> bool:
@@ -118,6 +129,8 @@ class _Run:
             model = self._pretrain()
         if "sir" in cfg.stages:
             model = self._sir(model)
+        if "prune" in cfg.stages:
+            model = self._prune(model)
         if "finetune" in cfg.stages:
             model = self._finetune(model)
         self._finish(model)
@@ -135,8 +148,10 @@ class _Run:
             raise ConfigError(f"data.batch_size = {cfg.data.batch_size} cannot be split over "
                               f"{self.ctx.dist.world} processes")
         spec = self._source_spec()
-        if "sir" in cfg.stages:
+        if "sir" in cfg.stages or "prune" in cfg.stages:
             self._check_plan_layers(spec)
+        if "prune" in cfg.stages and cfg.prune.calib is not None and not self._resumes_cut:
+            self._calib = read_calibration(cfg.prune.calib, self._reconstruct_settings.frames_to_read)
         if cfg.stages == ["finetune"] and cfg.finetune.tf_weight > 0 and cfg.finetune.teacher is None:
             raise ConfigError("finetune.teacher (the unpruned network) is needed for TF when finetune runs "
                               "without sir (or set finetune.tf_weight to 0)")
@@ -168,8 +183,11 @@ class _Run:
             path = state_path(self.ctx.run_dir, stage)
             if path.is_file():
                 model_from_state(load_state(path))
-        if "sir" in self.cfg.stages and "pretrain" not in self.cfg.stages and self._dense_path.is_file():
+        if {"sir", "prune"} & set(self.cfg.stages) and "pretrain" not in self.cfg.stages and \
+                self._dense_path.is_file():
             load_checkpoint(self._dense_path)
+        if self._resumes_cut:
+            load_checkpoint(self._cut_path)
 
     def _check_plan_layers(self, spec: ArchSpec) -> None:
         """``sir.lock`` / ``sir.max_ratio`` name layers of the network SIR will start from (typos fail now)."""
@@ -247,6 +265,62 @@ class _Run:
         self._save(pruned, ctx.run_dir / "sir_pruned.pth", {"stage": "sir", "plan": self.plan.to_json(scores=True)})
         return pruned
 
+    @property
+    def _cut_path(self) -> Path:
+        return self.ctx.run_dir / CUT_FILE
+
+    @property
+    def _resumes_cut(self) -> bool:
+        return self.resume and "prune" in self.cfg.stages and self._cut_path.is_file()
+
+    @property
+    def _reconstruct_settings(self) -> ReconstructSettings:
+        return ReconstructSettings(max_frames=self.cfg.prune.calib_frames)
+
+    def _calibration(self) -> tuple[np.ndarray, str]:
+        """(uint8 (T, h, w, 3) LR frames, their name): ``prune.calib``'s, else the first training clip's."""
+        if self._calib is not None:
+            return self._calib, Path(self.cfg.prune.calib).name
+        clip = self.data.clips[0]                  # lr-only data (the config refuses others without prune.calib)
+        n = min(clip.frames, self._reconstruct_settings.frames_to_read)
+        frames = clip.read(0, n, (0, 0, *clip.size))
+        return check_frames(frames, f"calibration clip {clip.name} (the first training clip)"), clip.name
+
+    def _prune(self, model: BasicVSR | None) -> BasicVSR:
+        """The cut ``prune`` makes: units ranked by the plan's criterion (measured on the calibration frames when
+        it needs frames), cut, and the cut reconstructed to the dense network's activations on those frames."""
+        ctx, cfg = self.ctx, self.cfg.prune
+        if self._resumes_cut:              # the cut of the run being resumed, exactly as finetuning began from it
+            loaded = load_checkpoint(self._cut_path)
+            self.plan, self._cut_meta = plan_from_json(loaded.meta["plan"]), loaded.meta
+            return loaded.model
+        dense = (model if model is not None else self._source_model()).to(ctx.device).eval()
+        self._save(dense, self._dense_path, {"stage": "dense", "source": self.cfg.model.weights}, overwrite=False)
+        settings = plan_settings(self.cfg.sir)
+        frames, name = self._calibration()
+        self.plan = plan_with(scores_on(dense, settings.criterion, frames, name), settings)
+        if self.plan.units_pruned == 0:
+            raise ConfigError(f"the plan prunes no unit of this network (sir.ratio {settings.ratio}, sir.align "
+                              f"{settings.align} rounds every layer back to its full width): raise sir.ratio or "
+                              f"lower sir.align")
+        cut = prune_to_plan(dense, self.plan)
+        meta: dict[str, Any] = {"stage": "prune", "training": RAW_CUT_TRAINING, "plan": self.plan.to_json(scores=True)}
+        if cfg.reconstruct:
+            cut, report = reconstruct(dense, cut, self.plan, frames, self._reconstruct_settings, calib_name=name,
+                                      sink=ctx.emit, control=ctx.control)
+            meta[RECONSTRUCTION_KEY] = report.to_meta()
+            self.result.metrics.update({"reconstruct_psnr_vs_dense": report.psnr_after,
+                                        "reconstruct_psnr_vs_dense_heldout": report.psnr_heldout})
+            ctx.emit(Log(f"[prune] {report.summary()}"))
+        self.result.metrics.update({"params_before": self.plan.before.params, "params_after": self.plan.after.params,
+                                    "macs_before": self.plan.before.macs, "macs_after": self.plan.after.macs})
+        ctx.emit(Log(f"[prune] {settings.criterion} at ratio {settings.ratio:g}: parameters "
+                     f"{self.plan.before.params:,} -> {self.plan.after.params:,}"
+                     + ("" if cfg.reconstruct else " (raw cut, not reconstructed)")))
+        self._save(cut, self._cut_path, meta)
+        self._cut_meta = meta
+        return cut
+
     def _finetune(self, model: BasicVSR | None) -> BasicVSR:
         cfg = self.cfg.finetune
         state = self._state("finetune")
@@ -283,6 +357,9 @@ class _Run:
             return
         meta = {"stages": self.cfg.stages, "plan": None if self.plan is None else self.plan.to_json(scores=True),
                 "config": self.cfg.to_dict()}
+        if self._cut_meta is not None:      # how the prune stage made the network finetuning started from
+            meta.update({k: v for k, v in self._cut_meta.items() if k in (RECONSTRUCTION_KEY, "training")}
+                        if last == "prune" else {k: v for k, v in self._cut_meta.items() if k == RECONSTRUCTION_KEY})
         res.pruned_model = ctx.run_dir / "pruned.pth"
         res.report = ctx.run_dir / "report.h5"
         self._save(res.model, res.pruned_model, meta)

@@ -24,8 +24,8 @@ RUN_MARKER = ".ssl-vsr-run"
 RUN_CONFIG = "run_config.yaml"
 RUN_LOCK = ".ssl-vsr-run.lock"       # exists only while a run holds the folder (or after a kill, then free)
 # Everything a run writes at the top of its folder: a new run refuses a folder where one of these exists.
-RUN_FILES = (RUN_MARKER, RUN_CONFIG, "train.log", "checkpoints", "dense.pth", "sir_pruned.pth", "pretrain_best.pth",
-             "finetune_best.pth", "pruned.pth", "report.h5")
+RUN_FILES = (RUN_MARKER, RUN_CONFIG, "train.log", "checkpoints", "dense.pth", "sir_pruned.pth", "cut.pth",
+             "pretrain_best.pth", "finetune_best.pth", "pruned.pth", "report.h5")
 RESULTS = ("pruned.pth", "report.h5", "dense.pth")   # what a finished run offers, named in RunFinished
 WRITTEN_KEYS = ("data.cache",)       # config paths the run writes as well as reads
 _MARKER_TEXT = "ssl-vsr training run\n"
