@@ -250,6 +250,30 @@ def test_loss_axis_labels_only_1_2_5_of_each_decade(qtbot):
     assert curves.psnr_plot.getAxis("left").tickStrings([19.0, 19.5], 1.0, 0.5) == ["19.0", "19.5"]
 
 
+def test_sir_charts_say_a_run_without_sir_leaves_them_empty(qtbot):
+    """quick.yaml runs the prune stage, not SIR: λ and |γ| stay empty, so they say why, centred, with no stage
+    marker dragging their range (a marker at the finetune start once pushed "no data" off the plot's edge)."""
+    from app.widgets.train_curves import TrainingCurves
+
+    curves = TrainingCurves()
+    qtbot.addWidget(curves)
+
+    def texts(plot) -> list[str]:
+        return [item.textItem.toPlainText() for item in plot.items if hasattr(item, "textItem")]
+
+    def markers(plot) -> int:
+        return sum(1 for item in plot.items if type(item).__name__ == "InfiniteLine")
+
+    curves.clear_all(sir=False)
+    curves.mark_stage(0, "finetune")
+    for plot in (curves.lambda_plot, curves.gamma_plot):
+        assert texts(plot) == ["no SIR stage in this run"] and markers(plot) == 0
+    assert markers(curves.loss_plot) == 1 and markers(curves.psnr_plot) == 1
+    curves.clear_all()                       # the next run has SIR again
+    curves.mark_stage(0, "sir")
+    assert texts(curves.lambda_plot) == ["no data yet"] and markers(curves.lambda_plot) == 1
+
+
 def test_export_step_offers_half_flow_int8_off_by_default_and_labels_it(qtbot, window: MainWindow,
                                                                         tmp_path: Path) -> None:
     from app.export_job import FORMATS, ExportOutcome

@@ -247,9 +247,9 @@ class TrainPanel(QWidget):
                 return
         same = on_training_frames(cfg)
         self.val_note.setVisible(same)
-        self.val_note.setText("Note: the validation frames are the training frames (val.root is data.root): "
-                              "validation PSNR here is measured on the clip the run trains on; a held-out clip "
-                              "scores less." if same else "")
+        self.val_note.setText("Note: the validation frames are the training frames (the validation clip is the "
+                              "training clip): validation PSNR here is measured on the clip the run trains on; a "
+                              "held-out clip scores less." if same else "")
         refs = self.curves.references()
         self.curves.set_references(refs, f"{PSNR_TITLE} ({TRAINING_FRAMES_NOTE})" if same else PSNR_TITLE)
 
@@ -312,7 +312,7 @@ class TrainPanel(QWidget):
             return None
         run_dir = self._active_run_dir = self.run_dir_path
         self._resumed = resume
-        self.curves.clear_all()
+        self.curves.clear_all(sir="sir" in cfg.stages)
         self._offsets, self._next_offset = {}, 0
         self.last_checkpoint, self.result, self._outcome = None, None, "failed"
         self._append_log(f"{'resuming' if resume else 'starting'} {', '.join(cfg.stages)} in {run_dir}", "info")

@@ -54,6 +54,8 @@ class TrainingCurves(pg.GraphicsLayoutWidget):
         self._reference_values: dict[str, float] = {}
         self._dirty = False
         self._placeholders: dict[pg.PlotItem, pg.TextItem] = {}
+        self._sir_plots = (self.lambda_plot, self.gamma_plot)
+        self._sir_expected = True
         self._show_placeholders()
         self._timer = QTimer(self)
         self._timer.setInterval(REDRAW_MS)
@@ -71,10 +73,13 @@ class TrainingCurves(pg.GraphicsLayoutWidget):
         return plot
 
     def _show_placeholders(self) -> None:
-        """A line of text in each empty plot, so an idle chart does not look broken."""
+        """A line of text in each empty plot, so an idle chart does not look broken (and SIR's charts, in a run
+        without SIR, say why they stay empty)."""
         for plot in (self.loss_plot, self.lambda_plot, self.gamma_plot, self.psnr_plot):
             if plot not in self._placeholders:
-                text = pg.TextItem("no data yet", color="#909090", anchor=(0.5, 0.5))
+                idle = "no SIR stage in this run" if plot in self._sir_plots and not self._sir_expected else \
+                    "no data yet"
+                text = pg.TextItem(idle, color="#909090", anchor=(0.5, 0.5))
                 plot.addItem(text, ignoreBounds=True)
                 text.setPos(0.5, 0.5)
                 self._placeholders[plot] = text
@@ -84,7 +89,10 @@ class TrainingCurves(pg.GraphicsLayoutWidget):
         if text is not None:
             plot.removeItem(text)
 
-    def clear_all(self) -> None:
+    def clear_all(self, sir: bool = True) -> None:
+        """Empty every chart for a new run; ``sir`` False: the run has no SIR stage (its two charts say so and
+        get no stage markers)."""
+        self._sir_expected = sir
         for plot in (self.loss_plot, self.lambda_plot, self.gamma_plot, self.psnr_plot):
             plot.clear()
             if plot.legend is not None:
@@ -142,7 +150,8 @@ class TrainingCurves(pg.GraphicsLayoutWidget):
 
     def mark_stage(self, x: float, name: str) -> None:
         """A labelled vertical line where a stage starts, on every plot."""
-        for plot in (self.loss_plot, self.lambda_plot, self.gamma_plot, self.psnr_plot):
+        plots = (self.loss_plot, self.lambda_plot, self.gamma_plot, self.psnr_plot)
+        for plot in plots if self._sir_expected else [p for p in plots if p not in self._sir_plots]:
             line = pg.InfiniteLine(x, angle=90, pen=pg.mkPen("#999999", style=pg.QtCore.Qt.PenStyle.DashLine),
                                    label=name, labelOpts={"position": 0.95, "color": "#555555"})
             plot.addItem(line)
