@@ -12,7 +12,7 @@ from core.events import Cancelled, Progress, RunControl, StageStarted
 from core.infer import super_resolve
 from core.metrics import psnr
 from core.profile.cost import param_count
-from core.ssl import compute_scores, prune_to_plan
+from core.ssl import DEFAULT_CRITERION, compute_scores, prune_to_plan
 from core.study import (StudyError, SweepPoint, layer_groups, load_study, pareto_front, parse_ratios,
                         run_sensitivity, run_sweep, save_study)
 from core.study.sensitivity import group_plan
@@ -26,7 +26,7 @@ def model():
 
 
 def test_pruning_nothing_drops_nothing(model):
-    r = run_sensitivity(model, tiny_clip(frames=2), ratio=0.0, granularity="segment")
+    r = run_sensitivity(model, tiny_clip(frames=2), ratio=0.0, granularity="segment", criterion="l1")
     assert r.dense_psnr is not None and math.isfinite(r.dense_psnr)
     assert all(g.units_pruned == 0 and abs(g.drop) < 1e-9 for g in r.groups)
     assert {g.name for g in r.groups} == set(layer_groups(compute_scores(model), "segment"))
@@ -46,7 +46,7 @@ def test_group_plan_prunes_that_group_only(model):
 
 def test_sensitivity_scores_are_the_measured_ones(model):
     clip = tiny_clip()
-    r = run_sensitivity(model, clip, ratio=0.5, only=["upconv1", "backward.0"])
+    r = run_sensitivity(model, clip, ratio=0.5, only=["upconv1", "backward.0"], criterion="l1")
     scores = compute_scores(model)
     dense_out = super_resolve(model, clip.lr).frames
     dense = np.mean([psnr(a, b, 0, True) for a, b in zip(dense_out, clip.gt)])
@@ -62,8 +62,8 @@ def test_sensitivity_scores_are_the_measured_ones(model):
 
 def test_without_gt_measures_against_the_dense_output(model):
     clip = tiny_clip(gt=False, frames=2)
-    mild = run_sensitivity(model, clip, ratio=0.2, granularity="segment")
-    hard = run_sensitivity(model, clip, ratio=0.8, granularity="segment")
+    mild = run_sensitivity(model, clip, ratio=0.2, granularity="segment", criterion="l1")
+    hard = run_sensitivity(model, clip, ratio=0.8, granularity="segment", criterion="l1")
     assert mild.clip.reference == "dense output" and mild.dense_psnr is None
     assert any("dense model's output" in n for n in mild.notes)
     assert all(g.drop is None for g in mild.groups)
@@ -74,7 +74,8 @@ def test_without_gt_measures_against_the_dense_output(model):
 
 def test_sweep_costs_fall_and_fidelity_falls_with_the_ratio(model):
     events = []
-    r = run_sweep(model, tiny_clip(gt=False, frames=2), ratios=[0.7, 0.2, 0.45], align=1, sink=events.append)
+    r = run_sweep(model, tiny_clip(gt=False, frames=2), ratios=[0.7, 0.2, 0.45], align=1, sink=events.append,
+                  criterion="l1")
     assert [p.label for p in r.points] == ["dense", "ratio 0.2", "ratio 0.45", "ratio 0.7"]
     dense, *pruned = r.points
     assert dense.params == param_count(model.spec) and math.isinf(dense.psnr)
@@ -93,7 +94,7 @@ def test_sweep_measures_an_extra_plan(model):
 
     clip = tiny_clip()
     plan = make_plan(compute_scores(model), 0.5, overrides={"upconv1": LayerOverride(locked=True)}, frame_size=(12, 16))
-    r = run_sweep(model, clip, ratios=[0.5], align=1, extra={"current plan": plan})
+    r = run_sweep(model, clip, ratios=[0.5], align=1, extra={"current plan": plan}, criterion="l1")
     mine = r.points[-1]
     assert mine.label == "current plan" and mine.params == plan.after.params and mine.macs == plan.after.macs
     out = super_resolve(prune_to_plan(model, plan), clip.lr).frames
@@ -108,7 +109,7 @@ def test_sweep_measures_an_extra_network_as_it_is(model):
 
     clip = tiny_clip()
     net = prune_to_plan(model, make_plan(compute_scores(model), 0.4, align=1, frame_size=(12, 16)))
-    r = run_sweep(model, clip, ratios=[0.5], align=1, extra={"pruned: file pruned.pth": net})
+    r = run_sweep(model, clip, ratios=[0.5], align=1, extra={"pruned: file pruned.pth": net}, criterion="l1")
     mine = r.points[-1]
     assert mine.label == "pruned: file pruned.pth" and mine.params == param_count(net.spec)
     out = super_resolve(net, clip.lr).frames
@@ -128,8 +129,8 @@ def test_pareto_front():
 
 def test_round_trip_and_refusals(model, tmp_path):
     clip = tiny_clip(gt=False, frames=2)
-    sens = run_sensitivity(model, clip, ratio=0.0, only=["fusion"])       # psnr inf: identical to the dense output
-    sweep = run_sweep(model, clip, ratios=[0.3], align=1)
+    sens = run_sensitivity(model, clip, ratio=0.0, only=["fusion"], criterion="l1")  # psnr inf: same as dense
+    sweep = run_sweep(model, clip, ratios=[0.3], align=1, criterion="l1")
     for result in (sens, sweep):
         path = save_study(result, tmp_path / f"{result.kind}.json")
         assert load_study(path) == result
@@ -222,3 +223,11 @@ def test_centre_crop_of_the_clip_and_its_gt():
     assert whole.lr.shape == (2, 64, 112, 3) and whole.notes == ()
     with pytest.raises(StudyError, match="at least 8x8"):
         load_study_clip(demo / "BIx4", None, max_frames=2, crop=(4, 64))
+
+
+def test_studies_default_to_the_default_criterion(model):
+    """One default criterion everywhere (the CLI, Prune, Study): a study called without one measures units the
+    way `prune` ranks them, not by weight norms."""
+    clip = tiny_clip(gt=False, frames=2)
+    assert run_sweep(model, clip, ratios=[0.5], align=1).criterion == DEFAULT_CRITERION
+    assert run_sensitivity(model, clip, ratio=0.5, only=["fusion"]).criterion == DEFAULT_CRITERION

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog
 from core.errors import UserError
 from core.events import Event, Log, Progress
 from core.profile.macs import frame_macs
-from core.ssl import CRITERIA
+from core.ssl import CRITERIA, DEFAULT_CRITERION
 from core.ssl.plan import RECOMMENDED_ALIGN
 from core.study import (GRANULARITIES, SensitivityResult, StudyClip, SweepResult, load_study, parse_ratios,
                         run_sensitivity, run_sweep, save_study)
@@ -51,6 +51,7 @@ class StudyPanel(QWidget):
         self.criterion = QComboBox()
         for c in CRITERIA:
             self.criterion.addItem(c, c)
+        self.criterion.setCurrentIndex(self.criterion.findData(DEFAULT_CRITERION))   # as the CLI and Prune
         self.ratio = QDoubleSpinBox()
         self.ratio.setRange(0.0, 0.95)
         self.ratio.setSingleStep(0.05)

@@ -17,7 +17,7 @@ import torch
 
 from ..events import EventSink, Log, Progress, RunControl, StageFinished, StageStarted, ignore
 from ..models.basicvsr import BasicVSR
-from ..ssl import LayerOverride, Plan, make_plan, prune_to_plan, scores_on
+from ..ssl import DEFAULT_CRITERION, LayerOverride, Plan, make_plan, prune_to_plan, scores_on
 from ..ssl.scores import UnitScores
 from .clip import Scorer, StudyClip
 from .results import GroupSensitivity, SensitivityResult, StudyError
@@ -73,7 +73,7 @@ def check_ratio(ratio: float) -> float:
     return float(ratio)
 
 
-def run_sensitivity(model: BasicVSR, clip: StudyClip, *, ratio: float = 0.5, criterion: str = "l1",
+def run_sensitivity(model: BasicVSR, clip: StudyClip, *, ratio: float = 0.5, criterion: str = DEFAULT_CRITERION,
                     granularity: str = "block", device: torch.device | str = "cpu", y: bool = True,
                     checkpoint: str = "", sink: EventSink = ignore, control: RunControl | None = None,
                     only: list[str] | None = None) -> SensitivityResult:

@@ -21,7 +21,7 @@ from ..events import Event, EventSink, Log, Progress, RunControl, StageFinished,
 from ..models.basicvsr import BasicVSR
 from ..profile.cost import param_count
 from ..profile.macs import frame_macs
-from ..ssl import Plan, make_plan, prune_to_plan, scores_on
+from ..ssl import DEFAULT_CRITERION, Plan, make_plan, prune_to_plan, scores_on
 from ..ssl.plan import RECOMMENDED_ALIGN
 from ..ssl.units import prunable_layers
 from ..train.pipeline import run_training
@@ -98,7 +98,7 @@ class _Steps:
         self.sink(Progress("sweep", self.done_runs * self.frames, self.total, {"psnr": psnr}))
 
 
-def run_sweep(model: BasicVSR, clip: StudyClip, *, ratios=DEFAULT_RATIOS, criterion: str = "l1",
+def run_sweep(model: BasicVSR, clip: StudyClip, *, ratios=DEFAULT_RATIOS, criterion: str = DEFAULT_CRITERION,
               align: int = RECOMMENDED_ALIGN, device: torch.device | str = "cpu", y: bool = True,
               checkpoint: str = "", extra: Mapping[str, Plan | BasicVSR] | None = None, budget: Budget | None = None,
               sink: EventSink = ignore, control: RunControl | None = None) -> SweepResult:
