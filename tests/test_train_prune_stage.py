@@ -140,3 +140,14 @@ def test_bad_calibration_clip_is_one_line_exit_2_before_any_work(dense_file, tmp
     assert code == 2 and len(err) == 1, err
     assert clip.name in err[0], err
     assert not (run / "dense.pth").exists() and not (run / CUT_FILE).exists()
+
+
+def test_a_plan_that_prunes_nothing_is_refused_before_any_reconstruction(dense_file, tmp_path):
+    cfg = tiny_config(dense_file, stages=["prune"], model={"variant": "basicvsr", "num_feat": 8, "num_block": 1},
+                      data={"kind": "lr-only", "root": None, "lr_root": str(demo_clip_dir() / "BIx4")},
+                      sir={**PLAN, "ratio": 0.01, "align": 8})
+    seen = []
+    with pytest.raises(ConfigError, match="prunes no unit"):
+        run_training(cfg, tmp_path / "run", seen.append)
+    assert not any(isinstance(e, Progress) and e.stage == "reconstruct" for e in seen)
+    assert not (tmp_path / "run" / CUT_FILE).exists()

@@ -241,10 +241,7 @@ class _Run:
         settings = plan_settings(cfg)          # the user's plan: ratio, criterion, width multiple, locks, caps
         sir_plan = plan_with(compute_scores(model, settings.criterion, self._activity(model, settings.criterion)),
                              settings)
-        if sir_plan.units_pruned == 0:
-            raise ConfigError(f"the plan prunes no unit of this network (sir.ratio {settings.ratio}, sir.align "
-                              f"{settings.align} rounds every layer back to its full width): raise sir.ratio or "
-                              f"lower sir.align")
+        _refuse_empty(sir_plan)
         attach_scale_factors(model)
         stage = SIRStage(ctx, model, self.data, sir_plan)
         stage.run(self._state("sir"))
@@ -299,10 +296,7 @@ class _Run:
         settings = plan_settings(self.cfg.sir)
         frames, name = self._calibration()
         self.plan = plan_with(scores_on(dense, settings.criterion, frames, name), settings)
-        if self.plan.units_pruned == 0:
-            raise ConfigError(f"the plan prunes no unit of this network (sir.ratio {settings.ratio}, sir.align "
-                              f"{settings.align} rounds every layer back to its full width): raise sir.ratio or "
-                              f"lower sir.align")
+        _refuse_empty(self.plan)
         cut = prune_to_plan(dense, self.plan)
         meta: dict[str, Any] = {"stage": "prune", "training": RAW_CUT_TRAINING, "plan": self.plan.to_json(scores=True)}
         if cfg.reconstruct:
@@ -357,9 +351,9 @@ class _Run:
             return
         meta = {"stages": self.cfg.stages, "plan": None if self.plan is None else self.plan.to_json(scores=True),
                 "config": self.cfg.to_dict()}
-        if self._cut_meta is not None:      # how the prune stage made the network finetuning started from
-            meta.update({k: v for k, v in self._cut_meta.items() if k in (RECONSTRUCTION_KEY, "training")}
-                        if last == "prune" else {k: v for k, v in self._cut_meta.items() if k == RECONSTRUCTION_KEY})
+        if self._cut_meta is not None:      # how the prune stage made the network (untrained if it ran last)
+            keys = (RECONSTRUCTION_KEY, "training") if last == "prune" else (RECONSTRUCTION_KEY,)
+            meta.update({k: self._cut_meta[k] for k in keys if k in self._cut_meta})
         res.pruned_model = ctx.run_dir / "pruned.pth"
         res.report = ctx.run_dir / "report.h5"
         self._save(res.model, res.pruned_model, meta)
@@ -368,6 +362,14 @@ class _Run:
                             {"stages": self.cfg.stages, "pruned_model": str(res.pruned_model),
                              "config": self.cfg.to_dict()})
         barrier(ctx.dist)
+
+
+def _refuse_empty(plan: Plan) -> None:
+    """A cutting stage whose plan prunes nothing is a config mistake, said before any training."""
+    if plan.units_pruned == 0:
+        s = plan.settings
+        raise ConfigError(f"the plan prunes no unit of this network (sir.ratio {s.ratio}, sir.align {s.align} rounds "
+                          f"every layer back to its full width): raise sir.ratio or lower sir.align")
 
 
 def check_teacher(path: Path, source: ArchSpec) -> None:
