@@ -151,3 +151,14 @@ def test_a_plan_that_prunes_nothing_is_refused_before_any_reconstruction(dense_f
         run_training(cfg, tmp_path / "run", seen.append)
     assert not any(isinstance(e, Progress) and e.stage == "reconstruct" for e in seen)
     assert not (tmp_path / "run" / CUT_FILE).exists()
+
+
+def test_the_scale_criterion_without_sir_is_refused(dense_file, tmp_path, capsys):
+    """|γ| exists only inside SIR: without it every unit scores the same and the cut would be arbitrary."""
+    with pytest.raises(ConfigError, match="scale"):
+        tiny_config(dense_file, stages=["prune"], sir={**PLAN, "criterion": "scale"},
+                    data={"kind": "lr-only", "root": None, "lr_root": str(demo_clip_dir() / "BIx4")})
+    out = tmp_path / "scale.pth"
+    assert cli_main(["prune", str(dense_file), "--ratio", "0.5", "--criterion", "scale", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "scale factors" in err[0] and not out.exists()

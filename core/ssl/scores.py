@@ -11,6 +11,7 @@ from ..errors import PlanError
 from ..recover.calib import CALIB_AREA, CALIB_FRAMES, prepare_calibration
 from .activity import ActivityStats, measure_activity
 from .criteria import CRITERIA, get_criterion
+from .scale import has_scale_factors
 from .units import PrunableLayer, prunable_layers
 
 __all__ = ["CRITERIA", "UnitScores", "compute_scores", "scores_on"]
@@ -71,6 +72,9 @@ def scores_on(model: nn.Module, criterion: str, frames: np.ndarray | None = None
               source: str | None = None) -> UnitScores:
     """``compute_scores``, measuring ``model`` first on ``frames`` (uint8 (T, h, w, 3) LR frames, the first
     ``CALIB_FRAMES`` centre-cropped as reconstruction uses them) when the criterion needs frames."""
+    if criterion == "scale" and not has_scale_factors(model):
+        raise PlanError("criterion 'scale' ranks units by SIR's scale factors |gamma|, and this network has none: "
+                        "every unit would score the same (use contribution, l1 or l1-mean)")
     if not get_criterion(criterion).needs_frames:
         return compute_scores(model, criterion)
     if frames is None:

@@ -406,6 +406,9 @@ def _validate(cfg: TrainConfig) -> None:
     if "sir" in cfg.stages and "prune" in cfg.stages:
         raise ConfigError("stages: sir and prune each cut the network (SIR's cut, or prune's cut and reconstruction "
                           "without SIR): run one of them")
+    if {"sir", "prune"} & set(cfg.stages) and cfg.sir.criterion == "scale":
+        raise ConfigError("sir.criterion = scale ranks units by SIR's scale factors, which the network has not got "
+                          "when the plan is made (before SIR, or without it): use contribution, l1 or l1-mean")
     if "prune" in cfg.stages and cfg.prune.calib is None and cfg.data.kind != "lr-only":
         raise ConfigError("prune.calib is needed with data.kind = " + cfg.data.kind + ": the LR clip (frame folder "
                           "or video) to measure and reconstruct the cut on (lr-only data uses its first clip)")
