@@ -7,7 +7,7 @@ import numpy as np
 
 from core.io.demo import demo_clip_dir
 from core.recover.calib import CALIB_FRAMES, read_calibration
-from core.ssl import CRITERIA, REGISTRY, UnitScores, compute_scores, scores_on
+from core.ssl import CRITERIA, REGISTRY, UnitScores, compute_scores, scores_on, unusable_reason
 
 from .clips import ClipPair
 
@@ -15,7 +15,9 @@ FRAME_CRITERIA = tuple(c for c in CRITERIA if REGISTRY[c].needs_frames)
 
 
 def weight_scores(model) -> dict[str, UnitScores]:
-    return {c: compute_scores(model, c) for c in CRITERIA if c not in FRAME_CRITERIA}
+    """The criteria read from the weights alone, those that can rank ``model``'s units (no ``scale`` without SIR)."""
+    return {c: compute_scores(model, c) for c in CRITERIA
+            if c not in FRAME_CRITERIA and unusable_reason(model, c) is None}
 
 
 def clip_scores(model, clip: ClipPair | None) -> dict[str, UnitScores]:

@@ -2,6 +2,7 @@
 dense network and plain bicubic upscaling, with what each network cost to make.
 
     python bench/bench_recovery.py [--ratio 0.5 | --macs 2.5] [--criterion NAME ...] [--align 16]
+                                   [--stream cut|kept|both]
                                    [--clip NAME=FOLDER ...] [--frames 20] [--calib-frames N] [--rows N]
                                    [--distill-minutes 5 30] [--distill-on both [demo|own|both ...]]
                                    [--no-quick] [--quick-set KEY=VALUE ...]
@@ -15,8 +16,10 @@ the rows are:
 - for each criterion, at ``--ratio`` (or ``--macs``: criteria compared at equal cost) and ``--align``: the raw cut
   and the cut reconstructed (``prune``'s reconstruction), calibrated on the project's demo clip (``prune``'s
   default) and on the clip's own LR frames (no GT: a user pruning for their own video; a data-driven criterion
-  is measured on the same frames);
-- for the default criterion (contribution, when it is among ``--criterion``): each reconstruction then distilled
+  is measured on the same frames); with ``--stream both`` (the default) each plan twice, as ``prune`` cuts it
+  and with the hidden stream kept whole (``prune --keep-stream``), so use ``--macs`` to compare them at equal cost;
+- for the default criterion (contribution, when it is among ``--criterion``; the stream-kept plan under
+  ``--stream both``): each reconstruction then distilled
   from the dense network by the real training pipeline (``resources/configs/recover_distill.yaml``: lr-only
   data, teacher official REDS4) for each CPU budget of ``--distill-minutes``, on the same calibration clip. The
   iterations are sized from the CPU seconds per iteration measured on the previous run (the first, shortest
@@ -79,6 +82,7 @@ from core.ssl import DEFAULT_CRITERION, get_criterion, prune_to_plan, scores_on 
 from core.ssl.plan import plan_with  # noqa: E402
 from core.ssl.settings import PlanSettings  # noqa: E402
 from core.ssl.target import plan_for_latency, predicted_ms  # noqa: E402
+from core.ssl.units import stream_layer_names  # noqa: E402
 from core.train.config import load_config  # noqa: E402
 from core.train.pipeline import run_training  # noqa: E402
 
@@ -113,11 +117,14 @@ def _score(network, clip: Path, frames: int) -> tuple[float, float]:
     return report.mean.psnr, report.mean.ssim
 
 
-def _plan_at(scores, ratio: float, align: int, macs: float | None):
+def _plan_at(scores, ratio: float, align: int, macs: float | None, keep_stream: bool = False):
     """The plan at ``ratio``, or (``macs``) at the ratio whose plan is ``macs`` times cheaper than dense: criteria
-    compared at equal cost, not at equal unit counts (units of different layers cost different MACs)."""
+    compared at equal cost, not at equal unit counts (units of different layers cost different MACs).
+    ``keep_stream`` locks the stream layers, as ``prune --keep-stream`` does."""
+    locks = tuple(stream_layer_names(scores.spec)) if keep_stream else ()
+
     def plan(r: float):
-        return plan_with(scores, PlanSettings(r, scores.criterion, 1, align), PLAN_SIZE)
+        return plan_with(scores, PlanSettings(r, scores.criterion, 1, align, locks), PLAN_SIZE)
 
     if macs is None:
         return plan(ratio)
@@ -126,6 +133,10 @@ def _plan_at(scores, ratio: float, align: int, macs: float | None):
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if plan(mid).mac_ratio < macs else (lo, mid)
     return plan(hi)
+
+
+def plan_label(criterion: str, keep_stream: bool) -> str:
+    return f"{criterion}, stream kept" if keep_stream else criterion
 
 
 def _slug(text: str) -> str:
@@ -157,16 +168,19 @@ class Variants:
         model, report = reconstruct(self.dense, cut, plan, frames, self.settings, calib_name=name)
         return Made(model, scoring_cpu + time.process_time() - started, plan, cut, report)
 
-    def get(self, criterion: str, calib: Path, name: str) -> Made:
-        """The cut at ``--ratio``/``--macs`` and its reconstruction on ``calib``."""
-        if (criterion, name) not in self.made:
+    def get(self, criterion: str, calib: Path, name: str, keep_stream: bool = False) -> Made:
+        """The cut at ``--ratio``/``--macs`` (the stream layers locked with ``keep_stream``) and its reconstruction
+        on ``calib``."""
+        label = plan_label(criterion, keep_stream)
+        if (label, name) not in self.made:
             scores, frames, cpu = self.scores(criterion, calib, name)
-            made = self._cut(_plan_at(scores, self.args.ratio, self.args.align, self.args.macs), frames, name, cpu)
-            self.made[criterion, name] = made
-            print(f"{criterion}, calibrated on {name}: ratio {made.plan.requested_ratio:.3f}, "
+            made = self._cut(_plan_at(scores, self.args.ratio, self.args.align, self.args.macs, keep_stream),
+                             frames, name, cpu)
+            self.made[label, name] = made
+            print(f"{label}, calibrated on {name}: ratio {made.plan.requested_ratio:.3f}, "
                   f"{made.plan.mac_ratio:.2f}x fewer MACs, {made.plan.after.params:,} parameters; "
                   f"{made.report.summary()}", flush=True)
-        return self.made[criterion, name]
+        return self.made[label, name]
 
     def for_latency(self, calib: Path, name: str, table, target_ms: float) -> Made:
         """The default criterion's plan predicted to meet ``target_ms`` (``plan_for_latency``, as ``prune
@@ -235,7 +249,8 @@ def train_quick(tmp: Path, overrides: list[str]) -> tuple[Made, str, str]:
           f"{result.metrics.get('params_after', 0):,}", flush=True)
     cut_by = "SIR" if "sir" in config.stages else "prune stage"
     trained_on = "demo clip" if config.data.kind == "lr-only" else "demo clip, with GT"
-    return Made(result.model.eval(), cpu), f"{config.sir.criterion} ({cut_by})", trained_on
+    return Made(result.model.eval(), cpu), f"{plan_label(config.sir.criterion, config.sir.keep_stream)} ({cut_by})", \
+        trained_on
 
 
 def export_int8(made: Made, tmp: Path, calib: Path, calib_name: str) -> tuple[Made | None, str]:
@@ -285,6 +300,9 @@ def _parse_args() -> argparse.Namespace:
                    help="compare at equal cost: each criterion's plan is this many times cheaper than dense")
     p.add_argument("--criterion", action="append", default=[], help=f"repeatable (default {DEFAULT_CRITERION})")
     p.add_argument("--align", type=int, default=16)
+    p.add_argument("--stream", choices=("cut", "kept", "both"), default="both",
+                   help="plans that cut the hidden stream (the default plan), that keep it whole (prune "
+                        "--keep-stream), or both side by side (default)")
     p.add_argument("--clip", action="append", default=[], metavar="NAME=FOLDER",
                    help="evaluation clip with BIx4/ and GT/ (repeatable; default Vid4 calendar)")
     p.add_argument("--frames", type=int, default=20, help="frames scored per clip")
@@ -344,15 +362,18 @@ class Bench:
     def entries(self, name: str, clip: Path, criteria: list[str]) -> list[tuple]:
         """(model, criterion, calibrated on, network or (psnr, ssim), CPU s) rows of one evaluation clip."""
         rows = [("dense REDS4", "-", "-", self.dense, 0.0)]
+        streams = {"cut": (False,), "kept": (True,), "both": (False, True)}[self.args.stream]
         for criterion in criteria:
-            for calib, calib_name, kind in self._calibrations(name, clip):
-                made = self.variants.get(criterion, calib, calib_name)
-                measured = get_criterion(criterion).needs_frames
-                if measured or kind == "demo":     # a weight criterion's raw cut is the same whatever the clip
-                    rows.append(("raw cut", criterion, calib_name if measured else "-", made.cut, 0.0))
-                rows.append(("+ reconstruction", criterion, calib_name, made.model, made.cpu))
-                if criterion == DEFAULT_CRITERION:
-                    rows += self._distilled(made, calib, calib_name, kind)
+            for keep in streams:
+                label = plan_label(criterion, keep)
+                for calib, calib_name, kind in self._calibrations(name, clip):
+                    made = self.variants.get(criterion, calib, calib_name, keep)
+                    measured = get_criterion(criterion).needs_frames
+                    if measured or kind == "demo":     # a weight criterion's raw cut is the same whatever the clip
+                        rows.append(("raw cut", label, calib_name if measured else "-", made.cut, 0.0))
+                    rows.append(("+ reconstruction", label, calib_name, made.model, made.cpu))
+                    if criterion == DEFAULT_CRITERION and keep == streams[-1]:
+                        rows += self._distilled(made, calib, calib_name, kind, label)
         if self.quick is not None:
             made, criterion, trained_on = self.quick
             rows.append(("quick start (quick.yaml)", criterion, trained_on, made.model, made.cpu))
@@ -360,12 +381,12 @@ class Bench:
             rows.append((label, DEFAULT_CRITERION, "demo clip", made.model, made.cpu))
         return rows + [(label, "-", "-", net, 0.0) for label, net in self.extras]
 
-    def _distilled(self, made: Made, calib: Path, calib_name: str, kind: str) -> list[tuple]:
+    def _distilled(self, made: Made, calib: Path, calib_name: str, kind: str, label: str) -> list[tuple]:
         rows = []
         for minutes, on in self.budgets:
             if on in (kind, "both"):
                 distilled, iterations = self.distiller.get(made, calib, calib_name, minutes)
-                rows.append((f"+ rec. + distillation {minutes:g} min ({iterations} it)", DEFAULT_CRITERION,
+                rows.append((f"+ rec. + distillation {minutes:g} min ({iterations} it)", label,
                              calib_name, distilled.model, distilled.cpu))
         return rows
 

@@ -12,7 +12,7 @@ from .ssl.criteria import CRITERIA, DEFAULT_CRITERION, REGISTRY
 from .ssl.plan import RECOMMENDED_ALIGN, Plan, check_ratio, plan_with
 from .ssl.scores import UnitScores
 from .ssl.settings import PlanSettings, unknown_layer_message
-from .ssl.units import prunable_layers
+from .ssl.units import prunable_layers, stream_layer_names
 from .threads import add_threads_option
 
 
@@ -75,6 +75,10 @@ def add_plan_arguments(sp: argparse.ArgumentParser) -> None:
                          f"widths run slowly; 1 = the paper's exact global cut; latency targets use steps of 16)")
     sp.add_argument("--lock", action="append", default=[], metavar="LAYER",
                     help="keep LAYER whole (repeatable), e.g. --lock fusion --lock forward.0.mid")
+    sp.add_argument("--keep-stream", action="store_true",
+                    help="lock every layer that cuts the 64-channel hidden stream (the channels each residual block "
+                         "reads and writes): only the blocks' inner filters and the head are pruned. Recovered "
+                         "better at equal MACs on every clip measured; the saving stops near 2.4x fewer MACs")
     sp.add_argument("--max-ratio", action="append", default=[], type=_cap, metavar="LAYER=R",
                     help="prune LAYER by at most R (repeatable), e.g. --max-ratio upconv1=0.25")
     sp.add_argument("--latency-device", default="cpu",
@@ -95,8 +99,9 @@ def check_plan_args(args: argparse.Namespace, spec: ArchSpec) -> PlanSettings:
     measured on frames runs the network: a bad ratio or layer name is refused first)."""
     if args.ratio is not None:
         check_ratio(args.ratio)
+    locks = (*args.lock, *(stream_layer_names(spec) if args.keep_stream else ()))
     settings = PlanSettings(args.ratio if args.ratio is not None else 0.0, args.criterion, args.min_keep,
-                            args.align, tuple(args.lock), tuple(args.max_ratio))
+                            args.align, locks, tuple(args.max_ratio))
     names = [l.name for l in prunable_layers(spec)]
     for name in (*settings.locks, *(k for k, _ in settings.caps)):
         if name not in names:

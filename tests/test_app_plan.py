@@ -19,6 +19,7 @@ from PySide6.QtCore import Qt  # noqa: E402
 from app.main_window import MainWindow  # noqa: E402
 from app.session import load_project  # noqa: E402
 from app.widgets.layer_table import LOCK, MAX_RATIO  # noqa: E402
+from core.ssl.settings import LayerOverride  # noqa: E402
 from core.io.checkpoint import load_checkpoint  # noqa: E402
 from core.profile.latency import table_path  # noqa: E402
 from core.ssl.units import prunable_layers  # noqa: E402
@@ -121,3 +122,62 @@ def test_one_owner_builds_the_pruned_network_once_per_plan(qtbot, window: MainWi
     move_slider(qtbot, window, 0.6)
     current.network(dense)
     assert len(builds) == 2 and builds[1] is window.state.plan
+
+
+def test_scale_criterion_is_greyed_out_on_a_network_without_scale_factors(qtbot, window: MainWindow,
+                                                                          tiny_checkpoint: Path) -> None:
+    """On a stock network ``scale`` scores every unit the same: Prune and Study offer it disabled, say why, and a
+    restored plan that names it falls back to the default criterion instead of showing no plan."""
+    from app.widgets.criterion_choice import offer_criteria
+    from core.ssl import DEFAULT_CRITERION, attach_scale_factors
+
+    open_checkpoint(qtbot, window, tiny_checkpoint)
+    prune, study = window.panels["prune"], window.panels["study"]
+    for combo in (prune.criterion, study.criterion):
+        enabled = {combo.itemData(i): combo.model().item(i).isEnabled() for i in range(combo.count())}
+        assert enabled.pop("scale") is False and all(enabled.values())
+        assert "has none" in combo.itemData(combo.findData("scale"), Qt.ItemDataRole.ToolTipRole)
+    assert window.state.scores("scale") is None and window.state.scores("l1") is not None
+    prune.restore(0.5, "scale", 1, {})
+    assert prune.criterion.currentData() == DEFAULT_CRITERION
+    # after SIR the network has scale factors: the entry is offered again
+    sir_model = load_checkpoint(tiny_checkpoint).model
+    attach_scale_factors(sir_model)
+    offer_criteria(prune.criterion, sir_model)
+    assert prune.criterion.model().item(prune.criterion.findData("scale")).isEnabled()
+
+
+def test_keep_stream_box_locks_the_stream_layers_and_follows_the_table(qtbot, window: MainWindow,
+                                                                      tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """Ticking "Keep the stream whole" locks exactly the stream layers (the plan keeps them whole, a lock the user
+    set elsewhere stays); unticking unlocks them; a project whose locks cover the stream shows it ticked."""
+    from core.ssl.units import stream_layer_names
+    from core.train.config import plan_settings
+
+    open_checkpoint(qtbot, window, tiny_checkpoint)
+    prune = window.panels["prune"]
+    move_slider(qtbot, window, 0.4)
+    stream = stream_layer_names(window.state.model.model.spec)
+    names = [l.name for l in window.state.plan.layers]
+    _override(qtbot, prune, names.index("fusion"), LOCK, Qt.CheckState.Checked.value, Qt.ItemDataRole.CheckStateRole)
+    assert not prune.keep_stream_box.isChecked()
+    with qtbot.waitSignal(prune.planUpdated, timeout=5000):
+        prune.keep_stream_box.setChecked(True)
+    plan = window.state.plan
+    assert set(plan.settings.locks) == {*stream, "fusion"}
+    assert all(plan.layer(n).ratio == 0.0 for n in stream) and plan.achieved_ratio > 0
+    # the Train step copies it as plain locks (a config's own keep_stream cleared), and says so in one phrase
+    configure_tiny_run(window, tiny_checkpoint, tmp_path / "run", ("sir",))
+    train = window.panels["train"]
+    train.form.set_value("sir.keep_stream", False)
+    window.state.planChanged.emit()
+    cfg = train.build_config()
+    assert cfg.sir.lock == ["fusion"] and cfg.sir.keep_stream      # the tick, not 120 names; the same plan:
+    assert set(plan_settings(cfg.sir, window.state.model.model.spec).locks) == {*stream, "fusion"}
+    assert "the hidden stream kept whole" in train.follow_prune.toolTip()
+    assert "backward.0.in" not in train.follow_prune.toolTip()
+    with qtbot.waitSignal(prune.planUpdated, timeout=5000):
+        prune.keep_stream_box.setChecked(False)
+    assert window.state.plan.settings.locks == ("fusion",)
+    prune.restore(0.4, "l1", 1, {n: LayerOverride(locked=True) for n in stream})
+    assert prune.keep_stream_box.isChecked()

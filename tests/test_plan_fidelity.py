@@ -16,7 +16,7 @@ from core.io.checkpoint import load_checkpoint
 from core.profile.latency import table_path
 from core.ssl import (CRITERIA, REGISTRY, Criterion, LayerOverride, PlanSettings, compute_scores, make_plan,
                       plan_from_json, plan_with)
-from core.ssl.units import prunable_layers
+from core.ssl.units import prunable_layers, stream_layer_names
 from core.train.config import plan_overrides, plan_settings
 from core.train.pipeline import run_training
 from tests.helpers import tiny_model
@@ -70,8 +70,8 @@ def test_settings_and_plan_round_trip_with_locks_and_caps():
     assert [l.kept for l in light.layers] == [l.kept for l in plan.layers] and light.after == plan.after
     # the config carries the same settings and rebuilds the same plan
     cfg = tiny_config(None, sir={k.split(".")[1]: v for k, v in plan_overrides(st).items()})
-    assert plan_settings(cfg.sir) == st
-    again = plan_with(compute_scores(model, "l1-mean"), plan_settings(cfg.sir), (24, 40))
+    assert plan_settings(cfg.sir, model.spec) == st
+    again = plan_with(compute_scores(model, "l1-mean"), plan_settings(cfg.sir, model.spec), (24, 40))
     assert [l.kept for l in again.layers] == [l.kept for l in plan.layers]
 
 
@@ -105,6 +105,26 @@ def test_prune_with_lock_and_cap_writes_them_into_the_file(dense_file, tmp_path,
     assert info["plan_settings"]["max_ratio"] == {"upconv1": 0.25}
     stored = plan_from_json(load_checkpoint(out).meta["plan"])
     assert stored.spec_after == load_checkpoint(out).spec
+
+
+def test_keep_stream_prunes_only_the_inner_filters_and_the_head(dense_file, tmp_path, capsys):
+    """--keep-stream locks every layer that cuts the hidden stream: those keep all their channels, the blocks'
+    conv1 filters and the head are cut, and the file records the locks as a plain plan (one plan, one owner)."""
+    out = tmp_path / "k.pth"
+    assert main(["prune", str(dense_file), "--ratio", "0.3", "--align", "1", "--keep-stream", "--criterion", "l1",
+                 "--no-reconstruct", "--out", str(out)]) == 0
+    capsys.readouterr()
+    spec = load_checkpoint(dense_file).spec
+    stream = stream_layer_names(spec)
+    assert stream and all(n.endswith((".in", ".out")) for n in stream)
+    plan = plan_from_json(load_checkpoint(out).meta["plan"])
+    assert set(stream) <= set(plan.settings.locks)
+    assert all(plan.layer(n).ratio == 0.0 for n in stream)
+    assert sum(l.total - l.n_kept for l in plan.layers if l.name not in stream) > 0
+    # the config key makes the same locks for the network it is given
+    cfg = tiny_config(None, sir={"keep_stream": True, "lock": ["fusion"]})
+    assert set(plan_settings(cfg.sir, spec).locks) == {*stream, "fusion"}
+    assert plan_settings(tiny_config(None).sir, spec).locks == ()
 
 
 def test_unknown_layer_is_one_line_with_close_matches(dense_file, capsys):

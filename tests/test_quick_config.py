@@ -2,6 +2,7 @@
 ships, with no GT read for training, on a short schedule."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from core.ssl import DEFAULT_CRITERION
@@ -17,7 +18,8 @@ def test_quick_config_cuts_reconstructs_and_distils_the_official_weights():
     cfg = load_config(QUICK)
     assert cfg.stages == ["prune", "finetune"] and cfg.prune.reconstruct
     assert cfg.model.weights == "official:REDS4"
-    assert cfg.sir.ratio == 0.5 and cfg.sir.criterion == DEFAULT_CRITERION
+    # the hidden stream kept whole at 2.2x fewer MACs: it recovered better than cutting the stream (README)
+    assert cfg.sir.keep_stream and cfg.sir.ratio == 0.24 and cfg.sir.criterion == DEFAULT_CRITERION
     assert cfg.data.kind == "lr-only" and cfg.finetune.distill.sr_weight > 0 and cfg.finetune.teacher is None
 
 
@@ -46,3 +48,16 @@ def test_official_weights_name_resolves():
     from core.io.weights import weights_file
 
     assert weights_file(load_config(QUICK).model.weights, "model.weights") == official("REDS4")
+
+
+def test_a_plan_file_replaces_the_kept_stream(tmp_path):
+    """`train quick.yaml --plan PLAN.json` trains to that plan whole: quick.yaml's keep_stream must not lock stream
+    layers a latency target's widths cut (their floor would refuse the widths)."""
+    from core.train.cli import plan_file_overrides
+
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"settings": {"ratio": 0.5, "criterion": "contribution", "align": 16,
+                                             "widths": {"forward.0.in": 16, "forward.0.mid": 32}}}))
+    cfg = load_config(QUICK, plan_file_overrides(plan))
+    assert not cfg.sir.keep_stream and cfg.sir.widths == {"forward.0.in": 16, "forward.0.mid": 32}
+    assert cfg.sir.lock == []

@@ -20,12 +20,15 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout
 from core.errors import UserError
 from core.profile.latency import fps
 from core.ssl import CRITERIA, DEFAULT_CRITERION, RECOMMENDED_ALIGN, REGISTRY, Plan, make_plan
+from core.ssl.settings import LayerOverride
 from core.ssl.target import plan_for_latency
+from core.ssl.units import stream_layer_names
 
 from ..formatting import count, seconds
 from ..recovery_job import cut_pruned, is_reconstruct_progress
 from ..state import AppState
 from ..workers import Job
+from ..widgets.criterion_choice import offer_criteria
 from ..widgets.layer_chart import LayerChart
 from ..widgets.layer_table import COLUMNS, LayerTableModel
 from ..widgets.ratio_control import RatioControl
@@ -55,6 +58,11 @@ class PrunePanel(QWidget):
             self.align.addItem("any width" if a == 1 else f"multiple of {a}", a)
         self.align.setCurrentIndex(ALIGN_CHOICES.index(RECOMMENDED_ALIGN))
         self.align.setToolTip("Round each layer's kept count to a multiple (narrow odd widths run slowly)")
+        self.keep_stream_box = QCheckBox("Keep the stream whole")
+        self.keep_stream_box.setToolTip(
+            "Lock every layer that cuts the 64-channel hidden stream (the channels each residual block reads and "
+            "writes): only the blocks' inner filters and the head are pruned. It recovered better at equal MACs on "
+            "every clip measured; the saving stops near 2.4x fewer MACs (prune --keep-stream)")
         self.pin_button = QPushButton("Pin as overlay")
         self.pin_button.setToolTip("Keep this plan drawn as outlines to compare with other ratios or criteria")
         self.clear_pin_button = QPushButton("Clear overlay")
@@ -118,6 +126,8 @@ class PrunePanel(QWidget):
         self.ratio.ratioChanged.connect(self._schedule)
         self.align.currentIndexChanged.connect(self._schedule)
         self.table_model.overridesChanged.connect(self._schedule)
+        self.table_model.overridesChanged.connect(self._show_keep_stream)
+        self.keep_stream_box.toggled.connect(self._keep_stream_toggled)
         self.criterion.currentIndexChanged.connect(self._criterion_changed)
         self.state.scoresChanged.connect(self._criterion_changed)
         self.pin_button.clicked.connect(lambda: self.chart.set_reference(self.state.plan))
@@ -143,6 +153,7 @@ class PrunePanel(QWidget):
         controls.addWidget(self.criterion)
         controls.addWidget(QLabel("Widths"))
         controls.addWidget(self.align)
+        controls.addWidget(self.keep_stream_box)
         buttons = QHBoxLayout()
         for b in (self.pin_button, self.clear_pin_button):
             buttons.addWidget(b)
@@ -220,8 +231,32 @@ class PrunePanel(QWidget):
         self.content.setVisible(has_model)
         self.chart.set_reference(None)
         self.table_model.set_plan(None)
+        self._show_keep_stream()
+        self._offer_criteria()
         self._criterion_changed()
         self._load_latency(measure=False)
+
+    def _stream_layers(self) -> list[str]:
+        return [] if self.state.model is None else stream_layer_names(self.state.model.model.spec)
+
+    def _keep_stream_toggled(self, keep: bool) -> None:
+        """Lock the stream layers in the table (or unlock them): the plan, the project and Train see plain locks."""
+        stream = set(self._stream_layers())
+        overrides = {k: v for k, v in self.table_model.overrides.items() if k not in stream}
+        if keep:
+            overrides.update({name: LayerOverride(locked=True) for name in stream})
+        self.table_model.set_overrides(overrides)
+
+    def _show_keep_stream(self) -> None:
+        """Ticked exactly when every stream layer is locked (a restored project, locks set in the table)."""
+        stream = self._stream_layers()
+        locked = bool(stream) and all(self.table_model.overrides.get(n, LayerOverride()).locked for n in stream)
+        self.keep_stream_box.blockSignals(True)
+        self.keep_stream_box.setChecked(locked)
+        self.keep_stream_box.blockSignals(False)
+
+    def _offer_criteria(self) -> None:
+        offer_criteria(self.criterion, None if self.state.model is None else self.state.model.model)
 
     def _fit_columns(self) -> None:
         """Columns sized to their contents, the Ratio column to any ratio ('93.8%' was cut to '93.…' when sized on
@@ -462,6 +497,7 @@ class PrunePanel(QWidget):
         """Show a saved plan again: a ratio plan, or a latency target's exact widths (re-planned only if asked)."""
         if criterion in CRITERIA:
             self.criterion.setCurrentIndex(CRITERIA.index(criterion))
+            self._offer_criteria()
         if align in ALIGN_CHOICES:
             self.align.setCurrentIndex(ALIGN_CHOICES.index(align))
         self.table_model.set_overrides(overrides)

@@ -29,6 +29,7 @@ from core.study.sweep import network_point
 from ..dialogs import show_error
 from ..figures import timing_note
 from ..state import AppState
+from ..widgets.criterion_choice import offer_criteria
 from ..widgets.study_charts import ParetoChart, SensitivityChart
 from ..workers import Job
 
@@ -94,6 +95,8 @@ class StudyPanel(QWidget):
         self.open_button.clicked.connect(lambda: self.open_result())
         for signal in (state.planChanged, state.prunedChanged, state.modelChanged):
             signal.connect(self._show_plan)
+        state.modelChanged.connect(lambda: offer_criteria(self.criterion, None if state.model is None
+                                                          else state.model.model))
         self._kind_changed()
 
     def _build(self) -> None:

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (QCheckBox, QFileDialog, QGroupBox, QHBoxLayout, Q
 from core.errors import UserError
 from core.events import (CheckpointSaved, Event, Log, Progress, SparsityUpdate, StageFinished, StageStarted,
                          Validation)
+from core.ssl.units import stream_layer_names
 from core.train.config import STAGES, config_from_dict, default_config, load_config, plan_overrides
 from core.train.pipeline import RUN_CONFIG, TrainResult, run_training
 
@@ -64,6 +65,8 @@ SECTIONS = [
         Field("sir.ratio", "Pruning ratio", "float", "Share of units to prune, by SIR or the prune stage (follows "
                                                      "the Prune step if ticked)"),
         Field("sir.align", "Width multiple", "int"),
+        Field("sir.keep_stream", "Keep the hidden stream whole", "bool", "Prune only each block's inner filters and "
+              "the head (prune --keep-stream)"),
         Field("sir.delta", "λ step δ", "float", "λ grows by δ every T1 iterations (paper: 1e-4)"),
         Field("sir.t1", "T1", "int", "iterations between λ steps (paper: 5)"),
         Field("sir.tau", "λ ceiling τ", "float", "growing ends when λ ≥ τ (paper: 0.1)"),
@@ -268,13 +271,19 @@ class TrainPanel(QWidget):
         plan = self.state.plan
         if plan is None or plan.settings is None or not self.follow_prune.isChecked() or self.is_running():
             return
-        for key, value in plan_overrides(plan.settings).items():
+        st = plan.settings
+        stream = stream_layer_names(plan.spec_before)
+        kept_stream = bool(stream) and set(stream) <= set(st.locks)
+        locks = [n for n in st.locks if not (kept_stream and n in stream)]
+        # A kept stream travels as the form's tick, not as 120 names: the config expands it back to the same locks.
+        values = {**plan_overrides(st), "sir.keep_stream": kept_stream, "sir.lock": locks}
+        for key, value in values.items():
             if key in self.form.fields:
                 self.form.set_value(key, value)
             else:
                 set_nested(self.base, key, copy.deepcopy(value))
-        st = plan.settings
-        extras = [f"criterion {st.criterion}"] + ([f"locked: {', '.join(st.locks)}"] if st.locks else []) + (
+        extras = [f"criterion {st.criterion}"] + (["the hidden stream kept whole"] if kept_stream else []) + (
+            [f"locked: {', '.join(locks)}"] if locks else []) + (
             [f"capped: {', '.join(f'{k} ≤ {v:g}' for k, v in st.caps)}"] if st.caps else []) + (
             [f"{len(st.widths)} layer widths from a latency target"] if st.widths else [])
         self.follow_prune.setToolTip("The cut (SIR or the prune stage) removes exactly this plan's units: "

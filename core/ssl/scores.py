@@ -68,13 +68,22 @@ def compute_scores(model: nn.Module, criterion: str = "l1", activity: ActivitySt
     return UnitScores(spec, criterion, layers, tuple(per_layer), order, layer_of, rank, offsets)
 
 
+def unusable_reason(model: nn.Module, criterion: str) -> str | None:
+    """Why ``criterion`` cannot rank ``model``'s units (None when it can): the one check the CLI refuses by and the
+    window greys a criterion out by."""
+    if criterion == "scale" and not has_scale_factors(model):
+        return ("criterion 'scale' ranks units by SIR's scale factors |gamma|, and this network has none: "
+                "every unit would score the same (use contribution, l1 or l1-mean)")
+    return None
+
+
 def scores_on(model: nn.Module, criterion: str, frames: np.ndarray | None = None,
               source: str | None = None) -> UnitScores:
     """``compute_scores``, measuring ``model`` first on ``frames`` (uint8 (T, h, w, 3) LR frames, the first
     ``CALIB_FRAMES`` centre-cropped as reconstruction uses them) when the criterion needs frames."""
-    if criterion == "scale" and not has_scale_factors(model):
-        raise PlanError("criterion 'scale' ranks units by SIR's scale factors |gamma|, and this network has none: "
-                        "every unit would score the same (use contribution, l1 or l1-mean)")
+    why = unusable_reason(model, criterion)
+    if why is not None:
+        raise PlanError(why)
     if not get_criterion(criterion).needs_frames:
         return compute_scores(model, criterion)
     if frames is None:

@@ -22,7 +22,9 @@ from ..io.safe_yaml import YAMLLimitError, load_yaml_file, load_yaml_text
 from ..recover.calib import CALIB_FRAMES, MIN_FRAMES
 from ..ssl.criteria import CRITERIA, DEFAULT_CRITERION
 from ..ssl.plan import RECOMMENDED_ALIGN
+from ..models.spec import ArchSpec
 from ..ssl.settings import PlanSettings
+from ..ssl.units import stream_layer_names
 
 STAGES = ("pretrain", "sir", "prune", "finetune")
 DATA_KINDS = ("reds", "vimeo", "folder", "lr-only")
@@ -116,6 +118,7 @@ class SIRConfig:
     min_keep: int = 1
     align: int = RECOMMENDED_ALIGN   # kept widths rounded for speed; 1 = the paper's exact cut
     lock: list[str] = field(default_factory=list)            # layers kept whole, e.g. [fusion, forward.0.mid]
+    keep_stream: bool = False                # lock every layer that cuts the hidden stream (prune --keep-stream)
     max_ratio: dict[str, float] = field(default_factory=dict)  # per-layer cap on the pruning ratio
     widths: dict[str, int] = field(default_factory=dict)     # units kept per layer (a latency target's plan)
     delta: float = 1e-4
@@ -216,16 +219,21 @@ _CHOICES = {"data.kind": DATA_KINDS, "data.lr": LR_SOURCES, "runtime.amp": AMP_M
             "model.variant": ("basicvsr", "basicvsr-uni"), "sir.criterion": CRITERIA}
 
 
-def plan_settings(sir: SIRConfig) -> PlanSettings:
-    """The plan a config's ``sir`` section describes (layer names are checked against the network later)."""
-    return PlanSettings(sir.ratio, sir.criterion, sir.min_keep, sir.align, tuple(sir.lock),
+def plan_settings(sir: SIRConfig, spec: ArchSpec) -> PlanSettings:
+    """The plan a config's ``sir`` section describes for a network of ``spec`` (``keep_stream`` becomes locks on
+    its stream layers, as ``prune --keep-stream`` does; layer names are checked against the network later)."""
+    locks = (*sir.lock, *(stream_layer_names(spec) if sir.keep_stream else ()))
+    return PlanSettings(sir.ratio, sir.criterion, sir.min_keep, sir.align, locks,
                         tuple(sir.max_ratio.items()), tuple(sir.widths.items()))
 
 
 def plan_overrides(settings: PlanSettings) -> dict[str, Any]:
-    """``sir.*`` values that carry ``settings`` into a config (the Train step copies the Prune step's plan)."""
+    """``sir.*`` values that carry ``settings`` into a config (the Train step copies the Prune step's plan). The
+    settings' locks already hold a kept stream's layers, so ``sir.keep_stream`` is cleared: a config's own
+    ``keep_stream`` must not add locks the copied plan does not have."""
     data = settings.to_json()
-    return {f"sir.{k}": data[k] for k in ("ratio", "criterion", "min_keep", "align", "lock", "max_ratio", "widths")}
+    keys = ("ratio", "criterion", "min_keep", "align", "lock", "max_ratio", "widths")
+    return {**{f"sir.{k}": data[k] for k in keys}, "sir.keep_stream": False}
 
 
 def default_config() -> TrainConfig:

@@ -191,7 +191,7 @@ class _Run:
 
     def _check_plan_layers(self, spec: ArchSpec) -> None:
         """``sir.lock`` / ``sir.max_ratio`` name layers of the network SIR will start from (typos fail now)."""
-        settings = plan_settings(self.cfg.sir)
+        settings = plan_settings(self.cfg.sir, spec)
         if not (settings.locks or settings.caps or settings.widths):
             return
         try:
@@ -238,7 +238,7 @@ class _Run:
         elif model is None:
             model = self._source_model()
         self._save(model, self._dense_path, {"stage": "dense", "source": self.cfg.model.weights}, overwrite=False)
-        settings = plan_settings(cfg)          # the user's plan: ratio, criterion, width multiple, locks, caps
+        settings = plan_settings(cfg, model.spec)          # the user's plan: ratio, criterion, width multiple, locks, caps
         sir_plan = plan_with(compute_scores(model, settings.criterion, self._activity(model, settings.criterion)),
                              settings)
         _refuse_empty(sir_plan)
@@ -293,7 +293,7 @@ class _Run:
             return loaded.model
         dense = (model if model is not None else self._source_model()).to(ctx.device).eval()
         self._save(dense, self._dense_path, {"stage": "dense", "source": self.cfg.model.weights}, overwrite=False)
-        settings = plan_settings(self.cfg.sir)
+        settings = plan_settings(self.cfg.sir, dense.spec)
         frames, name = self._calibration()
         self.plan = plan_with(scores_on(dense, settings.criterion, frames, name), settings)
         _refuse_empty(self.plan)
