@@ -3,7 +3,8 @@ dense network and plain bicubic upscaling, with what each network cost to make.
 
     python bench/bench_recovery.py [--ratio 0.5 | --macs 2.5] [--criterion NAME ...] [--align 16]
                                    [--stream cut|kept|both]
-                                   [--clip NAME=FOLDER ...] [--frames 20] [--calib-frames N] [--rows N]
+                                   [--clip NAME=FOLDER ...] [--calib-clip NAME=CLIP ...]
+                                   [--frames 20] [--calib-frames N] [--rows N]
                                    [--distill-minutes 5 30] [--distill-on both [demo|own|both ...]]
                                    [--no-quick] [--quick-set KEY=VALUE ...]
                                    [--no-latency] [--target-fraction 0.4]
@@ -15,8 +16,9 @@ the rows are:
 - bicubic (OpenCV) and the dense REDS4 network;
 - for each criterion, at ``--ratio`` (or ``--macs``: criteria compared at equal cost) and ``--align``: the raw cut
   and the cut reconstructed (``prune``'s reconstruction), calibrated on the project's demo clip (``prune``'s
-  default) and on the clip's own LR frames (no GT: a user pruning for their own video; a data-driven criterion
-  is measured on the same frames); with ``--stream both`` (the default) each plan twice, as ``prune`` cuts it
+  default), on the clip's own LR frames (no GT: a user pruning for their own video; a data-driven criterion
+  is measured on the same frames) and on each ``--calib-clip`` but the clip itself (real video that is not the
+  user's, e.g. another held-out clip: ``bench/make_heldout_clip.py`` makes them); with ``--stream both`` (the default) each plan twice, as ``prune`` cuts it
   and with the hidden stream kept whole (``prune --keep-stream``), so use ``--macs`` to compare them at equal cost;
 - for the default criterion (contribution, when it is among ``--criterion``; the stream-kept plan under
   ``--stream both``): each reconstruction then distilled
@@ -305,6 +307,9 @@ def _parse_args() -> argparse.Namespace:
                         "--keep-stream), or both side by side (default)")
     p.add_argument("--clip", action="append", default=[], metavar="NAME=FOLDER",
                    help="evaluation clip with BIx4/ and GT/ (repeatable; default Vid4 calendar)")
+    p.add_argument("--calib-clip", action="append", default=[], metavar="NAME=CLIP",
+                   help="also reconstruct on this real LR clip (frame folder or video) and score that network on "
+                        "every evaluation clip but NAME itself: real video that is not the user's (repeatable)")
     p.add_argument("--frames", type=int, default=20, help="frames scored per clip")
     p.add_argument("--calib-frames", type=int, default=ReconstructSettings.max_frames)
     p.add_argument("--rows", type=int, default=ReconstructSettings.rows)
@@ -357,7 +362,10 @@ class Bench:
                 (f"latency {target:.0f} ms: int8 ONNX, flow half", int8 or Made(None, made.cpu))]
 
     def _calibrations(self, name: str, clip: Path) -> list[tuple[Path, str, str]]:
-        return [(self.demo, "demo clip", "demo"), (clip / "BIx4", f"{name} (own LR)", "own")]
+        """Demo clip, the clip's own LR frames, and each ``--calib-clip`` other than the scored clip."""
+        others = [(Path(path), f"{other} (other real clip)", "other")
+                  for other, path in (c.split("=", 1) for c in self.args.calib_clip) if other != name]
+        return [(self.demo, "demo clip", "demo"), (clip / "BIx4", f"{name} (own LR)", "own"), *others]
 
     def entries(self, name: str, clip: Path, criteria: list[str]) -> list[tuple]:
         """(model, criterion, calibrated on, network or (psnr, ssim), CPU s) rows of one evaluation clip."""

@@ -113,12 +113,17 @@ def _check_scratch(scratch: str | None) -> None:
 
 RAW_CUT_WARNING = ("warning: {model}: {status}; reconstruct it (prune --calib YOUR_CLIP, "
                    "or a lower ratio) or train it first")
+DEMO_ONLY_NOTE = ("note: {model}: {status}: on real video such networks have scored below bicubic upscaling; for "
+                  "your video, prune --calib YOUR_VIDEO, or train it (resources/configs/quick.yaml)")
 
 
-def _warn_if_raw_cut(model: str, status) -> None:
-    """One line on stderr (this module owns it) when ``status`` (``core.recover.status``) says raw cut."""
+def _warn_if_unrecovered(model: str, status) -> None:
+    """One line on stderr (this module owns it) when ``status`` (``core.recover.status``) says raw cut, or
+    recovered on the synthetic demo clip alone."""
     if status.raw_cut:
         print(RAW_CUT_WARNING.format(model=model, status=status.summary()), file=sys.stderr)
+    elif status.demo_only:
+        print(DEMO_ONLY_NOTE.format(model=model, status=status.summary()), file=sys.stderr)
 
 
 def _onnx_source_meta(meta: dict[str, str]) -> dict[str, Any]:
@@ -167,7 +172,7 @@ def cmd_sr(args: argparse.Namespace) -> int:
     source = open_source(args.input, max_frames=args.max_frames)
     check_clip_length(source.count, source.name)       # before any inference
     network, status = _load_runnable(args.checkpoint, args.allow_nonfinite)         # checkpoint or our .onnx
-    _warn_if_raw_cut(args.checkpoint, status)
+    _warn_if_unrecovered(args.checkpoint, status)
     device = run_device(network, device)
     bar = _progress(f"sr {source.name}", args.json)
     # Scratch beside the output is named like the output's own staged temp: a killed run's leftovers are swept by
@@ -223,16 +228,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _calibration_clip(args: argparse.Namespace, needed: bool):
-    """(clip path, its frames) when ``needed`` (checked before any work: one line and exit 2 otherwise), or None.
-    The clip is ``--calib``, or the bundled demo clip."""
-    from .io.demo import demo_clip_dir
+    """(clip path, its frames, the name a model file records) when ``needed`` (checked before any work: one line and
+    exit 2 otherwise), or None. The clip is ``--calib``, or the bundled demo clip."""
+    from .io.demo import calib_clip_name, demo_clip_dir
     from .recover.calib import read_calibration
     from .recover.reconstruct import ReconstructSettings
 
     if not needed:
         return None
     calib = args.calib or str(demo_clip_dir() / "BIx4")
-    return calib, read_calibration(calib, ReconstructSettings().frames_to_read)
+    return calib, read_calibration(calib, ReconstructSettings().frames_to_read), calib_clip_name(calib)
 
 
 def _load_for_plan(args: argparse.Namespace, calib=None):
@@ -244,7 +249,7 @@ def _load_for_plan(args: argparse.Namespace, calib=None):
 
     loaded = load_checkpoint(args.checkpoint, allow_nonfinite=args.allow_nonfinite)
     check_plan_args(args, loaded.model.spec)          # before a criterion measured on frames runs the network
-    frames, source = (None, None) if calib is None else (calib[1], Path(calib[0]).name)
+    frames, source = (None, None) if calib is None else calib[1:]
     outcome = plan_from_args(args, scores_on(loaded.model, args.criterion, frames, source))
     return loaded, outcome
 
@@ -324,11 +329,11 @@ def cmd_prune(args: argparse.Namespace) -> int:
             "min_keep": args.min_keep, "training": RAW_CUT_TRAINING, "plan": plan.to_json(scores=True),
             "predicted_ms_per_frame": outcome.predicted_ms}
     if measured:
-        meta["criterion_clip"] = Path(calib[0]).name
+        meta["criterion_clip"] = calib[2]
     report = None
     if not args.no_reconstruct:
         bar = _progress("reconstruct", args.json)
-        pruned, report = reconstruct(loaded.model, pruned, plan, calib[1], settings, calib_name=Path(calib[0]).name,
+        pruned, report = reconstruct(loaded.model, pruned, plan, calib[1], settings, calib_name=calib[2],
                                      sink=_event_bar(bar))
         bar.close()
         meta[RECONSTRUCTION_KEY] = report.to_meta()
@@ -337,7 +342,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
             "params_before": plan.before.params, "macs_before": plan.before.macs, "mac_ratio": plan.mac_ratio,
             "predicted_ms_per_frame": outcome.predicted_ms,
             "reconstruction": None if report is None else report.to_meta()}
-    _warn_if_raw_cut(str(args.out), recovery_status(meta, pruned=True))
+    _warn_if_unrecovered(str(args.out), recovery_status(meta, pruned=True))
     _emit(args, data, "\n".join([f"wrote {args.out}: {_fmt_int(plan.before.params)} -> {_fmt_int(plan.after.params)} "
                                  f"parameters, {plan.mac_ratio:.2f}x fewer MACs per frame (reloaded and verified)",
                                  *([report.summary()] if report else []), *_latency_line(outcome)]))
@@ -357,7 +362,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     def loaded(status) -> None:           # before the export's long work; a report (h5) runs nothing
         made.append(status)
         if args.format == "onnx":
-            _warn_if_raw_cut(args.model, status)
+            _warn_if_unrecovered(args.model, status)
 
     check = export_file(args.model, args.format, args.out, precision=args.precision, calib=args.calib,
                         calib_gt=args.calib_gt, max_drop=args.max_drop, overwrite=args.overwrite,
@@ -451,8 +456,9 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("--calib", default=None, metavar="CLIP",
                             help="LR clip (frame folder or video, no ground truth) to reconstruct the cut on (the "
                                  "pruned layers are refitted to the dense network's activations) and that the "
-                                 "contribution criterion is measured on (default: the bundled demo clip; your own "
-                                 "video recovers more)")
+                                 "contribution criterion is measured on. Default: the bundled demo clip, which is "
+                                 "synthetic: on real video that cut scored below bicubic upscaling, while any real "
+                                 "video recovered far more, your own the most")
             sp.add_argument("--no-reconstruct", action="store_true",
                             help="write the raw cut (no reconstruction): a starting point for training only")
             overwrite_flag(sp)

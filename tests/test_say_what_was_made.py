@@ -233,3 +233,39 @@ def test_int8_export_reports_fidelity(tmp_path, capsys):
     meta = read_onnx(out)[1]
     assert float(meta["ssl_vsr.int8_fidelity_db"]) == pytest.approx(data["fidelity_db"], abs=1e-3)
     assert float(meta["ssl_vsr.int8_judged_drop_db"]) == pytest.approx(data["judged_drop_db"], abs=1e-3)
+
+
+# -- 1b. a cut recovered on the synthetic demo clip alone says so --------------------------------------------
+def _notes(err: str) -> list[str]:
+    return [line for line in err.splitlines() if line.startswith("note:")]
+
+
+def test_prune_on_the_bundled_demo_clip_says_so_and_sr_repeats_it(files, lr_clip, tmp_path, capsys):
+    """Reconstruction calibrated on the demo clip (prune's default) scored below bicubic on real video it never saw:
+    the file records the demo clip by name, and prune and sr each say it in one line."""
+    dense, _ = files
+    out = tmp_path / "demo_rec.pth"
+    capsys.readouterr()
+    assert main(["prune", str(dense), "--ratio", "0.5", "--align", "2", "--out", str(out)]) == 0
+    (line,) = _notes(capsys.readouterr().err)
+    assert str(out) in line and "demo clip" in line and "--calib" in line and "quick.yaml" in line
+    assert load_checkpoint(out).meta["reconstruction"]["calib"] == "demo clip"
+    assert main(["sr", str(out), str(lr_clip), str(tmp_path / "sr"), "--max-frames", "2"]) == 0
+    (again,) = _notes(capsys.readouterr().err)
+    assert str(out) in again and "demo clip" in again
+    named = tmp_path / "named.pth"     # the bundled clip named by a path of its own is still the demo clip
+    assert main(["prune", str(dense), "--ratio", "0.5", "--align", "2", "--calib",
+                 str(lr_clip / ".." / "BIx4"), "--out", str(named)]) == 0
+    assert load_checkpoint(named).meta["reconstruction"]["calib"] == "demo clip"
+    assert len(_notes(capsys.readouterr().err)) == 1
+
+
+def test_prune_on_the_users_own_clip_has_no_demo_note(files, tmp_path, capsys):
+    dense, _ = files
+    own = tmp_path / "my_video"
+    write_frames(read_clip(demo_clip_dir() / "BIx4").frames[:13], own)
+    out = tmp_path / "own_rec.pth"
+    capsys.readouterr()
+    assert main(["prune", str(dense), "--ratio", "0.5", "--align", "2", "--calib", str(own), "--out", str(out)]) == 0
+    assert _notes(capsys.readouterr().err) == []
+    assert load_checkpoint(out).meta["reconstruction"]["calib"] == "my_video"

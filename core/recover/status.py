@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from ..io.demo import DEMO_CLIP_NAME
+
 RECONSTRUCTION_KEY = "reconstruction"   # meta entry written by reconstruction at the cut (core.recover)
 RAW_CUT_TRAINING = "none (zero-shot)"   # meta["training"] of a cut nobody trained
 
@@ -14,11 +16,17 @@ class RecoveryStatus:
     reconstructed: bool
     trained: bool
     below_bicubic: bool = False     # reconstructed, but its output stayed further from the dense one than bicubic
+    demo_calibrated: bool = False   # reconstructed on the bundled (synthetic) demo clip, not on the user's video
 
     @property
     def raw_cut(self) -> bool:
         """A pruned network neither trained nor recovered by reconstruction: far below the dense network (noise when ranked by weights alone)."""
         return self.pruned and not self.trained and (not self.reconstructed or self.below_bicubic)
+
+    @property
+    def demo_only(self) -> bool:
+        """Recovered only on the synthetic demo clip: on real video such networks have scored below bicubic."""
+        return self.pruned and self.reconstructed and self.demo_calibrated and not self.trained and not self.raw_cut
 
     def summary(self) -> str:
         if not self.pruned:
@@ -27,6 +35,8 @@ class RecoveryStatus:
             return "cut reconstructed but not recovered (further from the dense network than bicubic), not trained"
         if self.raw_cut:
             return "raw cut (not reconstructed, not trained): expect far less than the dense network, often noise"
+        if self.demo_only:
+            return "pruned, reconstructed at the cut on the bundled demo clip (synthetic) only, not trained"
         parts = (["reconstructed at the cut"] if self.reconstructed else []) + (["trained"] if self.trained else [])
         return "pruned, " + " and ".join(parts)
 
@@ -40,4 +50,6 @@ def recovery_status(meta: Mapping[str, Any] | None, pruned: bool) -> RecoverySta
     trained = pruned and meta.get("training") != RAW_CUT_TRAINING
     rec = meta.get(RECONSTRUCTION_KEY)
     below = isinstance(rec, Mapping) and rec.get("recovered") is False
-    return RecoveryStatus(pruned=pruned, reconstructed=bool(rec), trained=trained, below_bicubic=below)
+    demo = isinstance(rec, Mapping) and rec.get("calib") == DEMO_CLIP_NAME
+    return RecoveryStatus(pruned=pruned, reconstructed=bool(rec), trained=trained, below_bicubic=below,
+                          demo_calibrated=demo)

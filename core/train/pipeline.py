@@ -34,6 +34,7 @@ from ..errors import CheckpointError, ConfigError, UserError
 from ..events import EventSink, Log, RunControl, ignore
 from ..io.output import write_text
 from ..io.checkpoint import load_checkpoint, save_model
+from ..io.demo import calib_clip_name
 from ..io.frames import tensor_to_frames
 from ..io.weights import weights_file
 from ..metrics import psnr
@@ -277,7 +278,7 @@ class _Run:
     def _calibration(self) -> tuple[np.ndarray, str]:
         """(uint8 (T, h, w, 3) LR frames, their name): ``prune.calib``'s, else the first training clip's."""
         if self._calib is not None:
-            return self._calib, Path(self.cfg.prune.calib).name
+            return self._calib, calib_clip_name(self.cfg.prune.calib)
         clip = self.data.clips[0]                  # lr-only data (the config refuses others without prune.calib)
         n = min(clip.frames, self._reconstruct_settings.frames_to_read)
         frames = clip.read(0, n, (0, 0, *clip.size))
