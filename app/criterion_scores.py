@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.io.demo import demo_clip_dir
+from core.io.demo import DEMO_CLIP_NAME, demo_clip_dir
 from core.recover.calib import CALIB_FRAMES, read_calibration
 from core.ssl import CRITERIA, REGISTRY, UnitScores, compute_scores, scores_on, unusable_reason
 
@@ -25,7 +25,7 @@ def clip_scores(model, clip: ClipPair | None) -> dict[str, UnitScores]:
     if not FRAME_CRITERIA:
         return {}
     if clip is None:
-        frames, name = read_calibration(demo_clip_dir() / "BIx4", CALIB_FRAMES), "demo clip"
+        frames, name = read_calibration(demo_clip_dir() / "BIx4", CALIB_FRAMES), DEMO_CLIP_NAME
     else:
         # the clip's own frames as they are: scores_on checks them (two frames are enough to measure)
         frames, name = np.stack([clip.lr[i] for i in range(min(len(clip.lr), CALIB_FRAMES))]), clip.name

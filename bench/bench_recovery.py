@@ -72,7 +72,7 @@ from core.deploy.runtime import load_network  # noqa: E402
 from core.errors import UserError  # noqa: E402
 from core.evaluate import evaluate_dataset  # noqa: E402
 from core.io.checkpoint import load_checkpoint, save_model  # noqa: E402
-from core.io.demo import demo_clip_dir  # noqa: E402
+from core.io.demo import DEMO_CLIP_NAME, demo_clip_dir  # noqa: E402
 from core.io.source import open_source  # noqa: E402
 from core.io.weights import official_weight  # noqa: E402
 from core.metrics import psnr, ssim  # noqa: E402
@@ -349,14 +349,14 @@ class Bench:
         """The latency plan's reconstruction and its int8 file, with the target and prediction in the notes."""
         table, target, dense_ms = latency_target(self.dense, self.args.target_fraction)
         try:
-            made = self.variants.for_latency(self.demo, "demo clip", table, target)
+            made = self.variants.for_latency(self.demo, DEMO_CLIP_NAME, table, target)
         except UserError as e:
             self.notes.append(f"latency plan: {e}")
             return []
         self.notes.append(f"latency plan: target {target:.0f} ms per frame = {self.args.target_fraction:g} x dense "
                           f"{dense_ms:.0f} ms at {PLAN_SIZE[0]}x{PLAN_SIZE[1]} ({table.device}), predicted "
                           f"{predicted_ms(made.plan, table):.0f} ms, {made.plan.mac_ratio:.2f}x fewer MACs")
-        int8, summary = export_int8(made, self.tmp, self.demo, "demo clip")
+        int8, summary = export_int8(made, self.tmp, self.demo, DEMO_CLIP_NAME)
         self.notes.append(f"latency plan, int8: {summary}")
         return [(f"latency {target:.0f} ms: + reconstruction", made),
                 (f"latency {target:.0f} ms: int8 ONNX, flow half", int8 or Made(None, made.cpu))]
@@ -365,7 +365,7 @@ class Bench:
         """Demo clip, the clip's own LR frames, and each ``--calib-clip`` other than the scored clip."""
         others = [(Path(path), f"{other} (other real clip)", "other")
                   for other, path in (c.split("=", 1) for c in self.args.calib_clip) if other != name]
-        return [(self.demo, "demo clip", "demo"), (clip / "BIx4", f"{name} (own LR)", "own"), *others]
+        return [(self.demo, DEMO_CLIP_NAME, "demo"), (clip / "BIx4", f"{name} (own LR)", "own"), *others]
 
     def entries(self, name: str, clip: Path, criteria: list[str]) -> list[tuple]:
         """(model, criterion, calibrated on, network or (psnr, ssim), CPU s) rows of one evaluation clip."""
@@ -386,7 +386,7 @@ class Bench:
             made, criterion, trained_on = self.quick
             rows.append(("quick start (quick.yaml)", criterion, trained_on, made.model, made.cpu))
         for label, made in self.latency or []:
-            rows.append((label, DEFAULT_CRITERION, "demo clip", made.model, made.cpu))
+            rows.append((label, DEFAULT_CRITERION, DEMO_CLIP_NAME, made.model, made.cpu))
         return rows + [(label, "-", "-", net, 0.0) for label, net in self.extras]
 
     def _distilled(self, made: Made, calib: Path, calib_name: str, kind: str, label: str) -> list[tuple]:
