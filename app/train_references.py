@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from core.data.datasets import SCALE, FrameReader
-from core.deploy.quantize import bicubic_upscale
+from core.metrics import bicubic_upscale
 from core.io.output import path_relation
 from core.metrics import psnr
 from core.train.config import TrainConfig

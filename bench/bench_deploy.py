@@ -32,7 +32,7 @@ import torch  # noqa: E402
 from core.data.degrade import mod_crop  # noqa: E402
 from core.deploy.onnx_export import ExportError, deploy_copy, export_onnx  # noqa: E402
 from core.deploy.onnx_graph import export_step_graphs  # noqa: E402
-from core.deploy.quantize import y_psnr_frames  # noqa: E402
+from core.metrics import y_psnr_frames  # noqa: E402
 from core.deploy.runtime import load_clip, read_onnx  # noqa: E402
 from core.io.checkpoint import load_checkpoint  # noqa: E402
 from core.io.frames import frames_to_tensor, read_clip, tensor_to_frames  # noqa: E402

@@ -28,12 +28,9 @@ def apply_allocator(args: argparse.Namespace) -> str:
 
 def cpu_flags() -> str:
     """The SIMD flags that decide conv speed on this CPU (AVX2 / AVX-512 / VNNI / BF16): printed with each table."""
-    try:
-        flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split()
-    except (OSError, StopIteration):
-        return platform.processor() or "unknown CPU"
-    wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
-    return " ".join(f for f in wanted if f in flags) or "no AVX2"
+    from core.profile.cpu import cpu_flags as flags
+
+    return " ".join(flags()) or platform.processor() or "no AVX2"
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:

@@ -1,4 +1,4 @@
-"""Headless command line: info, sr, eval, plan, prune, export (and train, from core.train).
+"""Headless command line: info, sr, eval, plan, prune, export (train, study and compress from their packages).
 
 Every bad input ends as one line on stderr and exit code 2; ``--json`` prints machine-readable results on
 stdout for scripts.
@@ -497,6 +497,8 @@ def build_parser() -> argparse.ArgumentParser:
         add_train_commands(sub)
     from .study.cli import add_study_commands
     add_study_commands(sub)
+    from .compress.cli import add_compress_command
+    add_compress_command(sub, _size)
     return p
 
 

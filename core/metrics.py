@@ -26,6 +26,9 @@ __all__ = [
     "MeanScore",
     "clip_metrics",
     "mean_over_clips",
+    "y_psnr_frames",
+    "y_psnr_clip",
+    "bicubic_upscale",
 ]
 
 InputOrder = Literal["HWC", "CHW"]
@@ -193,3 +196,22 @@ def mean_over_clips(scores: Sequence[ClipScore]) -> MeanScore:
         ssim=float(np.mean([c.mean_ssim for c in scores])),
         clips=len(scores),
     )
+
+
+# -- clips of frames (the int8 guard, compress, the benches) -------------------------------------------------------
+def y_psnr_frames(sr: np.ndarray, ref: np.ndarray) -> float:
+    """Mean over frames of the Y-PSNR of uint8 (T, H, W, 3) frames against a reference of the same shape."""
+    return float(np.mean([psnr(a, b, test_y_channel=True) for a, b in zip(sr, ref)]))
+
+
+def y_psnr_clip(a: np.ndarray, b: np.ndarray) -> float:
+    """Y-PSNR of two uint8 (T, H, W, 3) clips over all their pixels at once (inf only if they are identical)."""
+    return psnr(a.reshape(-1, *a.shape[2:]), b.reshape(-1, *b.shape[2:]), test_y_channel=True)
+
+
+def bicubic_upscale(lr_frames: np.ndarray, scale: int = 4) -> np.ndarray:
+    """uint8 (T, h, w, 3) frames upscaled ×``scale`` by MATLAB's bicubic ``imresize``: the floor any SR model
+    has to beat."""
+    from core.data.degrade import imresize, to_uint8
+
+    return to_uint8(imresize(lr_frames.astype(np.float32) / 255.0, scale))

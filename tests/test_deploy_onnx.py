@@ -105,7 +105,8 @@ def test_int8_guard_keeps_the_costliest_layers_float(exported, tmp_path):
 
     from core.deploy.onnx_export import _clip_runner
     from core.deploy.onnx_graph import base_metadata, steps_from_clip
-    from core.deploy.quantize import conv_layers, quantize_steps
+    from core.deploy.quantize import conv_layers, estimated_quality, quantize_steps
+    from core.io.frames import frames_to_tensor, tensor_to_frames
 
     model, path, _, graphs = exported
     # The step graphs taken back out of the written file are the traced ones (re-quantizing needs no trace).
@@ -115,11 +116,15 @@ def test_int8_guard_keeps_the_costliest_layers_float(exported, tmp_path):
     frames = _smooth_frames(4, 36, 40)
     private = deploy_copy(model)
     run = _clip_runner(private, base_metadata(private, "fp32"))
-    loose = quantize_steps(again, model.bidirectional, model.num_feat, frames, run, max_drop=50.0)
+    with torch.no_grad():                                                                         # as export does
+        quality = estimated_quality(lambda f: tensor_to_frames(private(frames_to_tensor(f))), frames)
+    loose = quantize_steps(again, model.bidirectional, model.num_feat, frames, run, max_drop=50.0,
+                           quality_db=quality)
     assert loose.kept_float == () and len(loose.trials) == 1 and loose.drop != 0.0
     # A budget no int8 model can meet (it would have to be 1 dB better than float): the guard keeps the layers
     # float in the measured order, 1, 2, 4 ... at a time, until every measured layer is float.
-    tight = quantize_steps(again, model.bidirectional, model.num_feat, frames, run, max_drop=-1.0)
+    tight = quantize_steps(again, model.bidirectional, model.num_feat, frames, run, max_drop=-1.0,
+                           quality_db=quality)
     kept_counts = [k for k, _ in tight.trials]
     assert kept_counts[:3] == [0, 1, 2] and kept_counts == sorted(kept_counts) and len(tight.kept_float) > 2
     every_conv = {layer for g in again.values() for layer in conv_layers(g).values()}

@@ -183,21 +183,20 @@ def test_a_model_worse_than_bicubic_is_not_worth_quantizing():
         check_worth_quantizing(gt, frames, gt[:, :4])
 
 
-def test_a_candidate_is_measured_by_its_fidelity_both_ways():
-    from core.deploy.quantize import consistency_reference, measure_candidate, y_psnr_clip
+def test_a_candidate_is_judged_by_its_fidelity_with_and_without_gt():
+    from core.deploy.quantize import measure_candidate, y_psnr_clip
 
     frames = _smooth(3, 32, 36)
     ref = bicubic_upscale(frames)                                     # "the float output"
     rng = np.random.default_rng(3)
     sr = np.clip(ref + rng.normal(0, 2.0, ref.shape), 0, 255).round().astype(np.uint8)   # "int8": ~47 dB away (Y)
-    score = consistency_reference(frames)
-    m = measure_candidate(sr, ref, score(ref), score, by_gt=False)
+    m = measure_candidate(sr, ref, 30.0)                              # no GT: a float model estimated at 30 dB
     assert m.fidelity_db == pytest.approx(y_psnr_clip(sr, ref)) and 40 < m.fidelity_db < 52
     assert m.fidelity_lr_db > m.fidelity_db                           # the x4 downscale averages noise away
-    assert m.drop == pytest.approx(score(ref) - score(sr))
-    assert m.judged == pytest.approx(max(abs(m.drop), implied_drop(score(ref), m.fidelity_lr_db)))
-    gt = ref                                                          # against GT: the SR-domain fidelity counts
-    by_gt = measure_candidate(sr, ref, math.inf, lambda x: y_psnr_clip(x, gt), by_gt=True)
+    assert m.drop == m.judged == pytest.approx(implied_drop(30.0, m.fidelity_db))
+    assert m.judged < measure_candidate(sr, ref, 40.0).judged        # a better float model loses more to the same error
+    gt = ref                                                          # against GT: measured, and at least implied
+    by_gt = measure_candidate(sr, ref, math.inf, lambda x: y_psnr_clip(x, gt))
     assert by_gt.judged == math.inf                                   # float is the GT itself; int8 is not
 
 

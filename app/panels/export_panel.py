@@ -31,6 +31,7 @@ from core.io.output import claim_output
 from core.recover.status import RECONSTRUCTION_KEY
 
 from ..dialogs import ask_yes_no, show_error
+from .compress_box import CompressBox
 from ..export_job import FORMATS, ExportOutcome, ExportRequest, run_export, target_paths
 from ..figures import quality_note, timing_note
 from ..recovery_job import cut_pruned, is_reconstruct_progress, show_progress, show_reconstruct_progress
@@ -85,6 +86,7 @@ class ExportPanel(QWidget):
         self.results_note = QLabel()
         self.results_note.setWordWrap(True)
         self.job: Job | None = None
+        self.compress = CompressBox(state)
         self._results_key: tuple | None = None     # which network the rows are of
         self._results_origin = ""
         self._results_where = ""                   # "all 24 frames of demo": what the proofs ran on
@@ -144,6 +146,7 @@ class ExportPanel(QWidget):
         layout.addLayout(run)
         layout.addWidget(self.results_note)
         layout.addWidget(self.results, 1)
+        layout.addWidget(self.compress)
 
     def _network_key(self) -> tuple | None:
         """Which network an export would write now (results of another one are marked)."""

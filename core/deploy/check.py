@@ -37,6 +37,9 @@ def within_budget(drop: float, max_drop: float, fidelity_drop: float | None = No
     return judged_drop(drop, fidelity_drop) <= max_drop
 
 
+MAX_NAMED_LAYERS = 4     # a summary names at most this many float layers; --json and the report list them all
+
+
 @dataclass(frozen=True)
 class ExportCheck:
     """The verdict on one written file.
@@ -89,7 +92,8 @@ class ExportCheck:
 
     def summary(self) -> str:
         if self.psnr_drop is not None:
-            kept = ", ".join(self.kept_float) if self.kept_float else "none"
+            kept = (", ".join(self.kept_float) if len(self.kept_float) <= MAX_NAMED_LAYERS else
+                    f"{len(self.kept_float)} layers (--json lists them)") if self.kept_float else "none"
             verdict = "verified" if self.ok else "OVER BUDGET"
             fidelity = ""
             if self.fidelity_db is not None:

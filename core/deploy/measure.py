@@ -14,7 +14,7 @@ import torch
 
 from ..io.frames import frames_to_tensor, tensor_to_frames
 from ..models.basicvsr import BasicVSR
-from .quantize import y_psnr_frames
+from ..metrics import y_psnr_frames
 
 PROOF_FRAMES = 8        # frames of the current clip a file is timed and scored on (kept short: it runs per file)
 

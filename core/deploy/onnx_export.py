@@ -83,14 +83,14 @@ def export_onnx(model: BasicVSR, path: str | Path, *, precision: str = "fp32", c
 
     fp32: the file must match PyTorch (run at the same ``flow`` resolution) to ``FP32_TOLERANCE`` at every shape
     in ``shapes``. int8: calibrated on ``calib`` (uint8 (T, h, w, 3) LR frames), layers kept float until the
-    Y-PSNR drop is within ``max_drop`` dB (vs ``calib_gt`` when given); the drop is counted from ``model`` as
-    trained (full flow), so a "half" flow's cost is inside the budget. The written file must run at every shape.
+    Y-PSNR drop is within ``max_drop`` dB (measured vs ``calib_gt`` when given, predicted without it); the drop
+    is counted from ``model`` as trained (full flow), so a "half" flow's cost is inside the budget. The written file must run at every shape.
     ``graphs``: the step graphs of this very model at this ``flow`` from ``export_step_graphs``, when already
     traced (one trace for an fp32 and an int8 file).
     """
     if precision not in PRECISIONS:
         raise UserError(f"unknown precision {precision!r} (use one of: {', '.join(PRECISIONS)})")
-    from .quantize import check_calibration, quantize_steps
+    from .quantize import check_calibration, estimated_quality, quantize_steps
 
     inputs = tuple(inputs)
     if precision == "int8":
@@ -105,9 +105,15 @@ def export_onnx(model: BasicVSR, path: str | Path, *, precision: str = "fp32", c
     quant = None
     if precision == "int8":
         float_meta = base_metadata(model, "fp32", meta, flow=flow)
-        reference = None if flow == "full" else tensor_to_frames(deploy_copy(trained)(frames_to_tensor(calib)))
+        as_trained = deploy_copy(trained)
+
+        def run_trained(frames: np.ndarray) -> np.ndarray:
+            return tensor_to_frames(as_trained(frames_to_tensor(frames)))
+
+        reference = None if flow == "full" else run_trained(calib)
+        quality = None if calib_gt is not None else estimated_quality(run_trained, calib)
         quant = quantize_steps(graphs, model.spec.bidirectional, model.num_feat, calib,
-                               _clip_runner(model, float_meta), max_drop, calib_gt, reference)
+                               _clip_runner(model, float_meta), max_drop, calib_gt, reference, quality)
         graphs, kept = quant.graphs, quant.kept_float
     metadata = base_metadata(model, precision, meta, kept, flow)
     if quant is not None:
@@ -127,6 +133,11 @@ def export_onnx(model: BasicVSR, path: str | Path, *, precision: str = "fp32", c
         found["diff"] = max_diff_at(clip, model, shapes)       # int8: runs at every shape; the size of the
         if not np.isfinite(found["diff"]):                      # difference is judged by the drop below
             raise ExportError("the written int8 ONNX file gives non-finite output; nothing was written")
+        if not quant.judged_drop <= max_drop:
+            raise ExportError(f"int8 over budget: the guard judged a {quant.judged_drop:.2f} dB Y-PSNR drop with "
+                              f"{len(quant.kept_float)} layers kept float (budget {max_drop:.2f} dB"
+                              f"{', half flow included' if flow != 'full' else ''}); nothing was written: raise "
+                              f"--max-drop, or export fp32{' or full flow' if flow != 'full' else ''}")
 
     with staged_file(path, inputs=inputs, overwrite=overwrite, verify=verify) as tmp:
         tmp.write_bytes(proto.SerializeToString())

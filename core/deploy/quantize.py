@@ -8,17 +8,21 @@ domain). Layers are then kept in float in that order, 1, 2, 4, 8 ... at a time, 
 whole clip against the float model is within ``max_drop``; a bisection then trims the count back towards the
 fewest layers that fit (each float layer costs int8 speed).
 
-The drop is measured against ground truth when the caller has it; otherwise against the LR frames themselves
-(the SR output, downscaled ×4 bicubically, must reproduce its input): a drop in that consistency PSNR is a real
-quality loss and is more sensitive than the drop vs GT, so the guard errs on the safe side.
+The drop is measured against ground truth when the caller has it. Without GT it is PREDICTED: the int8 error
+(its fidelity to the float output, measured) and the float model's own error against GT add up as independent
+errors in the SR frames (``check.implied_drop``); measured on five real clips, that held to within 0.1 dB of the
+real drop when the float model's quality against GT is known. That quality is estimated from the calibration
+frames themselves (``estimated_quality``): downscaled x4 they are a clip whose GT is known (the frames), and the
+float model's Y-PSNR there, plus ``LOW_SCALE_BIAS_DB``, estimates its Y-PSNR at full scale. The LR-consistency
+reference used before (the SR output downscaled must reproduce its input) charged drops that did not happen —
+about 1 dB judged for 0.0-0.2 measured — because there the float model is near perfect and any error looks large.
 
 A drop is only meaningful when the float model is good: against a float model that makes noise, an int8 file
-"drops" by −11 dB. So the file is judged by its FIDELITY to the float model too — the Y-PSNR of its output against
-the float output, on the SR frames and after the ×4 downscale (the LR-consistency direction) — turned into the
-drop such an error costs a model of the float one's quality (``check.implied_drop``, in the reference's own
-domain), and the measured drop counts by its size (``check.judged_drop``): a negative drop never fits a budget.
-And a float model worse than bicubic upscaling on the calibration frames is not quantized at all
-(``check_worth_quantizing``): it is far from the network it was cut from, and its int8 file would be as useless.
+"drops" by -11 dB. So with GT the file is judged by its FIDELITY to the float model too, turned into the drop
+such an error costs a model of the float one's quality, and the measured drop counts by its size
+(``check.judged_drop``): a negative drop never fits a budget. And a float model worse than bicubic upscaling on
+the calibration frames is not quantized at all (``check_worth_quantizing``): it is far from the network it was
+cut from, and its int8 file would be as useless.
 """
 from __future__ import annotations
 
@@ -32,9 +36,9 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import torch
 
-from ..data.degrade import bi_degrade, imresize, to_uint8
+from ..data.degrade import bi_degrade, imresize
 from ..errors import UserError
-from ..metrics import psnr
+from ..metrics import bicubic_upscale, y_psnr_clip, y_psnr_frames
 from ..recover.calib import CalibrationError, check_frames
 from .check import implied_drop, judged_drop, within_budget  # noqa: F401  (the guard's decision)
 
@@ -53,9 +57,10 @@ class QuantResult:
     graphs: dict[str, Any]            # branch → quantized step ModelProto
     kept_float: tuple[str, ...]       # layer names left in float
     drop: float                       # Y-PSNR of the float model minus the int8 one (dB), as measured
-    reference: str                    # "GT" or "LR consistency"
+    reference: str                    # "GT", or how the drop was predicted without it
     trials: tuple[tuple[int, float], ...]   # (layers kept float, judged drop) for every trial
-    costs: dict[str, float]           # layer → measured relative error energy its quantization adds
+    costs: dict[str, float]           # layer → measured relative error energy its quantization adds (measured
+                                      # only when the all-int8 file did not fit)
     fidelity_db: float = math.nan     # Y-PSNR of the int8 output against the float output (SR frames)
     fidelity_lr_db: float = math.nan  # the same after the ×4 bicubic downscale (LR-consistency direction)
     judged_drop: float = math.nan     # what the guard held against the budget (check.judged_drop)
@@ -199,27 +204,11 @@ def _quantize(graph: Any, feeds: Sequence[dict[str, np.ndarray]], exclude_layers
     return onnx.load(str(dst))
 
 
-def y_psnr_frames(sr: np.ndarray, ref: np.ndarray) -> float:
-    """Mean over frames of the Y-PSNR of uint8 (T, H, W, 3) frames against a reference of the same shape."""
-    return float(np.mean([psnr(a, b, test_y_channel=True) for a, b in zip(sr, ref)]))
-
-
-def y_psnr_clip(a: np.ndarray, b: np.ndarray) -> float:
-    """Y-PSNR of two uint8 (T, H, W, 3) clips over all their pixels at once (inf only if they are identical)."""
-    return psnr(a.reshape(-1, *a.shape[2:]), b.reshape(-1, *b.shape[2:]), test_y_channel=True)
-
-
 def consistency_reference(lr_frames: np.ndarray) -> Callable[[np.ndarray], float]:
     """Scores SR frames by how well their ×4 bicubic downscale reproduces the LR input (Y-PSNR)."""
     def score(sr: np.ndarray) -> float:
         return y_psnr_frames(bi_degrade(sr), lr_frames)
     return score
-
-
-def bicubic_upscale(lr_frames: np.ndarray, scale: int = 4) -> np.ndarray:
-    """uint8 (T, h, w, 3) frames upscaled ×``scale`` by MATLAB's bicubic ``imresize``: the floor any SR model
-    has to beat."""
-    return to_uint8(imresize(lr_frames.astype(np.float32) / 255.0, scale))
 
 
 def _gt_for(frames: np.ndarray, gt: np.ndarray | None, what: str = "the calibration GT") -> np.ndarray | None:
@@ -291,65 +280,83 @@ def _downscaled(sr: np.ndarray) -> np.ndarray:
 class _Measured:
     """One candidate int8 model's numbers on the calibration clip."""
 
-    drop: float             # float score minus int8 score (dB), signed as measured
+    drop: float             # float score minus int8 score (dB), measured against GT, or predicted without it
     fidelity_db: float      # int8 output vs the float output, SR frames
     fidelity_lr_db: float   # the same after the ×4 downscale
     judged: float           # what the guard holds against the budget
 
 
-def measure_candidate(sr: np.ndarray, ref_sr: np.ndarray, float_score: float, score: Callable[[np.ndarray], float],
-                      by_gt: bool) -> _Measured:
-    """Judge int8 output ``sr`` against the float output ``ref_sr`` (whose score is ``float_score``): the measured
-    drop, the fidelity both ways, and the drop the fidelity implies in the reference's own domain (SR frames
-    against GT, downscaled frames for LR consistency)."""
-    drop = float_score - score(sr)
+def measure_candidate(sr: np.ndarray, ref_sr: np.ndarray, quality_db: float,
+                      score: Callable[[np.ndarray], float] | None = None) -> _Measured:
+    """Judge int8 output ``sr`` against the float output ``ref_sr``, whose Y-PSNR against GT is ``quality_db``
+    (measured with GT, estimated without). With GT (``score``: Y-PSNR against it) the drop is measured and judged
+    by its size and at least what the fidelity implies; without, the drop is the one the fidelity implies."""
     fidelity, fidelity_lr = y_psnr_clip(sr, ref_sr), y_psnr_clip(_downscaled(sr), _downscaled(ref_sr))
-    implied = implied_drop(float_score, fidelity if by_gt else fidelity_lr)
+    implied = implied_drop(quality_db, fidelity)
+    if score is None:
+        return _Measured(implied, fidelity, fidelity_lr, implied)
+    drop = quality_db - score(sr)
     return _Measured(drop, fidelity, fidelity_lr, judged_drop(drop, implied))
+
+
+LOW_SCALE_BIAS_DB = 1.5     # dense REDS4 on four real clips: full-scale Y-PSNR minus the quarter-scale one, 1.1-2.0
+
+
+def estimated_quality(run_model: Callable[[np.ndarray], np.ndarray], frames: np.ndarray) -> float:
+    """The float model's Y-PSNR against GT estimated without GT: ``run_model`` (uint8 LR frames → uint8 SR frames)
+    on ``frames`` downscaled x4, against ``frames`` (cropped to multiples of 4), plus ``LOW_SCALE_BIAS_DB``."""
+    h, w = frames.shape[1] // 4 * 4, frames.shape[2] // 4 * 4
+    crop = np.ascontiguousarray(frames[:, :h, :w])
+    return y_psnr_frames(run_model(bi_degrade(crop)), crop) + LOW_SCALE_BIAS_DB
 
 
 def quantize_steps(graphs: Mapping[str, Any], bidirectional: bool, num_feat: int, frames: np.ndarray,
                    run_clip: Callable[[Mapping[str, Any], np.ndarray], np.ndarray], max_drop: float = 0.3,
-                   gt: np.ndarray | None = None, reference_sr: np.ndarray | None = None) -> QuantResult:
+                   gt: np.ndarray | None = None, reference_sr: np.ndarray | None = None,
+                   quality_db: float | None = None) -> QuantResult:
     """Quantize the step graphs on ``frames`` (uint8 (T, h, w, 3)), keeping layers float until the drop fits.
 
     ``run_clip(step graphs, frames) → uint8 SR frames`` runs a candidate on the whole clip. The drop and the
     fidelity are counted from the float ``graphs``' output, or from ``reference_sr`` (the network as trained, on
     ``frames``) when the graphs already approximate it (a half-resolution flow): then the budget covers both
-    approximations. A candidate fits when its judged drop (``check.judged_drop``: the measured drop by its size,
-    and at least what its fidelity implies) is within ``max_drop``. Whether the float model deserves an int8 file
+    approximations. A candidate fits when its judged drop is within ``max_drop``: with ``gt``, the measured drop by
+    its size and at least what its fidelity implies (``check.judged_drop``); without, the drop its fidelity
+    implies for a model of ``quality_db`` (``estimated_quality``; required then). Whether the float model deserves an int8 file
     at all is ``check_worth_quantizing``'s question, asked by the caller before the trace.
     """
     frames = check_calibration(frames)
     gt = _gt_for(frames, gt)
-    score = ((lambda sr: y_psnr_frames(sr, gt)) if gt is not None else consistency_reference(frames))
-    reference = "GT" if gt is not None else "LR consistency"
+    if gt is None and quality_db is None:
+        raise ValueError("without GT the guard needs the float model's estimated quality (estimated_quality)")
+    score = (lambda sr: y_psnr_frames(sr, gt)) if gt is not None else None
+    reference = "GT" if gt is not None else f"GT predicted (float model estimated at {quality_db:.1f} dB)"
     lr = np.ascontiguousarray(frames.transpose(0, 3, 1, 2)[:, None].astype(np.float32) / 255.0)
     sessions = {name: _session(g) for name, g in graphs.items()}
     outs = {name: [o.name for o in g.graph.output] for name, g in graphs.items()}
     feeds = record_feeds(lambda name, feed: sessions[name].run(outs[name], feed), bidirectional, num_feat, lr)
     ref_sr = reference_sr[:len(frames)] if reference_sr is not None else run_clip(graphs, frames)
-    float_score = score(ref_sr)
+    float_score = score(ref_sr) if score is not None else quality_db
     with tempfile.TemporaryDirectory(prefix="ssl-vsr-int8-") as tmp:
         work = Path(tmp)
 
         def attempt(keep: set[str]) -> tuple[tuple[dict[str, Any], _Measured], float]:
             q = {name: _quantize(g, feeds[name], keep, work, name) for name, g in graphs.items()}
-            m = measure_candidate(run_clip(q, frames), ref_sr, float_score, score, gt is not None)
+            m = measure_candidate(run_clip(q, frames), ref_sr, float_score, score)
             return (q, m), m.judged
 
         (quant, measured), judged = attempt(set())
         trials = [(0, judged)]
         costs: dict[str, float] = {}
-        for name, g in graphs.items():
-            for layer, cost in layer_costs(g, quant[name], feeds[name][:3]).items():
-                costs[layer] = max(costs.get(layer, 0.0), cost)
-        ranked = sorted(costs, key=costs.get, reverse=True)
-        ranked += sorted({layer for g in graphs.values() for layer in conv_layers(g).values()} - set(costs))
-        count, (quant, measured), judged, more = fewest_float(
-            len(ranked), lambda n: attempt(set(ranked[:n])), max_drop, ((quant, measured), judged))
-        trials += more
-        keep = set(ranked[:count])
-    kept = tuple(layer for layer in ranked if layer in keep)
+        kept: tuple[str, ...] = ()
+        if not within_budget(judged, max_drop):      # layers are measured only when some must stay float
+            for name, g in graphs.items():
+                for layer, cost in layer_costs(g, quant[name], feeds[name][:3]).items():
+                    costs[layer] = max(costs.get(layer, 0.0), cost)
+            ranked = sorted(costs, key=costs.get, reverse=True)
+            ranked += sorted({layer for g in graphs.values() for layer in conv_layers(g).values()} - set(costs))
+            count, (quant, measured), judged, more = fewest_float(
+                len(ranked), lambda n: attempt(set(ranked[:n])), max_drop, ((quant, measured), judged))
+            trials += more
+            kept = tuple(ranked[:count])
     return QuantResult(quant, kept, measured.drop, reference, tuple(trials), costs, measured.fidelity_db,
                        measured.fidelity_lr_db, measured.judged)

@@ -283,24 +283,30 @@ def marginal_ms(model: BasicVSR, device: torch.device, size: tuple[int, int], fr
     its memory budget, uint8 frames out), so the time is the one ``sr`` reports as the network's; runs alternate
     between the two lengths and each length keeps its fastest run, since a shared machine only ever adds time.
     """
-    from ..stream import stream_frames
-
-    h, w = size
-    rng = np.random.default_rng(0)
-    clips = [rng.integers(0, 256, (t, h, w, 3), dtype=np.uint8) for t in frames]
-
-    def network_seconds(clip: np.ndarray) -> float:
-        run = stream_frames(model, clip, device=device)   # a private copy each run: the model stays as it is
-        for _ in run:
-            pass
-        return run.seconds - run.timing.io * run.frames_done
-
-    network_seconds(clips[0])
+    clips = timing_clips(size, frames)
+    network_seconds(model, clips[0], device)
     best = [math.inf, math.inf]
     for _ in range(repeats):
         for i, clip in enumerate(clips):
-            best[i] = min(best[i], network_seconds(clip))
+            best[i] = min(best[i], network_seconds(model, clip, device))
     return (best[1] - best[0]) / (frames[1] - frames[0]) * 1e3
+
+
+def timing_clips(size: tuple[int, int], frames: tuple[int, ...]) -> list[np.ndarray]:
+    """Random uint8 clips of ``size`` (h, w) and each length in ``frames``: what marginal timings run."""
+    rng = np.random.default_rng(0)
+    return [rng.integers(0, 256, (t, *size, 3), dtype=np.uint8) for t in frames]
+
+
+def network_seconds(model: Any, clip: np.ndarray, device: torch.device | str = "cpu") -> float:
+    """Seconds the network (a ``BasicVSR`` or an onnxruntime stepper) takes over ``clip`` as ``sr`` streams it,
+    reading and writing left out."""
+    from ..stream import stream_frames
+
+    run = stream_frames(model, clip, device=device)   # a private copy each run: the model stays as it is
+    for _ in run:
+        pass
+    return run.seconds - run.timing.io * run.frames_done
 
 
 def table_path(key: str) -> Path:
@@ -338,5 +344,5 @@ def fps(ms_per_frame: float) -> float:
     return 1000.0 / ms_per_frame if ms_per_frame > 0 else float("inf")
 
 
-__all__ = ["GRID", "LatencyTable", "cache_dir", "fps", "latency_table", "marginal_ms", "measure_table", "table_key",
-           "table_path", "width_grid"]
+__all__ = ["GRID", "LatencyTable", "cache_dir", "fps", "latency_table", "marginal_ms", "measure_table",
+           "network_seconds", "table_key", "table_path", "timing_clips", "width_grid"]

@@ -1,0 +1,107 @@
+"""The ``compress`` sub-command: parse, run the recipe with progress on stderr, print the outcome."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Callable
+
+from ..events import Log, Progress
+from ..threads import add_threads_option
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {text!r}")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+
+
+def add_compress_command(sub: Any, size_type: Callable[[str], tuple[int, int]]) -> None:
+    """Register ``compress`` (``size_type`` parses HxW as the other commands do)."""
+    help_ = ("from a checkpoint and your footage to one verified int8 ONNX file at a speed: plan for this machine, "
+             "cut, reconstruct on your frames, quantize, time it, judge it on frames it never read; a report beside it")
+    sp = sub.add_parser("compress", help=help_, description=help_)
+    sp.set_defaults(func=cmd_compress)
+    sp.add_argument("checkpoint", help="the network to compress (BasicVSR, e.g. the official REDS4 weights)")
+    sp.add_argument("--footage", nargs="+", required=True, metavar="CLIP",
+                    help="LR footage (videos or frame folders, no GT): the first clip's first --calib-frames frames "
+                         "calibrate, its next --judge-frames frames and every further clip are judged only")
+    how = sp.add_mutually_exclusive_group(required=True)
+    how.add_argument("--speedup", type=_positive, metavar="S",
+                     help="run S times faster than the dense network (PyTorch fp32) on this machine")
+    how.add_argument("--target-ms", type=_positive, metavar="X", help="run at X ms per frame at --size")
+    sp.add_argument("--size", type=size_type, default=None, metavar="HxW",
+                    help="LR frame size the speed is planned and timed at (default: the footage's)")
+    sp.add_argument("--out", required=True, metavar="FILE.onnx",
+                    help="the ONNX file to write; FILE.report.json and FILE.report.png are written beside it")
+    sp.add_argument("--minutes", type=_positive, default=7.0, metavar="M",
+                    help="wall-clock minutes the command may take (default 7, about 15 CPU-minutes on 2 cores): "
+                         "what planning, cutting, quantizing and judging leave goes to distillation")
+    sp.add_argument("--pth", default=None, metavar="FILE.pth", help="also write the float pruned network")
+    sp.add_argument("--calib-frames", type=_count, default=10, metavar="N",
+                    help="frames at the start of the first clip that calibrate (default 10)")
+    sp.add_argument("--judge-frames", type=_count, default=10, metavar="N",
+                    help="frames after them (and of each further clip) that judge the file (default 10)")
+    sp.add_argument("--max-drop", type=float, default=0.3,
+                    help="Y-PSNR drop (dB) the int8 guard may let quantization cost (default 0.3)")
+    sp.add_argument("--keep-candidates", default=None, metavar="DIR",
+                    help="keep every candidate built (int8 .onnx and float .pth) in this new folder")
+    add_threads_option(sp)
+    sp.add_argument("--overwrite", action="store_true", help="replace existing outputs (never an input)")
+    sp.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+
+
+def _sink(quiet: bool):
+    from ..progress_bar import ProgressBar
+
+    bars: dict[str, ProgressBar] = {}
+
+    def sink(event) -> None:
+        if isinstance(event, Log):
+            for bar in bars.values():
+                bar.close()
+            bars.clear()
+            print(f"compress: {event.message}", file=sys.stderr, flush=True)
+        elif isinstance(event, Progress) and not quiet:
+            bar = bars.setdefault(event.stage, ProgressBar(f"compress: {event.stage}"))
+            bar(event.iteration, event.total)
+
+    return sink
+
+
+def summary(result) -> str:
+    """The lines ``compress`` prints: what was written, how fast here, how good on frames it never read."""
+    c = result.chosen
+    lines = [f"wrote {result.outputs['onnx']}: {c.plan.rung.name}, {c.speed.speedup:.2f}x the dense network at "
+             f"{c.speed.size[0]}x{c.speed.size[1]} on this machine ({c.speed.model_median_ms:.0f} vs "
+             f"{c.speed.dense_median_ms:.0f} ms per frame, marginal, median of {len(c.speed.dense_ms)} rounds)",
+             f"int8 guard: predicted drop {c.guard.charged_drop:.2f} dB (budget {c.guard.max_drop:.2f}), "
+             f"{len(c.guard.kept_float)} layers kept float",
+             *(f"held out: {q.line()}" for q in c.quality),
+             f"report {result.outputs['report']} and {result.outputs['picture']}"
+             + (f"; float network {result.outputs['pth']}" if "pth" in result.outputs else "")
+             + f"; {result.cpu_seconds / 60:.1f} CPU-minutes, {len(result.tried)} recipe(s) built"]
+    return "\n".join(lines)
+
+
+def cmd_compress(args: argparse.Namespace) -> int:
+    from .run import CompressRequest, compress
+
+    req = CompressRequest(model=args.checkpoint, footage=tuple(args.footage), out=args.out, speedup=args.speedup,
+                          target_ms=args.target_ms, size=args.size, pth=args.pth, minutes=args.minutes, calib_frames=args.calib_frames,
+                          judge_frames=args.judge_frames, max_drop=args.max_drop, overwrite=args.overwrite,
+                          keep=args.keep_candidates)
+    result = compress(req, _sink(args.json))
+    print(json.dumps(result.report, indent=2) if args.json else summary(result))
+    return 0

@@ -1,0 +1,356 @@
+"""``compress``: from a checkpoint and the user's footage to one verified int8 ONNX file at a speed, with a report.
+
+The recipe, each step an existing piece: plan the mildest rung that reaches the speed on this machine
+(``speed_plan``), cut it by the ``contribution`` criterion measured on the calibration frames, reconstruct the cut
+on them (``core.recover``), quantize to int8 with the guard (``core.deploy``), time the file against the dense
+network (``speed``) and, if it missed, re-plan with the gain it really had; then judge the chosen file on frames
+calibration never read (``judge``) and write it, the report and its picture. This module owns only the recipe
+and its bookkeeping; it computes nothing of its own.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+
+from ..errors import PlanError, UserError
+from ..events import EventSink, Log, Progress, RunControl, ignore
+from ..io.checkpoint import ReloadCheck, load_checkpoint, save_model
+from ..io.output import claim_output, write_bytes, write_text
+from ..models.basicvsr import BasicVSR
+from ..profile.cpu import cpu_flags
+from ..recover.reconstruct import ReconstructSettings, reconstruct
+from ..recover.status import RAW_CUT_TRAINING
+from ..ssl import prune_to_plan, scores_on
+from .footage import DEFAULT_CALIB_FRAMES, DEFAULT_JUDGED_FRAMES, Footage, read_footage
+from .judge import ClipQuality, dense_references, judge
+from .speed import SpeedMeasure, int8_conv_gain, realized_speed
+from .speed_plan import SpeedPlan, corrected_gain, flow_saving_ms, plan_for_speed
+
+CRITERION = "contribution"     # measured on the calibration frames: the criterion reconstruction recovers best
+MAX_BUILDS = 3                 # a miss re-plans with the measured gain; a third miss ends the search
+SPEED_SLACK = 0.97             # a file within 3 % of the target counts as reaching it (timing noise)
+DEFAULT_MINUTES = 7.0          # about 15 CPU-minutes on 2 cores
+MIN_DISTILL_SECONDS = 3.0      # below this not even the iterations that size the schedule fit
+DISTILLED = "distilled from the dense network on the footage's calibration frames"
+REPORT_SUFFIX, PICTURE_SUFFIX = ".report.json", ".report.png"
+
+
+@dataclass(frozen=True)
+class CompressRequest:
+    """What the user asked for; every path and number is checked before any work."""
+
+    model: str
+    footage: tuple[str, ...]
+    out: str
+    speedup: float | None = None
+    target_ms: float | None = None
+    size: tuple[int, int] | None = None        # LR size the speed is planned and timed at (default: the footage's)
+    pth: str | None = None
+    minutes: float = DEFAULT_MINUTES           # wall-clock budget; distillation gets what the other steps leave
+    calib_frames: int = DEFAULT_CALIB_FRAMES
+    judge_frames: int = DEFAULT_JUDGED_FRAMES
+    max_drop: float = 0.3
+    overwrite: bool = False
+    keep: str | None = None                    # a new folder that keeps every candidate built (.onnx and .pth)
+
+    def outputs(self) -> dict[str, Path]:
+        out = Path(self.out)
+        stem = out.with_suffix("")
+        paths = {"onnx": out, "report": Path(f"{stem}{REPORT_SUFFIX}"), "picture": Path(f"{stem}{PICTURE_SUFFIX}")}
+        if self.pth is not None:
+            paths["pth"] = Path(self.pth)
+        return paths
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One built alternative: its plan, the file's measured speed and held-out quality, and the guard's verdict."""
+
+    plan: SpeedPlan
+    speed: SpeedMeasure
+    quality: tuple[ClipQuality, ...]
+    guard: Any                              # core.deploy.check.ExportCheck of its int8 file
+    path: Path
+    model: BasicVSR = field(repr=False)     # the float network the file was quantized from
+    recovery: dict[str, Any] | None = None          # the model file meta of its recovery (reconstruction, distillation)
+    finish_seconds: float = 0.0             # quantizing, timing and judging it took this long
+
+    def reaches(self, speedup: float) -> bool:
+        return self.speed.speedup >= speedup * SPEED_SLACK
+
+    def to_json(self) -> dict[str, Any]:
+        plan = self.plan.plan
+        return {"recipe": self.plan.rung.name, "flow": self.plan.rung.flow,
+                "predicted_ms_per_frame": round(self.plan.predicted_ms, 2), "int8_gain_assumed": round(self.plan.gain, 3),
+                "measured": self.speed.to_json(), "heldout": [q.to_json() for q in self.quality],
+                "mac_ratio": None if plan is None else round(plan.mac_ratio, 3),
+                "params": self.model.count_parameters(include_spynet=False),
+                "guard": guard_json(self.guard), "recovery": self.recovery}
+
+
+@dataclass(frozen=True)
+class CompressResult:
+    outputs: dict[str, Path]
+    chosen: Candidate
+    tried: tuple[Candidate, ...]
+    target_ms: float
+    speedup_asked: float
+    dense_ms: float
+    footage: Footage
+    seconds: float
+    cpu_seconds: float
+    report: dict[str, Any]
+
+
+def guard_json(check: Any) -> dict[str, Any]:
+    """The int8 guard's numbers as the report records them."""
+    return {"verified": check.ok, "predicted_drop_db": _round(check.charged_drop),
+            "measured_drop_db": _round(check.psnr_drop), "reference": check.detail.rsplit("drop vs ", 1)[-1],
+            "max_drop_db": check.max_drop, "kept_float": list(check.kept_float),
+            "fidelity_db": _round(check.fidelity_db)}
+
+
+def distill_seconds(req: CompressRequest, spent: float, finish: float) -> float:
+    """What ``req.minutes`` leaves to distillation after ``spent`` seconds, keeping time to quantize, time and
+    judge the distilled file as long as that took the first time (``finish``), with a fifth to spare."""
+    return req.minutes * 60 - spent - finish * 1.2
+
+
+def training(recovery: dict[str, Any] | None) -> str:
+    """A file's ``training`` meta (``core.recover.status`` reads it): distilled, or a cut nobody trained."""
+    return DISTILLED if recovery and "distillation" in recovery else RAW_CUT_TRAINING
+
+
+def _round(v: float | None) -> float | None:
+    return None if v is None or not np.isfinite(v) else round(float(v), 3)
+
+
+def check_request(req: CompressRequest) -> dict[str, Path]:
+    """Refusals that cost nothing: the speed asked for, and every output (claimed before any work)."""
+    if (req.speedup is None) == (req.target_ms is None):
+        raise UserError("give one of --speedup S or --target-ms X")
+    if req.speedup is not None and not req.speedup > 1.0:
+        raise UserError(f"--speedup must be above 1 (times the dense network's speed), got {req.speedup}")
+    if req.target_ms is not None and req.size is None:
+        raise UserError("--target-ms needs --size HxW: the LR frame size the time is for")
+    if Path(req.out).suffix.lower() != ".onnx":
+        raise UserError(f"--out {req.out}: compress writes an ONNX file; name it *.onnx")
+    if req.pth is not None and Path(req.pth).suffix.lower() not in (".pth", ".pt"):
+        raise UserError(f"--pth {req.pth}: name the PyTorch model file *.pth")
+    if not req.max_drop > 0:
+        raise UserError(f"--max-drop must be a positive number of dB, got {req.max_drop}")
+    inputs = [req.model, *req.footage]
+    outputs = req.outputs()
+    for path in outputs.values():
+        claim_output(path, inputs=inputs, overwrite=req.overwrite)
+    if len({p.resolve() for p in outputs.values()}) != len(outputs):
+        raise UserError("--out and --pth name the same file")
+    if req.keep is not None:
+        claim_output(req.keep, kind="folder", inputs=inputs)
+    return outputs
+
+
+@contextlib.contextmanager
+def _work_folder(keep: str | None) -> Iterator[str]:
+    """Where candidates are built: the folder to keep them in, or a private temporary one removed after."""
+    if keep is None:
+        with tempfile.TemporaryDirectory(prefix="ssl-vsr-compress-") as tmp:
+            yield tmp
+        return
+    Path(keep).mkdir(parents=True, exist_ok=True)
+    yield keep
+
+
+def _cpu_seconds() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+class _Recipe:
+    """One ``compress`` call: the state the steps share."""
+
+    def __init__(self, req: CompressRequest, sink: EventSink, control: RunControl | None) -> None:
+        self.req, self.sink, self.control = req, sink, control
+        self.started, self.cpu_started = time.perf_counter(), _cpu_seconds()
+
+    def say(self, message: str) -> None:
+        self.sink(Log(message))
+        if self.control is not None:
+            self.control.checkpoint()
+
+    def cut(self, plan: SpeedPlan, dense: BasicVSR, footage: Footage) -> tuple[BasicVSR, dict[str, Any] | None]:
+        """The rung's float network: the dense one itself, or its cut reconstructed on the calibration frames."""
+        if plan.plan is None:
+            return dense, None
+        self.say(f"cutting: {plan.rung.name}, {plan.plan.mac_ratio:.2f}x fewer MACs; reconstructing on "
+                 f"{len(footage.calibration)} calibration frames")
+        settings = ReconstructSettings(max_frames=len(footage.calibration), holdout=0)
+        model, rec = reconstruct(dense, prune_to_plan(dense, plan.plan), plan.plan, footage.calibration, settings,
+                                 calib_name=footage.source, sink=self._progress("reconstruct"), control=self.control)
+        return model, {"reconstruction": rec.to_meta()}
+
+    def _progress(self, stage: str) -> EventSink:
+        def forward(event) -> None:
+            if isinstance(event, Progress):
+                self.sink(Progress(stage, event.iteration, event.total))
+        return forward
+
+    def finish(self, plan: SpeedPlan, model: BasicVSR, recovery: dict[str, Any] | None, dense: BasicVSR,
+               footage: Footage, path: Path) -> Candidate:
+        """Quantize ``model`` with the guard, time the file against ``dense``, judge it on the held-out frames."""
+        from ..deploy.onnx_export import export_onnx
+        from ..deploy.runtime import load_stepper
+
+        req = self.req
+        self.say(f"quantizing to int8 ({plan.rung.flow} flow), the guard's budget {req.max_drop} dB")
+        meta = {"source": str(req.model), "compress": plan.rung.name, "training": training(recovery),
+                **(recovery or {})}
+        check = export_onnx(model, path, precision="int8", calib=footage.calibration, max_drop=req.max_drop,
+                            meta=meta, flow=plan.rung.flow)
+        stepper = load_stepper(path)
+        self.say(f"timing the file against the dense network at {self.size[0]}x{self.size[1]}")
+        speed = realized_speed(dense, stepper, self.size)
+        self.say(f"judging on {sum(len(c.frames) for c in footage.judged)} frames calibration never read")
+        quality = judge(stepper, footage.judged, self.references)
+        return Candidate(plan, speed, quality, check, path, model, recovery)
+
+    def keep(self, candidate: Candidate) -> Candidate:
+        """With ``--keep-candidates``, the float network beside its int8 file (the benches score both)."""
+        if self.req.keep is not None:
+            save_model(candidate.model, candidate.path.with_suffix(".pth"),
+                       {"compress": candidate.plan.rung.name, "training": training(candidate.recovery)})
+        return candidate
+
+    def distil(self, chosen: Candidate, dense: BasicVSR, footage: Footage, path: Path) -> Candidate | None:
+        """The chosen cut distilled on the calibration frames for the minutes left (keeping time to quantize, time
+        and judge it again, as long as that took the first time), or None when too little is left."""
+        from ..train.frames_distill import DistillSettings, distill
+
+        seconds = distill_seconds(self.req, time.perf_counter() - self.started, chosen.finish_seconds)
+        if chosen.plan.plan is None or seconds < MIN_DISTILL_SECONDS:
+            return None
+        self.say(f"distilling the cut from the dense network on the calibration frames for {seconds / 60:.1f} min")
+        model, report = distill(dense, chosen.model, footage.calibration, DistillSettings(seconds),
+                                sink=self._progress("distil"), control=self.control)
+        recovery = {**(chosen.recovery or {}), "distillation": report.to_meta()}
+        started = time.perf_counter()
+        candidate = self.finish(chosen.plan, model, recovery, dense, footage, path)
+        return replace(candidate, finish_seconds=time.perf_counter() - started)
+
+    def run(self, footage: Footage | None = None) -> CompressResult:
+        req = self.req
+        outputs = check_request(req)
+        if footage is None:
+            footage = read_footage(req.footage, req.calib_frames, req.judge_frames)
+        loaded = load_checkpoint(req.model)
+        dense = loaded.model.eval()
+        self.size = tuple(req.size) if req.size is not None else footage.size
+        self.say(f"footage {footage.source}: calibrating on frames [0, {len(footage.calibration)}), judging on "
+                 + ", ".join(f"{j.name} [{j.first}, {j.first + len(j.frames)})" for j in footage.judged))
+        from ..profile.latency import latency_table
+
+        self.say(f"measuring this machine at {self.size[0]}x{self.size[1]} (latency table, int8 gain, flow)")
+        table = latency_table("cpu", self.size, dense.spec.num_feat, dense.spec.bidirectional)
+        gain = int8_conv_gain(self.size)
+        saving = flow_saving_ms(dense, self.size)
+        dense_table_ms = table.predict_ms(dense.spec)
+        target = req.target_ms if req.target_ms is not None else dense_table_ms / req.speedup
+        speedup_asked = req.speedup if req.speedup is not None else dense_table_ms / req.target_ms
+        scores = scores_on(dense, CRITERION, footage.calibration, footage.source)
+        plan = plan_for_speed(scores, table, saving, target, gain)       # unreachable: refused before any cut
+        self.references = dense_references(dense, footage.judged)
+        tried: list[Candidate] = []
+        with _work_folder(req.keep) as tmp:
+            for index in range(MAX_BUILDS):
+                self.say(f"recipe {index + 1}: {plan.rung.name} (predicted {plan.predicted_ms:.0f} ms per frame for a "
+                         f"target of {target:.0f})")
+                model, recovery = self.cut(plan, dense, footage)
+                started = time.perf_counter()
+                candidate = self.finish(plan, model, recovery, dense, footage, Path(tmp) / f"candidate{index}.onnx")
+                candidate = self.keep(replace(candidate, finish_seconds=time.perf_counter() - started))
+                tried.append(candidate)
+                self.say(f"measured {candidate.speed.speedup:.2f}x the dense network "
+                         f"({candidate.speed.model_median_ms:.0f} vs {candidate.speed.dense_median_ms:.0f} ms per frame)")
+                if candidate.reaches(speedup_asked) and candidate.guard.ok:
+                    break
+                try:
+                    plan = plan_for_speed(scores, table, saving, target,
+                                          corrected_gain(candidate.plan, candidate.speed.model_median_ms),
+                                          after=candidate.plan.rung)
+                except PlanError:
+                    break
+            chosen = next((c for c in tried if c.reaches(speedup_asked) and c.guard.ok), None)
+            if chosen is None:
+                best = max(tried, key=lambda c: c.speed.speedup)
+                raise UserError(f"compress could not reach {speedup_asked:.2f}x the dense network on this machine: the "
+                                f"fastest file it built ran {best.speed.speedup:.2f}x ({best.plan.rung.name}); ask "
+                                f"for at most that")
+            distilled = self.distil(chosen, dense, footage, Path(tmp) / "distilled.onnx")
+            if distilled is not None:
+                tried.append(self.keep(distilled))
+                if distilled.reaches(speedup_asked) and distilled.guard.ok:
+                    chosen = distilled
+            self._write(outputs, chosen, loaded)
+        result = CompressResult(outputs, chosen, tuple(tried), target, speedup_asked,
+                                dense_table_ms, footage, time.perf_counter() - self.started,
+                                _cpu_seconds() - self.cpu_started, {})
+        report = build_report(result, req)
+        write_text(outputs["report"], json.dumps(report, indent=1), overwrite=req.overwrite,
+                   inputs=[req.model, *req.footage])
+        from .picture import write_picture
+
+        write_picture(outputs["picture"], result, overwrite=req.overwrite, inputs=[req.model, *req.footage])
+        return replace(result, report=report)
+
+    def _write(self, outputs: dict[str, Path], chosen: Candidate, loaded: Any) -> None:
+        from ..deploy.runtime import read_onnx
+
+        data = chosen.path.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+
+        def verify(tmp: Path) -> None:
+            read_onnx(tmp)                                        # loads and passes our checks
+            if hashlib.sha256(tmp.read_bytes()).hexdigest() != digest:
+                raise UserError(f"{outputs['onnx']}: the written file differs from the verified one")
+
+        inputs = [self.req.model, *self.req.footage]
+        write_bytes(outputs["onnx"], data, overwrite=self.req.overwrite, inputs=inputs, verify=verify)
+        if "pth" in outputs:
+            meta = {"source": str(loaded.path), "training": training(chosen.recovery), "compress": chosen.plan.rung.name,
+                    **({"plan": chosen.plan.plan.to_json(scores=True)} if chosen.plan.plan is not None else {}),
+                    **(chosen.recovery or {})}
+            save_model(chosen.model, outputs["pth"], meta, overwrite=self.req.overwrite, inputs=inputs,
+                       verify=ReloadCheck(chosen.model))
+
+
+def build_report(result: CompressResult, req: CompressRequest) -> dict[str, Any]:
+    """``FILE.report.json``: what was asked, what was tried, what was chosen, measured here."""
+    from ..profile.latency import device_name
+
+    chosen = result.chosen
+    plan = chosen.plan.plan
+    widths = [] if plan is None else [{"layer": l.name, "kept": l.n_kept, "total": l.total} for l in plan.layers]
+    return {"file": str(result.outputs["onnx"]), "model": str(req.model), "footage": result.footage.to_json(),
+            "asked": {"speedup": req.speedup, "target_ms": req.target_ms, "size": list(chosen.speed.size),
+                      "max_drop_db": req.max_drop},
+            "machine": {"cpu": device_name(torch.device("cpu")), "threads": torch.get_num_threads(),
+                        "cpu_flags": cpu_flags()},
+            "chosen": chosen.to_json(), "widths": widths, "tried": [c.to_json() for c in result.tried],
+            "seconds": round(result.seconds, 1), "cpu_seconds": round(result.cpu_seconds, 1)}
+
+
+def compress(req: CompressRequest, sink: EventSink = ignore, control: RunControl | None = None,
+             footage: Footage | None = None) -> CompressResult:
+    """Run the recipe (see the module's docstring); every refusal is a one-line ``UserError`` before any work.
+    ``footage``: frames already read and split (the app's current clip); otherwise ``req.footage`` is read."""
+    return _Recipe(req, sink, control).run(footage)

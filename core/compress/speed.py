@@ -1,0 +1,121 @@
+"""Realized speed on this machine: the file against the dense network, as ``sr`` streams them.
+
+Why measured and not predicted: int8 gains depend on the CPU (3x per conv with AVX-512 VNNI, about 1.6x with
+AVX2 alone) and on what is not a conv (warps, SpyNet's small levels); the latency table only knows PyTorch fp32.
+Times are marginal (a long clip minus a short one, so start-up is not counted), the two networks alternate
+round by round (a noisy neighbour slows both alike), and the speed-up is the median of the rounds' ratios.
+"""
+from __future__ import annotations
+
+import logging
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..profile.latency import network_seconds, timing_clips
+
+TIMING_FRAMES = (2, 6)
+ROUNDS = 3
+
+
+@dataclass(frozen=True)
+class SpeedMeasure:
+    """Marginal ms per frame of the dense network and of the file, round by round, at one LR size."""
+
+    size: tuple[int, int]
+    dense_ms: tuple[float, ...]
+    model_ms: tuple[float, ...]
+
+    @property
+    def speedup(self) -> float:
+        return statistics.median(d / m for d, m in zip(self.dense_ms, self.model_ms))
+
+    @property
+    def dense_median_ms(self) -> float:
+        return statistics.median(self.dense_ms)
+
+    @property
+    def model_median_ms(self) -> float:
+        return statistics.median(self.model_ms)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"size": list(self.size), "speedup": round(self.speedup, 3),
+                "dense_ms_per_frame": round(self.dense_median_ms, 2),
+                "model_ms_per_frame": round(self.model_median_ms, 2),
+                "rounds_dense_ms": [round(v, 2) for v in self.dense_ms],
+                "rounds_model_ms": [round(v, 2) for v in self.model_ms]}
+
+
+def _marginal_ms(network: Any, clips: list[np.ndarray]) -> float:
+    short, long_ = (network_seconds(network, clip) for clip in clips)
+    return max(long_ - short, 1e-9) / (len(clips[1]) - len(clips[0])) * 1e3
+
+
+def realized_speed(dense: Any, model: Any, size: tuple[int, int], rounds: int = ROUNDS) -> SpeedMeasure:
+    """Interleaved marginal timings of ``dense`` (PyTorch fp32) and ``model`` (any stepper ``sr`` runs)."""
+    clips = timing_clips(size, TIMING_FRAMES)
+    for network in (dense, model):
+        network_seconds(network, clips[0])            # warm-up: first-run allocations and kernel choice
+    dense_ms, model_ms = [], []
+    for _ in range(rounds):
+        dense_ms.append(_marginal_ms(dense, clips))
+        model_ms.append(_marginal_ms(model, clips))
+    return SpeedMeasure(tuple(size), tuple(dense_ms), tuple(model_ms))
+
+
+def dense_ms(dense: Any, size: tuple[int, int], rounds: int = ROUNDS) -> float:
+    """Median marginal ms per frame of the dense network alone (the baseline a speed-up is planned from)."""
+    clips = timing_clips(size, TIMING_FRAMES)
+    network_seconds(dense, clips[0])
+    return statistics.median(_marginal_ms(dense, clips) for _ in range(rounds))
+
+
+def int8_conv_gain(size: tuple[int, int], channels: int = 64, depth: int = 4, repeats: int = 5) -> float:
+    """fp32 time over int8 time of a stack of ``channels``→``channels`` 3×3 convs at ``size`` in onnxruntime
+    (QDQ, per-channel, as the int8 export quantizes): what int8 buys a trunk on this CPU. A starting point for
+    planning only; the file itself is timed afterwards."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    from ..deploy.quantize import _Reader, _session    # the calibration reader and sessions the int8 export uses
+
+    rng = np.random.default_rng(0)
+    nodes, inits, x = [], [], "x"
+    for i in range(depth):
+        w = (rng.standard_normal((channels, channels, 3, 3)) * 0.05).astype(np.float32)
+        inits.append(numpy_helper.from_array(w, f"w{i}"))
+        nodes.append(helper.make_node("Conv", [x, f"w{i}"], [f"c{i}"], pads=[1, 1, 1, 1], name=f"conv{i}"))
+        nodes.append(helper.make_node("LeakyRelu", [f"c{i}"], [f"a{i}"], alpha=0.1, name=f"act{i}"))
+        x = f"a{i}"
+    shape = [1, channels, *size]
+    graph = helper.make_graph(nodes, "trunk", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+                              [helper.make_tensor_value_info(x, TensorProto.FLOAT, shape)], initializer=inits)
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    feeds = [{"x": rng.random(shape, dtype=np.float32)} for _ in range(2)]
+
+    logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # ORT warns via the root logger
+    with tempfile.TemporaryDirectory(prefix="ssl-vsr-gain-") as tmp:
+        src, dst = Path(tmp) / "f.onnx", Path(tmp) / "q.onnx"
+        onnx.save(proto, str(src))
+        quantize_static(str(src), str(dst), _Reader(feeds), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=CalibrationMethod.MinMax, extra_options={"WeightSymmetric": True})
+        quant = onnx.load(str(dst))
+
+    def best_seconds(session: Any) -> float:
+        session.run(None, feeds[0])
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            session.run(None, feeds[0])
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    fp32, int8 = _session(proto), _session(quant)
+    return best_seconds(fp32) / best_seconds(int8)

@@ -1,0 +1,127 @@
+"""The mildest network that reaches a speed on this machine: a ladder of recipes, planned by the latency table.
+
+Why a ladder and not one plan: every cut costs quality, and int8 and a half-resolution flow buy speed for less.
+So the rungs go from the least change to the most, and the first rung predicted to reach the target is built:
+1. the dense network in int8;  2. the same with SpyNet at half resolution;  3. the hidden stream kept whole
+(only each block's inner filters and the head cut), half flow;  4. the stream cut too, half flow.
+The prediction is the fp32 latency table divided by the int8 gain measured on this CPU; the file is timed after
+it is built, and a miss re-plans with the gain it really had (``corrected_gain``).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, replace
+from typing import Mapping
+
+import torch
+
+from ..errors import PlanError
+from ..models.basicvsr import BasicVSR
+from ..profile.latency import LatencyTable
+from ..ssl import LayerOverride, Plan, UnitScores
+from ..ssl.target import fastest_ms, plan_for_latency
+from ..ssl.units import stream_layer_names
+
+NO_CUT, KEEP_STREAM, CUT_STREAM = "no cut", "stream kept", "stream cut"
+
+
+@dataclass(frozen=True)
+class Rung:
+    """One recipe of the ladder."""
+
+    cut: str            # NO_CUT, KEEP_STREAM or CUT_STREAM
+    flow: str           # SpyNet's resolution in the file
+
+    @property
+    def name(self) -> str:
+        return f"{self.cut}, int8, {self.flow} flow"
+
+
+LADDER = (Rung(NO_CUT, "full"), Rung(NO_CUT, "half"), Rung(KEEP_STREAM, "half"), Rung(CUT_STREAM, "half"))
+
+
+@dataclass(frozen=True)
+class SpeedPlan:
+    """A rung and its plan (None for no cut), with what the table predicts for its int8 file."""
+
+    rung: Rung
+    plan: Plan | None
+    predicted_fp32_ms: float
+    gain: float                    # int8 speed-up assumed over fp32
+
+    @property
+    def predicted_ms(self) -> float:
+        return self.predicted_fp32_ms / self.gain
+
+
+def flow_saving_ms(model: BasicVSR, size: tuple[int, int], repeats: int = 3) -> float:
+    """ms per frame that SpyNet at half resolution saves at ``size`` (PyTorch, two flows per frame for the
+    bidirectional network, one for -uni)."""
+    g = torch.Generator().manual_seed(0)
+    a, b = (torch.rand(1, 3, *size, generator=g) for _ in range(2))
+    spynet = model.spynet
+    previous = spynet.resolution
+    best = {}
+    try:
+        with torch.no_grad():
+            for flow in ("full", "half"):
+                spynet.set_resolution(flow)
+                spynet(a, b)
+                times = []
+                for _ in range(repeats):
+                    start = time.perf_counter()
+                    spynet(a, b)
+                    times.append(time.perf_counter() - start)
+                best[flow] = min(times)
+    finally:
+        spynet.set_resolution(previous)
+    flows = 2 if model.spec.bidirectional else 1
+    return max(best["full"] - best["half"], 0.0) * flows * 1e3
+
+
+def _locks(scores: UnitScores) -> Mapping[str, LayerOverride]:
+    return {name: LayerOverride(locked=True) for name in stream_layer_names(scores.spec)}
+
+
+def _table_for(rung: Rung, table: LatencyTable, saving_ms: float) -> LatencyTable:
+    return table if rung.flow == "full" else replace(table, fixed_ms=max(table.fixed_ms - saving_ms, 0.0))
+
+
+def plan_rung(rung: Rung, scores: UnitScores, table: LatencyTable, saving_ms: float, target_ms: float,
+              gain: float) -> SpeedPlan | None:
+    """The rung's plan predicted to reach ``target_ms`` (the int8 file's ms per frame), or None if it cannot."""
+    t = _table_for(rung, table, saving_ms)
+    if rung.cut == NO_CUT:
+        fp32 = t.predict_ms(scores.spec)
+        return SpeedPlan(rung, None, fp32, gain) if fp32 / gain <= target_ms else None
+    overrides = _locks(scores) if rung.cut == KEEP_STREAM else {}
+    try:
+        plan = plan_for_latency(scores, t, target_ms * gain, overrides=overrides, frame_size=t.size)
+    except PlanError:
+        return None
+    return SpeedPlan(rung, plan, t.predict_ms(plan.spec_after), gain)
+
+
+def plan_for_speed(scores: UnitScores, table: LatencyTable, saving_ms: float, target_ms: float, gain: float,
+                   after: Rung | None = None) -> SpeedPlan:
+    """The first rung (from ``after`` on, when a built one missed: with the gain it really had, its prediction now
+    misses too unless a deeper cut of the same kind reaches) predicted to reach ``target_ms``; a one-line
+    ``PlanError`` naming the fastest reachable otherwise."""
+    for rung in LADDER[0 if after is None else LADDER.index(after):]:
+        found = plan_rung(rung, scores, table, saving_ms, target_ms, gain)
+        if found is not None:
+            return found
+    fastest = fastest_ms(scores, _table_for(LADDER[-1], table, saving_ms)) / gain
+    dense = table.predict_ms(scores.spec)
+    raise PlanError(f"no plan reaches {target_ms:.0f} ms per frame at {table.size[0]}x{table.size[1]} on this "
+                    f"machine: the fastest reachable is about {fastest:.0f} ms per frame, "
+                    f"{dense / fastest:.1f}x the dense network's {dense:.0f} ms (every layer at its floor, int8, "
+                    f"half-resolution flow)")
+
+
+def corrected_gain(built: SpeedPlan, measured_ms: float) -> float:
+    """The int8 gain the built file really had against its fp32 prediction (what the next plan assumes)."""
+    if not (measured_ms > 0 and math.isfinite(measured_ms)):
+        return built.gain
+    return built.predicted_fp32_ms / measured_ms
