@@ -41,12 +41,16 @@ def footage(tmp_path_factory):
 
 @pytest.fixture
 def synthetic_machine(monkeypatch):
-    """The latency table from a formula and an int8 gain of 1 (no timing of layers), so planning is quick."""
+    """The latency table from a formula, an int8 gain of 1 (none remembered) and no half-flow saving, so planning
+    is quick and the same on every machine."""
     import core.profile.latency as latency
 
     monkeypatch.setattr(latency, "latency_table", lambda device, size, nf, bi, **_: keyed_synthetic_table(
         latency.torch.device(device), size, nf, bi))
     monkeypatch.setattr(compress_run, "int8_conv_gain", lambda size: 1.0)
+    monkeypatch.setattr(compress_run, "remembered_gain", lambda key: None)
+    monkeypatch.setattr(compress_run, "remember_gain", lambda key, gain: None)
+    monkeypatch.setattr(compress_run, "flow_saving_ms", lambda model, size: 0.0)
 
 
 def outputs_of(out):
@@ -111,6 +115,7 @@ def test_a_cut_is_reconstructed_and_distilled_on_the_calibration_frames_only(den
     monkeypatch.setattr(compress_run, "realized_speed",
                         lambda dense, model, size: SpeedMeasure(tuple(size), (100.0,), (10.0,)))
     monkeypatch.setattr(compress_run, "distill_seconds", lambda req, spent, finish: 4.0)   # a few iterations
+    monkeypatch.setattr(compress_run, "MIN_DISTILL_SECONDS", 1.0)
     result = compress_run.compress(compress_run.CompressRequest(
         str(dense_file), (str(folder),), str(tmp_path / "cut.onnx"), speedup=1.5, size=(40, 48),
         pth=str(tmp_path / "cut.pth"), calib_frames=7, judge_frames=5))
@@ -168,3 +173,60 @@ def test_footage_split_never_overlaps(footage, tmp_path):
     split = read_footage([footage, other], calib_frames=6, judged_frames=3)
     assert len(split.calibration) == 6
     assert [(j.kind, j.first, len(j.frames)) for j in split.judged] == [("later frames", 6, 3), ("other clip", 0, 3)]
+
+
+def test_the_measured_int8_gain_is_remembered_for_the_next_plan(tmp_path, monkeypatch):
+    from core.compress.speed import _gain_path, remember_gain, remembered_gain
+
+    monkeypatch.setenv("SSL_VSR_CACHE", str(tmp_path))
+    assert remembered_gain("this machine") is None
+    remember_gain("this machine", 4.2)
+    assert remembered_gain("this machine") == 4.2 and remembered_gain("another machine") is None
+    _gain_path("this machine").write_text("{not json")
+    assert remembered_gain("this machine") is None                 # a damaged cache is measured again
+
+
+@pytest.mark.slow
+def test_the_guard_predicts_the_drop_against_gt_on_frames_it_never_saw(calendar_dir, tmp_path):
+    """The official network in int8 on Vid4 calendar: calibrated on its first 8 LR frames with no GT, the guard's
+    predicted drop is within 0.2 dB of the drop measured against GT on frames 10-19 (float minus int8)."""
+    pytest.importorskip("onnxruntime")
+    from core.compress.judge import sr_frames
+    from core.deploy.onnx_export import export_onnx
+    from core.deploy.runtime import load_stepper
+    from core.io.frames import read_clip
+    from core.metrics import y_psnr_frames
+    from tests.helpers import official
+
+    dense = load_checkpoint(official()).model.eval()
+    lr = read_clip(calendar_dir / "BIx4", max_frames=20).frames
+    gt = read_clip(calendar_dir / "GT", max_frames=20).frames[10:]
+    check = export_onnx(dense, tmp_path / "dense.int8.onnx", precision="int8", calib=lr[:8], max_drop=5.0)
+    measured = y_psnr_frames(sr_frames(dense, lr[10:]), gt) - y_psnr_frames(
+        sr_frames(load_stepper(tmp_path / "dense.int8.onnx"), lr[10:]), gt)
+    assert check.ok and not check.kept_float
+    assert abs(check.charged_drop - measured) <= 0.2, (check.charged_drop, measured)
+
+
+def test_the_ladder_takes_the_mildest_recipe_predicted_to_reach_and_names_the_fastest_otherwise():
+    from core.errors import PlanError
+    from core.compress.speed_plan import (CUT_STREAM, KEEP_STREAM, LADDER, NO_CUT, Machine, next_rung,
+                                          plan_for_speed)
+    from core.ssl import compute_scores
+    from tests.latency_support import synthetic_table
+
+    model = tiny_model("basicvsr", 16, 2)
+    scores = compute_scores(model, "l1")
+    machine = Machine(synthetic_table((40, 48), 16, True), scale=2.0, flow_saving_ms=4.0)
+    dense = machine.fp32_ms(LADDER[0], model.spec)
+    assert dense == pytest.approx(2.0 * machine.table.predict_ms(model.spec))      # table ms scaled to measured
+    assert plan_for_speed(scores, machine, dense / 2.9, gain=3.0).rung == LADDER[0]   # int8 alone reaches 2.9x
+    half = plan_for_speed(scores, machine, (dense - 4.0) / 3.0, gain=3.0)
+    assert (half.rung.cut, half.rung.flow, half.plan) == (NO_CUT, "half", None)
+    cut = plan_for_speed(scores, machine, dense / 4.0, gain=3.0)
+    assert cut.rung.cut in (KEEP_STREAM, CUT_STREAM) and cut.plan is not None and cut.predicted_ms <= dense / 4.0
+    after = plan_for_speed(scores, machine, dense / 4.0, gain=3.0, after=next_rung(cut.rung))
+    assert LADDER.index(after.rung) > LADDER.index(cut.rung)                      # a refused rung gives way
+    assert next_rung(LADDER[-1]) is None
+    with pytest.raises(PlanError, match=r"fastest reachable is about \d+ ms per frame, [\d.]+x the dense"):
+        plan_for_speed(scores, machine, dense / 1000, gain=3.0)

@@ -33,3 +33,19 @@ def test_an_all_int8_model_that_fits_needs_no_attempt():
 def test_a_budget_no_count_meets_ends_with_every_layer_float():
     count, result, drop, trials = fewest_float(20, lambda n: (n, 0.5), 0.3, ("all int8", 1.0))
     assert count == 20 and drop == 0.5 and [n for n, _ in trials] == [1, 2, 4, 8, 16, 20]
+
+
+def test_a_half_flow_already_over_budget_is_refused_before_quantizing_and_writes_nothing(tmp_path):
+    """The float file at half-resolution flow is judged first: when the approximation alone exceeds the budget no
+    int8 layer choice can fit, so the export stops in one line (no quantization attempts, no file)."""
+    pytest.importorskip("onnxruntime")
+    from core.deploy.check import Int8OverBudget
+    from core.deploy.onnx_export import export_onnx
+    from tests.helpers import tiny_model
+    from tests.test_compress import moving_frames
+
+    out = tmp_path / "half.int8.onnx"
+    with pytest.raises(Int8OverBudget, match="float file alone .*half resolution"):
+        export_onnx(tiny_model("basicvsr-uni", 8, 1), out, precision="int8", calib=moving_frames(4, 40, 48),
+                    max_drop=1e-9, flow="half")
+    assert not out.exists() and not list(tmp_path.iterdir())

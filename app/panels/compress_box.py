@@ -13,7 +13,6 @@ import numpy as np
 from PySide6.QtWidgets import (QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
                                QProgressBar, QPushButton, QWidget)
 
-from core.compress.cli import summary
 from core.compress.footage import DEFAULT_CALIB_FRAMES, DEFAULT_JUDGED_FRAMES, split_frames
 from core.compress.run import CompressRequest, compress
 from core.errors import UserError
@@ -109,7 +108,7 @@ class CompressBox(QGroupBox):
             self.progress.setValue(event.iteration)
 
     def _done(self, result) -> None:
-        self._ended(summary(result))
+        self._ended(result.summary())
 
     def _failed(self, exc: BaseException, trace: str) -> None:
         self._ended("Failed: nothing written.")

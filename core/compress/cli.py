@@ -80,21 +80,6 @@ def _sink(quiet: bool):
     return sink
 
 
-def summary(result) -> str:
-    """The lines ``compress`` prints: what was written, how fast here, how good on frames it never read."""
-    c = result.chosen
-    lines = [f"wrote {result.outputs['onnx']}: {c.plan.rung.name}, {c.speed.speedup:.2f}x the dense network at "
-             f"{c.speed.size[0]}x{c.speed.size[1]} on this machine ({c.speed.model_median_ms:.0f} vs "
-             f"{c.speed.dense_median_ms:.0f} ms per frame, marginal, median of {len(c.speed.dense_ms)} rounds)",
-             f"int8 guard: predicted drop {c.guard.charged_drop:.2f} dB (budget {c.guard.max_drop:.2f}), "
-             f"{len(c.guard.kept_float)} layers kept float",
-             *(f"held out: {q.line()}" for q in c.quality),
-             f"report {result.outputs['report']} and {result.outputs['picture']}"
-             + (f"; float network {result.outputs['pth']}" if "pth" in result.outputs else "")
-             + f"; {result.cpu_seconds / 60:.1f} CPU-minutes, {len(result.tried)} recipe(s) built"]
-    return "\n".join(lines)
-
-
 def cmd_compress(args: argparse.Namespace) -> int:
     from .run import CompressRequest, compress
 
@@ -103,5 +88,5 @@ def cmd_compress(args: argparse.Namespace) -> int:
                           judge_frames=args.judge_frames, max_drop=args.max_drop, overwrite=args.overwrite,
                           keep=args.keep_candidates)
     result = compress(req, _sink(args.json))
-    print(json.dumps(result.report, indent=2) if args.json else summary(result))
+    print(json.dumps(result.report, indent=2) if args.json else result.summary())
     return 0

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from ..errors import PlanError, UserError
+from ..deploy.check import Int8OverBudget
 from ..events import EventSink, Log, Progress, RunControl, ignore
 from ..io.checkpoint import ReloadCheck, load_checkpoint, save_model
 from ..io.output import claim_output, write_bytes, write_text
@@ -33,14 +34,14 @@ from ..recover.status import RAW_CUT_TRAINING
 from ..ssl import prune_to_plan, scores_on
 from .footage import DEFAULT_CALIB_FRAMES, DEFAULT_JUDGED_FRAMES, Footage, read_footage
 from .judge import ClipQuality, dense_references, judge
-from .speed import SpeedMeasure, int8_conv_gain, realized_speed
-from .speed_plan import SpeedPlan, corrected_gain, flow_saving_ms, plan_for_speed
+from .speed import SpeedMeasure, dense_ms, int8_conv_gain, realized_speed, remember_gain, remembered_gain
+from .speed_plan import Machine, SpeedPlan, corrected_gain, flow_saving_ms, next_rung, plan_for_speed
 
 CRITERION = "contribution"     # measured on the calibration frames: the criterion reconstruction recovers best
 MAX_BUILDS = 3                 # a miss re-plans with the measured gain; a third miss ends the search
 SPEED_SLACK = 0.97             # a file within 3 % of the target counts as reaching it (timing noise)
 DEFAULT_MINUTES = 7.0          # about 15 CPU-minutes on 2 cores
-MIN_DISTILL_SECONDS = 3.0      # below this not even the iterations that size the schedule fit
+MIN_DISTILL_SECONDS = 60.0     # less moves the network too little to pay for quantizing, timing and judging again
 DISTILLED = "distilled from the dense network on the footage's calibration frames"
 REPORT_SUFFIX, PICTURE_SUFFIX = ".report.json", ".report.png"
 
@@ -111,11 +112,25 @@ class CompressResult:
     cpu_seconds: float
     report: dict[str, Any]
 
+    def summary(self) -> str:
+        """What was written, how fast here, how good on frames it never read (the CLI's and the app's lines)."""
+        c = self.chosen
+        return "\n".join([
+            f"wrote {self.outputs['onnx']}: {c.plan.rung.name}, {c.speed.speedup:.2f}x the dense network at "
+            f"{c.speed.size[0]}x{c.speed.size[1]} on this machine ({c.speed.model_median_ms:.0f} vs "
+            f"{c.speed.dense_median_ms:.0f} ms per frame, marginal, median of {len(c.speed.dense_ms)} rounds)",
+            f"int8 guard: predicted drop {c.guard.charged_drop:.2f} dB (budget {c.guard.max_drop:.2f}), "
+            f"{len(c.guard.kept_float)} layers kept float",
+            *(f"held out: {q.line()}" for q in c.quality),
+            f"report {self.outputs['report']} and {self.outputs['picture']}"
+            + (f"; float network {self.outputs['pth']}" if "pth" in self.outputs else "")
+            + f"; {self.cpu_seconds / 60:.1f} CPU-minutes, {len(self.tried)} recipe(s) built"])
+
 
 def guard_json(check: Any) -> dict[str, Any]:
     """The int8 guard's numbers as the report records them."""
     return {"verified": check.ok, "predicted_drop_db": _round(check.charged_drop),
-            "measured_drop_db": _round(check.psnr_drop), "reference": check.detail.rsplit("drop vs ", 1)[-1],
+            "measured_drop_db": _round(check.psnr_drop), "detail": check.detail,
             "max_drop_db": check.max_drop, "kept_float": list(check.kept_float),
             "fidelity_db": _round(check.fidelity_db)}
 
@@ -244,7 +259,11 @@ class _Recipe:
                                 sink=self._progress("distil"), control=self.control)
         recovery = {**(chosen.recovery or {}), "distillation": report.to_meta()}
         started = time.perf_counter()
-        candidate = self.finish(chosen.plan, model, recovery, dense, footage, path)
+        try:
+            candidate = self.finish(chosen.plan, model, recovery, dense, footage, path)
+        except Int8OverBudget as refused:
+            self.say(f"the distilled network: {refused}; keeping the one before it")
+            return None
         return replace(candidate, finish_seconds=time.perf_counter() - started)
 
     def run(self, footage: Footage | None = None) -> CompressResult:
@@ -261,13 +280,14 @@ class _Recipe:
 
         self.say(f"measuring this machine at {self.size[0]}x{self.size[1]} (latency table, int8 gain, flow)")
         table = latency_table("cpu", self.size, dense.spec.num_feat, dense.spec.bidirectional)
-        gain = int8_conv_gain(self.size)
-        saving = flow_saving_ms(dense, self.size)
-        dense_table_ms = table.predict_ms(dense.spec)
-        target = req.target_ms if req.target_ms is not None else dense_table_ms / req.speedup
-        speedup_asked = req.speedup if req.speedup is not None else dense_table_ms / req.target_ms
+        gain_key = f"{table.key}|threads {torch.get_num_threads()}"
+        gain = remembered_gain(gain_key) or int8_conv_gain(self.size)
+        dense_now = dense_ms(dense, self.size)
+        machine = Machine(table, dense_now / table.predict_ms(dense.spec), flow_saving_ms(dense, self.size))
+        target = req.target_ms if req.target_ms is not None else dense_now / req.speedup
+        speedup_asked = req.speedup if req.speedup is not None else dense_now / req.target_ms
         scores = scores_on(dense, CRITERION, footage.calibration, footage.source)
-        plan = plan_for_speed(scores, table, saving, target, gain)       # unreachable: refused before any cut
+        plan = plan_for_speed(scores, machine, target, gain)       # unreachable: refused before any cut
         self.references = dense_references(dense, footage.judged)
         tried: list[Candidate] = []
         with _work_folder(req.keep) as tmp:
@@ -276,20 +296,36 @@ class _Recipe:
                          f"target of {target:.0f})")
                 model, recovery = self.cut(plan, dense, footage)
                 started = time.perf_counter()
-                candidate = self.finish(plan, model, recovery, dense, footage, Path(tmp) / f"candidate{index}.onnx")
+                try:
+                    candidate = self.finish(plan, model, recovery, dense, footage,
+                                            Path(tmp) / f"candidate{index}.onnx")
+                except Int8OverBudget as refused:
+                    self.say(f"{plan.rung.name}: {refused}; the next recipe")
+                    following = next_rung(plan.rung)
+                    try:
+                        if following is None:
+                            break
+                        plan = plan_for_speed(scores, machine, target, gain, after=following)
+                    except PlanError:
+                        break
+                    continue
                 candidate = self.keep(replace(candidate, finish_seconds=time.perf_counter() - started))
                 tried.append(candidate)
+                remember_gain(gain_key, corrected_gain(candidate.plan, candidate.speed.model_median_ms))
                 self.say(f"measured {candidate.speed.speedup:.2f}x the dense network "
                          f"({candidate.speed.model_median_ms:.0f} vs {candidate.speed.dense_median_ms:.0f} ms per frame)")
                 if candidate.reaches(speedup_asked) and candidate.guard.ok:
                     break
                 try:
-                    plan = plan_for_speed(scores, table, saving, target,
+                    plan = plan_for_speed(scores, machine, target,
                                           corrected_gain(candidate.plan, candidate.speed.model_median_ms),
                                           after=candidate.plan.rung)
                 except PlanError:
                     break
             chosen = next((c for c in tried if c.reaches(speedup_asked) and c.guard.ok), None)
+            if chosen is None and not tried:
+                raise UserError(f"compress could not make a file that passes the int8 guard's {req.max_drop} dB "
+                                f"budget at {speedup_asked:.2f}x on this footage (raise --max-drop, or ask for less)")
             if chosen is None:
                 best = max(tried, key=lambda c: c.speed.speedup)
                 raise UserError(f"compress could not reach {speedup_asked:.2f}x the dense network on this machine: the "
@@ -302,7 +338,7 @@ class _Recipe:
                     chosen = distilled
             self._write(outputs, chosen, loaded)
         result = CompressResult(outputs, chosen, tuple(tried), target, speedup_asked,
-                                dense_table_ms, footage, time.perf_counter() - self.started,
+                                dense_now, footage, time.perf_counter() - self.started,
                                 _cpu_seconds() - self.cpu_started, {})
         report = build_report(result, req)
         write_text(outputs["report"], json.dumps(report, indent=1), overwrite=req.overwrite,

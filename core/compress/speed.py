@@ -13,9 +13,10 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
+import torch
 
 from ..profile.latency import network_seconds, timing_clips
 
@@ -76,9 +77,9 @@ def dense_ms(dense: Any, size: tuple[int, int], rounds: int = ROUNDS) -> float:
 
 
 def int8_conv_gain(size: tuple[int, int], channels: int = 64, depth: int = 4, repeats: int = 5) -> float:
-    """fp32 time over int8 time of a stack of ``channels``→``channels`` 3×3 convs at ``size`` in onnxruntime
-    (QDQ, per-channel, as the int8 export quantizes): what int8 buys a trunk on this CPU. A starting point for
-    planning only; the file itself is timed afterwards."""
+    """PyTorch fp32 time (what the latency table predicts) over onnxruntime int8 time (QDQ, per-channel, as the
+    int8 export quantizes) of a stack of ``channels``→``channels`` 3×3 convs at ``size``: what int8 buys a trunk on
+    this CPU. A starting point for planning only; the file itself is timed afterwards."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -108,14 +109,61 @@ def int8_conv_gain(size: tuple[int, int], channels: int = 64, depth: int = 4, re
                         calibrate_method=CalibrationMethod.MinMax, extra_options={"WeightSymmetric": True})
         quant = onnx.load(str(dst))
 
-    def best_seconds(session: Any) -> float:
-        session.run(None, feeds[0])
+    def best_seconds(run: Callable[[], Any]) -> float:
+        run()
         times = []
         for _ in range(repeats):
             start = time.perf_counter()
-            session.run(None, feeds[0])
+            run()
             times.append(time.perf_counter() - start)
         return min(times)
 
-    fp32, int8 = _session(proto), _session(quant)
-    return best_seconds(fp32) / best_seconds(int8)
+    # The same stack in PyTorch fp32 as the latency table times it (channels-last, no autograd).
+    torch_stack = torch.nn.Sequential(*(layer for w in inits for layer in (
+        _conv(numpy_helper.to_array(w)), torch.nn.LeakyReLU(0.1)))).eval().to(memory_format=torch.channels_last)
+    x_torch = torch.from_numpy(feeds[0]["x"]).contiguous(memory_format=torch.channels_last)
+    int8 = _session(quant)
+    with torch.no_grad():
+        return best_seconds(lambda: torch_stack(x_torch)) / best_seconds(lambda: int8.run(None, feeds[0]))
+
+
+def _conv(weight: np.ndarray) -> torch.nn.Conv2d:
+    conv = torch.nn.Conv2d(weight.shape[1], weight.shape[0], 3, padding=1, bias=False)
+    with torch.no_grad():
+        conv.weight.copy_(torch.tensor(weight))
+    return conv
+
+
+def _gain_path(key: str) -> Path:
+    import hashlib
+
+    from ..profile.latency import cache_dir
+
+    return cache_dir() / "int8-gain" / f"{hashlib.sha1(key.encode()).hexdigest()[:16]}.json"
+
+
+def remembered_gain(key: str) -> float | None:
+    """The whole-network int8 gain a file built here last measured (``remember_gain``), or None."""
+    import json
+
+    try:
+        value = json.loads(_gain_path(key).read_text(encoding="utf-8")).get(key)
+    except (OSError, ValueError, AttributeError):
+        return None
+    return float(value) if isinstance(value, (int, float)) and 0.1 < value < 100 else None
+
+
+def remember_gain(key: str, gain: float) -> None:
+    """Keep the gain a built file really had against the table (a later ``compress`` here plans with it, and
+    its first file lands nearer the asked speed); an unwritable cache only costs the micro-benchmark again."""
+    import json
+
+    from ..errors import UserError
+    from ..io.output import write_text
+
+    path = _gain_path(key)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text(path, json.dumps({key: gain}), overwrite=True)
+    except (OSError, UserError):
+        pass

@@ -3,9 +3,13 @@
 Why a ladder and not one plan: every cut costs quality, and int8 and a half-resolution flow buy speed for less.
 So the rungs go from the least change to the most, and the first rung predicted to reach the target is built:
 1. the dense network in int8;  2. the same with SpyNet at half resolution;  3. the hidden stream kept whole
-(only each block's inner filters and the head cut), half flow;  4. the stream cut too, half flow.
-The prediction is the fp32 latency table divided by the int8 gain measured on this CPU; the file is timed after
-it is built, and a miss re-plans with the gain it really had (``corrected_gain``).
+(only each block's inner filters and the head cut);  4. the same with half flow;  5. the stream cut too;  6. the
+same with half flow. A rung whose file the int8 guard refuses (half flow can cost more than the budget on some
+footage) gives way to the next one.
+The prediction is the fp32 latency table, scaled to the dense network's time measured now (a table measured on
+a busier or quieter day predicts the same ratios, not the same milliseconds), divided by the int8 gain measured on
+this CPU; the file is timed after it is built, and a miss re-plans with the gain it really had
+(``corrected_gain``).
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ import torch
 
 from ..errors import PlanError
 from ..models.basicvsr import BasicVSR
+from ..models.spec import ArchSpec
 from ..profile.latency import LatencyTable
 from ..ssl import LayerOverride, Plan, UnitScores
 from ..ssl.target import fastest_ms, plan_for_latency
@@ -38,7 +43,34 @@ class Rung:
         return f"{self.cut}, int8, {self.flow} flow"
 
 
-LADDER = (Rung(NO_CUT, "full"), Rung(NO_CUT, "half"), Rung(KEEP_STREAM, "half"), Rung(CUT_STREAM, "half"))
+LADDER = tuple(Rung(cut, flow) for cut in (NO_CUT, KEEP_STREAM, CUT_STREAM) for flow in ("full", "half"))
+
+
+def next_rung(rung: Rung) -> Rung | None:
+    """The rung after ``rung`` (None after the last)."""
+    i = LADDER.index(rung) + 1
+    return LADDER[i] if i < len(LADDER) else None
+
+
+@dataclass(frozen=True)
+class Machine:
+    """What planning knows of this machine: the latency table, how its milliseconds compare with the dense
+    network's measured now (``scale``: measured / predicted), and SpyNet's saving at half resolution (measured)."""
+
+    table: LatencyTable
+    scale: float
+    flow_saving_ms: float
+
+    def fp32_ms(self, rung: Rung, spec: ArchSpec) -> float:
+        """Predicted PyTorch fp32 ms per frame of a network of ``spec`` at the rung's flow, in measured ms."""
+        saving = self.flow_saving_ms if rung.flow == "half" else 0.0
+        return self.table.predict_ms(spec) * self.scale - saving
+
+    def table_for(self, rung: Rung) -> LatencyTable:
+        """The table with the rung's SpyNet (its fixed part less the half-flow saving, in table units)."""
+        if rung.flow == "full":
+            return self.table
+        return replace(self.table, fixed_ms=max(self.table.fixed_ms - self.flow_saving_ms / self.scale, 0.0))
 
 
 @dataclass(frozen=True)
@@ -47,7 +79,7 @@ class SpeedPlan:
 
     rung: Rung
     plan: Plan | None
-    predicted_fp32_ms: float
+    predicted_fp32_ms: float       # measured-ms units (``Machine.fp32_ms``)
     gain: float                    # int8 speed-up assumed over fp32
 
     @property
@@ -84,36 +116,33 @@ def _locks(scores: UnitScores) -> Mapping[str, LayerOverride]:
     return {name: LayerOverride(locked=True) for name in stream_layer_names(scores.spec)}
 
 
-def _table_for(rung: Rung, table: LatencyTable, saving_ms: float) -> LatencyTable:
-    return table if rung.flow == "full" else replace(table, fixed_ms=max(table.fixed_ms - saving_ms, 0.0))
-
-
-def plan_rung(rung: Rung, scores: UnitScores, table: LatencyTable, saving_ms: float, target_ms: float,
-              gain: float) -> SpeedPlan | None:
-    """The rung's plan predicted to reach ``target_ms`` (the int8 file's ms per frame), or None if it cannot."""
-    t = _table_for(rung, table, saving_ms)
+def plan_rung(rung: Rung, scores: UnitScores, machine: Machine, target_ms: float, gain: float) -> SpeedPlan | None:
+    """The rung's plan predicted to reach ``target_ms`` (the int8 file's measured ms per frame), or None."""
     if rung.cut == NO_CUT:
-        fp32 = t.predict_ms(scores.spec)
+        fp32 = machine.fp32_ms(rung, scores.spec)
         return SpeedPlan(rung, None, fp32, gain) if fp32 / gain <= target_ms else None
     overrides = _locks(scores) if rung.cut == KEEP_STREAM else {}
+    table = machine.table_for(rung)
     try:
-        plan = plan_for_latency(scores, t, target_ms * gain, overrides=overrides, frame_size=t.size)
+        plan = plan_for_latency(scores, table, target_ms * gain / machine.scale, overrides=overrides,
+                                frame_size=table.size)
     except PlanError:
         return None
-    return SpeedPlan(rung, plan, t.predict_ms(plan.spec_after), gain)
+    return SpeedPlan(rung, plan, machine.fp32_ms(rung, plan.spec_after), gain)
 
 
-def plan_for_speed(scores: UnitScores, table: LatencyTable, saving_ms: float, target_ms: float, gain: float,
+def plan_for_speed(scores: UnitScores, machine: Machine, target_ms: float, gain: float,
                    after: Rung | None = None) -> SpeedPlan:
     """The first rung (from ``after`` on, when a built one missed: with the gain it really had, its prediction now
     misses too unless a deeper cut of the same kind reaches) predicted to reach ``target_ms``; a one-line
     ``PlanError`` naming the fastest reachable otherwise."""
     for rung in LADDER[0 if after is None else LADDER.index(after):]:
-        found = plan_rung(rung, scores, table, saving_ms, target_ms, gain)
+        found = plan_rung(rung, scores, machine, target_ms, gain)
         if found is not None:
             return found
-    fastest = fastest_ms(scores, _table_for(LADDER[-1], table, saving_ms)) / gain
-    dense = table.predict_ms(scores.spec)
+    table = machine.table_for(LADDER[-1])
+    fastest = fastest_ms(scores, table) * machine.scale / gain
+    dense = machine.fp32_ms(LADDER[0], scores.spec)
     raise PlanError(f"no plan reaches {target_ms:.0f} ms per frame at {table.size[0]}x{table.size[1]} on this "
                     f"machine: the fastest reachable is about {fastest:.0f} ms per frame, "
                     f"{dense / fastest:.1f}x the dense network's {dense:.0f} ms (every layer at its floor, int8, "

@@ -5,6 +5,13 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import UserError
+
+
+class Int8OverBudget(UserError):
+    """An int8 file whose judged drop exceeds the budget even with the layers the guard kept float (nothing is
+    written)."""
+
 
 # -- the int8 guard's decision (pure numbers; core.deploy.quantize measures them) ---------------------------------
 def implied_drop(quality_db: float, fidelity_db: float) -> float:

@@ -14,7 +14,7 @@ from ..io.frames import frames_to_tensor, tensor_to_frames
 from ..io.output import staged_file
 from ..models.basicvsr import BasicVSR
 from ..models.spynet import FLOW_RESOLUTIONS
-from .check import ExportCheck
+from .check import ExportCheck, Int8OverBudget
 from .onnx_graph import assemble_clip_model, base_metadata, export_step_graphs
 from .runtime import OnnxClip, read_onnx
 
@@ -134,7 +134,7 @@ def export_onnx(model: BasicVSR, path: str | Path, *, precision: str = "fp32", c
         if not np.isfinite(found["diff"]):                      # difference is judged by the drop below
             raise ExportError("the written int8 ONNX file gives non-finite output; nothing was written")
         if not quant.judged_drop <= max_drop:
-            raise ExportError(f"int8 over budget: the guard judged a {quant.judged_drop:.2f} dB Y-PSNR drop with "
+            raise Int8OverBudget(f"int8 over budget: the guard judged a {quant.judged_drop:.2f} dB Y-PSNR drop with "
                               f"{len(quant.kept_float)} layers kept float (budget {max_drop:.2f} dB"
                               f"{', half flow included' if flow != 'full' else ''}); nothing was written: raise "
                               f"--max-drop, or export fp32{' or full flow' if flow != 'full' else ''}")

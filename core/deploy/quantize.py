@@ -40,7 +40,7 @@ from ..data.degrade import bi_degrade, imresize
 from ..errors import UserError
 from ..metrics import bicubic_upscale, y_psnr_clip, y_psnr_frames
 from ..recover.calib import CalibrationError, check_frames
-from .check import implied_drop, judged_drop, within_budget  # noqa: F401  (the guard's decision)
+from .check import Int8OverBudget, implied_drop, judged_drop, within_budget  # noqa: F401  (the guard's decision)
 
 MIN_CALIB_FRAMES = 3
 MIN_CALIB_SIDE = 32
@@ -336,6 +336,12 @@ def quantize_steps(graphs: Mapping[str, Any], bidirectional: bool, num_feat: int
     feeds = record_feeds(lambda name, feed: sessions[name].run(outs[name], feed), bidirectional, num_feat, lr)
     ref_sr = reference_sr[:len(frames)] if reference_sr is not None else run_clip(graphs, frames)
     float_score = score(ref_sr) if score is not None else quality_db
+    if reference_sr is not None:        # an approximation (half flow) already over budget in float: no int8 fits
+        alone = measure_candidate(run_clip(graphs, frames), ref_sr, float_score, score).judged
+        if not within_budget(alone, max_drop):
+            raise Int8OverBudget(f"int8 over budget: the float file alone (flow at half resolution) is judged a "
+                                 f"{alone:.2f} dB Y-PSNR drop (budget {max_drop:.2f} dB); nothing was written: "
+                                 f"export with full flow, or raise --max-drop")
     with tempfile.TemporaryDirectory(prefix="ssl-vsr-int8-") as tmp:
         work = Path(tmp)
 
