@@ -7,7 +7,6 @@ round by round (a noisy neighbour slows both alike), and the speed-up is the med
 """
 from __future__ import annotations
 
-import logging
 import statistics
 import tempfile
 import time
@@ -80,11 +79,9 @@ def int8_conv_gain(size: tuple[int, int], channels: int = 64, depth: int = 4, re
     """PyTorch fp32 time (what the latency table predicts) over onnxruntime int8 time (QDQ, per-channel, as the
     int8 export quantizes) of a stack of ``channels``→``channels`` 3×3 convs at ``size``: what int8 buys a trunk on
     this CPU. A starting point for planning only; the file itself is timed afterwards."""
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-    from ..deploy.quantize import _Reader, _session    # the calibration reader and sessions the int8 export uses
+    from ..deploy.quantize import _session, quantize_graph    # as the int8 export quantizes and runs
 
     rng = np.random.default_rng(0)
     nodes, inits, x = [], [], "x"
@@ -100,14 +97,8 @@ def int8_conv_gain(size: tuple[int, int], channels: int = 64, depth: int = 4, re
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     feeds = [{"x": rng.random(shape, dtype=np.float32)} for _ in range(2)]
 
-    logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # ORT warns via the root logger
     with tempfile.TemporaryDirectory(prefix="ssl-vsr-gain-") as tmp:
-        src, dst = Path(tmp) / "f.onnx", Path(tmp) / "q.onnx"
-        onnx.save(proto, str(src))
-        quantize_static(str(src), str(dst), _Reader(feeds), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=CalibrationMethod.MinMax, extra_options={"WeightSymmetric": True})
-        quant = onnx.load(str(dst))
+        quant = quantize_graph(proto, feeds, Path(tmp), "trunk")
 
     def best_seconds(run: Callable[[], Any]) -> float:
         run()

@@ -187,21 +187,30 @@ def layer_costs(float_graph: Any, quant_graph: Any, feeds: Sequence[dict[str, np
 
 
 # -- quantization -----------------------------------------------------------------------------------------------
-def _quantize(graph: Any, feeds: Sequence[dict[str, np.ndarray]], exclude_layers: set[str], work: Path,
-              tag: str) -> Any:
+def quantize_graph(graph: Any, feeds: Sequence[dict[str, np.ndarray]], work: Path, tag: str,
+                   exclude_nodes: Sequence[str] = ()) -> Any:
+    """``graph`` quantized as every int8 file of ours is (QDQ, per-channel symmetric int8 weights, uint8
+    activations, MinMax ranges over ``feeds``), ``exclude_nodes`` left float; ``work`` is a private scratch folder
+    (the calibration ranges are cached there under ``tag`` for the guard's next attempt)."""
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     src, dst, cache = work / f"{tag}.onnx", work / f"{tag}.q.onnx", work / f"{tag}.ranges.json"
     if not src.exists():
         onnx.save(graph, str(src))   # scratch: a private temporary folder, not an output
-    exclude = [node for node, layer in conv_layers(graph).items() if layer in exclude_layers]
     logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # ORT warns via the root logger
     quantize_static(str(src), str(dst), _Reader(feeds), quant_format=QuantFormat.QDQ, op_types_to_quantize=QUANT_OPS,
                     per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                    nodes_to_exclude=exclude, calibrate_method=CalibrationMethod.MinMax,
+                    nodes_to_exclude=list(exclude_nodes), calibrate_method=CalibrationMethod.MinMax,
                     calibration_cache_path=str(cache), extra_options={"WeightSymmetric": True})
     return onnx.load(str(dst))
+
+
+def _quantize(graph: Any, feeds: Sequence[dict[str, np.ndarray]], exclude_layers: set[str], work: Path,
+              tag: str) -> Any:
+    """``quantize_graph`` with the convs of ``exclude_layers`` (layer names) left float."""
+    exclude = [node for node, layer in conv_layers(graph).items() if layer in exclude_layers]
+    return quantize_graph(graph, feeds, work, tag, exclude)
 
 
 def consistency_reference(lr_frames: np.ndarray) -> Callable[[np.ndarray], float]:
