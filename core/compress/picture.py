@@ -69,7 +69,7 @@ def _frontier(img: np.ndarray, result) -> None:
     _text(img, "bicubic", (ax.x1 - 70, y - 6), 0.42, BICUBIC)
     x = ax.px(result.speedup_asked)
     cv2.line(img, (x, ax.y0), (x, ax.y1), GREY, 1, cv2.LINE_AA)
-    _text(img, f"asked {result.speedup_asked:.1f}x", (x + 4, ax.y0 + 16), 0.42, GREY)
+    _text(img, f"asked {result.speedup_asked:.1f}x", (x + 4, ax.y1 - 24), 0.42, GREY)
     for c, q in zip(tried, quality):
         color = CHOSEN if c is result.chosen else OTHER
         p = (ax.px(c.speed.speedup), ax.py(q))
