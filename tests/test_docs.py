@@ -57,12 +57,16 @@ def _command_lines() -> list[tuple[Path, str]]:
     return found
 
 
+def _id(value: object) -> str:
+    return value.name if isinstance(value, Path) else str(value)[:70]
+
+
 @pytest.fixture(scope="module")
 def parser():
     return build_parser()
 
 
-@pytest.mark.parametrize("doc,target", _links(), ids=lambda v: str(v))
+@pytest.mark.parametrize("doc,target", _links(), ids=_id)
 def test_relative_links_resolve(doc: Path, target: str) -> None:
     path, _, anchor = target.partition("#")
     dest = (doc.parent / path).resolve() if path else doc
@@ -71,7 +75,7 @@ def test_relative_links_resolve(doc: Path, target: str) -> None:
         assert anchor in _anchors(dest), f"{doc.name}: no heading #{anchor} in {dest.name}"
 
 
-@pytest.mark.parametrize("doc,line", _command_lines(), ids=lambda v: str(v)[:80])
+@pytest.mark.parametrize("doc,line", _command_lines(), ids=_id)
 def test_commands_parse(parser, doc: Path, line: str) -> None:
     tokens = shlex.split(line, comments=True)
     assert "|" not in tokens and not any(t.startswith(("[", "<")) for t in tokens), \
@@ -92,5 +96,8 @@ def test_cli_reference_is_generated_from_the_parsers() -> None:
         "docs/cli.md is stale: .venv/bin/python -m core.cli_doc > docs/cli.md"
 
 
-def test_readme_keeps_the_ci_test_command() -> None:
-    assert ".venv/bin/python -m pytest -q" in FENCE.findall((ROOT / "README.md").read_text())[1]
+def test_readme_keeps_the_install_and_test_commands_ci_runs() -> None:
+    blocks = [block.strip() for block in FENCE.findall((ROOT / "README.md").read_text())]
+    assert ".venv/bin/python -m pytest -q" in blocks
+    assert 'python3 -m venv .venv && .venv/bin/python -m pip install torch==2.13.0 -e ".[weights,test]" && ' \
+           ".venv/bin/python main.py" in blocks
