@@ -182,7 +182,7 @@ def test_train_keeps_a_locked_layer_whole_and_a_cap(tmp_path, capsys):
 def test_unknown_lock_in_a_config_fails_before_training(tmp_path):
     weights = tiny_model_file(tmp_path / "dense.pth", "basicvsr-uni", 8, 1)
     cfg = tiny_config(weights, stages=["sir"], sir={"lock": ["fusion"]})      # -uni has no fusion
-    with pytest.raises(ConfigError, match=r"sir.lock / sir.max_ratio: no prunable layer named 'fusion'"):
+    with pytest.raises(ConfigError, match=r"sir plan: no prunable layer named 'fusion'"):
         run_training(cfg, tmp_path / "run")
     assert not (tmp_path / "run" / "checkpoints").exists()
     with pytest.raises(ConfigError, match=r"sir.max_ratio.conv_hr = 1.5"):

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from ..errors import ConfigError, one_line
+from .bounded_read import read_regular
 
 MAX_FILE_BYTES = 1 << 20        # a training config is a few KB
 MAX_EXPANDED = 1_000_000        # nodes plus scalar characters, every alias expanded
@@ -102,18 +103,7 @@ def load_yaml_text(text: str, where: str) -> Any:
 def load_yaml_file(path: str | Path) -> Any:
     """Read a YAML file (UTF-8 text, at most MAX_FILE_BYTES) with ``load_yaml_text``."""
     p = Path(path)
-    if not p.exists():
-        raise ConfigError(f"config file not found: {p}")
-    if not p.is_file():
-        raise ConfigError(f"{p}: is a folder, not a config file" if p.is_dir() else f"{p}: not a regular file")
-    try:
-        size = p.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise YAMLLimitError(f"{p}: refused, {size:,} bytes is more than a config holds "
-                                 f"(limit {MAX_FILE_BYTES:,})")
-        data = p.read_bytes()
-    except OSError as e:
-        raise ConfigError(f"{p}: cannot read ({e.strerror or e})") from None
+    data = read_regular(p, MAX_FILE_BYTES, "config", ConfigError)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:

@@ -14,7 +14,7 @@ from .criteria import CRITERIA, get_criterion
 from .scale import has_scale_factors
 from .units import PrunableLayer, prunable_layers
 
-__all__ = ["CRITERIA", "UnitScores", "compute_scores", "scores_on"]
+__all__ = ["CRITERIA", "UnitScores", "blank_scores", "compute_scores", "scores_on"]
 
 
 @dataclass(frozen=True)
@@ -45,14 +45,24 @@ def compute_scores(model: nn.Module, criterion: str = "l1", activity: ActivitySt
     crit = get_criterion(criterion)
     if crit.needs_frames and activity is None:
         raise PlanError(f"criterion {criterion!r} is measured on frames: give a calibration clip")
-    score = crit.score
     spec: ArchSpec = model.spec
     layers = tuple(prunable_layers(spec))
-    per_layer = []
-    for layer in layers:
-        s = score(model, layer, activity).double().cpu().numpy()
+    return _indexed(spec, criterion, layers, [crit.score(model, layer, activity).double().cpu().numpy()
+                                              for layer in layers])
+
+
+def blank_scores(spec: ArchSpec, criterion: str) -> UnitScores:
+    """Every unit of a ``spec`` network scored 0: what a plan's size needs (how many units each layer may lose and
+    keeps) without the network's weights or frames, so a plan can be checked before anything runs."""
+    layers = tuple(prunable_layers(spec))
+    return _indexed(spec, criterion, layers, [np.zeros(layer.size) for layer in layers])
+
+
+def _indexed(spec: ArchSpec, criterion: str, layers: tuple[PrunableLayer, ...],
+             per_layer: list[np.ndarray]) -> UnitScores:
+    """``per_layer`` scores with the global order and ranks every plan is made from (all arrays read-only)."""
+    for s in per_layer:
         s.setflags(write=False)
-        per_layer.append(s)
     sizes = np.array([len(s) for s in per_layer])
     offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     flat = np.concatenate(per_layer)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..errors import UserError
+from ..io.bounded_read import read_regular
 from ..io.safe_json import JSONSyntaxError, load_json_text
 from ..events import Cancelled, Event, Progress, RunControl
 from ..threads import add_threads_option
@@ -92,12 +93,9 @@ def plan_file_overrides(path: str | Path) -> list[str]:
     """``sir.*=value`` overrides carrying the plan in a ``plan --json`` file (JSON values are YAML too)."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8") if p.stat().st_size <= MAX_PLAN_BYTES else None
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"{p}: cannot read the plan ({e.strerror if isinstance(e, OSError) else 'not text'})") \
-            from None
-    if text is None:
-        raise UserError(f"{p}: {p.stat().st_size / 2**20:.0f} MiB is far larger than any plan file")
+        text = read_regular(p, MAX_PLAN_BYTES, "plan").decode("utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"{p}: cannot read the plan (not text)") from None
     try:
         data = load_json_text(text, str(p))        # bounded: nesting depth, NaN/Infinity, 1e400
     except JSONSyntaxError:

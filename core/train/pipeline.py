@@ -46,7 +46,7 @@ from ..recover.status import RAW_CUT_TRAINING, RECONSTRUCTION_KEY
 from ..ssl import (Plan, attach_scale_factors, compute_scores, get_criterion, plan_from_json, plan_with,
                    prune_to_plan, scores_on)
 from ..ssl.activity import ActivityStats, measure_activity
-from ..ssl.units import prunable_layers
+from ..ssl.feasible import check_feasible
 from ..deploy.export import write_report_h5
 from .config import TrainConfig, dump_config, plan_settings
 from .data import build_data
@@ -150,7 +150,7 @@ class _Run:
                               f"{self.ctx.dist.world} processes")
         spec = self._source_spec()
         if "sir" in cfg.stages or "prune" in cfg.stages:
-            self._check_plan_layers(spec)
+            self._check_plan(spec)
         if "prune" in cfg.stages and cfg.prune.calib is not None and not self._resumes_cut:
             self._calib = read_calibration(cfg.prune.calib, self._reconstruct_settings.frames_to_read)
         if cfg.stages == ["finetune"] and cfg.finetune.tf_weight > 0 and cfg.finetune.teacher is None:
@@ -190,15 +190,13 @@ class _Run:
         if self._resumes_cut:
             load_checkpoint(self._cut_path)
 
-    def _check_plan_layers(self, spec: ArchSpec) -> None:
-        """``sir.lock`` / ``sir.max_ratio`` name layers of the network SIR will start from (typos fail now)."""
-        settings = plan_settings(self.cfg.sir, spec)
-        if not (settings.locks or settings.caps or settings.widths):
-            return
+    def _check_plan(self, spec: ArchSpec) -> None:
+        """The ``sir`` plan fits the network the cutting stage will start from and prunes some unit: its layer
+        names, widths, floor and ratio are refused now, not after ``dense.pth`` is written."""
         try:
-            settings.check_layers(layer.name for layer in prunable_layers(spec))
+            check_feasible(spec, plan_settings(self.cfg.sir, spec))
         except UserError as e:
-            raise ConfigError(f"sir.lock / sir.max_ratio: {e}") from None
+            raise ConfigError(f"sir plan: {e}") from None
 
     def _source_model(self) -> BasicVSR:
         m = self.cfg.model
