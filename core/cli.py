@@ -155,17 +155,23 @@ def _threads_note(device: object) -> str:
 
 
 def cmd_sr(args: argparse.Namespace) -> int:
+    from .io.output import held_output
+    from .io.source import is_video_path
+
+    # Refusals first (output, codec, clip length), so they cost nothing; the output's lock is held from here on.
+    with held_output(args.output, kind="file" if is_video_path(args.output) else "folder",
+                     inputs=[args.input, args.checkpoint], overwrite=args.overwrite) as out:
+        return _sr(args, out)
+
+
+def _sr(args: argparse.Namespace, out: Path) -> int:
     from .device import resolve_device
     from .deploy.runtime import run_device
-    from .io.output import claim_output
-    from .io.source import check_sink, is_video_path, open_sink, open_source
+    from .io.source import check_sink, open_sink, open_source
     from .preflight import check_clip_length
     from .stream import stream_sr
 
     inputs = [args.input, args.checkpoint]
-    # Refusals first (output, codec, clip length), so they cost nothing; the clip is only probed here.
-    out = claim_output(args.output, kind="file" if is_video_path(args.output) else "folder", inputs=inputs,
-                       overwrite=args.overwrite)
     check_sink(out, args.codec, args.quality)
     _check_scratch(args.scratch)
     device = resolve_device(args.device)
@@ -308,13 +314,18 @@ def _event_bar(bar: "Callable[[int, int], None]"):
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
+    from .io.output import held_output
+
+    with held_output(args.out, inputs=[args.checkpoint], overwrite=args.overwrite):   # the lock before any work
+        return _prune(args)
+
+
+def _prune(args: argparse.Namespace) -> int:
     from .io.checkpoint import ReloadCheck, save_model
-    from .io.output import claim_output
     from .recover.reconstruct import ReconstructSettings, reconstruct
     from .recover.status import RAW_CUT_TRAINING, RECONSTRUCTION_KEY, recovery_status
     from .ssl import get_criterion, prune_to_plan
 
-    claim_output(args.out, inputs=[args.checkpoint], overwrite=args.overwrite)
     settings = ReconstructSettings()
     measured = get_criterion(args.criterion).needs_frames
     if args.no_reconstruct and args.calib is not None and not measured:

@@ -36,7 +36,7 @@ def test_a_symlink_to_a_fifo_is_never_replaced(tmp_path):
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
     (tmp_path / "link.mp4").symlink_to(fifo)
-    with pytest.raises(OutputError, match="not a regular file"):
+    with pytest.raises(OutputError, match="is a symbolic link: refusing to write through it"):
         claim_output(tmp_path / "link.mp4", overwrite=True)
     assert (tmp_path / "link.mp4").is_symlink() and stat.S_ISFIFO(os.lstat(fifo).st_mode)
 
@@ -102,7 +102,10 @@ def test_a_users_files_named_like_our_leftovers_survive(capsys, ckpt, clip, tmp_
 
 def test_our_own_leftovers_are_swept(tmp_path):
     target = tmp_path / "model.pth"
-    (tmp_path / ".model.pth.partial-ab12cd_9.pth").write_bytes(b"killed file")
+    killed_file = tmp_path / ".model.pth.partial-ab12cd_9"             # a staged file lives in a marked folder
+    killed_file.mkdir()
+    (killed_file / ".ssl-vsr-partial").touch()
+    (killed_file / ".model.pth.partial-ab12cd_9.pth").write_bytes(b"killed file")
     killed = tmp_path / ".model.pth.partial-zz12cd_9"
     killed.mkdir()
     (killed / ".ssl-vsr-partial").touch()

@@ -30,10 +30,11 @@ _CHILD = textwrap.dedent("""
     import os, signal, sys
     from pathlib import Path
     import core.io.output as out
+    import core.io.swap as swap
 
     target, mode, stop_at, gen = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
     if mode == "fallback":                        # a system without renameat2(RENAME_EXCHANGE)
-        out._exchange = lambda a, b: False
+        swap._exchange = lambda a, b: False
     os.fsync = lambda fd: None                    # SIGKILL does not lose written data; keeps 1,000 files fast
     steps = 0
     counting = False
@@ -51,7 +52,7 @@ _CHILD = textwrap.dedent("""
     for name in ("mkdir", "rename", "unlink", "rmdir"):
         setattr(os, name, step(getattr(os, name)))
     os.open = step(os.open, creates_only=True)
-    out._exchange = step(out._exchange)
+    swap._exchange = step(swap._exchange)
 
     with out.staged_folder(target, overwrite=True) as tmp:
         for i in range(%d):
@@ -159,7 +160,8 @@ def test_sigkill_at_every_step_of_the_swap_leaves_old_or_new_and_the_next_writer
         with staged_folder(target, overwrite=True) as tmp:   # the next writer
             finished = _generation(target)                    # it finished the swap before its own work:
             assert finished in (old, new) and (seen is not None or finished == new), (k, seen, finished)
-            assert sorted(p.name for p in parent.iterdir()) == sorted([*user, ".out.lock", "out", tmp.name]), k
+            assert sorted(p.name for p in parent.iterdir()) == sorted([*user, ".out.lock", "out", tmp.name]), \
+                (k, sorted(p.name for p in parent.iterdir()))
             _fill(tmp, nxt)
         assert _generation(target) == nxt
         assert sorted(p.name for p in parent.iterdir()) == sorted([*user, "out"]), k    # nothing else of ours

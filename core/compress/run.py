@@ -26,7 +26,7 @@ from ..errors import PlanError, UserError
 from ..deploy.check import Int8OverBudget
 from ..events import EventSink, Log, Progress, RunControl, ignore
 from ..io.checkpoint import ReloadCheck, load_checkpoint, save_model
-from ..io.output import claim_output, write_bytes, write_text
+from ..io.output import claim_output, held_output, write_bytes, write_text
 from ..models.basicvsr import BasicVSR
 from ..profile.cpu import cpu_flags
 from ..recover.reconstruct import ReconstructSettings, reconstruct
@@ -388,5 +388,10 @@ def build_report(result: CompressResult, req: CompressRequest) -> dict[str, Any]
 def compress(req: CompressRequest, sink: EventSink = ignore, control: RunControl | None = None,
              footage: Footage | None = None) -> CompressResult:
     """Run the recipe (see the module's docstring); every refusal is a one-line ``UserError`` before any work.
-    ``footage``: frames already read and split (the app's current clip); otherwise ``req.footage`` is read."""
-    return _Recipe(req, sink, control).run(footage)
+    ``footage``: frames already read and split (the app's current clip); otherwise ``req.footage`` is read.
+    Every output is locked from the start to the end: a second compress into one of them is refused at once."""
+    outputs = check_request(req)
+    with contextlib.ExitStack() as held:
+        for path in outputs.values():
+            held.enter_context(held_output(path, inputs=[req.model, *req.footage], overwrite=req.overwrite))
+        return _Recipe(req, sink, control).run(footage)

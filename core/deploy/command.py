@@ -59,31 +59,31 @@ def export_file(model_path: str | Path, fmt: str, out: str | Path, *, precision:
     CLI warns there about a raw cut; core never prints).
     """
     from ..io.checkpoint import load_checkpoint
-    from ..io.output import claim_output
+    from ..io.output import held_output
     from ..recover.status import recovery_status
     from .export import export_as
 
     sources = [model_path, calib, calib_gt]
-    claim_output(out, inputs=sources, overwrite=overwrite)
-    if fmt != "onnx" and (precision != "fp32" or calib is not None or flow != "full"):
-        raise UserError(f"--precision, --calib and --flow apply to --format onnx only, not {fmt}")
-    if precision != "int8" and (calib is not None or calib_gt is not None):
-        raise UserError("--calib and --calib-gt calibrate an int8 export; with --precision fp32 they would be read for "
-                        "nothing (add --precision int8, or leave them out)")
-    _refuse_other_format(out, fmt)
-    if precision == "int8" and calib is None:
-        raise CalibrationError("int8 needs calibration frames: give --calib CLIP (a frame folder or video "
-                               "of the kind the model will see)")
-    if not max_drop > 0:
-        raise UserError(f"--max-drop must be a positive number of dB, got {max_drop}")
-    loaded = load_checkpoint(model_path, allow_nonfinite=allow_nonfinite)
-    options = {}
-    if fmt == "onnx":
-        options = {"precision": precision, "calib": _frames(calib),
-                   "calib_gt": _frames(calib_gt), "max_drop": max_drop, "flow": flow}
-        if precision == "int8":
-            _refuse_if_not_worth_quantizing(loaded.model, options["calib"], options["calib_gt"])
-    if on_loaded is not None:
-        on_loaded(recovery_status(loaded.meta, loaded.is_pruned))
-    meta = {**loaded.meta, "source": str(loaded.path), "source_format": loaded.source_format}
-    return export_as(fmt, loaded.model, out, meta=meta, overwrite=overwrite, inputs=sources, **options)
+    with held_output(out, inputs=sources, overwrite=overwrite):    # the lock from the start, not at the write
+        if fmt != "onnx" and (precision != "fp32" or calib is not None or flow != "full"):
+            raise UserError(f"--precision, --calib and --flow apply to --format onnx only, not {fmt}")
+        if precision != "int8" and (calib is not None or calib_gt is not None):
+            raise UserError("--calib and --calib-gt calibrate an int8 export; with --precision fp32 they would be "
+                            "read for nothing (add --precision int8, or leave them out)")
+        _refuse_other_format(out, fmt)
+        if precision == "int8" and calib is None:
+            raise CalibrationError("int8 needs calibration frames: give --calib CLIP (a frame folder or video "
+                                   "of the kind the model will see)")
+        if not max_drop > 0:
+            raise UserError(f"--max-drop must be a positive number of dB, got {max_drop}")
+        loaded = load_checkpoint(model_path, allow_nonfinite=allow_nonfinite)
+        options = {}
+        if fmt == "onnx":
+            options = {"precision": precision, "calib": _frames(calib),
+                       "calib_gt": _frames(calib_gt), "max_drop": max_drop, "flow": flow}
+            if precision == "int8":
+                _refuse_if_not_worth_quantizing(loaded.model, options["calib"], options["calib_gt"])
+        if on_loaded is not None:
+            on_loaded(recovery_status(loaded.meta, loaded.is_pruned))
+        meta = {**loaded.meta, "source": str(loaded.path), "source_format": loaded.source_format}
+        return export_as(fmt, loaded.model, out, meta=meta, overwrite=overwrite, inputs=sources, **options)

@@ -16,12 +16,13 @@ Ctrl-C stops at the next frame; nothing is written then.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..errors import UserError
 from ..events import Event, Log, Progress, RunControl
@@ -108,7 +109,6 @@ def _prepare(args: argparse.Namespace):
     """Check everything cheap first (paths, output, criterion), then load the model and the clip."""
     from ..device import resolve_device
     from ..io.checkpoint import load_checkpoint
-    from ..io.output import claim_output
     from ..ssl.criteria import get_criterion
     from .clip import load_study_clip
 
@@ -119,8 +119,6 @@ def _prepare(args: argparse.Namespace):
         raise UserError(f"--lr {args.lr} does not exist")
     if args.gt is not None and not Path(args.gt).exists():
         raise UserError(f"--gt {args.gt} does not exist")
-    if args.out:
-        claim_output(args.out, inputs=[args.checkpoint, args.lr, args.gt], overwrite=args.overwrite)
     device = resolve_device(args.device)
     loaded = load_checkpoint(args.checkpoint)
     if loaded.is_pruned:
@@ -158,6 +156,20 @@ class _Bar:
     def close(self) -> None:
         self.bar.close()
 
+def _holding_out(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Run a study command with its ``--out`` claimed and locked from the start to the written result: a second
+    study into the same file is refused at once, not after both computed."""
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        from ..io.output import held_output
+
+        if not args.out:
+            return command(args)
+        with held_output(args.out, inputs=[args.checkpoint, args.lr, args.gt], overwrite=args.overwrite):
+            return command(args)
+    return run
+
+
 def _run(args: argparse.Namespace, label: str, work) -> Any:
     control = RunControl()
     sink = _Bar(label, args.json)
@@ -194,6 +206,7 @@ def _db(v: float | None) -> str:
     return "identical" if math.isinf(v) else f"{v:.3f}"
 
 # -- sensitivity -----------------------------------------------------------------------------------------------
+@_holding_out
 def sensitivity_command(args: argparse.Namespace) -> int:
     from .sensitivity import GRANULARITIES, check_ratio, run_sensitivity
 
@@ -225,6 +238,7 @@ def sensitivity_table(result) -> str:
     return "\n".join(rows)
 
 # -- sweep -------------------------------------------------------------------------------------------------------
+@_holding_out
 def sweep_command(args: argparse.Namespace) -> int:
     from ..ssl.plan import RECOMMENDED_ALIGN
     from .sweep import parse_ratios, run_sweep

@@ -25,7 +25,7 @@ from ..data.datasets import IterationSampler, TrainPatches
 from ..models.basicvsr import BasicVSR
 from .distributed import barrier, reduce_mean, wrap
 from .runtime import RunContext, oom_advice
-from .state import save_state, set_rng_state, state_path
+from .state import check_total, save_state, set_rng_state, state_path
 
 
 class TrainingError(UserError):
@@ -178,9 +178,7 @@ class Stage(ABC):
         barrier(ctx.dist)
 
     def _load(self, state: dict[str, Any]) -> None:
-        if state["total"] != self.total:
-            raise UserError(f"{self.name}: the saved state is for {state['total']} iterations but the config "
-                            f"asks for {self.total}; resume with the config the run was started with")
+        check_total(state, self.name, self.total)
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
         if self.sched is not None and state["scheduler"] is not None:

@@ -3,12 +3,12 @@
 Two stages cut the network: ``sir`` (SIR, then the cut of what it drove to zero) and ``prune`` (the cut
 ``prune`` makes, no SIR: units ranked by the criterion, the cut reconstructed on LR frames).
 
-Run folder layout (every file built under a temporary name and moved into place; only rank 0 writes). The
+Run folder layout (every file built under a temporary name and moved into place, never through a link; only rank
+0 writes; a live run locks the folder itself, see core.train.runfolder). The
 folder may hold the user's own files (their commented config.yaml, notes): the run writes only these names and a
 new run refuses a folder where any of them already exists.
 
     .ssl-vsr-run           marks the folder as a run (resume refuses folders without it), and a finished one
-    .ssl-vsr-run.lock      held while a run lives (see core.train.runfolder: a second run is refused)
     run_config.yaml        the resolved config (its own name: a user's config.yaml beside it is never rewritten)
     train.log              one line per event
     checkpoints/<stage>_last.pth   resumable state of each stage
@@ -48,15 +48,15 @@ from ..ssl import (Plan, attach_scale_factors, compute_scores, get_criterion, pl
 from ..ssl.activity import ActivityStats, measure_activity
 from ..ssl.feasible import check_feasible
 from ..deploy.export import write_report_h5
-from .config import TrainConfig, dump_config, plan_settings
+from .config import TrainConfig, dump_config, load_config, plan_settings
 from .data import build_data
 from .distributed import DistInfo, barrier, init_distributed, shutdown
 from .logfile import LogFile, tee
 from .runfolder import (RUN_CONFIG, RUN_FILES, RUN_MARKER, RunFinished, check_run_dir, check_run_paths,  # noqa: F401
                         hold_run_dir, write_marker)
 from .runtime import RunContext, amp_dtype
-from .stages import SIRStage, SupervisedStage
-from .state import load_state, model_from_state, state_path
+from .stages import SIRStage, SupervisedStage, stage_iterations
+from .state import check_total, load_state, model_from_state, state_path
 
 CUT_FILE = "cut.pth"      # the prune stage's (reconstructed) cut
 ACTIVITY_SAMPLES = 8      # training samples a criterion measured on frames sees at the start of SIR
@@ -122,7 +122,7 @@ class _Run:
         cfg, ctx = self.cfg, self.ctx
         self._check_inputs()
         self.data, self.valset = build_data(cfg, ctx.dist, ctx.emit)
-        if self.main:
+        if self.main and not self._config_written():
             write_text(ctx.run_dir / RUN_CONFIG, dump_config(cfg), overwrite=True)
         torch.manual_seed(cfg.runtime.seed)
         model = None
@@ -177,13 +177,28 @@ class _Run:
     def _weights_path(self) -> Path:
         return weights_file(self.cfg.model.weights, "model.weights")
 
+    def _config_written(self) -> bool:
+        """A resume whose config is the one the run folder's ``run_config.yaml`` already says leaves that file as
+        it is (comments a user wrote in it included)."""
+        path = self.ctx.run_dir / RUN_CONFIG
+        if not self.resume or not path.is_file():
+            return False
+        try:
+            return load_config(path) == self.cfg
+        except UserError:
+            return False
+
     def _check_saved_states(self) -> None:
         """A resume reads each stage's saved state, and SIR the dense network it started from, when the stage
         begins: read them now (``dense.pth`` only where no pretrain rewrites it first)."""
         for stage in self.cfg.stages:
             path = state_path(self.ctx.run_dir, stage)
             if path.is_file():
-                model_from_state(load_state(path))
+                state = load_state(path)
+                model_from_state(state)
+                total = stage_iterations(self.cfg, stage)
+                if total is not None:
+                    check_total(state, stage, total)       # refused now, before run_config.yaml is written
         if {"sir", "prune"} & set(self.cfg.stages) and "pretrain" not in self.cfg.stages and \
                 self._dense_path.is_file():
             load_checkpoint(self._dense_path)

@@ -2,9 +2,11 @@
 
 Why a module of its own: a run folder is written for hours, so every way to lose work in it is refused before
 the first write, in one line:
-- a live run holds an exclusive lock on the folder (``.ssl-vsr-run.lock``, an ``flock`` the kernel drops when
-  the process dies, so a killed run's folder is free again); a second run, a resume or a GUI start into it is
-  refused naming the holder's pid;
+- a live run holds an exclusive lock on the folder itself (an ``flock`` on its directory, which the kernel drops
+  when the process dies, so a killed run's folder is free again, and which no file removed from the folder can
+  release); a second run, a resume or a GUI start into it is refused naming the holder's pid where the system says;
+- a symbolic link at any name the run writes (its marker, ``run_config.yaml``, ``train.log``, ``checkpoints`` and
+  the states in it, its model files) is refused before the first write: a run never writes through a link;
 - a new run refuses a folder where any of the run's own names exists; a resume needs a run's folder, and a
   finished run is left exactly as it is (``RunFinished``);
 - no input of the run (checkpoints, teacher, datasets, the frame cache) lies inside the run folder, and neither
@@ -13,19 +15,21 @@ the first write, in one line:
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
 from typing import Iterator
 
 from ..errors import ConfigError, UserError
-from ..io.output import claim_output, exclusive_lock, path_relation, probe_lock, write_text
+from ..io.locks import folder_lock, probe_folder_lock
+from ..io.output import claim_output, path_relation, write_text
 from .config import PATH_KEYS, TrainConfig
 
 RUN_MARKER = ".ssl-vsr-run"
 RUN_CONFIG = "run_config.yaml"
-RUN_LOCK = ".ssl-vsr-run.lock"       # exists only while a run holds the folder (or after a kill, then free)
 # Everything a run writes at the top of its folder: a new run refuses a folder where one of these exists.
 RUN_FILES = (RUN_MARKER, RUN_CONFIG, "train.log", "checkpoints", "dense.pth", "sir_pruned.pth", "cut.pth",
              "pretrain_best.pth", "finetune_best.pth", "pruned.pth", "report.h5")
+STATES = ("pretrain", "sir", "prune", "finetune")   # stages that may keep a state in checkpoints/
 RESULTS = ("pruned.pth", "report.h5", "dense.pth")   # what a finished run offers, named in RunFinished
 WRITTEN_KEYS = ("data.cache",)       # config paths the run writes as well as reads
 _MARKER_TEXT = "ssl-vsr training run\n"
@@ -78,11 +82,28 @@ def check_run_dir(run_dir: Path, resume: bool) -> None:
     """Read-only checks of the folder (nothing is created, so a refused folder stays exactly as it was): not held
     by a live run; for a new run, none of the run's names taken; for a resume, an unfinished run's folder."""
     if run_dir.is_dir():
-        probe_lock(run_dir / RUN_LOCK, lambda pid: _in_use(run_dir, pid))
+        probe_folder_lock(run_dir, lambda pid: _in_use(run_dir, pid))
     _check_state(run_dir, resume)
 
 
+def _refuse_links(run_dir: Path) -> None:
+    """No name the run writes is a symbolic link (nor ``checkpoints`` anything but a real folder): a run writes
+    its own files, never through a link to someone else's."""
+    names = [*RUN_FILES, *(f"checkpoints/{stage}_last.pth" for stage in STATES)]
+    for name in names:
+        path = run_dir / name
+        if path.is_symlink():
+            raise UserError(f"{path} is a symbolic link where the run writes its own file: refusing to write "
+                            f"through it; remove the link, or choose another run folder")
+    checkpoints = run_dir / "checkpoints"
+    if os.path.lexists(checkpoints) and not checkpoints.is_dir():
+        raise UserError(f"{checkpoints} is not a folder: the run keeps its states there; move it away, or choose "
+                        f"another run folder")
+
+
 def _check_state(run_dir: Path, resume: bool) -> None:
+    if run_dir.is_dir():
+        _refuse_links(run_dir)
     if resume:
         if not run_dir.is_dir():
             raise UserError(f"cannot resume: {run_dir} does not exist")
@@ -110,9 +131,12 @@ def _check_state(run_dir: Path, resume: bool) -> None:
 def is_finished(run_dir: Path) -> bool:
     """A run's folder whose run ended: its marker says so, or (runs from before the marker did) its report,
     the last file a run writes, exists."""
-    try:
-        with open(run_dir / RUN_MARKER, "rb") as fh:
-            head = fh.read(256)         # the marker is ours and tiny; never read a large file of that name
+    try:                                # the marker is ours and tiny: never a link, a FIFO or a large file
+        fd = os.open(run_dir / RUN_MARKER, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+        try:
+            head = os.read(fd, 256)
+        finally:
+            os.close(fd)
     except OSError:
         head = b""
     return _FINISHED.encode() in head.split() or (run_dir / "report.h5").is_file()
@@ -131,7 +155,8 @@ def hold_run_dir(run_dir: Path, resume: bool) -> Iterator[None]:
     killed), re-checking under it what ``check_run_dir`` saw: another run may have started or ended since."""
     lock = contextlib.ExitStack()
     try:
-        lock.enter_context(exclusive_lock(run_dir / RUN_LOCK, lambda pid: _in_use(run_dir, pid)))
+        run_dir.mkdir(parents=True, exist_ok=True)
+        lock.enter_context(folder_lock(run_dir, lambda pid: _in_use(run_dir, pid)))
     except OSError as e:
         raise UserError(f"cannot use run folder {run_dir}: {e.strerror or e}") from None
     with lock:

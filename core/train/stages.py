@@ -20,7 +20,7 @@ from ..io.checkpoint import load_checkpoint, save_model
 from ..io.weights import weights_file
 from ..models.basicvsr import BasicVSR
 from ..ssl import SIR, Plan, SIRSettings, scale_factors
-from .config import FinetuneConfig, PretrainConfig, SIRConfig, gt_weight
+from .config import FinetuneConfig, PretrainConfig, SIRConfig, TrainConfig, gt_weight
 from .distributed import barrier
 from .losses import LossWeights, charbonnier, distill_loss
 from .loop import Stage
@@ -39,6 +39,14 @@ def sir_iterations(cfg: SIRConfig) -> int:
         lam += cfg.delta
         steps += 1
     return steps * cfg.t1 + cfg.stabilize_iters
+
+
+def stage_iterations(cfg: TrainConfig, stage: str) -> int | None:
+    """How many iterations ``stage`` runs under ``cfg`` (None for a stage without a training loop): what a saved
+    state must have been saved for to be resumed (checked before a resume writes anything)."""
+    totals = {"pretrain": cfg.pretrain.iterations, "sir": sir_iterations(cfg.sir),
+              "finetune": cfg.finetune.iterations}
+    return totals.get(stage)
 
 
 DENSE_FILE = "dense.pth"      # where the run keeps the network that entered SIR (core.train.pipeline writes it)

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, UserError
 from ..io.output import staged_file
 from ..io.checkpoint import read_torch_file
 from ..io.limits import expected_shapes
@@ -52,6 +52,13 @@ def save_state(path: str | Path, stage: str, iteration: int, total: int, model: 
     with staged_file(path, overwrite=True) as tmp:   # the run's own file
         torch.save(payload, tmp)
     return Path(path)
+
+
+def check_total(state: dict[str, Any], stage: str, total: int) -> None:
+    """A state continues only the run it was saved by: the same number of iterations for its stage."""
+    if state.get("total") != total:
+        raise UserError(f"{stage}: the saved state is for {state.get('total')} iterations but the config asks for "
+                        f"{total}; resume with the config the run was started with")
 
 
 def load_state(path: str | Path) -> dict[str, Any]:
