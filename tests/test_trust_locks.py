@@ -1,0 +1,125 @@
+"""Locks at the start, held to the end, that a deleted file cannot steal; only the tool's own leftovers removed;
+a replaced folder keeps its owner, mode and ACLs; a refused --resume touches nothing (issue 29, items 2-4, 6)."""
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from core.io.output import OutputError, held_output, staged_folder, write_text
+from tests.test_no_data_loss import _digest, _refused, ckpt, clip  # noqa: F401  (fixtures)
+from tests.test_run_folder_lock import FAST, finished, snapshot  # noqa: F401  (fixture)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# -- locks at the start --------------------------------------------------------------------------------------
+def test_a_second_command_into_a_held_output_is_refused_at_once(capsys, ckpt, tmp_path):  # noqa: F811
+    out, pruned = tmp_path / "model.h5", tmp_path / "p.pth"
+    with held_output(out), held_output(pruned):             # a first export and prune, still computing
+        err = _refused(capsys, "export", ckpt, "--format", "h5", "--out", out, "--overwrite")
+        assert "another process is writing" in err and f"(pid {os.getpid()})" in err
+        err = _refused(capsys, "prune", ckpt, "--ratio", "0.5", "--out", pruned, "--no-reconstruct", "--overwrite")
+        assert "another process is writing" in err
+    assert not out.exists() and not pruned.exists()
+
+
+HOLDER = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    from core.io.output import OutputError, held_output, write_text
+    target = Path(sys.argv[1])
+    with held_output(target, overwrite=True):
+        print("held", flush=True)
+        sys.stdin.readline()                          # the test deletes our lock file meanwhile
+        try:
+            write_text(target, "first", overwrite=True)
+        except OutputError as e:
+            print(e, flush=True)
+""")
+
+
+def test_deleting_a_live_lock_file_does_not_let_two_writers_replace_each_other(tmp_path):
+    target = tmp_path / "out.txt"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(target)], cwd=ROOT, env=env, text=True,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline().strip() == "held", proc.stderr.read()
+        (tmp_path / ".out.txt.lock").unlink()              # "stale", says the user
+        write_text(target, "second")                         # a second writer gets a fresh lock
+        out, _ = proc.communicate("go\n", timeout=60)
+    finally:
+        proc.kill()
+    assert "was removed or replaced while" in out and "nothing was replaced" in out and "\n" not in out.strip()
+    assert target.read_text() == "second"
+
+
+# -- only our own leftovers are removed ----------------------------------------------------------------------------
+def test_user_files_named_like_partials_and_locks_are_kept(tmp_path):
+    mine = {tmp_path / ".model.pth.partial-backup01": b"my backup",          # a file: never a partial of ours
+            tmp_path / ".model.pth.partial-abcd1234" / "notes.txt": b"no marker"}
+    for path, data in mine.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    write_text(tmp_path / "model.pth", "new")
+    assert all(p.read_bytes() == d for p, d in mine.items())
+    lock = tmp_path / ".other.pth.lock"
+    lock.write_bytes(b"")                                   # an empty file at the lock name is not ours either
+    with pytest.raises(OutputError, match="in the way of this tool's lock"):
+        write_text(tmp_path / "other.pth", "new")
+    assert lock.read_bytes() == b"" and not (tmp_path / "other.pth").exists()
+
+
+# -- a replaced folder keeps who owns it and who may read it ------------------------------------------------------
+def _posix_acl(uid: int) -> bytes:
+    """A POSIX access ACL (the kernel's xattr form): owner rwx, user ``uid`` r-x, group ---, mask r-x, other ---."""
+    entries = [(0x01, 7, 0xFFFFFFFF), (0x02, 5, uid), (0x04, 0, 0xFFFFFFFF), (0x10, 5, 0xFFFFFFFF),
+               (0x20, 0, 0xFFFFFFFF)]
+    return (2).to_bytes(4, "little") + b"".join(t.to_bytes(2, "little") + p.to_bytes(2, "little") +
+                                                 i.to_bytes(4, "little") for t, p, i in entries)
+
+
+@pytest.mark.parametrize("mode", [0o700, 0o2770, 0o750])
+def test_a_replaced_empty_folder_keeps_its_mode(tmp_path, mode):
+    out = tmp_path / "private"
+    out.mkdir()
+    os.chmod(out, mode)
+    with staged_folder(out) as tmp:
+        (tmp / "0000.png").write_bytes(b"frame")
+    assert stat.S_IMODE(os.lstat(out).st_mode) == mode and (out / "0000.png").read_bytes() == b"frame"
+
+
+@pytest.mark.skipif(not hasattr(os, "setxattr") or os.geteuid() != 0, reason="needs Linux xattrs and root")
+def test_a_replaced_folder_keeps_its_owner_and_acl(tmp_path):
+    out = tmp_path / "shared"
+    out.mkdir()
+    os.chown(out, 12345, 23456)
+    try:
+        os.setxattr(out, "system.posix_acl_access", _posix_acl(4242))
+    except OSError:
+        pytest.skip("no POSIX ACLs on this file system")
+    acl = os.getxattr(out, "system.posix_acl_access")
+    with staged_folder(out) as tmp:
+        (tmp / "0000.png").write_bytes(b"frame")
+    info = os.lstat(out)
+    assert (info.st_uid, info.st_gid) == (12345, 23456)
+    assert os.getxattr(out, "system.posix_acl_access") == acl
+
+
+# -- a refused resume touches nothing ----------------------------------------------------------------------------
+def test_a_resume_with_other_iterations_is_refused_before_any_write(finished, tmp_path, capsys):  # noqa: F811
+    run = tmp_path / "unfinished"
+    shutil.copytree(finished[0], run)
+    (run / ".ssl-vsr-run").write_text("ssl-vsr training run\n")          # as a killed run leaves it
+    (run / "report.h5").unlink()
+    before = snapshot(run)
+    err = _refused(capsys, "train", "--resume", run, "--set", "finetune.iterations=8")
+    assert "saved state is for 2 iterations but the config asks for 8" in err
+    assert snapshot(run) == before
