@@ -26,7 +26,7 @@ import numpy as np
 from common import ROOT  # noqa: F401  (puts the project on sys.path)
 from core.data.degrade import bi_degrade
 from core.errors import UserError
-from core.io.output import write_bytes
+from core.io.frames import write_frames
 from core.io.source import open_source
 
 
@@ -44,13 +44,11 @@ def heldout_frames(source: str, skip: int, frames: int, downscale: int, max_hw: 
     return np.stack([f[y:y + ch, x:x + cw] for f in clip])
 
 
-def write_clip(out: Path, gt: np.ndarray, overwrite: bool) -> None:
+def write_clip(out: Path, gt: np.ndarray, overwrite: bool, source: str) -> None:
+    """GT/ and BIx4/, each built whole in a temporary folder and swapped in by the output rule: an ``--overwrite``
+    never leaves an earlier run's frames among the new ones (fewer frames, another size)."""
     for folder, frames in (("GT", gt), ("BIx4", bi_degrade(gt, 4))):
-        for i, rgb in enumerate(frames):
-            ok, buf = cv2.imencode(".png", np.ascontiguousarray(rgb[:, :, ::-1]))
-            if not ok:
-                raise SystemExit(f"could not encode frame {i} of {folder}")
-            write_bytes(out / folder / f"{i:04d}.png", buf.tobytes(), overwrite=overwrite)
+        write_frames(frames, out / folder, overwrite=overwrite, inputs=[source])
 
 
 def main() -> None:
@@ -66,7 +64,7 @@ def main() -> None:
     max_hw = tuple(int(v) for v in args.max_size.lower().split("x"))
     try:
         gt = heldout_frames(args.source, args.skip, args.frames, args.downscale, max_hw)
-        write_clip(args.out, gt, args.overwrite)
+        write_clip(args.out, gt, args.overwrite, args.source)
     except UserError as e:  # a missing source, an existing frame: one line, not a traceback
         raise SystemExit(f"error: {e}") from None
     print(f"wrote {len(gt)} GT frames {gt.shape[1]}x{gt.shape[2]} and BIx4 {gt.shape[1] // 4}x{gt.shape[2] // 4} "

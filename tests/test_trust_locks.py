@@ -123,3 +123,15 @@ def test_a_resume_with_other_iterations_is_refused_before_any_write(finished, tm
     err = _refused(capsys, "train", "--resume", run, "--set", "finetune.iterations=8")
     assert "saved state is for 2 iterations but the config asks for 8" in err
     assert snapshot(run) == before
+
+
+def test_heldout_clip_overwrite_never_mixes_old_and_new_frames(tmp_path, monkeypatch):
+    import numpy as np
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    from make_heldout_clip import write_clip
+
+    out = tmp_path / "clip"
+    write_clip(out, np.zeros((5, 16, 16, 3), np.uint8), False, str(tmp_path / "src.mp4"))
+    write_clip(out, np.full((3, 16, 16, 3), 9, np.uint8), True, str(tmp_path / "src.mp4"))
+    assert [sorted(p.name for p in (out / f).iterdir()) for f in ("GT", "BIx4")] == [[f"{i:04d}.png" for i in
+                                                                                      range(3)]] * 2
