@@ -167,8 +167,10 @@ def cmd_sr(args: argparse.Namespace) -> int:
 def _sr(args: argparse.Namespace, out: Path) -> int:
     from .device import resolve_device
     from .deploy.runtime import run_device
+    from .io.frames import read_clip
     from .io.source import check_sink, open_sink, open_source
     from .preflight import check_clip_length
+    from .recover.measured import PROBE_FRAMES, measured_status
     from .stream import stream_sr
 
     inputs = [args.input, args.checkpoint]
@@ -178,8 +180,9 @@ def _sr(args: argparse.Namespace, out: Path) -> int:
     source = open_source(args.input, max_frames=args.max_frames)
     check_clip_length(source.count, source.name)       # before any inference
     network, status = _load_runnable(args.checkpoint, args.allow_nonfinite)         # checkpoint or our .onnx
-    _warn_if_unrecovered(args.checkpoint, status)
     device = run_device(network, device)
+    status = measured_status(status, network, read_clip(args.input, max_frames=PROBE_FRAMES).frames, device)
+    _warn_if_unrecovered(args.checkpoint, status)
     bar = _progress(f"sr {source.name}", args.json)
     # Scratch beside the output is named like the output's own staged temp: a killed run's leftovers are swept by
     # the next writer of that output (core.io.output).
@@ -322,6 +325,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 def _prune(args: argparse.Namespace) -> int:
     from .io.checkpoint import ReloadCheck, save_model
+    from .io.space import check_room, model_file_bytes
     from .recover.reconstruct import ReconstructSettings, reconstruct
     from .recover.status import RAW_CUT_TRAINING, RECONSTRUCTION_KEY, recovery_status
     from .ssl import get_criterion, prune_to_plan
@@ -335,6 +339,7 @@ def _prune(args: argparse.Namespace) -> int:
     loaded, outcome = _load_for_plan(args, calib)
     plan = outcome.plan
     pruned = prune_to_plan(loaded.model, plan)
+    check_room(args.out, model_file_bytes(pruned))      # a full disk is refused before the reconstruction
     meta = {"source": str(loaded.path), "source_format": loaded.source_format, "ratio": plan.requested_ratio,
             "achieved_ratio": plan.achieved_ratio, "criterion": args.criterion, "align": args.align,
             "min_keep": args.min_keep, "training": RAW_CUT_TRAINING, "plan": plan.to_json(scores=True),

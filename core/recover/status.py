@@ -17,11 +17,18 @@ class RecoveryStatus:
     trained: bool
     below_bicubic: bool = False     # reconstructed, but its output stayed further from the dense one than bicubic
     demo_calibrated: bool = False   # reconstructed on the bundled (synthetic) demo clip, not on the user's video
+    measured_margin: float | None = None    # dB over bicubic, measured on the clip (core.recover.measured)
+
+    @property
+    def measured_below_bicubic(self) -> bool:
+        """Measured worse than bicubic upscaling, whatever the file says (NaN counts as worse)."""
+        return self.measured_margin is not None and not self.measured_margin >= 0
 
     @property
     def raw_cut(self) -> bool:
         """A pruned network neither trained nor recovered by reconstruction: far below the dense network (noise when ranked by weights alone)."""
-        return self.pruned and not self.trained and (not self.reconstructed or self.below_bicubic)
+        return self.pruned and (self.measured_below_bicubic or not self.trained and (not self.reconstructed
+                                                                                     or self.below_bicubic))
 
     @property
     def demo_only(self) -> bool:
@@ -31,6 +38,9 @@ class RecoveryStatus:
     def summary(self) -> str:
         if not self.pruned:
             return "dense network"
+        if self.measured_below_bicubic:
+            return (f"measured on this clip, its output is {-self.measured_margin:.2f} dB worse than bicubic "
+                    f"upscaling (LR consistency), as a raw cut's is, whatever its file says")
         if self.raw_cut and self.reconstructed:
             return "cut reconstructed but not recovered (further from the dense network than bicubic), not trained"
         if self.raw_cut:

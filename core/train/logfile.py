@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..events import (CheckpointSaved, Event, EventSink, Log, Progress, SparsityUpdate, StageFinished, StageStarted,
                       Validation)
+from ..io.disk import disk_errors
 from ..io.output import append_text
 
 
@@ -47,7 +48,9 @@ class LogFile:
         self.path = Path(path)
 
     def __call__(self, e: Event) -> None:
-        append_text(self.path, f"{time.strftime('%Y-%m-%d %H:%M:%S')} {format_event(e)}\n")
+        """A full or failing disk stops the run in one line naming the disk (it used to end in a traceback)."""
+        with disk_errors(self.path):
+            append_text(self.path, f"{time.strftime('%Y-%m-%d %H:%M:%S')} {format_event(e)}\n")
 
 
 def tee(*sinks: EventSink) -> EventSink:
