@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import core.io.output as output
+import core.io.swap as swap
 from core.cli import main
 from core.io.checkpoint import save_model
 from core.io.output import OutputError, exclusive_lock, staged_folder, write_text
@@ -25,7 +26,7 @@ def _fail_open(monkeypatch, code: int, when) -> None:
     real = os.open
 
     def fake(path, flags, *args, **kwargs):
-        if when(os.path.basename(os.fsdecode(path))):
+        if when(os.path.basename(os.fsdecode(path))) and flags & (os.O_CREAT | os.O_WRONLY | os.O_RDWR):
             raise OSError(code, os.strerror(code), os.fsdecode(path))
         return real(path, flags, *args, **kwargs)
 
@@ -53,7 +54,7 @@ def _ours(parent: Path) -> list[str]:
     return sorted(p.name for p in parent.iterdir() if ".partial-" in p.name or p.name.endswith(".lock"))
 
 
-PICK = {"lock": lambda name: name.endswith(".lock"), "partial": lambda name: ".partial-" in name}
+PICK = {"lock": lambda name: ".lock" in name, "partial": lambda name: ".partial-" in name}
 LOCK = PICK["lock"]
 
 
@@ -123,9 +124,9 @@ def test_a_failed_swap_keeps_the_old_folder(tmp_path, monkeypatch, step):
     if step == "exchange":     # a bind-mounted folder the mount check could not see: the kernel says EBUSY
         def busy(a, b):
             raise OSError(errno.EBUSY, "Device or resource busy", str(a), None, str(b))
-        monkeypatch.setattr(output, "_exchange", busy)
+        monkeypatch.setattr(swap, "_exchange", busy)
     else:
-        monkeypatch.setattr(output, "_exchange", lambda a, b: False)
+        monkeypatch.setattr(swap, "_exchange", lambda a, b: False)
         real = os.rename
         calls = []
 
@@ -238,7 +239,7 @@ def test_sr_onto_a_refusing_disk_exits_2_and_keeps_the_old_output(capsys, ckpt, 
 
         monkeypatch.setattr(os, "mkdir", refuse)
     else:
-        _fail_open(monkeypatch, code, lambda name: name == ".out.lock")
+        _fail_open(monkeypatch, code, lambda name: name.startswith(".out.lock"))   # built as .out.lock-XXXX
     err = _cli_refused(capsys, ["sr", ckpt, clip, out, "--overwrite"])
     assert str(output._disk_of(tmp_path)) in err
     assert _digest(out) == before and _ours(tmp_path) == []
