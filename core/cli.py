@@ -78,17 +78,19 @@ def _fmt_int(n: int) -> str:
 def cmd_info(args: argparse.Namespace) -> int:
     from .io.checkpoint import load_checkpoint
     from .profile.macs import frame_macs
+    from .ssl.plan import stored_plan
     from .ssl.units import layer_widths
 
     loaded = load_checkpoint(args.checkpoint, allow_nonfinite=args.allow_nonfinite)
     m, spec = loaded.model, loaded.spec
+    plan = stored_plan(loaded.meta, loaded.path)
     macs, spy = frame_macs(spec, *args.size)
     data = {"path": str(loaded.path), "format": loaded.source_format, "variant": spec.variant,
             "pruned": loaded.is_pruned, "channels": spec.num_feat, "blocks": spec.num_block,
             "params": m.count_parameters(include_spynet=False), "params_with_spynet": m.count_parameters(True),
             "frame_size": list(args.size), "macs_per_frame": macs, "macs_per_frame_spynet": spy,
             "meta": {k: v for k, v in loaded.meta.items() if k != "plan"}, "layers": layer_widths(spec),
-            "plan_settings": (loaded.meta.get("plan") or {}).get("settings")}
+            "plan_settings": None if plan is None or plan.settings is None else plan.settings.to_json()}
     text = "\n".join([
         f"checkpoint   {loaded.path} ({loaded.source_format})",
         f"variant      {spec.variant}{' (pruned)' if loaded.is_pruned else ''}",

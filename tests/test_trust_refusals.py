@@ -135,3 +135,43 @@ def test_a_full_disk_under_the_training_log_is_one_line_naming_the_disk(tmp_path
                      r"at /", err.splitlines()[-1]), err
     assert checksums(config, dense_file) == before
     assert not [p for p in run.rglob("*") if ".partial-" in p.name]
+
+
+# -- malformed plan metadata in a model file (info, export --format h5) ----------------------------------------
+@pytest.fixture(scope="module")
+def raw_cut(tmp_path_factory, dense_file) -> Path:
+    out = tmp_path_factory.mktemp("cut") / "cut.pth"
+    assert main(["prune", str(dense_file), "--ratio", "0.5", "--criterion", "l1", "--no-reconstruct",
+                 "--out", str(out)]) == 0
+    return out
+
+
+def _with_plan(cut: Path, folder: Path, plan) -> Path:
+    from core.io.checkpoint import load_checkpoint, save_model
+
+    loaded = load_checkpoint(cut)
+    return save_model(loaded.model, folder / "edited.pth", {**loaded.meta, "plan": plan(loaded.meta["plan"])})
+
+
+@pytest.mark.parametrize("command", [["info"], ["export", "--format", "h5"]])
+@pytest.mark.parametrize("plan, pattern", [
+    (lambda p: "garbage", r"the plan stored in its metadata is damaged \(a str, not a plan\)"),
+    (lambda p: [1, 2], r"the plan stored in its metadata is damaged \(a list, not a plan\)"),
+    (lambda p: {"settings": 5}, r"the stored plan is damaged or from an older version"),
+    (lambda p: {**p, "layers": [{"name": 1}]}, r"the stored plan is damaged or from an older version"),
+    (lambda p: {**p, "spec": "x"}, r"the stored plan is damaged or from an older version \(spec is not a mapping\)"),
+    (lambda p: {**p, "layers": [{**p["layers"][0], "kept_indices": [99]}, *p["layers"][1:]]},
+     r"the stored plan is damaged or from an older version \(layer forward\.0\.in: kept indices out of range\)"),
+])
+def test_a_damaged_stored_plan_is_one_line(tmp_path, capsys, raw_cut, command, plan, pattern):
+    model = _with_plan(raw_cut, tmp_path, plan)
+    before = checksums(tmp_path)
+    argv = [command[0], model, *command[1:], *(["--out", tmp_path / "r.h5"] if command[0] == "export" else [])]
+    refused(capsys, argv, rf"edited\.pth: {pattern}")
+    assert checksums(tmp_path) == before
+
+
+def test_an_intact_stored_plan_is_still_shown_and_exported(tmp_path, capsys, raw_cut):
+    assert main(["info", str(raw_cut), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["plan_settings"]["criterion"] == "l1"
+    assert main(["export", str(raw_cut), "--format", "h5", "--out", str(tmp_path / "r.h5")]) == 0

@@ -17,7 +17,7 @@ from ..errors import UserError
 from ..io.checkpoint import ReloadCheck, save_model
 from ..io.h5write import staged_hdf5
 from ..models.basicvsr import BasicVSR
-from ..ssl.plan import Plan
+from ..ssl.plan import Plan, stored_plan
 from .check import ExportCheck
 
 EXPORT_FORMATS = ("model", "onnx", "h5")
@@ -59,8 +59,8 @@ def export_as(fmt: str, model: BasicVSR, path: str | Path, *, plan: Plan | None 
         macs, spynet = frame_macs(model.spec, height, width)
         info = {"spec": model.spec.to_json(), "params": model.count_parameters(False), "frame_size": [height, width],
                 "macs_per_frame": macs, "macs_spynet": spynet, **dict(meta or {})}
-        return write_report_h5(path, plan if plan is not None else (meta or {}).get("plan"), metrics, info,
-                               overwrite=overwrite, inputs=inputs)
+        stored = plan if plan is not None else stored_plan(meta or {}, (meta or {}).get("source", "the model"))
+        return write_report_h5(path, stored, metrics, info, overwrite=overwrite, inputs=inputs)
     raise UserError(f"unknown export format {fmt!r} (use one of: {', '.join(EXPORT_FORMATS)})")
 
 

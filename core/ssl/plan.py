@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..errors import PlanError
+from ..errors import CheckpointError, PlanError
 from ..models.spec import ArchSpec, BlockSpec
 from ..profile.cost import param_count
 from ..profile.macs import frame_macs
@@ -293,6 +293,24 @@ def plan_from_json(data: Mapping[str, Any]) -> Plan:
         raise
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise PlanError(f"the stored plan is damaged or from an older version ({e})") from None
+
+
+def stored_plan(meta: Mapping[str, Any], where: object) -> Plan | None:
+    """The plan a model file's ``meta`` holds (None when it holds none), read as ``plan_from_json`` reads it.
+
+    Why: ``info`` and ``export --format h5`` walked the stored plan as they found it, so an edited or damaged one
+    ended in a KeyError or AttributeError traceback; now it is one ``CheckpointError`` line naming the file.
+    """
+    data = meta.get("plan")
+    if data is None:
+        return None
+    if not isinstance(data, Mapping):
+        raise CheckpointError(f"{where}: the plan stored in its metadata is damaged (a {type(data).__name__}, not a "
+                              f"plan)")
+    try:
+        return plan_from_json(data)
+    except PlanError as e:
+        raise CheckpointError(f"{where}: {e}") from None
 
 
 def make_uniform_plan(scores: UnitScores, layer_ratio: float, *, frame_size: tuple[int, int] = (180, 320)) -> Plan:
