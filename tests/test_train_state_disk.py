@@ -48,7 +48,7 @@ def _fail_like_a_full_disk(monkeypatch, how: str) -> None:
         real_open = os.open
 
         def full_open(path, flags, *args, **kwargs):
-            if output.PARTIAL in os.path.basename(os.fsdecode(path)):
+            if output.PARTIAL in os.path.basename(os.fsdecode(path)) and flags & os.O_CREAT:
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), os.fsdecode(path))
             return real_open(path, flags, *args, **kwargs)
         monkeypatch.setattr(os, "open", full_open)
