@@ -175,3 +175,27 @@ def test_an_intact_stored_plan_is_still_shown_and_exported(tmp_path, capsys, raw
     assert main(["info", str(raw_cut), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["plan_settings"]["criterion"] == "l1"
     assert main(["export", str(raw_cut), "--format", "h5", "--out", str(tmp_path / "r.h5")]) == 0
+
+
+# -- output names near NAME_MAX ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("length", [234, 251, 255, 300])
+def test_an_output_name_too_long_for_its_temporaries_is_one_line_before_any_work(tmp_path, capsys, monkeypatch,
+                                                                                   dense_file, length):
+    """``.NAME.partial-XXXXXXXX.pth`` adds 22 bytes to NAME: a 250-byte name used to end in an OSError traceback."""
+    monkeypatch.setattr(reconstruct_module, "reconstruct", lambda *a, **k: pytest.fail("work before the refusal"))
+    name = "é" * ((length - 4) // 2) + "a" * ((length - 4) % 2) + ".pth"       # bytes, not characters, count
+    assert len(name.encode()) == length
+    before = checksums(tmp_path, dense_file)
+    refused(capsys, ["prune", dense_file, "--ratio", "0.5", "--criterion", "l1", "--out", tmp_path / name],
+            rf"an output name of {length} bytes is too long: the file system takes names of up to 255 bytes and "
+            rf"the tool's temporary file beside it adds 22; give a name of at most 233 bytes")
+    assert checksums(tmp_path, dense_file) == before
+
+
+def test_the_longest_name_allowed_is_written(tmp_path, dense_file, raw_cut):
+    name = "a" * 229 + ".pth"
+    assert main(["prune", str(dense_file), "--ratio", "0.5", "--criterion", "l1", "--no-reconstruct",
+                 "--out", str(tmp_path / name)]) == 0
+    report = "r" * 231 + ".h5"
+    assert main(["export", str(raw_cut), "--format", "h5", "--out", str(tmp_path / report)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name, report]

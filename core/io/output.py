@@ -34,6 +34,7 @@ from ..errors import UserError
 from .disk import DISK_ERRNOS, UMASK, OutputError, disk_errors, disk_of as _disk_of, fsync_dir, \
     fsync_file as _fsync_file  # noqa: F401  (re-exported: callers and tests name them here)
 from .folder_identity import FolderIdentity
+from .names import check_name_length
 from .locks import check_held, exclusive_lock, hold_output, probe_lock, writer_lock  # noqa: F401
 from .partials import MARKER, PARTIAL, new_partial_folder, our_partials, remove, staged_name  # noqa: F401
 from .swap import SWAP_RECORD, commit_folder, finish_swap, identity as _identity  # noqa: F401
@@ -185,6 +186,7 @@ def claim_output(path: PathLike, *, kind: Literal["file", "folder"] = "file", in
     """Check, before any work, that ``path`` may be written; return it (its folder resolved). Raises
     ``OutputError``."""
     target = _output_path(path)
+    check_name_length(target)
     _refuse_link(target)
     _check_not_input(target, inputs)
     if target.exists():
