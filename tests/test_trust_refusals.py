@@ -17,7 +17,7 @@ import core.recover.reconstruct as reconstruct_module
 from core.cli import main
 from core.io.demo import demo_clip_dir
 from tests.train_support import tiny_model_file
-from tests.trust_support import checksums, refused
+from tests.trust_support import checksums, refused, refused_measured
 
 Usage = namedtuple("Usage", "total used free")
 
@@ -199,3 +199,24 @@ def test_the_longest_name_allowed_is_written(tmp_path, dense_file, raw_cut):
     report = "r" * 231 + ".h5"
     assert main(["export", str(raw_cut), "--format", "h5", "--out", str(tmp_path / report)]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == [name, report]
+
+
+# -- torch's warnings before the one line ----------------------------------------------------------------------
+@pytest.mark.parametrize("layout", ["sparse_csr", "sparse_csc", "sparse_bsr", "sparse_coo"])
+@pytest.mark.parametrize("command", ["info", "sr"])
+def test_a_sparse_checkpoint_is_one_line_with_no_torch_warning_before_it(tmp_path, layout, command):
+    """Run in a fresh process: pytest would swallow the warnings torch prints while loading sparse CSR data."""
+    import torch
+
+    from tests.helpers import tiny_model
+
+    dense = torch.eye(4)
+    sparse = {"sparse_csr": dense.to_sparse_csr, "sparse_csc": dense.to_sparse_csc, "sparse_coo": dense.to_sparse,
+              "sparse_bsr": lambda: dense.to_sparse_bsr((2, 2))}[layout]()
+    state = {**tiny_model("basicvsr-uni", 8, 1).state_dict(), "extra": sparse}
+    path = tmp_path / "sparse.pth"
+    torch.save(state, path)
+    before = checksums(tmp_path)
+    argv = [command, path, *([demo_clip_dir() / "BIx4", tmp_path / "out"] if command == "sr" else [])]
+    refused_measured(argv, rf"sparse\.pth: tensor 'extra' is stored as {layout}, not as the dense tensor")
+    assert checksums(tmp_path) == before

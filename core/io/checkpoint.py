@@ -10,6 +10,7 @@ import copy
 import json
 import pickle
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -55,7 +56,9 @@ def read_torch_file(path: str | Path) -> Any:
         raise CheckpointError(f"{p}: not a file (a checkpoint is a .pth/.pt file)")
     try:
         check_file(p)
-        return torch.load(p, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():     # torch's own remarks on what a file holds (sparse CSR is "beta") came
+            warnings.simplefilter("ignore")  # before our one line about it: the file is judged here, by us
+            return torch.load(p, map_location="cpu", weights_only=True)
     except CheckpointError:
         raise
     except OSError as e:
