@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import logging
 import math
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -41,6 +40,7 @@ from ..errors import UserError
 from ..metrics import bicubic_upscale, y_psnr_clip, y_psnr_frames
 from ..recover.calib import CalibrationError, check_frames
 from .check import Int8OverBudget, implied_drop, judged_drop, within_budget  # noqa: F401  (the guard's decision)
+from .int8_work import int8_work_dir
 
 MIN_CALIB_FRAMES = 3
 MIN_CALIB_SIDE = 32
@@ -351,8 +351,7 @@ def quantize_steps(graphs: Mapping[str, Any], bidirectional: bool, num_feat: int
             raise Int8OverBudget(f"int8 over budget: the float file alone (flow at half resolution) is judged a "
                                  f"{alone:.2f} dB Y-PSNR drop (budget {max_drop:.2f} dB); nothing was written: "
                                  f"export with full flow, or raise --max-drop")
-    with tempfile.TemporaryDirectory(prefix="ssl-vsr-int8-") as tmp:
-        work = Path(tmp)
+    with int8_work_dir() as work:
 
         def attempt(keep: set[str]) -> tuple[tuple[dict[str, Any], _Measured], float]:
             q = {name: _quantize(g, feeds[name], keep, work, name) for name, g in graphs.items()}
