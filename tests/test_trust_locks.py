@@ -135,3 +135,24 @@ def test_heldout_clip_overwrite_never_mixes_old_and_new_frames(tmp_path, monkeyp
     write_clip(out, np.full((3, 16, 16, 3), 9, np.uint8), True, str(tmp_path / "src.mp4"))
     assert [sorted(p.name for p in (out / f).iterdir()) for f in ("GT", "BIx4")] == [[f"{i:04d}.png" for i in
                                                                                       range(3)]] * 2
+
+
+def test_a_refused_command_leaves_no_folder_its_lock_made(capsys, ckpt, tmp_path):  # noqa: F811
+    out = tmp_path / "new" / "deeper" / "p.pth"
+    _refused(capsys, "prune", ckpt, "--ratio", "7", "--out", out)      # refused after its output was locked
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dense.pth"]
+
+
+def test_users_folders_with_an_owner_file_are_not_swept(tmp_path):
+    from core.stream.scratch import scratch_dir
+
+    beside = tmp_path / ".out.partial-abcd1234"                         # named like sr's scratch beside "out"
+    elsewhere = tmp_path / ".ssl-vsr-scratch-mine"                      # named like scratch in a scratch folder
+    for folder in (beside, elsewhere):
+        folder.mkdir()
+        (folder / ".owner").write_text("")
+        (folder / "data.txt").write_text("keep")
+    write_text(tmp_path / "out", "x")
+    with scratch_dir(tmp_path):
+        pass
+    assert all((folder / "data.txt").read_text() == "keep" for folder in (beside, elsewhere))

@@ -32,8 +32,8 @@ try:  # POSIX advisory locks; Windows has none, there a second writer is not det
 except ImportError:  # pragma: no cover - not on the platforms we test
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["LOCK_MAGIC", "exclusive_lock", "probe_lock", "folder_lock", "probe_folder_lock", "hold_output",
-           "writer_lock", "check_held", "lock_path"]
+__all__ = ["exclusive_lock", "folder_lock", "probe_folder_lock", "hold_output", "writer_lock", "check_held",
+           "lock_path"]
 
 Busy = Callable[[int | None], Exception]
 LOCK_MAGIC = b"ssl-vsr lock\n"
@@ -67,7 +67,12 @@ def exclusive_lock(lock: Path, busy: Busy, *, guards: Path | None = None) -> Ite
     if fcntl is None:  # pragma: no cover
         yield -1
         return
-    fd = _take(lock, busy, guards)
+    created: list[Path] = []
+    try:
+        fd = _take(lock, busy, guards, created)
+    except BaseException:
+        _remove_empty(created)
+        raise
     try:
         yield fd
     finally:
@@ -75,11 +80,29 @@ def exclusive_lock(lock: Path, busy: Busy, *, guards: Path | None = None) -> Ite
             if _is_ours_at(lock, fd):
                 lock.unlink()
         os.close(fd)
+        _remove_empty(created)
 
 
-def _take(lock: Path, busy: Busy, guards: Path | None) -> int:
+def _make_folders(folder: Path, created: list[Path]) -> None:
+    """Create ``folder`` and its missing parents, noting each one created (deepest last)."""
+    missing = [p for p in [folder, *folder.parents] if not os.path.lexists(p)][::-1]
+    for path in missing:
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(path)
+            created.append(path)
+
+
+def _remove_empty(created: list[Path]) -> None:
+    """Remove the folders a lock created when they are still empty: a refused command leaves no folder behind
+    (``rmdir`` removes nothing else; an output written into them keeps them)."""
+    for path in reversed(created):
+        with contextlib.suppress(OSError):
+            os.rmdir(path)
+
+
+def _take(lock: Path, busy: Busy, guards: Path | None, created: list[Path]) -> int:
     try:
-        lock.parent.mkdir(parents=True, exist_ok=True)
+        _make_folders(lock.parent, created)
         while True:
             fd = _open_existing(lock) if os.path.lexists(lock) else _create(lock)
             if fd is None:
@@ -180,22 +203,6 @@ def _holder_pid(fd: int) -> int | None:
     """The pid a lock file's holder wrote into it (None while it has not written it yet)."""
     text = os.pread(fd, _MAX_LOCK_BYTES, 0)[len(LOCK_MAGIC):].strip()
     return int(text) if text.isdigit() else None
-
-
-def probe_lock(lock: Path, busy: Busy) -> None:
-    """Raise ``busy(pid)`` when a live holder has ``exclusive_lock(lock)``; creates nothing, follows no link."""
-    if fcntl is None:  # pragma: no cover
-        return
-    try:
-        fd = os.open(lock, os.O_RDONLY | os.O_NONBLOCK | _NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
-        return                          # no lock file (or not one we could lock): nobody holds it
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        raise busy(_holder_pid(fd) if _is_lock_file(fd) else None) from None
-    finally:
-        os.close(fd)
 
 
 # -- holding an output for a whole command ----------------------------------------------------------------

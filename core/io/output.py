@@ -35,13 +35,13 @@ from .disk import DISK_ERRNOS, UMASK, OutputError, disk_errors, disk_of as _disk
     fsync_file as _fsync_file  # noqa: F401  (re-exported: callers and tests name them here)
 from .folder_identity import FolderIdentity
 from .names import check_name_length
-from .locks import check_held, exclusive_lock, hold_output, probe_lock, writer_lock  # noqa: F401
+from .locks import check_held, exclusive_lock, hold_output, writer_lock  # noqa: F401
 from .partials import MARKER, PARTIAL, new_partial_folder, our_partials, remove, staged_name  # noqa: F401
 from .swap import SWAP_RECORD, commit_folder, finish_swap, identity as _identity  # noqa: F401
 from .swap import _renameat2  # noqa: F401
 
 __all__ = ["OutputError", "claim_output", "staged_file", "staged_folder", "write_bytes", "write_text", "append_text",
-           "exclusive_lock", "held_output", "hold_output", "path_relation", "probe_lock"]
+           "exclusive_lock", "held_output", "hold_output", "path_relation"]
 
 PathLike = str | os.PathLike
 Verify = Callable[[Path], None]

@@ -20,6 +20,7 @@ from pathlib import Path
 PARTIAL = ".partial-"
 MARKER = ".ssl-vsr-partial"   # inside every partial folder while it is ours to remove
 SCRATCH_OWNER = ".owner"      # core.stream.scratch's lock file: a scratch folder beside the output is ours too
+SCRATCH_OWNER_TEXT = b"ssl-vsr scratch\n"   # what that lock file holds (a user's .owner file does not)
 _RANDOM = "[a-z0-9_]{8}"      # what tempfile.mkdtemp puts after the prefix
 
 
@@ -35,6 +36,17 @@ def _regular(path: Path) -> bool:
         return False
 
 
+def is_scratch_owner(path: Path) -> bool:
+    """``path`` is the owner file a streaming scratch folder of ours holds: a regular file with our text."""
+    if not _regular(path):
+        return False
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(len(SCRATCH_OWNER_TEXT) + 1) == SCRATCH_OWNER_TEXT
+    except OSError:
+        return False
+
+
 def is_our_partial(path: Path, target: Path) -> bool:
     """A temporary of ours: a real folder with the partial's exact name and our marker (or a scratch folder's
     owner file) inside, never a link, a file, or a folder without the marker."""
@@ -43,7 +55,7 @@ def is_our_partial(path: Path, target: Path) -> bool:
     except OSError:
         return False
     return is_dir and is_partial_name(path.name, target) and \
-        (_regular(path / MARKER) or _regular(path / SCRATCH_OWNER) or not any(path.iterdir()))
+        (_regular(path / MARKER) or is_scratch_owner(path / SCRATCH_OWNER) or not any(path.iterdir()))
 
 
 def our_partials(target: Path) -> list[Path]:

@@ -28,6 +28,7 @@ from typing import Iterator
 import numpy as np
 
 from core.errors import UserError
+from core.io.partials import SCRATCH_OWNER, SCRATCH_OWNER_TEXT, is_scratch_owner
 
 try:                                    # POSIX; without it (Windows) a killed run's scratch is not swept
     import fcntl
@@ -37,7 +38,6 @@ except ImportError:                     # pragma: no cover
 __all__ = ["Slots", "MemorySlots", "FileSlots", "ScratchDir", "scratch_dir", "default_scratch_parent"]
 
 _RAM_FILESYSTEMS = {"tmpfs", "ramfs"}
-_OWNER = ".owner"
 
 
 class Slots(ABC):
@@ -215,7 +215,8 @@ def _hold_owner_lock(path: Path) -> int | None:
     """Lock ``path/.owner`` for this process's lifetime (the kernel drops it when the process dies)."""
     if fcntl is None:
         return None
-    fd = os.open(path / _OWNER, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(path / SCRATCH_OWNER, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)   # scratch: our new folder
+    os.write(fd, SCRATCH_OWNER_TEXT)             # how a sweep tells it from a user's file of that name
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     return fd
 
@@ -225,8 +226,8 @@ def _sweep_orphans(parent: Path, prefix: str) -> None:
     if fcntl is None:
         return
     for old in parent.glob(f"{glob.escape(prefix)}*"):
-        owner = old / _OWNER
-        if not old.is_dir() or old.is_symlink() or not owner.is_file():
+        owner = old / SCRATCH_OWNER
+        if not old.is_dir() or old.is_symlink() or not is_scratch_owner(owner):
             continue
         try:
             fd = os.open(owner, os.O_RDWR)
