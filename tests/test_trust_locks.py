@@ -156,3 +156,18 @@ def test_users_folders_with_an_owner_file_are_not_swept(tmp_path):
     with scratch_dir(tmp_path):
         pass
     assert all((folder / "data.txt").read_text() == "keep" for folder in (beside, elsewhere))
+
+
+def test_a_plain_resume_keeps_a_commented_run_config(finished, tmp_path, capsys):  # noqa: F811
+    run = tmp_path / "unfinished"
+    shutil.copytree(finished[0], run)
+    (run / ".ssl-vsr-run").write_text("ssl-vsr training run\n")
+    (run / "report.h5").unlink()
+    config = run / "run_config.yaml"
+    config.write_text("# my notes on this run\n" + config.read_text())
+    commented = config.read_bytes()
+    _refused(capsys, "train", "--resume", run, "--set", "finetune.iterations=8")
+    assert config.read_bytes() == commented
+    from core.cli import main
+    assert main(["train", "--resume", str(run)]) == 0                 # the refusal did not spoil the run
+    assert config.read_bytes() == commented and (run / "report.h5").is_file()
