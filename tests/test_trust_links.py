@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from core.cli import main
 from core.io.output import OutputError, append_text, write_text
 from core.train.runfolder import hold_run_dir
 from tests.test_no_data_loss import _refused, ckpt, clip  # noqa: F401  (fixtures)

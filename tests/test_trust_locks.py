@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from core.io.output import OutputError, held_output, staged_folder, write_text
-from tests.test_no_data_loss import _digest, _refused, ckpt, clip  # noqa: F401  (fixtures)
-from tests.test_run_folder_lock import FAST, finished, snapshot  # noqa: F401  (fixture)
+from tests.test_no_data_loss import _refused, ckpt  # noqa: F401  (fixture)
+from tests.test_run_folder_lock import finished, snapshot  # noqa: F401  (fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -133,11 +133,11 @@ def _open_existing(lock: Path) -> int | None:
         if e.errno != errno.ELOOP:
             raise
         raise OutputError(f"{lock} is a symbolic link where this tool's lock file goes: refusing to follow it; "
-                            f"remove the link, or choose another output") from None
+                          f"remove the link, or choose another output") from None
     if not _is_lock_file(fd):
         os.close(fd)
         raise OutputError(f"{lock} is in the way of this tool's lock (it is not one of its lock files): move it, "
-                            f"or choose another output")
+                          f"or choose another output")
     return fd
 
 
@@ -259,7 +259,7 @@ def check_held(target: Path) -> None:
     lock = lock_path(target)
     if not _is_ours_at(lock, fd):
         raise OutputError(f"the lock file {lock} was removed or replaced while {target} was being written: "
-                            f"another process may be writing it; nothing was replaced")
+                          f"another process may be writing it; nothing was replaced")
 
 
 # -- a run folder's lock --------------------------------------------------------------------------------------

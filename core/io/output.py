@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Literal
 
 from ..errors import UserError
-from .disk import DISK_ERRNOS, UMASK, OutputError, disk_errors, disk_of as _disk_of, fsync_dir, \
+from .disk import UMASK, OutputError, disk_errors, disk_of as _disk_of, fsync_dir, \
     fsync_file as _fsync_file  # noqa: F401  (re-exported: callers and tests name them here)
 from .folder_identity import FolderIdentity
 from .names import check_name_length
@@ -359,7 +359,7 @@ def append_text(path: PathLike, text: str) -> None:
     try:
         fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | _NOFOLLOW | os.O_CLOEXEC,
                      0o666 & ~UMASK)
-    except OSError as e:
+    except OSError:
         if not target.is_symlink():
             raise
         raise OutputError(f"{target} is a symbolic link: refusing to write through it; remove the link") from None
