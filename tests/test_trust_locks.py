@@ -171,3 +171,16 @@ def test_a_plain_resume_keeps_a_commented_run_config(finished, tmp_path, capsys)
     from core.cli import main
     assert main(["train", "--resume", str(run)]) == 0                 # the refusal did not spoil the run
     assert config.read_bytes() == commented and (run / "report.h5").is_file()
+
+
+@pytest.mark.skipif(not hasattr(os, "setxattr"), reason="needs Linux xattrs")
+def test_a_replaced_folder_keeps_the_users_attributes(tmp_path):
+    out = tmp_path / "tagged"
+    out.mkdir()
+    try:
+        os.setxattr(out, "user.project", b"thesis")
+    except OSError:
+        pytest.skip("no user xattrs on this file system")
+    with staged_folder(out) as tmp:
+        (tmp / "0000.png").write_bytes(b"frame")
+    assert os.getxattr(out, "user.project") == b"thesis"

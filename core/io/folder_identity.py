@@ -15,6 +15,9 @@ from pathlib import Path
 from .disk import OutputError
 
 _NOT_SUPPORTED = (errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENODATA, errno.EPERM)
+# What passes to the new folder: POSIX ACLs and the user's own attributes. Security labels (SELinux) are the
+# system's to give, and setting them may be denied to the user.
+_KEPT = ("system.posix_acl_access", "system.posix_acl_default", "user.")
 
 
 @dataclass(frozen=True)
@@ -54,13 +57,17 @@ class FolderIdentity:
                 raise OutputError(f"cannot give the new {self.path} the owner and group of the folder it replaces; "
                                   f"nothing was replaced, choose a new folder") from None
         for name, value in self.xattrs:
-            os.setxattr(folder, name, value, follow_symlinks=False)
+            try:
+                os.setxattr(folder, name, value, follow_symlinks=False)
+            except OSError:
+                raise OutputError(f"cannot give the new {self.path} the access rules ({name}) of the folder it "
+                                  f"replaces; nothing was replaced, choose a new folder") from None
         os.chmod(folder, self.mode)
 
 
 def _xattrs(folder: Path) -> tuple[tuple[str, bytes], ...]:
-    """Every extended attribute of ``folder`` (POSIX ACLs are ``system.posix_acl_*``); none where the system or
-    the file system has none."""
+    """The extended attributes of ``folder`` a new folder keeps (``_KEPT``); none where the system or the file
+    system has none."""
     if not hasattr(os, "listxattr"):
         return ()
     try:
@@ -71,6 +78,8 @@ def _xattrs(folder: Path) -> tuple[tuple[str, bytes], ...]:
         raise
     found = []
     for name in names:
+        if not name.startswith(_KEPT):
+            continue
         try:
             found.append((name, os.getxattr(folder, name, follow_symlinks=False)))
         except OSError as e:
