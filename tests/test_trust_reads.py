@@ -3,11 +3,18 @@
 the user had unchanged and no run folder made."""
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
+from core.io.limits import decode_peak
+from tests.conftest import ROOT
 from tests.trust_support import checksums, refused, refused_measured
 
 TINY_YAML = Path(__file__).resolve().parents[1] / "resources" / "configs" / "tiny.yaml"
@@ -67,3 +74,54 @@ def test_a_plan_past_its_limit_is_refused_by_its_size(tmp_path, capsys, monkeypa
     refused(capsys, ["train", TINY_YAML, "--plan", tmp_path / "plan.json", "--run-dir", tmp_path / "run"],
             r"plan\.json: refused, 92 bytes is more than a plan holds \(limit 64\)")
     assert not (tmp_path / "run").exists()
+
+
+# -- decoded-image memory: the stated bound is the peak --------------------------------------------------------
+_READ_ONE = """
+import json, resource, sys
+from core.io.frames import read_frame
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+frame, notes = read_frame(sys.argv[1])
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"grew_mib": (peak - base) / 1024, "shape": list(frame.shape), "notes": notes}))
+"""
+
+
+@pytest.mark.parametrize("channels, depth", [(4, np.uint16), (3, np.uint16), (1, np.uint16), (3, np.uint8)])
+def test_reading_a_frame_stays_within_its_stated_peak(tmp_path, channels, depth):
+    """A 16-bit frame converted whole took 6 times its own size in temporaries (3.4 GB for 512 MiB)."""
+    h, w = 3000, 4000
+    path = tmp_path / "deep.png"
+    assert cv2.imwrite(str(path), np.full((h, w, channels), 7, depth).squeeze())
+    assert path.stat().st_size < 1 << 20                   # a small file, a large frame
+    proc = subprocess.run([sys.executable, "-c", _READ_ONE, str(path)], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT)
+    result = json.loads(proc.stdout)
+    assert result["shape"] == [h, w, 3]
+    stated = decode_peak(w, h, channels * np.dtype(depth).itemsize, path.stat().st_size) / 2**20
+    assert result["grew_mib"] <= stated + 8, (result, stated)
+
+
+@pytest.mark.parametrize("shape", [(8192, 8192, 4), (8192, 8192, 3), (7500, 8192, 3)])
+def test_a_16_bit_frame_whose_reading_would_pass_the_bound_is_refused_in_little_memory(tmp_path, shape):
+    """The tester's 522 KB 16-bit PNG: within the pixel and buffer limits, 3.4 GB to read; now refused by its
+    header, before decoding, in one line."""
+    from tests.test_untrusted_files import forged_png
+
+    h, w, c = shape
+    clip = tmp_path / "clip"
+    clip.mkdir()
+    for i in range(2):
+        (clip / f"{i}.png").write_bytes(forged_png(w, h, depth=16, colour=6 if c == 4 else 2))
+    before = checksums(clip)
+    refused_measured(["sr", _tiny_model(tmp_path), clip, tmp_path / "out"],
+                     rf"0\.png: a {h}x{w} \(HxW\) frame of {2 * c} bytes per pixel needs [\d,]+ MiB to read "
+                     rf"\(decoded and converted to 8-bit RGB\), more than the limit of 512 MiB")
+    assert checksums(clip) == before and not (tmp_path / "out").exists()
+
+
+def _tiny_model(folder: Path) -> Path:
+    from core.io.checkpoint import save_model
+    from tests.helpers import tiny_model
+
+    return save_model(tiny_model("basicvsr-uni", 8, 1), folder / "tiny.pth")

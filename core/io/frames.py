@@ -20,7 +20,7 @@ import torch
 
 from core.errors import ClipError, UserError
 from core.io.image_header import ImageHeader, read_image_header
-from core.io.limits import MAX_FRAME_BYTES, check_frame_size
+from core.io.limits import CONVERT_BYTES, MAX_FRAME_BYTES, check_frame_size
 from core.io.output import staged_folder
 
 # A damaged image is reported in one ClipError line; OpenCV's own "[ERROR] ... readHeader" line would be a second.
@@ -139,7 +139,7 @@ def probe_frame(path: str | os.PathLike) -> ImageHeader:
         raise ClipError(f"cannot read image {path}: {size:,} bytes is more than any frame within the size limits "
                         f"decodes to ({MAX_FRAME_BYTES:,})")
     header = read_image_header(path)
-    check_frame_size(header.width, header.height, f"cannot read image {path}", header.bytes_per_pixel)
+    check_frame_size(header.width, header.height, f"cannot read image {path}", header.bytes_per_pixel, size)
     return header
 
 
@@ -175,35 +175,59 @@ def read_frame(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
     header = probe_frame(path)
     data = np.fromfile(str(path), dtype=np.uint8)
     img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    del data                        # the file's bytes are not held beside the conversion (limits.decode_peak)
     if img is None:
         raise ClipError(f"cannot read image {path}: not a readable image file")
     if img.shape[:2] != (header.height, header.width):
         raise ClipError(f"cannot read image {path}: it decodes to {img.shape[0]}x{img.shape[1]} but its header "
                         f"declares {header.height}x{header.width} (HxW)")
-    notes: list[str] = []
-    if img.dtype == np.uint16:      # round(x / 257) in integers: floor((2x + 257) / 514), no float64 copy
-        img = ((img.astype(np.uint32) * 2 + 257) // 514).astype(np.uint8)
-        notes.append(NOTE_16BIT)
-    elif img.dtype in (np.float32, np.float64):
-        img = np.floor(np.clip(np.nan_to_num(img), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-        notes.append(NOTE_FLOAT)
-    elif img.dtype != np.uint8:
+    if img.dtype not in _TO_UINT8:
         raise ClipError(f"cannot read image {path}: unsupported pixel type {img.dtype}")
-    if img.ndim == 3 and img.shape[2] == 1:
-        img = img[:, :, 0]
+    colour, notes = _colour_view(img, path)
+    notes = ([NOTE_16BIT] if img.dtype == np.uint16 else [NOTE_FLOAT] if img.dtype != np.uint8 else []) + notes
+    return _to_rgb8(colour), notes
+
+
+def _colour_view(img: np.ndarray, path: Path) -> tuple[np.ndarray, list[str]]:
+    """A view (no copy) of ``img``'s colour channels in RGB order, H x W x 3 or H x W x 1 for grey, and the notes
+    on what was dropped or replicated."""
     if img.ndim == 2:
-        notes.append(NOTE_GREY)
-        return np.repeat(img[:, :, None], 3, axis=2), notes
+        return img[:, :, None], [NOTE_GREY]
     channels = img.shape[2]
-    if channels == 2:  # grey + alpha
-        notes += [NOTE_GREY, NOTE_ALPHA]
-        return np.repeat(img[:, :, :1], 3, axis=2), notes
-    if channels == 4:
-        notes.append(NOTE_ALPHA)
-        img = img[:, :, :3]
-    elif channels != 3:
-        raise ClipError(f"cannot read image {path}: {channels} channels")
-    return np.ascontiguousarray(img[:, :, ::-1]), notes
+    if channels == 1:
+        return img, [NOTE_GREY]
+    if channels == 2:               # grey + alpha
+        return img[:, :, :1], [NOTE_GREY, NOTE_ALPHA]
+    if channels == 4:               # BGRA: alpha dropped, the colour channels kept as stored
+        return img[:, :, 2::-1], [NOTE_ALPHA]
+    if channels == 3:
+        return img[:, :, ::-1], []
+    raise ClipError(f"cannot read image {path}: {channels} channels")
+
+
+def _from_uint16(band: np.ndarray) -> np.ndarray:
+    return (band.astype(np.uint32) * 2 + 257) // 514       # round(x / 257) in integers
+
+
+def _from_float(band: np.ndarray) -> np.ndarray:
+    return np.floor(np.clip(np.nan_to_num(band), 0.0, 1.0) * 255.0 + 0.5)
+
+
+_TO_UINT8 = {np.dtype(np.uint8): None, np.dtype(np.uint16): _from_uint16, np.dtype(np.float32): _from_float,
+             np.dtype(np.float64): _from_float}
+
+
+def _to_rgb8(colour: np.ndarray) -> np.ndarray:
+    """uint8 H x W x 3 from an RGB or grey view of any supported type, converted a band of rows at a time so its
+    temporaries stay within ``CONVERT_BYTES`` (whole-image 16-bit temporaries peaked at 3.4 GB)."""
+    h, w = colour.shape[:2]
+    out = np.empty((h, w, 3), np.uint8)
+    convert = _TO_UINT8[colour.dtype]
+    rows = max(1, CONVERT_BYTES // (2 * 8 * w * colour.shape[2]))   # two float64-sized temporaries per band
+    for y in range(0, h, rows):
+        band = colour[y:y + rows]
+        out[y:y + rows] = band if convert is None else convert(band)
+    return out
 
 
 def warn_frame_notes(clip_name: str, counts: dict[str, int], total: int) -> None:

@@ -118,21 +118,31 @@ def first_nonfinite(state: Mapping[str, torch.Tensor], order: list[str]) -> str 
 # its x4 output is already 530 M pixels per frame.
 MAX_SIDE = 16384                  # pixels per side of an input frame
 MAX_PIXELS = 1 << 26              # 67 M pixels (8192 x 8192): 192 MiB as 8-bit RGB
-MAX_FRAME_BYTES = 8 * MAX_PIXELS  # one decoded buffer: 16-bit RGBA at the pixel limit (512 MiB)
+MAX_FRAME_BYTES = 8 * MAX_PIXELS  # the peak of reading one frame (``decode_peak``): 512 MiB
+CONVERT_BYTES = 16 << 20          # scratch of the conversion to 8-bit RGB, done a band of rows at a time
 
 
-def check_frame_size(width: int, height: int, what: str, bytes_per_pixel: int = 3) -> None:
+def decode_peak(width: int, height: int, bytes_per_pixel: int = 3, file_bytes: int = 0) -> int:
+    """Bytes reading one frame holds at its peak (``core.io.frames.read_frame``): the file's bytes beside the
+    decoder's buffer while it decodes, then that buffer beside the 8-bit RGB frame made from it and the
+    conversion's scratch (a 16-bit frame converted whole took 6 times its own size in temporaries: 3.4 GB)."""
+    decoded = width * height * bytes_per_pixel
+    return max(file_bytes + decoded, decoded + width * height * 3 + CONVERT_BYTES)
+
+
+def check_frame_size(width: int, height: int, what: str, bytes_per_pixel: int = 3, file_bytes: int = 0) -> None:
     """Refuse, in one line naming ``what``, a frame whose declared size is outside the bounds above.
 
     ``bytes_per_pixel``: what the decoder's buffer needs per pixel (channels x bytes per sample), when the
-    header says; 8-bit RGB otherwise.
+    header says; 8-bit RGB otherwise. ``file_bytes``: the encoded frame's size, held while it decodes.
     """
     if not (0 < width <= MAX_SIDE and 0 < height <= MAX_SIDE):
         raise ClipError(f"{what}: frame size {height}x{width} (HxW) is outside 1..{MAX_SIDE} per side")
     if width * height > MAX_PIXELS:
         raise ClipError(f"{what}: frame size {height}x{width} (HxW) is {width * height:,} pixels, more than the "
                         f"limit of {MAX_PIXELS:,} (8192x8192)")
-    if width * height * bytes_per_pixel > MAX_FRAME_BYTES:
-        raise ClipError(f"{what}: a {height}x{width} (HxW) frame of {bytes_per_pixel} bytes per pixel decodes to "
-                        f"{width * height * bytes_per_pixel / 2**20:,.0f} MiB, more than the limit of "
-                        f"{MAX_FRAME_BYTES / 2**20:,.0f} MiB")
+    peak = decode_peak(width, height, bytes_per_pixel, file_bytes)
+    if peak > MAX_FRAME_BYTES:
+        raise ClipError(f"{what}: a {height}x{width} (HxW) frame of {bytes_per_pixel} bytes per pixel needs "
+                        f"{peak / 2**20:,.0f} MiB to read (decoded and converted to 8-bit RGB), more than the limit "
+                        f"of {MAX_FRAME_BYTES / 2**20:,.0f} MiB")
