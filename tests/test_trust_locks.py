@@ -184,3 +184,26 @@ def test_a_replaced_folder_keeps_the_users_attributes(tmp_path):
     with staged_folder(out) as tmp:
         (tmp / "0000.png").write_bytes(b"frame")
     assert os.getxattr(out, "user.project") == b"thesis"
+
+
+def test_a_folder_that_cannot_be_flocked_falls_back_to_a_lock_file(tmp_path, monkeypatch):
+    """NFS cannot flock a folder: a lock file of ours in it holds the run folder instead, refused the same way."""
+    import errno
+    import fcntl
+    from core.io import locks
+
+    real = fcntl.flock
+
+    def nfs(fd, how):
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+        return real(fd, how)
+
+    monkeypatch.setattr(fcntl, "flock", nfs)
+    busy = lambda pid: OutputError(f"in use (pid {pid})")  # noqa: E731
+    with locks.folder_lock(tmp_path, busy):
+        assert (tmp_path / locks.FOLDER_LOCK).is_file()
+        with pytest.raises(OutputError, match=f"in use \\(pid {os.getpid()}\\)"):
+            with locks.folder_lock(tmp_path, busy):
+                pass
+    assert not (tmp_path / locks.FOLDER_LOCK).exists()

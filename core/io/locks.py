@@ -267,35 +267,49 @@ def _open_folder(folder: Path) -> int:
     return os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | os.O_CLOEXEC)
 
 
+# file systems that cannot flock a folder (NFS emulates flock with POSIX locks, which need a writable file)
+_NO_FOLDER_LOCKS = frozenset({errno.EBADF, errno.ENOLCK, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP})
+FOLDER_LOCK = ".ssl-vsr-folder.lock"   # the fallback there: a lock file of ours in the folder
+
+
 @contextlib.contextmanager
 def folder_lock(folder: Path, busy: Busy) -> Iterator[None]:
     """Hold an exclusive lock on the folder itself while the block runs; ``busy(pid)`` when a live holder has it.
 
     Why the folder and not a file in it: nothing to delete (the lock survives any file removed from the folder)
-    and nothing to plant a link at."""
+    and nothing to plant a link at. Where the file system cannot lock a folder, a lock file of ours in it."""
     if fcntl is None:  # pragma: no cover
         yield
         return
-    fd = _open_folder(folder)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise busy(flock_holder(fd)) from None
+    with contextlib.ExitStack() as held:
+        fd = _open_folder(folder)
+        held.callback(os.close, fd)
+        if not _flock_folder(fd, fcntl.LOCK_EX, busy):
+            held.enter_context(exclusive_lock(folder / FOLDER_LOCK, busy))
         yield
-    finally:
-        os.close(fd)
+
+
+def _flock_folder(fd: int, how: int, busy: Busy) -> bool:
+    """Lock the open folder ``fd`` (``how``: shared or exclusive); False where its file system cannot."""
+    try:
+        fcntl.flock(fd, how | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise busy(flock_holder(fd)) from None
+    except OSError as e:
+        if e.errno not in _NO_FOLDER_LOCKS:
+            raise
+        return False
+    return True
 
 
 def probe_folder_lock(folder: Path, busy: Busy) -> None:
-    """Raise ``busy(pid)`` when a live holder has ``folder_lock(folder)``; changes nothing."""
+    """Raise ``busy(pid)`` when a live holder has ``folder_lock(folder)``; changes nothing (where the file system
+    cannot lock folders, the holder is found when the lock is taken)."""
     if fcntl is None or not folder.is_dir():  # pragma: no cover - no locks, or nothing to hold
         return
     fd = _open_folder(folder)
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        raise busy(flock_holder(fd)) from None
+        _flock_folder(fd, fcntl.LOCK_SH, busy)
     finally:
         os.close(fd)
 
