@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from core.io.output import OutputError, held_output, staged_folder, write_text
-from tests.test_no_data_loss import _refused, ckpt  # noqa: F401  (fixture)
+from tests.test_no_data_loss import _refused, ckpt, clip  # noqa: F401  (fixtures)
 from tests.test_run_folder_lock import finished, snapshot  # noqa: F401  (fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -207,3 +207,13 @@ def test_a_folder_that_cannot_be_flocked_falls_back_to_a_lock_file(tmp_path, mon
             with locks.folder_lock(tmp_path, busy):
                 pass
     assert not (tmp_path / locks.FOLDER_LOCK).exists()
+
+
+def test_sr_into_a_private_empty_folder_keeps_it_private(capsys, ckpt, clip, tmp_path):  # noqa: F811
+    from core.cli import main
+
+    out = tmp_path / "private"
+    out.mkdir()
+    os.chmod(out, 0o700)
+    assert main(["sr", str(ckpt), str(clip), str(out)]) == 0
+    assert stat.S_IMODE(os.lstat(out).st_mode) == 0o700 and len(list(out.iterdir())) == 3
