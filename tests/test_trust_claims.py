@@ -47,7 +47,7 @@ def test_sr_warns_about_a_raw_cut_whose_file_claims_otherwise(files, tmp_path, c
     assert main(["sr", str(model), str(LR), str(tmp_path / "out"), "--max-frames", "3", "--json"]) == 0
     captured = capsys.readouterr()
     (line,) = [l for l in captured.err.splitlines() if l.startswith("warning:")]
-    assert str(model) in line and "measured on this clip" in line and "worse than bicubic" in line
+    assert str(model) in line and "measured on LR frames" in line and "worse than bicubic" in line
     assert json.loads(captured.out)["raw_cut"] is True
     assert checksums(model, LR) == before
 
@@ -71,3 +71,25 @@ def test_a_measurement_that_is_no_number_counts_as_worse(files):
     assert not trained.raw_cut
     assert replace(trained, measured_margin=float("nan")).raw_cut
     assert replace(trained, measured_margin=-0.5).raw_cut and not replace(trained, measured_margin=0.5).raw_cut
+
+
+@pytest.mark.parametrize("claim", ["recovered", "trained"])
+def test_export_judges_a_cut_by_measuring_too(files, tmp_path, claim):
+    """``export`` (fp32: no frames of the user's) measures on the bundled demo clip's first frames; the file it
+    writes keeps its metadata, only the judgement changes."""
+    from core.deploy.command import export_file
+
+    model = _claiming(files[1], tmp_path, claim)
+    seen = []
+    export_file(model, "model", tmp_path / "copy.pth", on_loaded=seen.append)
+    (status,) = seen
+    assert status.raw_cut and status.measured_below_bicubic
+
+
+def test_an_h5_report_is_not_measured(files, tmp_path, monkeypatch):
+    from core.deploy.command import export_file
+
+    monkeypatch.setattr(measured, "margin_over_bicubic", lambda *a: pytest.fail("a report runs no network"))
+    seen = []
+    export_file(_claiming(files[1], tmp_path, "trained"), "h5", tmp_path / "r.h5", on_loaded=seen.append)
+    assert seen[0].measured_margin is None

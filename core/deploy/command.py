@@ -17,9 +17,10 @@ def _frames(path: str | Path | None):
     return read_clip(path, max_frames=MAX_CALIB_FRAMES).frames
 
 
-def _refuse_if_not_worth_quantizing(model, calib, calib_gt) -> None:
+def _refuse_if_not_worth_quantizing(model, calib, calib_gt) -> float:
     """int8 only for a float model better than bicubic upscaling on the calibration frames (a few seconds of
-    PyTorch on at most MAX_CALIB_FRAMES frames, before the trace); ``NotWorthQuantizingError`` otherwise."""
+    PyTorch on at most MAX_CALIB_FRAMES frames, before the trace); ``NotWorthQuantizingError`` otherwise. Returns
+    its margin over bicubic (dB)."""
     import torch
 
     from ..io.frames import frames_to_tensor, tensor_to_frames
@@ -29,15 +30,33 @@ def _refuse_if_not_worth_quantizing(model, calib, calib_gt) -> None:
     calib = check_calibration(calib)
     with torch.no_grad():
         float_sr = tensor_to_frames(deploy_copy(model)(frames_to_tensor(calib)))
-    check_worth_quantizing(float_sr, calib, calib_gt)
+    return check_worth_quantizing(float_sr, calib, calib_gt)
+
+
+def _measured(status, model, margin: float | None):
+    """``status`` judged by measuring (``core.recover.measured``), not by the file's word: the int8 guard's margin
+    when it measured one, else a probe on the bundled demo clip's first frames (an fp32 export has no frames of the
+    user's; a raw cut is far below bicubic on any clip)."""
+    from dataclasses import replace
+
+    import torch
+
+    from ..io.demo import demo_clip_dir
+    from ..io.frames import read_clip
+    from ..recover.measured import PROBE_FRAMES, measured_status
+
+    if margin is not None:
+        return replace(status, measured_margin=margin) if status.pruned else status
+    frames = read_clip(demo_clip_dir() / "BIx4", max_frames=PROBE_FRAMES).frames
+    return measured_status(status, model, frames, torch.device("cpu"))
 
 
 # File name endings that say what a file is: an export named with another format's is refused (a model.h5
 # holding ONNX, or an ONNX file named like a checkpoint, would be opened as what its name says).
 _NAMED_FORMATS = {".onnx": ("onnx", "an ONNX model"), ".h5": ("h5", "an HDF5 report"),
-                  ".hdf5": ("h5", "an HDF5 report"), ".pth": (None, "a PyTorch checkpoint"),
-                  ".pt": (None, "a PyTorch checkpoint")}
-_FORMAT_SUFFIX = {"onnx": ".onnx", "h5": ".h5"}
+                  ".hdf5": ("h5", "an HDF5 report"), ".pth": ("model", "a PyTorch checkpoint"),
+                  ".pt": ("model", "a PyTorch checkpoint")}
+_FORMAT_SUFFIX = {"onnx": ".onnx", "h5": ".h5", "model": ".pth"}
 
 
 def _refuse_other_format(out: str | Path, fmt: str) -> None:
@@ -77,13 +96,14 @@ def export_file(model_path: str | Path, fmt: str, out: str | Path, *, precision:
         if not max_drop > 0:
             raise UserError(f"--max-drop must be a positive number of dB, got {max_drop}")
         loaded = load_checkpoint(model_path, allow_nonfinite=allow_nonfinite)
-        options = {}
+        options, margin = {}, None
         if fmt == "onnx":
             options = {"precision": precision, "calib": _frames(calib),
                        "calib_gt": _frames(calib_gt), "max_drop": max_drop, "flow": flow}
             if precision == "int8":
-                _refuse_if_not_worth_quantizing(loaded.model, options["calib"], options["calib_gt"])
+                margin = _refuse_if_not_worth_quantizing(loaded.model, options["calib"], options["calib_gt"])
         if on_loaded is not None:
-            on_loaded(recovery_status(loaded.meta, loaded.is_pruned))
+            status = recovery_status(loaded.meta, loaded.is_pruned)
+            on_loaded(_measured(status, loaded.model, margin) if fmt != "h5" else status)
         meta = {**loaded.meta, "source": str(loaded.path), "source_format": loaded.source_format}
         return export_as(fmt, loaded.model, out, meta=meta, overwrite=overwrite, inputs=sources, **options)

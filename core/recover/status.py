@@ -17,7 +17,7 @@ class RecoveryStatus:
     trained: bool
     below_bicubic: bool = False     # reconstructed, but its output stayed further from the dense one than bicubic
     demo_calibrated: bool = False   # reconstructed on the bundled (synthetic) demo clip, not on the user's video
-    measured_margin: float | None = None    # dB over bicubic, measured on the clip (core.recover.measured)
+    measured_margin: float | None = None    # dB over bicubic, measured on LR frames (core.recover.measured)
 
     @property
     def measured_below_bicubic(self) -> bool:
@@ -39,7 +39,7 @@ class RecoveryStatus:
         if not self.pruned:
             return "dense network"
         if self.measured_below_bicubic:
-            return (f"measured on this clip, its output is {-self.measured_margin:.2f} dB worse than bicubic "
+            return (f"measured on LR frames, its output is {-self.measured_margin:.2f} dB worse than bicubic "
                     f"upscaling (LR consistency), as a raw cut's is, whatever its file says")
         if self.raw_cut and self.reconstructed:
             return "cut reconstructed but not recovered (further from the dense network than bicubic), not trained"
