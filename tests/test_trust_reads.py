@@ -55,6 +55,21 @@ def test_a_config_that_is_no_file_is_refused_at_once_in_little_memory(tmp_path, 
     assert checksums(tmp_path) == before and not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("make, pattern", [
+    (lambda p: p.symlink_to("/dev/zero"), r"run_config\.yaml: is a character device, not a config file"),
+    (_fifo, r"run_config\.yaml: is a named pipe \(FIFO\), not a config file"),
+])
+def test_a_resumed_runs_config_that_is_no_file_is_refused_at_once(tmp_path, make, pattern):
+    """``--resume DIR`` reads DIR/run_config.yaml: the same bounded read as any config."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / ".ssl-vsr-run").write_text("ssl-vsr run\n")
+    make(run / "run_config.yaml")
+    before = checksums(tmp_path)
+    refused_measured(["train", "--resume", run], pattern)
+    assert checksums(tmp_path) == before
+
+
 def test_a_plan_link_loop_and_a_plan_folder_are_one_line(tmp_path, capsys):
     _link_loop(tmp_path / "plan.json")
     (tmp_path / "dir.json").mkdir()
