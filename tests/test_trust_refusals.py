@@ -220,3 +220,15 @@ def test_a_sparse_checkpoint_is_one_line_with_no_torch_warning_before_it(tmp_pat
     argv = [command, path, *([demo_clip_dir() / "BIx4", tmp_path / "out"] if command == "sr" else [])]
     refused_measured(argv, rf"sparse\.pth: tensor 'extra' is stored as {layout}, not as the dense tensor")
     assert checksums(tmp_path) == before
+
+
+def test_a_plan_that_align_rounds_to_nothing_leaves_no_dense_file_behind(tmp_path, capsys, dense_file):
+    """Only ``align``'s rounding depends on the scores, so SIR refuses it when it has them; it used to write
+    ``dense.pth`` first, and that file then refused every corrected restart in the folder."""
+    config, run = _config(tmp_path, dense_file), tmp_path / "run"
+    settings = ["--set", "stages=[sir]", "--set", "sir.ratio=0.01", "--set", "sir.align=8", "--set",
+                "sir.distill.sr_weight=1.0"]
+    assert main(["train", str(config), "--run-dir", str(run), *settings]) == 2
+    assert "the plan prunes no unit of this network" in capsys.readouterr().err.splitlines()[-1]
+    assert not (run / "dense.pth").exists()
+    assert main(["train", str(config), "--run-dir", str(run)]) == 0        # the corrected run, in the same folder

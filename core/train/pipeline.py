@@ -251,11 +251,11 @@ class _Run:
             model = load_checkpoint(self._dense_path).model      # the exact network SIR started from
         elif model is None:
             model = self._source_model()
-        self._save(model, self._dense_path, {"stage": "dense", "source": self.cfg.model.weights}, overwrite=False)
         settings = plan_settings(cfg, model.spec)          # the user's plan: ratio, criterion, width multiple, locks, caps
         sir_plan = plan_with(compute_scores(model, settings.criterion, self._activity(model, settings.criterion)),
                              settings)
-        _refuse_empty(sir_plan)
+        _refuse_empty(sir_plan)         # before dense.pth: a refused plan leaves nothing that blocks a restart
+        self._save(model, self._dense_path, {"stage": "dense", "source": self.cfg.model.weights}, overwrite=False)
         attach_scale_factors(model)
         stage = SIRStage(ctx, model, self.data, sir_plan)
         stage.run(self._state("sir"))
