@@ -14,7 +14,8 @@ Every ``--clip`` is video that ``compress`` never saw. For each asked speed-up, 
 - Y-PSNR against GT, as a drop under the dense network and a gain over bicubic upscaling, on (a) ``--later``
   frames of the footage after its calibration frames and (b) the first ``--frames`` frames of every other clip;
 - the int8 guard's predicted drop beside the drop measured against GT on (a) (float file minus int8 file);
-- CPU-minutes of the whole ``compress`` call (process CPU time).
+- CPU-minutes of the whole ``compress`` call (process CPU time), and how many plans it timed as int8 probes
+  before building one and how many it built.
 Ground truth is read only here, for scoring.
 """
 from __future__ import annotations
@@ -129,7 +130,8 @@ def main() -> None:
                        "(b) worst over bicubic": min(int8[n] - scorer.bicubic[n] for n in others) if others else "-",
                        "guard predicted": candidate.guard.charged_drop,
                        "GT drop (a)": flt[later] - int8[later],
-                       "CPU min": cpu_min if chosen else "-"}
+                       "CPU min": cpu_min if chosen else "-",
+                       "plans timed / built": f"{len(result.probes)} / {len(result.tried)}" if chosen else "-"}
                 rows.append(row)
                 per_clip.append([row["asked"], row["recipe"], *(f"{int8[n]:.2f} ({flt[n]:.2f})" for n in clips)])
     print(f"\nbench_frontier: compress on {calib_name} (LR frames [0, {args.calib_frames}) calibrate; "

@@ -53,6 +53,17 @@ def synthetic_machine(monkeypatch):
     monkeypatch.setattr(compress_run, "flow_saving_ms", lambda model, size: 0.0)
 
 
+@pytest.fixture
+def untimed_probe(monkeypatch):
+    """Where a test fakes the measured speeds, the probe is never timed: it can be the model itself. Returns the
+    frames each probe was given."""
+    import core.deploy.timing_probe as timing_probe
+
+    given: list[np.ndarray] = []
+    monkeypatch.setattr(timing_probe, "int8_timing_probe", lambda model, frames, flow: given.append(frames) or model)
+    return given
+
+
 def outputs_of(out):
     stem = out.with_suffix("")
     return [out, stem.with_name(stem.name + ".report.json"), stem.with_name(stem.name + ".report.png")]
@@ -85,7 +96,7 @@ def test_compress_end_to_end_writes_the_file_its_report_and_picture(dense_file, 
 
 
 def test_a_cut_is_reconstructed_and_distilled_on_the_calibration_frames_only(dense_file, tmp_path, monkeypatch,
-                                                                             synthetic_machine):
+                                                                             synthetic_machine, untimed_probe):
     """Every stage that learns from frames gets exactly the first N frames; the judged ones are the rest."""
     frames = moving_frames(12, seed=1)
     folder = tmp_path / "clip"
@@ -126,6 +137,7 @@ def test_a_cut_is_reconstructed_and_distilled_on_the_calibration_frames_only(den
         for got in calls:
             assert np.array_equal(got, frames[:7]), f"{name} read frames beyond the calibration frames"
     assert [q.frames for q in result.chosen.quality] == [(7, 12)]
+    assert untimed_probe and all(np.array_equal(got, frames[:7]) for got in untimed_probe)
     assert load_checkpoint(tmp_path / "cut.pth").meta["training"] == compress_run.DISTILLED
 
 
@@ -217,7 +229,8 @@ def test_the_ladder_takes_the_mildest_recipe_predicted_to_reach_and_names_the_fa
 
     model = tiny_model("basicvsr", 16, 2)
     scores = compute_scores(model, "l1")
-    machine = Machine(synthetic_table((40, 48), 16, True), scale=2.0, flow_saving_ms=4.0)
+    table = synthetic_table((40, 48), 16, True)
+    machine = Machine(table, scale=2.0, flow_saving_ms=4.0, dense_ms=2.0 * table.predict_ms(model.spec))
     dense = machine.fp32_ms(LADDER[0], model.spec)
     assert dense == pytest.approx(2.0 * machine.table.predict_ms(model.spec))      # table ms scaled to measured
     assert plan_for_speed(scores, machine, dense / 2.9, gain=3.0).rung == LADDER[0]   # int8 alone reaches 2.9x
@@ -230,3 +243,72 @@ def test_the_ladder_takes_the_mildest_recipe_predicted_to_reach_and_names_the_fa
     assert next_rung(LADDER[-1]) is None
     with pytest.raises(PlanError, match=r"fastest reachable is about \d+ ms per frame, [\d.]+x the dense"):
         plan_for_speed(scores, machine, dense / 1000, gain=3.0)
+
+
+def test_a_miss_re_plans_with_the_gain_it_had_as_a_ratio_to_the_dense_network():
+    """A plan predicted at 100 ms fp32 that ran 4x a dense network planned at 800 ms had an int8 gain of 2,
+    whatever the milliseconds of that round (the machine's pace drifts; the ratio measured beside dense holds)."""
+    from core.compress.speed_plan import LADDER, SpeedPlan, corrected_gain
+
+    plan = SpeedPlan(LADDER[0], None, predicted_fp32_ms=100.0, gain=3.0)
+    assert corrected_gain(plan, 4.0, dense_ms=800.0) == pytest.approx(0.5)
+    assert corrected_gain(plan, 16.0, dense_ms=800.0) == pytest.approx(2.0)
+    assert corrected_gain(plan, float("nan"), dense_ms=800.0) == 3.0
+
+
+def test_plans_are_timed_before_they_are_built_and_a_miss_costs_no_reconstruction(dense_file, footage, tmp_path,
+                                                                                monkeypatch, synthetic_machine,
+                                                                                untimed_probe):
+    """The first plan's probe misses: the search re-plans and times again before reconstructing anything; the
+    file built is the one whose probe reached, and the report lists both probes."""
+    timings = iter([(100.0, 90.0), (100.0, 10.0), (100.0, 10.0)])       # probe 1 misses, probe 2 and the file hit
+    monkeypatch.setattr(compress_run, "realized_speed",
+                        lambda dense, model, size: SpeedMeasure(tuple(size), *map(lambda v: (v,), next(timings))))
+    built = []
+    reconstruct = compress_run.reconstruct
+    monkeypatch.setattr(compress_run, "reconstruct", lambda *a, **k: built.append(a[2]) or reconstruct(*a, **k))
+    result = compress_run.compress(compress_run.CompressRequest(
+        str(dense_file), (str(footage),), str(tmp_path / "cut.onnx"), speedup=1.5, size=(40, 48),
+        calib_frames=6, judge_frames=4, minutes=0.0))
+    report = result.report["timed_before_building"]
+    assert len(report) == 2 and [p["measured"]["speedup"] for p in report] == [pytest.approx(100 / 90, abs=1e-3), 10.0]
+    assert len(built) == 1 and built[0].to_json() == result.chosen.plan.plan.to_json()
+    assert result.report["timed_before_building"][1]["int8_gain_assumed"] != report[0]["int8_gain_assumed"]
+
+
+def test_when_no_timed_plan_reaches_nothing_is_built_and_the_fastest_timed_is_named(dense_file, footage, tmp_path,
+                                                                                    monkeypatch, capsys,
+                                                                                    synthetic_machine, untimed_probe):
+    monkeypatch.setattr(compress_run, "realized_speed",
+                        lambda dense, model, size: SpeedMeasure(tuple(size), (100.0,), (95.0,)))
+    monkeypatch.setattr(compress_run, "reconstruct", lambda *a, **k: pytest.fail("reconstructed a missed plan"))
+    code = main(["compress", str(dense_file), "--footage", str(footage), "--speedup", "1.5", "--size", "40x48",
+                 "--out", str(tmp_path / "out.onnx"), "--calib-frames", "6", "--judge-frames", "4"])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 2 and "fastest plan it timed ran 1.05x" in err
+    assert not any(p.exists() for p in outputs_of(tmp_path / "out.onnx"))
+
+
+def test_a_timing_probe_has_the_layers_of_the_file_it_stands_for(dense_file, tmp_path):
+    """Speed depends on what runs, not on the weights: the probe of a raw cut has the int8 file's nodes and
+    tensor shapes exactly (the guard passes a cut of the tiny network with no layer kept float at a wide budget)."""
+    from core.deploy.onnx_export import export_onnx
+    from core.deploy.runtime import read_onnx
+    from core.deploy.timing_probe import int8_timing_probe
+    from core.ssl import compute_scores, make_plan, prune_to_plan
+
+    dense = load_checkpoint(dense_file).model.eval()
+    cut = prune_to_plan(dense, make_plan(compute_scores(dense, "l1"), 0.5))
+    frames = moving_frames(6, seed=2)
+    probe = int8_timing_probe(cut, frames, "half")
+    check = export_onnx(cut, tmp_path / "cut.onnx", precision="int8", calib=frames, max_drop=50.0, flow="half")
+    assert check.ok and not check.kept_float
+
+    def layout(steps):
+        return {name: (sorted(n.op_type for n in g.graph.node),
+                       sorted(tuple(t.dims) for t in g.graph.initializer if len(t.dims) == 4))
+                for name, g in steps.items()}
+
+    from core.deploy.runtime import step_models
+
+    assert layout(probe._steps) == layout(step_models(read_onnx(tmp_path / "cut.onnx")[0]))

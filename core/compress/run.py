@@ -38,7 +38,8 @@ from .speed import SpeedMeasure, dense_ms, int8_conv_gain, realized_speed, remem
 from .speed_plan import Machine, SpeedPlan, corrected_gain, flow_saving_ms, next_rung, plan_for_speed
 
 CRITERION = "contribution"     # measured on the calibration frames: the criterion reconstruction recovers best
-MAX_BUILDS = 3                 # a miss re-plans with the measured gain; a third miss ends the search
+MAX_BUILDS = 3                 # builds: a guard refusal or a file slower than its probe moves on; three end it
+MAX_PROBES = 4                 # plans timed (about a CPU-minute each at 90x160) before one is given up
 SPEED_SLACK = 0.97             # a file within 3 % of the target counts as reaching it (timing noise)
 DEFAULT_MINUTES = 7.0          # about 15 CPU-minutes on 2 cores
 MIN_DISTILL_SECONDS = 60.0     # less moves the network too little to pay for quantizing, timing and judging again
@@ -100,10 +101,72 @@ class Candidate:
 
 
 @dataclass(frozen=True)
+class Probe:
+    """A plan timed before it was built (``int8_timing_probe``: its widths in int8, weights not recovered)."""
+
+    plan: SpeedPlan
+    speed: SpeedMeasure
+
+    def to_json(self) -> dict[str, Any]:
+        plan = self.plan.plan
+        return {"recipe": self.plan.rung.name, "mac_ratio": None if plan is None else round(plan.mac_ratio, 3),
+                "predicted_ms_per_frame": round(self.plan.predicted_ms, 2),
+                "int8_gain_assumed": round(self.plan.gain, 3), "measured": self.speed.to_json()}
+
+
+class _Search:
+    """Plans timed before they are built: a probe that misses the speed re-plans with the int8 gain it really had
+    (its fp32 prediction against its measured time, both relative to the dense network: the machine's pace
+    drifts between measurements, the ratio does not)."""
+
+    def __init__(self, recipe: "_Recipe", scores: Any, machine: Machine, target_ms: float, speedup: float,
+                 gain: float, gain_key: str) -> None:
+        self.recipe, self.scores, self.machine = recipe, scores, machine
+        self.target_ms, self.speedup, self.gain, self.gain_key = target_ms, speedup, gain, gain_key
+        self.probes: list[Probe] = []
+
+    def learn(self, plan: SpeedPlan, speed: SpeedMeasure) -> None:
+        """Take the gain ``plan``'s int8 network really had (and keep it for the next ``compress`` here)."""
+        self.gain = corrected_gain(plan, speed.speedup, self.machine.dense_ms)
+        remember_gain(self.gain_key, self.gain)
+
+    def replan(self, plan: SpeedPlan, speed: SpeedMeasure) -> SpeedPlan:
+        """The next plan after ``plan`` ran at ``speed`` (``PlanError`` when none is predicted to reach)."""
+        self.learn(plan, speed)
+        return plan_for_speed(self.scores, self.machine, self.target_ms, self.gain, after=plan.rung)
+
+    def timed(self, plan: SpeedPlan, dense: BasicVSR, footage: Footage) -> SpeedPlan:
+        """The first plan from ``plan`` on whose probe reaches the speed; a one-line ``UserError`` naming the
+        fastest timed when ``MAX_PROBES`` miss or no plan is predicted to reach any more."""
+        from ..deploy.timing_probe import int8_timing_probe
+
+        for _ in range(MAX_PROBES):
+            cut = "" if plan.plan is None else f", {plan.plan.mac_ratio:.2f}x fewer MACs"
+            self.recipe.say(f"timing {plan.rung.name}{cut} before building it (predicted {plan.predicted_ms:.0f} ms "
+                            f"per frame for a target of {self.target_ms:.0f})")
+            model = dense if plan.plan is None else prune_to_plan(dense, plan.plan)
+            speed = realized_speed(dense, int8_timing_probe(model, footage.calibration, plan.rung.flow),
+                                   self.recipe.size)
+            self.probes.append(Probe(plan, speed))
+            self.recipe.say(f"timed {speed.speedup:.2f}x the dense network")
+            if speed.speedup >= self.speedup * SPEED_SLACK:
+                self.learn(plan, speed)
+                return plan
+            try:
+                plan = self.replan(plan, speed)
+            except PlanError:
+                break
+        best = max(self.probes, key=lambda p: p.speed.speedup)
+        raise UserError(f"compress could not reach {self.speedup:.2f}x the dense network on this machine: the fastest "
+                        f"plan it timed ran {best.speed.speedup:.2f}x ({best.plan.rung.name}); ask for at most that")
+
+
+@dataclass(frozen=True)
 class CompressResult:
     outputs: dict[str, Path]
     chosen: Candidate
     tried: tuple[Candidate, ...]
+    probes: tuple[Probe, ...]
     target_ms: float
     speedup_asked: float
     dense_ms: float
@@ -124,7 +187,8 @@ class CompressResult:
             *(f"held out: {q.line()}" for q in c.quality),
             f"report {self.outputs['report']} and {self.outputs['picture']}"
             + (f"; float network {self.outputs['pth']}" if "pth" in self.outputs else "")
-            + f"; {self.cpu_seconds / 60:.1f} CPU-minutes, {len(self.tried)} recipe(s) built"])
+            + f"; {self.cpu_seconds / 60:.1f} CPU-minutes, {len(self.probes)} plan(s) timed, "
+              f"{len(self.tried)} built"])
 
 
 def guard_json(check: Any) -> dict[str, Any]:
@@ -283,17 +347,19 @@ class _Recipe:
         gain_key = f"{table.key}|threads {torch.get_num_threads()}"
         gain = remembered_gain(gain_key) or int8_conv_gain(self.size)
         dense_now = dense_ms(dense, self.size)
-        machine = Machine(table, dense_now / table.predict_ms(dense.spec), flow_saving_ms(dense, self.size))
+        machine = Machine(table, dense_now / table.predict_ms(dense.spec), flow_saving_ms(dense, self.size), dense_now)
         target = req.target_ms if req.target_ms is not None else dense_now / req.speedup
         speedup_asked = req.speedup if req.speedup is not None else dense_now / req.target_ms
         scores = scores_on(dense, CRITERION, footage.calibration, footage.source)
         plan = plan_for_speed(scores, machine, target, gain)       # unreachable: refused before any cut
         self.references = dense_references(dense, footage.judged)
+        search = _Search(self, scores, machine, target, speedup_asked, gain, gain_key)
         tried: list[Candidate] = []
         with _work_folder(req.keep) as tmp:
             for index in range(MAX_BUILDS):
-                self.say(f"recipe {index + 1}: {plan.rung.name} (predicted {plan.predicted_ms:.0f} ms per frame for a "
-                         f"target of {target:.0f})")
+                plan = search.timed(plan, dense, footage)
+                self.say(f"recipe {index + 1}: {plan.rung.name}, timed at "
+                         f"{search.probes[-1].speed.speedup:.2f}x; building it")
                 model, recovery = self.cut(plan, dense, footage)
                 started = time.perf_counter()
                 try:
@@ -305,21 +371,18 @@ class _Recipe:
                     try:
                         if following is None:
                             break
-                        plan = plan_for_speed(scores, machine, target, gain, after=following)
+                        plan = plan_for_speed(scores, machine, target, search.gain, after=following)
                     except PlanError:
                         break
                     continue
                 candidate = self.keep(replace(candidate, finish_seconds=time.perf_counter() - started))
                 tried.append(candidate)
-                remember_gain(gain_key, corrected_gain(candidate.plan, candidate.speed.model_median_ms))
                 self.say(f"measured {candidate.speed.speedup:.2f}x the dense network "
                          f"({candidate.speed.model_median_ms:.0f} vs {candidate.speed.dense_median_ms:.0f} ms per frame)")
                 if candidate.reaches(speedup_asked) and candidate.guard.ok:
                     break
-                try:
-                    plan = plan_for_speed(scores, machine, target,
-                                          corrected_gain(candidate.plan, candidate.speed.model_median_ms),
-                                          after=candidate.plan.rung)
+                try:             # slower than its probe (layers the guard kept float): plan with what it had
+                    plan = search.replan(candidate.plan, candidate.speed)
                 except PlanError:
                     break
             chosen = next((c for c in tried if c.reaches(speedup_asked) and c.guard.ok), None)
@@ -337,7 +400,7 @@ class _Recipe:
                 if distilled.reaches(speedup_asked) and distilled.guard.ok:
                     chosen = distilled
             self._write(outputs, chosen, loaded)
-        result = CompressResult(outputs, chosen, tuple(tried), target, speedup_asked,
+        result = CompressResult(outputs, chosen, tuple(tried), tuple(search.probes), target, speedup_asked,
                                 dense_now, footage, time.perf_counter() - self.started,
                                 _cpu_seconds() - self.cpu_started, {})
         report = build_report(result, req)
@@ -382,6 +445,7 @@ def build_report(result: CompressResult, req: CompressRequest) -> dict[str, Any]
             "machine": {"cpu": device_name(torch.device("cpu")), "threads": torch.get_num_threads(),
                         "cpu_flags": cpu_flags()},
             "chosen": chosen.to_json(), "widths": widths, "tried": [c.to_json() for c in result.tried],
+            "timed_before_building": [p.to_json() for p in result.probes],
             "seconds": round(result.seconds, 1), "cpu_seconds": round(result.cpu_seconds, 1)}
 
 

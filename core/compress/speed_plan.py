@@ -8,8 +8,8 @@ same with half flow. A rung whose file the int8 guard refuses (half flow can cos
 footage) gives way to the next one.
 The prediction is the fp32 latency table, scaled to the dense network's time measured now (a table measured on
 a busier or quieter day predicts the same ratios, not the same milliseconds), divided by the int8 gain measured on
-this CPU; the file is timed after it is built, and a miss re-plans with the gain it really had
-(``corrected_gain``).
+this CPU; each plan is timed as an int8 probe before it is built (``core.deploy.timing_probe``), and a miss
+re-plans with the gain it really had (``corrected_gain``).
 """
 from __future__ import annotations
 
@@ -55,11 +55,13 @@ def next_rung(rung: Rung) -> Rung | None:
 @dataclass(frozen=True)
 class Machine:
     """What planning knows of this machine: the latency table, how its milliseconds compare with the dense
-    network's measured now (``scale``: measured / predicted), and SpyNet's saving at half resolution (measured)."""
+    network's measured now (``scale``: measured / predicted), SpyNet's saving at half resolution (measured) and
+    the dense network's marginal ms per frame the plan started from."""
 
     table: LatencyTable
     scale: float
     flow_saving_ms: float
+    dense_ms: float
 
     def fp32_ms(self, rung: Rung, spec: ArchSpec) -> float:
         """Predicted PyTorch fp32 ms per frame of a network of ``spec`` at the rung's flow, in measured ms."""
@@ -149,8 +151,10 @@ def plan_for_speed(scores: UnitScores, machine: Machine, target_ms: float, gain:
                     f"half-resolution flow)")
 
 
-def corrected_gain(built: SpeedPlan, measured_ms: float) -> float:
-    """The int8 gain the built file really had against its fp32 prediction (what the next plan assumes)."""
-    if not (measured_ms > 0 and math.isfinite(measured_ms)):
+def corrected_gain(built: SpeedPlan, speedup: float, dense_ms: float) -> float:
+    """The int8 gain a timed network really had against its fp32 prediction (what the next plan assumes), from its
+    measured ``speedup`` over the dense network rather than its milliseconds: measured beside the dense network,
+    the ratio holds while the machine's pace drifts (the dense network's time moved 10 % between two builds)."""
+    if not (speedup > 0 and math.isfinite(speedup)):
         return built.gain
-    return built.predicted_fp32_ms / measured_ms
+    return built.predicted_fp32_ms * speedup / dense_ms

@@ -110,6 +110,16 @@ def record_feeds(run_step: Callable[[str, dict[str, np.ndarray]], list[np.ndarra
     return feeds
 
 
+def step_feeds(graphs: Mapping[str, Any], bidirectional: bool, num_feat: int,
+               frames: np.ndarray) -> dict[str, list[dict[str, np.ndarray]]]:
+    """``record_feeds`` of the float step ``graphs`` (onnxruntime) over uint8 LR ``frames`` (T, h, w, 3): what
+    quantization calibrates on."""
+    lr = np.ascontiguousarray(frames.transpose(0, 3, 1, 2)[:, None].astype(np.float32) / 255.0)
+    sessions = {name: _session(g) for name, g in graphs.items()}
+    outs = {name: [o.name for o in g.graph.output] for name, g in graphs.items()}
+    return record_feeds(lambda name, feed: sessions[name].run(outs[name], feed), bidirectional, num_feat, lr)
+
+
 class _Reader:
     """onnxruntime's CalibrationDataReader protocol over recorded feeds."""
 
@@ -339,10 +349,7 @@ def quantize_steps(graphs: Mapping[str, Any], bidirectional: bool, num_feat: int
         raise ValueError("without GT the guard needs the float model's estimated quality (estimated_quality)")
     score = (lambda sr: y_psnr_frames(sr, gt)) if gt is not None else None
     reference = "GT" if gt is not None else f"GT predicted (float model estimated at {quality_db:.1f} dB)"
-    lr = np.ascontiguousarray(frames.transpose(0, 3, 1, 2)[:, None].astype(np.float32) / 255.0)
-    sessions = {name: _session(g) for name, g in graphs.items()}
-    outs = {name: [o.name for o in g.graph.output] for name, g in graphs.items()}
-    feeds = record_feeds(lambda name, feed: sessions[name].run(outs[name], feed), bidirectional, num_feat, lr)
+    feeds = step_feeds(graphs, bidirectional, num_feat, frames)
     ref_sr = reference_sr[:len(frames)] if reference_sr is not None else run_clip(graphs, frames)
     float_score = score(ref_sr) if score is not None else quality_db
     if reference_sr is not None:        # an approximation (half flow) already over budget in float: no int8 fits
