@@ -8,7 +8,6 @@ round by round (a noisy neighbour slows both alike), and the speed-up is the med
 from __future__ import annotations
 
 import statistics
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,6 +80,7 @@ def int8_conv_gain(size: tuple[int, int], channels: int = 64, depth: int = 4, re
     this CPU. A starting point for planning only; the file itself is timed afterwards."""
     from onnx import TensorProto, helper, numpy_helper
 
+    from ..deploy.int8_work import int8_work_dir
     from ..deploy.quantize import _session, quantize_graph    # as the int8 export quantizes and runs
 
     rng = np.random.default_rng(0)
@@ -97,8 +97,8 @@ def int8_conv_gain(size: tuple[int, int], channels: int = 64, depth: int = 4, re
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     feeds = [{"x": rng.random(shape, dtype=np.float32)} for _ in range(2)]
 
-    with tempfile.TemporaryDirectory(prefix="ssl-vsr-gain-") as tmp:
-        quant = quantize_graph(proto, feeds, Path(tmp), "trunk")
+    with int8_work_dir() as work:
+        quant = quantize_graph(proto, feeds, work, "trunk")
 
     def best_seconds(run: Callable[[], Any]) -> float:
         run()
