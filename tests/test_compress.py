@@ -93,6 +93,7 @@ def test_compress_end_to_end_writes_the_file_its_report_and_picture(dense_file, 
 
     _, meta = read_onnx(onnx_file)
     assert meta["ssl_vsr.precision"] == "int8"
+    assert json.loads(meta["ssl_vsr.heldout"]) == chosen["heldout"]        # the file carries its judgement
 
 
 def test_a_cut_is_reconstructed_and_distilled_on_the_calibration_frames_only(dense_file, tmp_path, monkeypatch,

@@ -414,7 +414,10 @@ class _Recipe:
     def _write(self, outputs: dict[str, Path], chosen: Candidate, loaded: Any) -> None:
         from ..deploy.runtime import read_onnx
 
-        data = chosen.path.read_bytes()
+        from ..deploy.onnx_graph import with_metadata
+
+        heldout = json.dumps([q.to_json() for q in chosen.quality])      # the judgement travels with the file
+        data = with_metadata(chosen.path.read_bytes(), {"ssl_vsr.heldout": heldout})
         digest = hashlib.sha256(data).hexdigest()
 
         def verify(tmp: Path) -> None:

@@ -114,6 +114,7 @@ _META_CHECKS: dict[str, Callable[[str, str, Path], Any]] = {
     "ssl_vsr.int8_fidelity_lr_db": _number,
     "ssl_vsr.int8_judged_drop_db": _number,
     "ssl_vsr.int8_reference": _text,
+    "ssl_vsr.heldout": lambda value, key, path: _json(value, key, path, list),    # compress's held-out judgement
 }
 _REQUIRED = (FORMAT_KEY, "ssl_vsr.version", "ssl_vsr.spec", "ssl_vsr.precision")
 

@@ -186,6 +186,18 @@ def set_metadata(proto: Any, metadata: Mapping[str, str]) -> None:
         entry.key, entry.value = key, value if isinstance(value, str) else json.dumps(value, default=str)
 
 
+def with_metadata(data: bytes, extra: Mapping[str, str]) -> bytes:
+    """A serialized model of ours with ``extra`` keys added to its metadata: what was measured on the file after it
+    was built (its graph and weights stay byte for byte what was verified)."""
+    import onnx
+
+    proto = onnx.load_from_string(data)
+    for key, value in extra.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    return proto.SerializeToString()
+
+
 def base_metadata(model: BasicVSR, precision: str, meta: Mapping[str, Any] | None = None,
                   kept_float: tuple[str, ...] = (), flow: str = "full") -> dict[str, str]:
     """The metadata every file of ours carries: spec (to rebuild the reference), precision, SpyNet's resolution
