@@ -128,6 +128,19 @@ def _warn_if_unrecovered(model: str, status) -> None:
         print(DEMO_ONLY_NOTE.format(model=model, status=status.summary()), file=sys.stderr)
 
 
+def _say_heldout(model: str, network: Any) -> None:
+    """What ``compress`` measured on frames it never read, as the file records it (``ssl_vsr.heldout``)."""
+    from .compress.judge import ClipQuality
+
+    try:
+        records = json.loads(getattr(network, "meta", {}).get("ssl_vsr.heldout", "[]"))
+    except ValueError:
+        return
+    records = records[:8] if isinstance(records, list) else []
+    for quality in filter(None, map(ClipQuality.from_json, records)):
+        print(f"note: {model}: compress judged it on frames it never read: {quality.line()}", file=sys.stderr)
+
+
 def _onnx_source_meta(meta: dict[str, str]) -> dict[str, Any]:
     """The source model file's meta that ``export`` recorded in one of our .onnx files (``ssl_vsr.meta``)."""
     try:
@@ -185,6 +198,7 @@ def _sr(args: argparse.Namespace, out: Path) -> int:
     device = run_device(network, device)
     status = measured_status(status, network, read_clip(args.input, max_frames=PROBE_FRAMES).frames, device)
     _warn_if_unrecovered(args.checkpoint, status)
+    _say_heldout(args.checkpoint, network)
     bar = _progress(f"sr {source.name}", args.json)
     # Scratch beside the output is named like the output's own staged temp: a killed run's leftovers are swept by
     # the next writer of that output (core.io.output).

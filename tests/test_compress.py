@@ -94,6 +94,20 @@ def test_compress_end_to_end_writes_the_file_its_report_and_picture(dense_file, 
     _, meta = read_onnx(onnx_file)
     assert meta["ssl_vsr.precision"] == "int8"
     assert json.loads(meta["ssl_vsr.heldout"]) == chosen["heldout"]        # the file carries its judgement
+    assert main(["sr", str(onnx_file), str(footage), str(tmp_path / "sr"), "--max-frames", "3"]) == 0
+    assert "compress judged it on frames it never read: later frames" in capsys.readouterr().err       # and sr says it
+
+
+@pytest.mark.parametrize("record", [None, 3, "x", {}, {"name": "a", "kind": "b", "frames": [0], "psnr_vs_dense_db": 1,
+                                                      "bicubic_psnr_vs_dense_db": 2},
+                                    {"name": "a", "kind": "b", "frames": [0, 2], "psnr_vs_dense_db": "nan",
+                                     "bicubic_psnr_vs_dense_db": 2}])
+def test_a_judgement_read_back_from_a_file_is_checked_not_trusted(record):
+    from core.compress.judge import ClipQuality
+
+    assert ClipQuality.from_json(record) is None
+    good = ClipQuality("clip", "later frames", (10, 20), 31.5, 28.25)
+    assert ClipQuality.from_json(good.to_json()) == good
 
 
 def test_a_cut_is_reconstructed_and_distilled_on_the_calibration_frames_only(dense_file, tmp_path, monkeypatch,

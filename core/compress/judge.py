@@ -33,6 +33,19 @@ class ClipQuality:
                 "bicubic_psnr_vs_dense_db": round(self.bicubic_vs_dense_db, 3),
                 "margin_over_bicubic_db": round(self.margin_db, 3)}
 
+    @classmethod
+    def from_json(cls, data: Any) -> "ClipQuality | None":
+        """A judgement as ``to_json`` wrote it (into the report and the file's ``ssl_vsr.heldout``), or None when
+        it is not one (a file's metadata is read, never trusted to be well formed)."""
+        try:
+            frames = tuple(int(v) for v in data["frames"])
+            quality = cls(str(data["name"])[:200], str(data["kind"])[:40], (frames[0], frames[1]),
+                          float(data["psnr_vs_dense_db"]), float(data["bicubic_psnr_vs_dense_db"]))
+        except (KeyError, TypeError, ValueError, IndexError, OverflowError):
+            return None
+        return quality if len(frames) == 2 and np.isfinite([quality.vs_dense_db, quality.bicubic_vs_dense_db]).all() \
+            else None
+
     def line(self) -> str:
         return (f"{self.kind} {self.name} [{self.frames[0]}, {self.frames[1]}): {self.vs_dense_db:.2f} dB Y-PSNR vs "
                 f"the dense network's output (bicubic upscaling {self.bicubic_vs_dense_db:.2f} dB)")
