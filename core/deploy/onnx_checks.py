@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import CheckpointError
 from ..io.safe_json import JSONError, load_json_text
 from ..models.spec import ArchSpec, check_bounds
-from .onnx_graph import FORMAT, FORMAT_KEY, FORMAT_VERSION, SCAN_NODES
+from .onnx_graph import FORMAT, FORMAT_KEY, FORMAT_VERSION, PRECISIONS, SCAN_NODES
 from .steps import BACKWARD_IO, FORWARD_IO, UNI_IO
 
 __all__ = ["ForeignModelError", "check_model", "parse_spec"]
@@ -65,12 +65,6 @@ def _one_of(choices: Callable[[], tuple[str, ...]]) -> Callable[[str, str, Path]
     return check
 
 
-def _precisions() -> tuple[str, ...]:
-    from .onnx_export import PRECISIONS     # imported here: onnx_export imports the runtime, which imports this
-
-    return PRECISIONS
-
-
 def _flows() -> tuple[str, ...]:
     from ..models.spynet import FLOW_RESOLUTIONS
 
@@ -104,7 +98,7 @@ _META_CHECKS: dict[str, Callable[[str, str, Path], Any]] = {
     FORMAT_KEY: _one_of(lambda: (FORMAT,)),
     "ssl_vsr.version": _one_of(lambda: (FORMAT_VERSION,)),
     "ssl_vsr.spec": lambda value, key, path: parse_spec(value, path),
-    "ssl_vsr.precision": _one_of(_precisions),
+    "ssl_vsr.precision": _one_of(lambda: PRECISIONS),
     "ssl_vsr.flow": _one_of(_flows),
     "ssl_vsr.kept_float": _names,
     "ssl_vsr.meta": lambda value, key, path: _json(value, key, path, dict, finite=False),   # provenance, as saved

@@ -15,14 +15,13 @@ from ..io.output import staged_file
 from ..models.basicvsr import BasicVSR
 from ..models.spynet import FLOW_RESOLUTIONS
 from .check import ExportCheck, Int8OverBudget
-from .onnx_graph import assemble_clip_model, base_metadata, export_step_graphs
+from .onnx_graph import PRECISIONS, assemble_clip_model, base_metadata, export_step_graphs
 from .runtime import OnnxClip, read_onnx
 
 # (frames, height, width) of the LR clips every file is checked at: odd sizes, sizes below SpyNet's 64-pixel
 # floor, sizes it resizes to a multiple of 32 with an odd quotient (the padded coarsest level), frame counts 2-4.
 VERIFY_SHAPES = ((2, 19, 23), (3, 36, 70), (4, 97, 45))
 FP32_TOLERANCE = 1e-4
-PRECISIONS = ("fp32", "int8")
 
 
 class ExportError(UserError):

@@ -23,6 +23,7 @@ OPSET = 18
 FORMAT_KEY = "ssl_vsr.format"
 FORMAT = "ssl-vsr-onnx"
 FORMAT_VERSION = "1"
+PRECISIONS = ("fp32", "int8")      # what a file of ours can declare (and export can write)
 SCAN_NODES = {"backward": "backward_scan", "forward": "forward_scan"}
 # The range torch.export is told the symbolic height/width dims take while tracing. Not a frame-size limit: those
 # are ``core.io.limits``'s alone, checked by every reader before a frame reaches any network.
