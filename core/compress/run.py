@@ -41,6 +41,8 @@ CRITERION = "contribution"     # measured on the calibration frames: the criteri
 MAX_BUILDS = 3                 # builds: a guard refusal or a file slower than its probe moves on; three end it
 MAX_PROBES = 4                 # plans timed (about a CPU-minute each at 90x160) before one is given up
 SPEED_SLACK = 0.97             # a file within 3 % of the target counts as reaching it (timing noise)
+BUSY_SCALE = 1.6               # dense slower than its table by more: the machine is busy (one run measured 7.3x
+                               # for a cut of 2x fewer MACs under a load of 5 on 2 cores)
 DEFAULT_MINUTES = 7.0          # about 15 CPU-minutes on 2 cores
 MIN_DISTILL_SECONDS = 60.0     # less moves the network too little to pay for quantizing, timing and judging again
 DISTILLED = "distilled from the dense network on the footage's calibration frames"
@@ -348,6 +350,10 @@ class _Recipe:
         gain = remembered_gain(gain_key) or int8_conv_gain(self.size)
         dense_now = dense_ms(dense, self.size)
         machine = Machine(table, dense_now / table.predict_ms(dense.spec), flow_saving_ms(dense, self.size), dense_now)
+        if machine.scale > BUSY_SCALE:
+            self.say(f"warning: the dense network ran {machine.scale:.1f}x slower than when this machine's latency "
+                     f"table was measured: other work is running, and speeds measured now are not the machine's "
+                     f"(a busy CPU slows PyTorch's threads more than onnxruntime's); run compress on a quiet machine")
         target = req.target_ms if req.target_ms is not None else dense_now / req.speedup
         speedup_asked = req.speedup if req.speedup is not None else dense_now / req.target_ms
         scores = scores_on(dense, CRITERION, footage.calibration, footage.source)
