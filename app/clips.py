@@ -2,7 +2,8 @@
 
 A folder holding ``GT/`` and an LR sibling (``BIx4``, ``BDx4``, ``LR``, ``LRx4``) is a pair, as in Vid4 or the
 demo clip; any other frames folder or video is LR input without GT, unless the user says it is GT, in which
-case the LR is made with the project's own BI degradation (MATLAB bicubic ×1/4).
+case the LR is made with the project's own BI degradation (MATLAB bicubic ×1/4). Any frames folder (or video) can
+also be named as the GT of any LR clip (``gt=``): the frames must match in number and be 4× the LR size.
 
 Frames are read one at a time into disk-backed stores (``FrameStore``): a long clip and its ground truth never
 sit in memory, and any frame can still be shown at once.
@@ -35,6 +36,7 @@ class ClipPair:
     gt: FrameStore | None          # T frames (4h, 4w, 3) uint8
     source: Path
     degradation: str               # 'given' | 'BI (made here)' | 'none'
+    gt_source: Path | None = None  # a GT folder the user named beside the LR clip (else GT is found in ``source``)
 
     @property
     def lr_size(self) -> tuple[int, int]:
@@ -77,11 +79,18 @@ def _store(frames: Iterator[np.ndarray], path: Path) -> FrameStore:
     return store
 
 
-def load_clip_pair(path: Path, treat_as_gt: bool = False, max_frames: int | None = None) -> ClipPair:
+def load_clip_pair(path: Path, treat_as_gt: bool = False, max_frames: int | None = None,
+                   gt: Path | None = None) -> ClipPair:
     """Read ``path`` as described in the module docstring; raises ``ClipError`` with a one-line reason."""
     path = Path(path)
-    if not path.exists():
-        raise ClipError(f"clip not found: {path} does not exist")
+    for p in (path, gt):
+        if p is not None and not Path(p).exists():
+            raise ClipError(f"clip not found: {p} does not exist")
+    if gt is not None:
+        lr = load_clip_pair(path, max_frames=max_frames).lr
+        truth = _store(_frames(Path(gt), max_frames), Path(gt))
+        _check_pair(lr, truth, path)
+        return ClipPair(path.name if path.is_dir() else path.stem, lr, truth, path, "given", Path(gt))
     gt_dir, lr_dir = (_subfolder(path, GT_FOLDERS), _subfolder(path, LR_FOLDERS)) if path.is_dir() else (None, None)
     if lr_dir is not None:
         lr = _store(_frames(lr_dir, max_frames), lr_dir)
@@ -103,7 +112,7 @@ def _mod4(frame: np.ndarray) -> np.ndarray:
 
 def _check_pair(lr: FrameStore, gt: FrameStore, root: Path) -> None:
     if len(gt) != len(lr):
-        raise ClipError(f"{root}: {len(lr)} LR frames but {len(gt)} GT frames")
+        raise ClipError(f"{root}: {len(lr)} LR frames but {len(gt)} GT frames: GT must have a frame for each")
     h, w, _ = lr.frame_shape
     gh, gw, _ = gt.frame_shape
     if (gh, gw) != (4 * h, 4 * w):

@@ -73,8 +73,8 @@ class Recovery:
         return bool(getattr(self.report, "recovered", True))
 
     def figures(self) -> str:
-        """"output vs dense: raw cut 9.4 dB → reconstructed 24.1 dB (bicubic 22.0 dB), on 15 frames (64×112) of
-        demo" """
+        """"output vs dense: raw cut 9.4 dB → reconstructed 24.1 dB (bicubic 22.0 dB), on the first 15 frames
+        (64×112, fitted on) of demo; …" """
         r = self.report
         bicubic = getattr(r, "psnr_bicubic", None)
         bicubic = f" (bicubic {bicubic:.1f} dB)" if bicubic is not None else ""
@@ -82,7 +82,14 @@ class Recovery:
         held = (f"; {r.psnr_heldout:.1f} dB (bicubic {r.psnr_bicubic_heldout:.1f}) on {held} later frames not "
                 f"fitted on" if held else "")
         return (f"output vs dense: raw cut {r.psnr_raw:.1f} dB → reconstructed {r.psnr_after:.1f} dB{bicubic}, "
-                f"on {r.frames} frames ({r.size[0]}×{r.size[1]}) of {self.clip}{held}")
+                f"on {self.covers}{held}")
+
+    @property
+    def covers(self) -> str:
+        """The frames the reconstruction's figures are on: 'the first 8 frames (64×112, fitted on) of demo' —
+        not the clip's every frame, which Compare's figures cover."""
+        r = self.report
+        return f"the first {r.frames} frames ({r.size[0]}×{r.size[1]}, fitted on) of {self.clip}"
 
 
 def pruned_meta(recovery: Recovery | None) -> dict[str, Any]:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from core.deploy import ExportCheck, export_as
+from core.events import Cancelled
 from core.deploy.measure import FileProof
 from core.deploy.onnx_export import deploy_copy
 from core.deploy.onnx_graph import export_step_graphs
@@ -28,6 +29,7 @@ from core.io.output import claim_output
 from core.models.basicvsr import BasicVSR
 from core.ssl import Plan
 
+from .child_work import ChildWork
 from .clips import ClipPair
 from .figures import BICUBIC, Figure, Figures, measure
 from .frame_store import FrameStore
@@ -157,6 +159,8 @@ def run_export(job: Job, req: ExportRequest) -> list[ExportOutcome]:
     job.report(0, len(req.formats) + 1)
     try:
         baseline, dense_frames = quality_baseline(req)
+    except Cancelled:
+        raise
     except Exception:   # only the reference figures are missing; the files are still written and proven
         baseline, dense_frames = None, None
     int8_refusal: BaseException | None = None
@@ -166,32 +170,52 @@ def run_export(job: Job, req: ExportRequest) -> list[ExportOutcome]:
         except Exception as exc:  # shown in each int8 row; the other formats go on
             int8_refusal = exc
     paths = target_paths(req.folder, req.stem, req.formats)
-    for i, key in enumerate(req.formats):
-        job.report(i + 1, len(req.formats) + 1)
-        _, _, fmt, options = FORMATS[key]
-        path = paths[key]
-        try:
-            claim_output(path, inputs=req.inputs, overwrite=req.overwrite)    # refused before minutes of tracing
-            if options.get("precision") == "int8" and int8_refusal is not None:
-                raise int8_refusal
-            if fmt == "onnx":
-                flow = options.get("flow", "full")
-                if flow not in traced:
-                    traced[flow] = export_step_graphs(deploy_copy(req.model, flow))
-                options = {**options, "max_drop": req.max_drop, "calib": req.lr, "calib_gt": req.gt,
-                           "graphs": traced[flow], **req.options}
-            check = export_as(fmt, req.model, path, plan=req.plan, meta=req.meta, metrics=req.metrics,
-                              frame_size=req.frame_size, overwrite=req.overwrite, inputs=req.inputs, **options)
-        except Exception as exc:  # shown per format in the results list
-            outcomes.append(ExportOutcome(key, exc, baseline=baseline))
-            continue
-        proof: FileProof | BaseException | None = None
-        if req.clip is not None and fmt in ("model", "onnx"):
-            try:
-                network = baseline.figures.get("pruned") if baseline is not None and fmt == "model" else None
-                proof = prove(path, req.clip, dense_frames, network)
-            except Exception as exc:  # the file is written and verified; only its proof failed
-                proof = exc
-        outcomes.append(ExportOutcome(key, check, proof, baseline))
+    with ChildWork(job) as child:
+        for i, key in enumerate(req.formats):
+            outcomes.append(_export_one(job, req, key, paths[key], child, traced, baseline, dense_frames,
+                                        int8_refusal, (i + 1, len(req.formats) + 1)))
     job.report(len(req.formats) + 1, len(req.formats) + 1)
     return outcomes
+
+
+def _export_one(job: Job, req: ExportRequest, key: str, path: Path, child: ChildWork, traced: dict[str, Any],
+                baseline: QualityBaseline | None, dense_frames: FrameStore | None,
+                int8_refusal: BaseException | None, step: tuple[int, int]) -> ExportOutcome:
+    """One format written, verified and proven; ONNX files are traced and written in ``child`` (a process of
+    its own: the exporter holds the GIL for up to a second at a time, which froze the window)."""
+    job.report(*step)
+    _, _, fmt, options = FORMATS[key]
+    try:
+        claim_output(path, inputs=req.inputs, overwrite=req.overwrite)    # refused before minutes of tracing
+        if options.get("precision") == "int8" and int8_refusal is not None:
+            raise int8_refusal
+        model = req.model
+        if fmt == "onnx":
+            flow = options.get("flow", "full")
+            if flow not in traced:
+                traced[flow] = child.call(export_step_graphs, deploy_copy(req.model, flow))
+            options = {**options, "max_drop": req.max_drop, "calib": req.lr, "calib_gt": req.gt,
+                       "graphs": traced[flow], **req.options}
+            model = deploy_copy(req.model)
+        write = child.call if fmt == "onnx" else _here
+        check = write(export_as, fmt, model, path, plan=req.plan, meta=req.meta, metrics=req.metrics,
+                      frame_size=req.frame_size, overwrite=req.overwrite, inputs=req.inputs, **options)
+    except Cancelled:
+        raise
+    except Exception as exc:  # shown per format in the results list
+        return ExportOutcome(key, exc, baseline=baseline)
+    proof: FileProof | BaseException | None = None
+    if req.clip is not None and fmt in ("model", "onnx"):
+        try:
+            network = baseline.figures.get("pruned") if baseline is not None and fmt == "model" else None
+            proof = prove(path, req.clip, dense_frames, network)
+        except Cancelled:
+            raise
+        except Exception as exc:  # the file is written and verified; only its proof failed
+            proof = exc
+    return ExportOutcome(key, check, proof, baseline)
+
+
+def _here(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """``ChildWork.call``'s counterpart for the quick formats, run in the job's own thread."""
+    return fn(*args, **kwargs)

@@ -37,6 +37,7 @@ from core.data.degrade import imresize, to_uint8
 from core.metrics import psnr
 from core.stream import stream_frames
 
+from .alone import measured_alone
 from .clips import ClipPair
 from .frame_store import FrameStore
 
@@ -73,6 +74,7 @@ class Figure:
     size: tuple[int, int]            # LR (h, w)
     ms_per_frame: float | None = None    # None: not timed (bicubic)
     threads: int = 0
+    contended: tuple[str, ...] = ()      # other jobs of the app that ran while it was timed (``app.alone``)
 
     @property
     def covers(self) -> str:
@@ -161,20 +163,22 @@ def measure(name: str, network: Any, clip: ClipPair, *, dense_frames: FrameStore
     frame is scored against ``dense_frames`` (the dense network's output), or not at all when that is None (the
     dense network itself). ``on_frame(i, frame, psnr)`` sees every SR frame as it exists.
     """
-    warm_up(network, clip.lr, device)
-    reference = "GT" if clip.gt is not None else "dense"
-    run = _Timed(stream_frames(network, iter(clip.lr), len(clip.lr), device=device, progress=progress))
-    values: list[float] = []
-    for i, frame in enumerate(run):
-        ref = clip.gt[i] if clip.gt is not None else dense_frames[i] if dense_frames is not None else None
-        value = frame_psnr(frame, ref) if ref is not None else None
-        if value is not None:
-            values.append(value)
-        if on_frame is not None:
-            on_frame(i, frame, value)
-    frames = len(clip.lr)
-    return Figure(name, clip_psnr(values, reference) if values else None, reference, frames, clip.name,
-                  clip.lr_size, 1000.0 * run.seconds / max(frames, 1), torch.get_num_threads())
+    with measured_alone() as contended:
+        warm_up(network, clip.lr, device)
+        reference = "GT" if clip.gt is not None else "dense"
+        run = _Timed(stream_frames(network, iter(clip.lr), len(clip.lr), device=device, progress=progress))
+        values: list[float] = []
+        for i, frame in enumerate(run):
+            ref = clip.gt[i] if clip.gt is not None else dense_frames[i] if dense_frames is not None else None
+            value = frame_psnr(frame, ref) if ref is not None else None
+            if value is not None:
+                values.append(value)
+            if on_frame is not None:
+                on_frame(i, frame, value)
+        frames = len(clip.lr)
+        return Figure(name, clip_psnr(values, reference) if values else None, reference, frames, clip.name,
+                      clip.lr_size, 1000.0 * run.seconds / max(frames, 1), torch.get_num_threads(),
+                      tuple(sorted(contended)))
 
 
 def bicubic_figure(clip: ClipPair, per_frame: Sequence[float]) -> Figure:

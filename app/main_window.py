@@ -76,6 +76,7 @@ class MainWindow(QMainWindow):
         self.panels["model"].openRequested.connect(self.open_checkpoint_dialog)
         self.panels["model"].officialRequested.connect(self.load_official)
         self.panels["compare"].openClipRequested.connect(self.open_clip_dialog)
+        self.panels["compare"].openGtRequested.connect(self.open_gt_dialog)
         self.panels["train"].prunedModelReady.connect(lambda path: self.state.open_checkpoint(path, as_pruned=True))
         self.state.error.connect(lambda title, exc, trace: show_error(self, title, exc, trace))
         self.state.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
@@ -117,6 +118,7 @@ class MainWindow(QMainWindow):
         self._action(file, "Open &checkpoint…", self.open_checkpoint_dialog, QKeySequence.StandardKey.Open)
         self._action(file, "Open c&lip folder…", self.open_clip_dialog, "Ctrl+Shift+O")
         self._action(file, "Open &video…", self.open_video_dialog, "Ctrl+Shift+V")
+        self._action(file, "Open &ground truth for this clip…", self.open_gt_dialog, "Ctrl+Shift+G")
         self.recent_menu = file.addMenu("Open &recent")
         file.addSeparator()
         self._action(file, "Open &project…", self.open_project_dialog, "Ctrl+Shift+P")
@@ -198,6 +200,17 @@ class MainWindow(QMainWindow):
         path, _ = QFileDialog.getOpenFileName(self, "Open video clip", self._last_dir(), f"Videos ({pattern})")
         if path:
             self.open_path(path)
+
+    def open_gt_dialog(self) -> None:
+        """Any frames folder as the ground truth of the open LR clip (a frame for each, 4× its size)."""
+        clip = self.state.clip
+        if clip is None:
+            self.state.message.emit("open the LR clip first, then its ground truth")
+            return
+        path = QFileDialog.getExistingDirectory(self, f"Ground-truth frames of {clip.name} (4× its size)",
+                                                str(clip.source.parent))
+        if path:
+            self.state.open_clip(clip.source, gt=path)
 
     def _last_dir(self) -> str:
         recent = self._recent()

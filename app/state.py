@@ -74,6 +74,15 @@ def stored_plan(meta: dict[str, Any]) -> Plan | None:
         return None
 
 
+def _import_engine() -> None:
+    """What the engine imports lazily and slowly (see ``AppState.warm_up_engine``); onnx is an optional extra."""
+    importlib.import_module("torch._dynamo")
+    try:
+        importlib.import_module("onnx")
+    except ImportError:
+        pass
+
+
 class AppState(QObject):
     modelChanged = Signal()            # the dense (reference) model
     prunedChanged = Signal()
@@ -204,10 +213,10 @@ class AppState(QObject):
         Imported in the middle of a run, it held the GIL for up to 200 ms at a time and froze the window; at
         start-up it runs while the first checkpoint loads. Then the ~350,000 objects alive by then are frozen
         out of the garbage collector: a full collection, which any thread may trigger and which holds the
-        GIL throughout, took 190 ms with them and takes a few ms without.
+        GIL throughout, took 190 ms with them and takes a few ms without. ``onnx`` likewise: its import holds the
+        GIL for 1.3 s at once, and the first ONNX export or proof would import it in the middle of a step.
         """
-        return self.runner.start("warm-up", lambda _: importlib.import_module("torch._dynamo"),
-                                 on_finish=gc.freeze)
+        return self.runner.start("warm-up", lambda _: _import_engine(), on_finish=gc.freeze)
 
     def open_checkpoint(self, path: str | Path, then: Callable[[], None] | None = None,
                         as_pruned: bool | None = None) -> Job:
@@ -229,10 +238,11 @@ class AppState(QObject):
                                  on_failure=lambda e, t: self.error.emit("Cannot open checkpoint", e, t))
 
     def open_clip(self, path: str | Path, treat_as_gt: bool = False,
-                  then: Callable[[], None] | None = None) -> Job:
-        """Read a clip (frames folder, video, or a folder with GT/ and BIx4/) in the background."""
+                  then: Callable[[], None] | None = None, gt: str | Path | None = None) -> Job:
+        """Read a clip (frames folder, video, or a folder with GT/ and BIx4/) in the background; ``gt``: a frames
+        folder (or video) that is the ground truth of the LR clip ``path``."""
         def work(_: Job) -> ClipPair:
-            return load_clip_pair(Path(path), treat_as_gt)
+            return load_clip_pair(Path(path), treat_as_gt, gt=Path(gt) if gt is not None else None)
 
         def done(clip: ClipPair) -> None:
             self.set_clip(clip)

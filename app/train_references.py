@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -84,15 +85,18 @@ def _start_network(cfg: TrainConfig):
     return None if path is None else load_checkpoint(path).model
 
 
-def validation_references(cfg: TrainConfig, device) -> ValReference | None:
+def validation_references(cfg: TrainConfig, device, checkpoint: Callable[[], None] = lambda: None
+                          ) -> ValReference | None:
     """Bicubic's and the start network's validation PSNR (None without a validation set). Raises what reading the
-    set or the start network raises; callers treat that as "no reference lines" (the run says what is wrong)."""
+    set or the start network raises; callers treat that as "no reference lines" (the run says what is wrong).
+    ``checkpoint`` is called between clips (a Cancel raises there: the run's Cancel must not wait for these)."""
     valset = _valset(cfg)
     if valset is None:
         return None
     frames, pixels = _lr_pixels(valset)
     scores, clips = [], 0
     for clip in valset.clips():
+        checkpoint()
         up = bicubic_upscale(clip.lr)
         scores.append(np.mean([psnr(s, g, 0, valset.y_channel) for s, g in zip(up, clip.gt)]))
         clips += 1
@@ -103,6 +107,7 @@ def validation_references(cfg: TrainConfig, device) -> ValReference | None:
         return ValReference(bicubic, None, "dense", frames, clips, same,
                             skipped=f"the start network's line is skipped: {frames} validation frames would take "
                                     "minutes here")
+    checkpoint()
     model = _start_network(cfg)
     if model is None:
         return ValReference(bicubic, None, "dense", frames, clips, same, skipped="trained from scratch")

@@ -20,6 +20,13 @@ from core.events import Cancelled, Event, RunControl
 # convolutions, the GUI thread at the default niceness still gets the CPU within a few ms when it needs it.
 JOB_NICENESS = 10
 
+_here = threading.local()        # .job: the Job whose thread this is
+
+
+def current_job() -> "Job | None":
+    """The job running in this thread (None in the GUI thread or a thread no job started)."""
+    return getattr(_here, "job", None)
+
 
 def _yield_to_the_gui() -> None:
     """Lower this thread's CPU priority: niceness is per thread on Linux; elsewhere Qt's priority applies."""
@@ -42,15 +49,20 @@ class Job(QThread):
     failed = Signal(object, str)         # the exception, its formatted traceback
     cancelled = Signal()
 
-    def __init__(self, name: str, fn: Callable[["Job"], Any], parent: QObject | None = None) -> None:
+    def __init__(self, name: str, fn: Callable[["Job"], Any], parent: QObject | None = None,
+                 runner: "JobRunner | None" = None) -> None:
         super().__init__(parent)
         self.setObjectName(name)
         self.name = name
         self.control = RunControl()
+        self.runner = runner
+        self.timing = ""                   # "waiting" | "timing" while inside ``app.alone.measured_alone``
+        self.contended: set[str] = set()   # jobs started while it was timing
         self._fn = fn
         self._last_progress = 0.0
 
     def run(self) -> None:  # noqa: D401 - QThread entry point
+        _here.job = self
         _yield_to_the_gui()
         try:
             result = self._fn(self)
@@ -87,6 +99,7 @@ class JobRunner(QObject):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._jobs: list[Job] = []
+        self._lock = threading.Lock()      # ``_jobs`` is read by job threads (``others_than``)
 
     def start(self, name: str, fn: Callable[[Job], Any], *, on_success: Callable[[Any], None] | None = None,
               on_failure: Callable[[BaseException, str], None] | None = None,
@@ -95,21 +108,26 @@ class JobRunner(QObject):
               on_cancel: Callable[[], None] | None = None,
               on_finish: Callable[[], None] | None = None) -> Job:
         """Create and start a job; the callbacks run in the GUI thread."""
-        job = Job(name, fn, self)
+        job = Job(name, fn, self, runner=self)
         for signal, slot in ((job.succeeded, on_success), (job.failed, on_failure), (job.progressed, on_progress),
                              (job.event, on_event), (job.cancelled, on_cancel)):
             if slot is not None:
                 signal.connect(slot)
         job.finished.connect(lambda: self._forget(job, on_finish))
-        self._jobs.append(job)
+        with self._lock:
+            for other in self._jobs:
+                if other.timing == "timing":
+                    other.contended.add(name)
+            self._jobs.append(job)
         if len(self._jobs) == 1:
             self.busyChanged.emit(True)
         job.start()
         return job
 
     def _forget(self, job: Job, on_finish: Callable[[], None] | None) -> None:
-        if job in self._jobs:
-            self._jobs.remove(job)
+        with self._lock:
+            if job in self._jobs:
+                self._jobs.remove(job)
         if on_finish is not None:
             on_finish()
         job.deleteLater()
@@ -119,6 +137,15 @@ class JobRunner(QObject):
     @property
     def running(self) -> list[Job]:
         return list(self._jobs)
+
+    def others_than(self, job: Job) -> tuple[str, ...]:
+        """Names of the live jobs other than ``job`` that it must wait for to time alone (any thread): of two
+        jobs waiting to time, the later one waits for the earlier, never the other way round."""
+        with self._lock:
+            jobs = list(self._jobs)
+        later = jobs[jobs.index(job) + 1:] if job in jobs else []
+        return tuple(j.name for j in jobs if j is not job and not j.isFinished()
+                     and not (j.timing == "waiting" and j in later))
 
     def cancel_all(self) -> None:
         for job in self._jobs:

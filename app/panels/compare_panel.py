@@ -22,6 +22,7 @@ from core.errors import UserError
 from core.events import Log
 
 from ..compare_job import CompareFrame, new_result, run_compare
+from ..alone import WaitingFor, show_waiting
 from ..dialogs import ask_yes_no
 from ..figures import BICUBIC, REFERENCE_TEXT, clip_psnr, quality_note, timing_note
 from ..formatting import db, ms
@@ -45,6 +46,7 @@ WARNING_COLOR = "#b00020"
 
 class ComparePanel(QWidget):
     openClipRequested = Signal()
+    openGtRequested = Signal()         # "GT…": any frames folder as the open clip's ground truth
     compareFinished = Signal()
 
     def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
@@ -59,6 +61,9 @@ class ComparePanel(QWidget):
         self.open_button.setToolTip("A folder of frames, a video, or a folder holding GT/ and BIx4/")
         self.as_gt = QCheckBox("Frames are ground truth (make LR ×4)")
         self.as_gt.setToolTip("Opened frames are high-resolution: the LR input is made by MATLAB-bicubic ×1/4")
+        self.gt_button = QPushButton("GT…")
+        self.gt_button.setToolTip("Name a frames folder as the ground truth of the open clip (a frame for each, "
+                                  "4× its size)")
         self.run_button = QPushButton("Run dense + pruned")
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
@@ -108,6 +113,7 @@ class ComparePanel(QWidget):
         self._build()
 
         self.open_button.clicked.connect(self.openClipRequested)
+        self.gt_button.clicked.connect(self.openGtRequested)
         self.run_button.clicked.connect(self.run)
         self.cancel_button.clicked.connect(self.cancel)
         for w in (self.mode, self.a, self.b):
@@ -129,7 +135,7 @@ class ComparePanel(QWidget):
 
     def _build(self) -> None:
         top = QHBoxLayout()
-        for w in (self.open_button, self.as_gt, self.clip_label):
+        for w in (self.open_button, self.as_gt, self.gt_button, self.clip_label):
             top.addWidget(w)
         top.addStretch(1)
         for w in (self.run_button, self.cancel_button):
@@ -256,6 +262,8 @@ class ComparePanel(QWidget):
             self.state.message.emit(event.message)
         elif is_reconstruct_progress(event):
             show_reconstruct_progress(self.progress, event)
+        elif isinstance(event, WaitingFor):
+            show_waiting(self.progress, event)
 
     def _catch_up(self) -> None:
         """Redraw the plot, the timing and the shown frame if frames arrived (at most every REFRESH_MS)."""
@@ -270,10 +278,10 @@ class ComparePanel(QWidget):
         self._catch_up()
         if self.progress.maximum() == 0:            # stopped while busy (before any frame)
             self.progress.setRange(0, 100)
+        self.job = None                             # before the labels: a stopped run no longer says "Computing …"
         if self.state.compare is not None and not self.state.compare.complete:
             self.progress.setFormat("stopped at %p%")
             self._result_changed()
-        self.job = None
         self.run_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
 
@@ -285,7 +293,7 @@ class ComparePanel(QWidget):
             self.clip_label.setText("No clip: open a frames folder or video")
             return
         h, w = clip.lr_size
-        gt = "with GT" if clip.gt is not None else "no GT"
+        gt = "no GT" if clip.gt is None else f"GT: {clip.gt_source.name}" if clip.gt_source else "with GT"
         self.clip_label.setText(f"<b>{clip.name}</b>: {len(clip)} frames, {h}×{w} → {4 * h}×{4 * w} (H×W), {gt}")
         self.frame_slider.setRange(0, len(clip) - 1)
         self.psnr_plot.setXRange(0, max(len(clip) - 1, 1), padding=0.02)     # frames, not an autoscaled ±500
@@ -398,7 +406,11 @@ class ComparePanel(QWidget):
             if parts:
                 lines.append(f"<b>{name}</b>: " + " · ".join(parts))
         spf = r.seconds_per_frame
-        if "dense" in spf and "pruned" in spf and spf["pruned"] > 0:
+        contended = sorted({job for f in r.figures.values() for job in f.contended})
+        if contended:
+            lines.append(f"<span style='color:#b00020'><b>times not comparable</b>: "
+                         f"{', '.join(contended)} ran while they were measured; run again</span>")
+        if "dense" in spf and "pruned" in spf and spf["pruned"] > 0 and not contended:
             if r.lineage is not None and not r.lineage.comparable:
                 lines.append("<span style='color:#b00020'><b>no speed-up shown</b>: the pruned model is not "
                              "derived from the dense one</span>")

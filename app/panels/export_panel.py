@@ -30,6 +30,7 @@ from core.events import Log
 from core.io.output import claim_output
 from core.recover.status import RECONSTRUCTION_KEY
 
+from ..alone import WaitingFor, show_waiting
 from ..dialogs import ask_yes_no, show_error
 from .compress_box import CompressBox
 from ..export_job import FORMATS, ExportOutcome, ExportRequest, run_export, target_paths
@@ -306,6 +307,8 @@ class ExportPanel(QWidget):
             self.state.message.emit(event.message)
         elif is_reconstruct_progress(event):
             show_reconstruct_progress(self.progress, event)
+        elif isinstance(event, WaitingFor):
+            show_waiting(self.progress, event)
 
     def _finished(self) -> None:
         self.job = None

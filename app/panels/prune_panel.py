@@ -447,7 +447,8 @@ class PrunePanel(QWidget):
             s.set_pruned(pruned)
             if recovery is not None:
                 r = recovery.report
-                s.message.emit(f"reconstructed: {r.psnr_raw:.1f} → {r.psnr_after:.1f} dB vs dense")
+                s.message.emit(f"reconstructed: {r.psnr_raw:.1f} → {r.psnr_after:.1f} dB vs dense, first {r.frames} "
+                               "frames")
 
         self.apply_button.setEnabled(False)
         self.cancel_button.setEnabled(running)

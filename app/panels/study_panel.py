@@ -26,6 +26,7 @@ from core.study import (GRANULARITIES, SensitivityResult, StudyClip, SweepResult
                         run_sensitivity, run_sweep, save_study)
 from core.study.sweep import network_point
 
+from ..alone import WaitingFor, measured_alone
 from ..dialogs import show_error
 from ..figures import timing_note
 from ..state import AppState
@@ -34,6 +35,7 @@ from ..widgets.study_charts import ParetoChart, SensitivityChart
 from ..workers import Job
 
 KINDS = {"sensitivity": "Sensitivity per layer group", "sweep": "Ratio sweep (Pareto front)"}
+RUNNING = "running … (Cancel stops within one frame)"
 COSTS = {"macs": "PSNR vs MACs", "ms_per_frame": "PSNR vs measured ms/frame"}
 
 
@@ -211,7 +213,7 @@ class StudyPanel(QWidget):
             show_error(self, "Cannot run the study", exc)
             return None
         self.progress.setValue(0)
-        self.status.setText("running … (Cancel stops within one frame)")
+        self.status.setText(RUNNING)
         self.job = s.runner.start(f"study {self.current_kind()}", work, on_success=self._finished,
                                   on_failure=self._failed, on_event=self._event, on_cancel=self._cancelled,
                                   on_finish=self._job_done)
@@ -230,9 +232,11 @@ class StudyPanel(QWidget):
 
         if self.current_kind() == "sensitivity":
             ratio, granularity = self.ratio.value(), self.granularity.currentData()
-            return lambda job: run_sensitivity(model, clip(), ratio=ratio, criterion=criterion,
-                                               granularity=granularity, checkpoint=path, sink=job.emit_event,
-                                               control=job.control)
+            def sensitivity(job: Job):
+                with measured_alone():
+                    return run_sensitivity(model, clip(), ratio=ratio, criterion=criterion, granularity=granularity,
+                                           checkpoint=path, sink=job.emit_event, control=job.control)
+            return sensitivity
         ratios = parse_ratios(self.ratios.text())
         align = s.plan.settings.align if s.plan is not None and s.plan.settings is not None else RECOMMENDED_ALIGN
         lineage = s.lineage()
@@ -248,8 +252,9 @@ class StudyPanel(QWidget):
         figures = s.figures
 
         def sweep(job: Job) -> SweepResult:
-            result = run_sweep(model, clip(), ratios=ratios, criterion=criterion, align=align, checkpoint=path,
-                               extra=extra, sink=job.emit_event, control=job.control)
+            with measured_alone():
+                result = run_sweep(model, clip(), ratios=ratios, criterion=criterion, align=align,
+                                   checkpoint=path, extra=extra, sink=job.emit_event, control=job.control)
             if not every_frame:
                 return result
             # every frame: the loaded models' points are the app's figures (Compare's and Export's), measured once
@@ -273,6 +278,8 @@ class StudyPanel(QWidget):
             self.progress.setValue(e.iteration)
         elif isinstance(e, Log):
             self.status.setText(e.message)
+        elif isinstance(e, WaitingFor):
+            self.status.setText(e.text() if e.jobs else RUNNING)
 
     def _finished(self, result) -> None:
         self.status.setText(f"{result.kind} finished in {result.seconds:.0f} s"

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (QCheckBox, QFileDialog, QGroupBox, QHBoxLayout, Q
                                QPushButton, QScrollArea, QSplitter, QVBoxLayout, QWidget)
 
 from core.errors import UserError
-from core.events import (CheckpointSaved, Event, Log, Progress, SparsityUpdate, StageFinished, StageStarted,
+from core.events import (Cancelled, CheckpointSaved, Event, Log, Progress, SparsityUpdate, StageFinished, StageStarted,
                          Validation)
 from core.ssl.units import stream_layer_names
 from core.train.config import STAGES, config_from_dict, default_config, load_config, plan_overrides
@@ -33,75 +33,15 @@ from ..formatting import seconds
 from ..resources import RESOURCES
 from ..state import AppState
 from ..train_references import ValReference, on_training_frames, reference_key, validation_references
-from ..widgets.config_form import ConfigForm, Field, set_nested
+from ..train_cut import reusable_cut
+from ..train_form import SECTIONS, fresh_run_dir
+from ..widgets.config_form import ConfigForm, set_nested
 from ..widgets.elided_label import ElidedLabel
 from ..widgets.train_curves import PSNR_TITLE, TrainingCurves
 from ..workers import Job
 
 QUICK_CONFIG = RESOURCES / "configs" / "quick.yaml"      # the quick start: runs in minutes on a CPU
 TRAINING_FRAMES_NOTE = "on the training frames"
-
-SECTIONS = [
-    ("Dataset", [
-        Field("data.kind", "Kind", "choice", choices=(("Folder of clips or videos", "folder"), ("REDS", "reds"),
-                                                      ("Vimeo-90K", "vimeo"),
-                                                      ("LR frames only (no GT: distil)", "lr-only"))),
-        Field("data.root", "Root (GT)", "dir", "REDS root, Vimeo-90K root, or a folder of clip folders / videos"),
-        Field("data.lr", "LR frames", "choice",
-              choices=(("read from disk", "disk"), ("BI: bicubic ×4 on the fly", "BI"),
-                       ("BD: Gaussian σ=1.6 ×4 on the fly", "BD"))),
-        Field("data.lr_root", "LR root", "dir", "A folder dataset's LR frames on disk, or the LR frames (a video, "
-                                                "a folder of frames or of clips) an LR-only run trains on"),
-        Field("data.cache", "HDF5 cache", "path", "Build once and read patches from this HDF5 file (optional)"),
-        Field("val.root", "Validation root", "dir", "Empty: held-out clips of the training set"),
-        Field("val.every", "Validate every", "int", "iterations"),
-        Field("val.max_frames", "Validation frames", "int", "0: whole clips"),
-    ]),
-    ("Patches", [
-        Field("data.clip_length", "Clip length", "int"), Field("data.patch_size", "LR patch size", "int"),
-        Field("data.batch_size", "Batch size", "int"), Field("data.num_workers", "Loader workers", "int"),
-    ]),
-    ("SIR (sparsity-inducing regularization)", [
-        Field("sir.ratio", "Pruning ratio", "float", "Share of units to prune, by SIR or the prune stage (follows "
-                                                     "the Prune step if ticked)"),
-        Field("sir.align", "Width multiple", "int"),
-        Field("sir.keep_stream", "Keep the hidden stream whole", "bool", "Prune only each block's inner filters and "
-              "the head (prune --keep-stream)"),
-        Field("sir.delta", "λ step δ", "float", "λ grows by δ every T1 iterations (paper: 1e-4)"),
-        Field("sir.t1", "T1", "int", "iterations between λ steps (paper: 5)"),
-        Field("sir.tau", "λ ceiling τ", "float", "growing ends when λ ≥ τ (paper: 0.1)"),
-        Field("sir.stabilize_iters", "Stabilize iterations", "int"),
-        Field("sir.lr", "Learning rate", "float"),
-        Field("sir.gamma_lr", "γ learning rate", "float", "Empty: same as the learning rate (paper)"),
-    ]),
-    ("Prune stage (the cut reconstructed, no SIR)", [
-        Field("prune.reconstruct", "Reconstruct the cut", "bool", "Refit the cut to the dense network's activations"),
-        Field("prune.calib", "Calibration clip", "path", "LR frames (video or folder) to measure and reconstruct "
-                                                          "on; empty: the first training clip"),
-        Field("prune.calib_frames", "Calibration frames", "int", "frames fitted on (the 5 after them judge it)"),
-    ]),
-    ("Finetune", [
-        Field("finetune.iterations", "Iterations", "int"), Field("finetune.lr", "Learning rate", "float"),
-        Field("finetune.tf_weight", "Temporal finetuning λ_TF", "float", "0 disables TF"),
-    ]),
-    ("Run", [
-        Field("model.weights", "Start from", "path", "A checkpoint, or official:REDS4"),
-        Field("runtime.device", "Device", "choice", choices=(("auto", "auto"), ("CPU", "cpu"), ("CUDA GPU", "cuda"))),
-        Field("runtime.log_every", "Report every", "int", "iterations between λ/γ updates"),
-        Field("runtime.checkpoint_every", "Checkpoint every", "int", "iterations between saved states"),
-    ]),
-]
-
-
-def fresh_run_dir(after: Path | None = None) -> Path:
-    """A new, unused run folder name (never ``after``, the folder of the run that just ended)."""
-    base = Path.cwd() / "runs" / time.strftime("gui-%Y%m%d-%H%M%S")
-    path, n = base, 1
-    while path.exists() or path == after:
-        n += 1
-        path = base.with_name(f"{base.name}-{n}")
-    return path
-
 
 class TrainPanel(QWidget):
     prunedModelReady = Signal(str)         # path of the run's final pruned model file
@@ -325,13 +265,19 @@ class TrainPanel(QWidget):
         self._offsets, self._next_offset = {}, 0
         self.last_checkpoint, self.result, self._outcome = None, None, "failed"
         self._append_log(f"{'resuming' if resume else 'starting'} {', '.join(cfg.stages)} in {run_dir}", "info")
+        self.status.setText(f"Running {' → '.join(cfg.stages)} in {run_dir} …")
         self._show_val_note(cfg)
         cache = self._references
+        given = None if resume else reusable_cut(self.state, cfg, self.follow_prune.isChecked())
+        if given is not None:
+            self._append_log(f"the prune stage keeps the cut the Prune step reconstructed on {given[1]} "
+                             "(not reconstructed again)", "info")
 
         def work(job: Job):
             self._reference_lines(job, cfg, cache)
             job.control.checkpoint()
-            return run_training(cfg, run_dir, sink=job.emit_event, control=job.control, resume=resume)
+            return run_training(cfg, run_dir, sink=job.emit_event, control=job.control, resume=resume,
+                                cut=given[0] if given is not None else None)
 
         self.progress.setRange(0, 0)             # busy until the run's first stage starts
         self.progress.setFormat("reading the validation frames, scoring the references …")
@@ -351,9 +297,11 @@ class TrainPanel(QWidget):
             device = resolve_device(cfg.runtime.device)
             key = reference_key(cfg, str(device))
             if key not in cache:
-                cache[key] = validation_references(cfg, device)
+                cache[key] = validation_references(cfg, device, job.control.checkpoint)
             if cache[key] is not None:
                 job.emit_event(cache[key])
+        except Cancelled:
+            raise
         except Exception as exc:  # noqa: BLE001 - a reference line is never worth a failed start
             job.emit_event(Log(f"no reference lines on the validation chart: {exc}", "info"))
 
@@ -382,7 +330,8 @@ class TrainPanel(QWidget):
     def cancel(self) -> None:
         if self.job is not None:
             self.job.cancel()
-            self.status.setText("Cancelling: saving the state at the end of this iteration …")
+            self.status.setText("Cancelling: the run stops at its next check (seconds) and saves its state if it "
+                                "has one …")
 
     def _job_finished(self) -> None:
         self._set_running(False)
@@ -478,10 +427,14 @@ class TrainPanel(QWidget):
         self._outcome = "finished"
 
     def _cancelled(self) -> None:
-        where = self.last_checkpoint or "no state saved yet"
         self.progress.setFormat("cancelled")
-        self.status.setText(f"Cancelled. Last state: {where} — “Resume run…” continues it.")
-        self._append_log(f"run cancelled; last state {where}", "warning")
+        if self.last_checkpoint is None:
+            text = (f"Cancelled before any state was saved in {self._active_run_dir}: there is nothing to resume; "
+                    "Start runs again (in a new folder).")
+        else:
+            text = f"Cancelled. Last state: {self.last_checkpoint} — “Resume run…” continues it."
+        self.status.setText(text)
+        self._append_log(text, "warning")
         self._outcome = "cancelled"
 
     def _failed(self, exc: BaseException, trace: str) -> None:

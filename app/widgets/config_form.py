@@ -9,14 +9,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLineEdit,
-                               QPushButton, QSpinBox, QWidget)
+                               QMenu, QPushButton, QSpinBox, QWidget)
+
+from core.io.frames import VIDEO_EXTS
+
+PATH_KINDS = ("path", "dir", "clip")     # a file, a folder, a frames folder or a video
 
 
 @dataclass(frozen=True)
 class Field:
     key: str                           # 'sir.delta'
     label: str
-    kind: str                          # int | float | text | path | dir | choice | bool
+    kind: str                          # int | float | text | path | dir | clip | choice | bool
     tip: str = ""
     choices: tuple[tuple[str, Any], ...] = ()   # (label, value) for kind 'choice'
     maximum: int = 10_000_000
@@ -33,26 +37,41 @@ def set_nested(raw: dict[str, Any], key: str, value: Any) -> None:
 
 
 class PathEdit(QWidget):
-    """A line edit with a Browse button (file or folder)."""
+    """A line edit with a Browse button: a file, a folder, or (``clip``) either a frames folder or a video —
+    where a video is accepted, the picker takes one (it took folders only, so a video's path had to be typed)."""
 
-    def __init__(self, folder: bool, parent: QWidget | None = None) -> None:
+    def __init__(self, kind: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.edit = QLineEdit()
         self.edit.setPlaceholderText("(none)")
-        button = QPushButton("…")
-        button.setFixedWidth(30)
-        button.clicked.connect(self._browse)
-        self._folder = folder
+        self.button = QPushButton("…")
+        self.button.setFixedWidth(30)
+        self._kind = kind
+        if kind == "clip":
+            menu = QMenu(self.button)
+            menu.addAction("Folder of frames or clips…", self._choose_folder)
+            menu.addAction("Video file…", self._choose_video)
+            self.button.setMenu(menu)
+            self.button.setStyleSheet("QPushButton::menu-indicator { image: none; width: 0px; }")   # fits 30 px
+        else:
+            self.button.clicked.connect(self._choose_folder if kind == "dir" else self._choose_file)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.edit, 1)
-        layout.addWidget(button)
+        layout.addWidget(self.button)
 
-    def _browse(self) -> None:
-        if self._folder:
-            path = QFileDialog.getExistingDirectory(self, "Choose folder", self.edit.text())
-        else:
-            path, _ = QFileDialog.getOpenFileName(self, "Choose file", self.edit.text())
+    def _choose_folder(self) -> None:
+        self._set(QFileDialog.getExistingDirectory(self, "Choose folder", self.edit.text()))
+
+    def _choose_file(self) -> None:
+        self._set(QFileDialog.getOpenFileName(self, "Choose file", self.edit.text())[0])
+
+    def _choose_video(self) -> None:
+        pattern = " ".join(f"*{ext}" for ext in VIDEO_EXTS)
+        self._set(QFileDialog.getOpenFileName(self, "Choose video", self.edit.text(),
+                                              f"Videos ({pattern});;All files (*)")[0])
+
+    def _set(self, path: str) -> None:
         if path:
             self.edit.setText(path)
 
@@ -86,8 +105,8 @@ class ConfigForm(QWidget):
             return w
         if f.kind == "bool":
             return QCheckBox()
-        if f.kind in ("path", "dir"):
-            return PathEdit(folder=f.kind == "dir")
+        if f.kind in PATH_KINDS:
+            return PathEdit(f.kind)
         return QLineEdit()
 
     def set_values(self, raw: dict[str, Any]) -> None:
@@ -104,7 +123,7 @@ class ConfigForm(QWidget):
             w.setCurrentIndex(max(i, 0))
         elif f.kind == "bool":
             w.setChecked(bool(value))
-        elif f.kind in ("path", "dir"):
+        elif f.kind in PATH_KINDS:
             w.edit.setText("" if value is None else str(value))
         else:
             w.setText("" if value is None else (f"{value:g}" if isinstance(value, float) else str(value)))
@@ -118,7 +137,7 @@ class ConfigForm(QWidget):
             return w.currentData()
         if f.kind == "bool":
             return w.isChecked()
-        text = (w.edit.text() if f.kind in ("path", "dir") else w.text()).strip()
+        text = (w.edit.text() if f.kind in PATH_KINDS else w.text()).strip()
         if not text:
             return None
         if f.kind == "float":

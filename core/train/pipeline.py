@@ -77,9 +77,27 @@ class TrainResult:
     model: BasicVSR | None = field(default=None, repr=False)   # the final network, in memory
 
 
+def _plan_metrics(plan: Plan) -> dict[str, int]:
+    return {"params_before": plan.before.params, "params_after": plan.after.params,
+            "macs_before": plan.before.macs, "macs_after": plan.after.macs}
+
+
+@dataclass(frozen=True)
+class GivenCut:
+    """A cut made before the run: its plan, the network and the meta its file records (how it was made)."""
+
+    plan: Plan
+    model: BasicVSR
+    meta: dict[str, Any]
+
+
 def run_training(config: TrainConfig, run_dir: str | Path, sink: EventSink = ignore,
-                 control: RunControl | None = None, resume: bool = False) -> TrainResult:
+                 control: RunControl | None = None, resume: bool = False,
+                 cut: GivenCut | None = None) -> TrainResult:
     """Run the configured stages in ``run_dir``; with ``resume`` continue from the states found there.
+
+    ``cut``: the prune stage's plan and cut, already made (the app's Prune step reconstructed it minutes ago):
+    the stage keeps it instead of measuring, cutting and reconstructing again.
 
     Every input is checked before the first iteration. The main process holds the run folder's lock until it
     returns. Raises ``UserError`` for bad input, a folder in use or a diverged run (``RunFinished`` when
@@ -94,7 +112,7 @@ def run_training(config: TrainConfig, run_dir: str | Path, sink: EventSink = ign
             if dist.is_main and not resume:
                 write_marker(run_dir)       # checked under the lock: ours or absent
             out_sink = tee(sink, LogFile(run_dir / "train.log")) if dist.is_main else ignore
-            result = _Run(config, run_dir, dist, device, out_sink, control, resume).run()
+            result = _Run(config, run_dir, dist, device, out_sink, control, resume, cut).run()
             if dist.is_main:
                 write_marker(run_dir, finished=True)
             return result
@@ -106,8 +124,8 @@ class _Run:
     """One call of ``run_training``: the stages in order, each resumed or started."""
 
     def __init__(self, cfg: TrainConfig, run_dir: Path, dist: DistInfo, device: torch.device, sink: EventSink,
-                 control: RunControl | None, resume: bool) -> None:
-        self.cfg, self.resume = cfg, resume
+                 control: RunControl | None, resume: bool, cut: GivenCut | None = None) -> None:
+        self.cfg, self.resume, self._given_cut = cfg, resume, cut
         self.ctx = RunContext(cfg, run_dir, device, dist, sink, control, amp_dtype(cfg.runtime.amp, device))
         self.result = TrainResult(run_dir, None, None, None, log=run_dir / "train.log")
         self.plan: Plan | None = None
@@ -307,6 +325,14 @@ class _Run:
             return loaded.model
         dense = (model if model is not None else self._source_model()).to(ctx.device).eval()
         self._save(dense, self._dense_path, {"stage": "dense", "source": self.cfg.model.weights}, overwrite=False)
+        if self._given_cut is not None:
+            given = self._given_cut
+            self.plan, meta = given.plan, {"stage": "prune", **given.meta, "plan": given.plan.to_json(scores=True)}
+            ctx.emit(Log("[prune] the cut made before the run is used (not measured, cut or reconstructed again)"))
+            self.result.metrics.update(_plan_metrics(self.plan))
+            self._save(given.model, self._cut_path, meta)
+            self._cut_meta = meta
+            return given.model.to(ctx.device)
         settings = plan_settings(self.cfg.sir, dense.spec)
         frames, name = self._calibration()
         self.plan = plan_with(scores_on(dense, settings.criterion, frames, name), settings)
@@ -320,8 +346,7 @@ class _Run:
             self.result.metrics.update({"reconstruct_psnr_vs_dense": report.psnr_after,
                                         "reconstruct_psnr_vs_dense_heldout": report.psnr_heldout})
             ctx.emit(Log(f"[prune] {report.summary()}"))
-        self.result.metrics.update({"params_before": self.plan.before.params, "params_after": self.plan.after.params,
-                                    "macs_before": self.plan.before.macs, "macs_after": self.plan.after.macs})
+        self.result.metrics.update(_plan_metrics(self.plan))
         ctx.emit(Log(f"[prune] {settings.criterion} at ratio {settings.ratio:g}: parameters "
                      f"{self.plan.before.params:,} -> {self.plan.after.params:,}"
                      + ("" if cfg.reconstruct else " (raw cut, not reconstructed)")))

@@ -1,0 +1,232 @@
+"""The app's numbers and hands, one case each (offscreen, tiny networks): a time waits for the app's other jobs
+and says when one ran anyway; GIL-bound work runs in a child process that Cancel kills; pickers take videos where
+videos are accepted; any frames folder can be the GT of any LR clip; Cancel ends within seconds with words that
+match what was saved; labels follow the state. The walk with a heartbeat is tests/test_app_walk_heartbeat.py.
+"""
+from __future__ import annotations
+
+import os
+
+os.environ["QT_QPA_PLATFORM"] = "offscreen"
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import shutil  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+pytest.importorskip("pytestqt")
+from PySide6.QtWidgets import QFileDialog  # noqa: E402
+
+from app.alone import WaitingFor, measured_alone  # noqa: E402
+from app.child_work import ChildWork, _portable  # noqa: E402
+from app.clips import ClipPair, load_clip_pair  # noqa: E402
+from app.compare_job import new_result  # noqa: E402
+from app.figures import Figure, measure  # noqa: E402
+from app.frame_store import FrameStore  # noqa: E402
+from app.main_window import MainWindow  # noqa: E402
+from app.train_form import SECTIONS  # noqa: E402
+from app.widgets.config_form import PathEdit  # noqa: E402
+from app.workers import JobRunner  # noqa: E402
+from core.errors import ClipError  # noqa: E402
+from core.events import Cancelled  # noqa: E402
+from core.io.checkpoint import save_model  # noqa: E402
+from core.io.demo import demo_clip_dir  # noqa: E402
+from core.io.frames import read_frame, write_video  # noqa: E402
+from tests.helpers import tiny_model  # noqa: E402
+from tests.qt_support import dialogs, window  # noqa: E402,F401  (fixtures)
+
+WAIT_MS = 120_000
+CANCEL_S = 10          # "within seconds"
+
+
+def small_clip(frames: int = 3) -> ClipPair:
+    rng = np.random.default_rng(0)
+    return ClipPair("rand", FrameStore(rng.integers(0, 256, (frames, 8, 8, 3), dtype=np.uint8)),
+                    FrameStore(rng.integers(0, 256, (frames, 32, 32, 3), dtype=np.uint8)), Path("rand"), "given")
+
+
+@pytest.fixture
+def runner(qtbot):
+    r = JobRunner()
+    yield r
+    r.cancel_all()
+    r.wait_all(30_000)
+
+
+@pytest.fixture
+def video_and_gt(tmp_path) -> tuple[Path, Path]:
+    demo = demo_clip_dir()
+    lr = np.stack([read_frame(f)[0] for f in sorted((demo / "BIx4").iterdir())[:4]])
+    gt = tmp_path / "truth"
+    gt.mkdir()
+    for f in sorted((demo / "GT").iterdir())[:4]:
+        shutil.copy(f, gt / f.name)
+    return write_video(lr, tmp_path / "clip.mp4"), gt
+
+
+@pytest.fixture
+def dense_file(tmp_path) -> Path:
+    path = tmp_path / "tiny.pth"
+    save_model(tiny_model("basicvsr", 16, 2), path, {"note": "random tiny test model"})
+    return path
+
+
+# -- a time is measured alone -------------------------------------------------------------------------------
+def test_a_time_waits_until_the_other_jobs_end_and_says_for_which(qtbot, runner) -> None:
+    gate, events, got = threading.Event(), [], []
+    runner.start("measure units on clip", lambda _: gate.wait(60))
+    runner.start("compare", lambda _: measure("net", tiny_model(), small_clip()), on_event=events.append,
+                 on_success=got.append)
+    qtbot.waitUntil(lambda: bool(events), timeout=WAIT_MS)
+    assert events[0] == WaitingFor(("measure units on clip",)) and "“measure units on clip”" in events[0].text()
+    qtbot.wait(300)
+    assert not got                                  # nothing timed while the other job runs
+    gate.set()
+    qtbot.waitUntil(lambda: bool(got), timeout=WAIT_MS)
+    assert events[-1] == WaitingFor(()) and got[0].contended == () and got[0].ms_per_frame > 0
+
+
+def test_a_job_started_while_timing_is_named_on_the_figure(qtbot, runner) -> None:
+    entered, release, got = threading.Event(), threading.Event(), []
+
+    def timed(_) -> set[str]:
+        with measured_alone() as contended:
+            entered.set()
+            release.wait(60)
+            return set(contended)
+
+    runner.start("compare", timed, on_success=got.append)
+    qtbot.waitUntil(entered.is_set, timeout=WAIT_MS)
+    runner.start("load other.pth", lambda _: None)
+    release.set()
+    qtbot.waitUntil(lambda: bool(got), timeout=WAIT_MS)
+    assert got[0] == {"load other.pth"}
+
+
+def test_two_jobs_that_time_take_turns(qtbot, runner) -> None:
+    """Of two jobs waiting to time, the earlier goes first (neither waits for the other for ever)."""
+    order: list[str] = []
+
+    def timed(name: str):
+        def fn(_) -> None:
+            with measured_alone():
+                order.append(name)
+                time.sleep(0.2)
+                order.append(name)
+        return fn
+
+    runner.start("study", timed("study"))
+    runner.start("compare", timed("compare"))
+    qtbot.waitUntil(lambda: len(order) == 4, timeout=WAIT_MS)
+    assert order in (["study", "study", "compare", "compare"], ["compare", "compare", "study", "study"])
+
+
+def test_compare_claims_no_speed_up_from_contended_times(window: MainWindow) -> None:
+    clip = small_clip()
+    r = new_result(clip, ("dense", "pruned"))
+    r.complete = True
+    r.figures = {"dense": Figure("dense", 30.0, "GT", 3, "rand", (8, 8), 10.0, 2, ("measure units on rand",)),
+                 "pruned": Figure("pruned", 29.0, "GT", 3, "rand", (8, 8), 5.0, 2)}
+    r.seconds_per_frame = {"dense": 0.010, "pruned": 0.005}
+    text = window.panels["compare"]._timing_text(r)
+    assert "times not comparable" in text and "measure units on rand" in text and "speed-up" not in text
+
+
+# -- GIL-bound work in a child process ----------------------------------------------------------------------------
+def test_child_work_runs_elsewhere_raises_here_and_dies_on_cancel(qtbot, runner) -> None:
+    out: dict[str, object] = {}
+
+    def work(job) -> None:
+        with ChildWork(job) as child:
+            out["pid"] = child.call(os.getpid)
+            try:
+                child.call(Path("/nonexistent/plan.json").read_text)
+            except FileNotFoundError as exc:
+                out["raised"] = exc
+            try:
+                child.call(os._exit, 3)                  # a child that dies is said, never waited for
+            except RuntimeError as exc:
+                out["died"] = exc
+            out["sleeping"] = time.monotonic()
+            child.call(time.sleep, 300)
+
+    job = runner.start("export", work, on_cancel=lambda: out.setdefault("cancelled", time.monotonic()))
+    qtbot.waitUntil(lambda: "sleeping" in out, timeout=WAIT_MS)
+    assert out["pid"] != os.getpid() and "plan.json" in str(out["raised"]) and "exit code 3" in str(out["died"])
+    job.cancel()
+    qtbot.waitUntil(lambda: "cancelled" in out, timeout=CANCEL_S * 1000)
+    assert out["cancelled"] - out["sleeping"] < CANCEL_S
+
+
+def test_an_exception_that_cannot_cross_keeps_its_words() -> None:
+    class Odd(Exception):
+        def __init__(self, a, b):
+            super().__init__(f"{a}/{b}")
+
+    crossed = _portable(Odd(1, 2))
+    assert isinstance(crossed, RuntimeError) and "Odd: 1/2" in str(crossed)
+    assert isinstance(_portable(Cancelled("x")), Cancelled)
+
+
+# -- pickers and GT -------------------------------------------------------------------------------------------------
+def test_where_a_video_is_accepted_the_picker_takes_one(qtbot, monkeypatch, tmp_path) -> None:
+    kinds = {f.key: f.kind for _, fields in SECTIONS for f in fields}
+    assert kinds["data.lr_root"] == "clip" and kinds["prune.calib"] == "clip"
+    edit = PathEdit("clip")
+    qtbot.addWidget(edit)
+    seen = {}
+
+    def pick(parent, caption, folder, pattern="", *a, **k):
+        seen["pattern"] = pattern
+        return str(tmp_path / "my.mp4"), pattern
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", pick)
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(tmp_path / "frames"))
+    folder, video = edit.button.menu().actions()
+    video.trigger()
+    assert edit.edit.text() == str(tmp_path / "my.mp4") and "*.mp4" in seen["pattern"]
+    folder.trigger()
+    assert edit.edit.text() == str(tmp_path / "frames")
+
+
+def test_any_frames_folder_is_the_gt_of_any_lr_clip(video_and_gt, tmp_path) -> None:
+    video, gt = video_and_gt
+    pair = load_clip_pair(video, gt=gt)
+    assert len(pair) == 4 and pair.gt is not None and pair.gt.frame_shape == (256, 448, 3)
+    assert pair.gt_source == gt and pair.name == "clip"
+    (gt / sorted(p.name for p in gt.iterdir())[-1]).unlink()
+    with pytest.raises(ClipError, match="4 LR frames but 3 GT frames"):
+        load_clip_pair(video, gt=gt)
+    with pytest.raises(ClipError, match="expected 4× the LR"):
+        load_clip_pair(video, gt=demo_clip_dir() / "BIx4", max_frames=4)
+
+
+# -- Cancel and labels ------------------------------------------------------------------------------------------
+def test_train_cancel_ends_in_seconds_and_says_nothing_was_saved(qtbot, window: MainWindow, dense_file) -> None:
+    train = window.panels["train"]
+    train.form.set_value("model.weights", str(dense_file))
+    train.form.set_value("finetune.iterations", 2)
+    with qtbot.waitSignal(train.runEnded, timeout=CANCEL_S * 1000) as ended:
+        assert train.start() is not None
+        assert train.status.text().startswith("Running prune → finetune")     # not "No run yet."
+        train.cancel()
+        assert "Cancelling" in train.status.text()
+    assert ended.args == ["cancelled"]
+    status = train.status.text()
+    assert "nothing to resume" in status and "continues it" not in status, status
+
+
+def test_compare_stopped_does_not_say_computing(qtbot, window: MainWindow, dense_file, video_and_gt) -> None:
+    w, state = window, window.state
+    with qtbot.waitSignal(state.modelChanged, timeout=WAIT_MS):
+        w.open_path(dense_file)
+    with qtbot.waitSignal(state.clipChanged, timeout=WAIT_MS):
+        w.open_path(video_and_gt[0])
+    compare = w.panels["compare"]
+    assert compare.run() is not None
+    compare.cancel()
+    qtbot.waitUntil(lambda: compare.job is None, timeout=CANCEL_S * 1000)
+    assert "Computing" not in compare.timing.text(), compare.timing.text()
