@@ -59,5 +59,7 @@ def measured_alone() -> Iterator[set[str]]:
 
 
 def show_waiting(bar, event: WaitingFor) -> None:
-    """``event`` on a step's progress bar (a QProgressBar); the job's next progress puts its own format back."""
-    bar.setFormat(event.text() if event.jobs else "%p%")
+    """``event`` on a step's progress bar (a QProgressBar, often narrow: the names are in its tooltip); the job's
+    next progress puts its own format back."""
+    bar.setFormat("waiting …" if event.jobs else "%p%")
+    bar.setToolTip(event.text() if event.jobs else "")

@@ -264,6 +264,8 @@ class ComparePanel(QWidget):
             show_reconstruct_progress(self.progress, event)
         elif isinstance(event, WaitingFor):
             show_waiting(self.progress, event)
+            if event.jobs:
+                self.state.message.emit(event.text())
 
     def _catch_up(self) -> None:
         """Redraw the plot, the timing and the shown frame if frames arrived (at most every REFRESH_MS)."""

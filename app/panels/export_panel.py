@@ -309,6 +309,8 @@ class ExportPanel(QWidget):
             show_reconstruct_progress(self.progress, event)
         elif isinstance(event, WaitingFor):
             show_waiting(self.progress, event)
+            if event.jobs:
+                self.state.message.emit(event.text())
 
     def _finished(self) -> None:
         self.job = None
