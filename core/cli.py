@@ -226,18 +226,26 @@ def _sr(args: argparse.Namespace, out: Path) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from .device import resolve_device
-    from .evaluate import evaluate_dataset
+    from .evaluate import evaluate_dataset, score_frames
     from .preflight import check_eval_inputs
     from .deploy.runtime import load_network, run_device
 
+    scoring_frames = args.sr is not None and args.checkpoint is None and args.lr is None
+    if not scoring_frames and (args.sr is not None or args.checkpoint is None or args.lr is None):
+        raise UserError("give a network and its LR clips (eval MODEL --lr LR --gt GT) or SR frames already made "
+                        "(eval --sr SR --gt GT)")
     _check_scratch(args.scratch)
-    device = resolve_device(args.device)
-    check_eval_inputs(args.lr, args.gt, args.crop, args.max_frames)      # clip lengths, sizes, crop: before inference
-    network = load_network(args.checkpoint, allow_nonfinite=args.allow_nonfinite)   # checkpoint or our .onnx
-    device = run_device(network, device)
     bar = _progress("eval", args.json)
-    report = evaluate_dataset(network, args.lr, args.gt, device=device, y=args.y, crop_border=args.crop,
-                              max_frames=args.max_frames, progress=bar, scratch=args.scratch)
+    if args.sr is not None:
+        report = score_frames(args.sr, args.gt, y=args.y, crop_border=args.crop, max_frames=args.max_frames,
+                              progress=bar)
+    else:
+        device = resolve_device(args.device)
+        check_eval_inputs(args.lr, args.gt, args.crop, args.max_frames)  # clip lengths, sizes, crop: before inference
+        network = load_network(args.checkpoint, allow_nonfinite=args.allow_nonfinite)   # checkpoint or our .onnx
+        device = run_device(network, device)
+        report = evaluate_dataset(network, args.lr, args.gt, device=device, y=args.y, crop_border=args.crop,
+                                  max_frames=args.max_frames, progress=bar, scratch=args.scratch)
     bar.close()
     channel = "Y" if args.y else "RGB"
     rows = [f"{'clip':<16}{'frames':>7}{'PSNR':>11}{'SSIM':>9}"]
@@ -463,10 +471,14 @@ def build_parser() -> argparse.ArgumentParser:
     nonfinite_flag(sp)
     json_flag(sp)
 
-    sp = add("eval", cmd_eval, "PSNR/SSIM per clip and mean, computed as BasicSR does")
-    sp.add_argument("checkpoint")
-    sp.add_argument("--lr", required=True, help="LR frames: one clip folder or a folder of clip folders")
-    sp.add_argument("--gt", required=True, help="ground truth, laid out like --lr")
+    sp = add("eval", cmd_eval, "PSNR/SSIM per clip and mean, computed as BasicSR does: of a network on LR "
+                               "clips, or of SR frames already made (--sr)")
+    sp.add_argument("checkpoint", nargs="?", default=None, help="the network (with --lr); none with --sr")
+    sp.add_argument("--lr", default=None, help="LR frames: one clip folder or a folder of clip folders")
+    sp.add_argument("--sr", default=None, metavar="DIR",
+                    help="SR frames already made (by sr or another tool; frames in name order, any naming, or a "
+                         "video), laid out like --gt, scored instead of running a network")
+    sp.add_argument("--gt", required=True, help="ground truth, laid out like --lr (or --sr)")
     sp.add_argument("--y", action="store_true", help="measure on the Y channel (BT.601) instead of RGB")
     sp.add_argument("--crop", type=_at_least(0), default=0, help="pixels cropped from each border before measuring")
     sp.add_argument("--max-frames", type=frames_min, default=None, help="use at most this many frames per clip")

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 
+import numpy as np
 import torch
 
 from .data.degrade import mod_crop
@@ -58,23 +59,53 @@ def evaluate_dataset(model: BasicVSR, lr_root: str | Path, gt_root: str | Path,
     return EvalReport(scores, mean_over_clips(scores))
 
 
+def score_frames(sr_root: str | Path, gt_root: str | Path, y: bool = True, crop_border: int = 0,
+                 max_frames: int | None = None, progress: Callable[[int, int], None] | None = None) -> EvalReport:
+    """SR frames already made (by ``sr`` or any other tool: frames in name order, any naming, or a video) scored
+    against their GT as ``evaluate_dataset`` scores a network's, clip by clip (matched like LR and GT clips)."""
+    pairs = paired_clips(sr_root, gt_root)
+    scores = []
+    for i, (sr_path, gt_path) in enumerate(pairs):
+        sr, gt = open_source(sr_path, max_frames), open_source(gt_path, max_frames)
+        if sr.count is not None and gt.count is not None and sr.count != gt.count:
+            raise ClipError(f"clip {sr.name}: {sr.count} SR frames but {gt.count} GT frames")
+        total = sr.count or 0
+        step = (lambda done, i=i: progress(i * total + done, len(pairs) * total)) if progress and total else None
+        scores.append(_score(sr.name, _counted(sr, step), gt, crop_border, y, "SR"))
+    return EvalReport(scores, mean_over_clips(scores))
+
+
+def _counted(frames: Iterable[np.ndarray], step: Callable[[int], None] | None) -> Iterator[np.ndarray]:
+    for n, frame in enumerate(frames, 1):
+        yield frame
+        if step is not None:
+            step(n)
+
+
 def _score_clip(model: BasicVSR, lr: FrameSource, gt: FrameSource, device: torch.device | str, y: bool,
                 crop_border: int, progress: Callable[[int, int], None] | None,
                 scratch: str | Path | None = None) -> ClipScore:
     if lr.count is not None and gt.count is not None and lr.count != gt.count:
         raise ClipError(f"clip {lr.name}: {lr.count} LR frames but {gt.count} GT frames")
+    sr = stream_frames(model, lr, lr.count, device=device, progress=progress, scratch=scratch)
+    return _score(lr.name, sr, gt, crop_border, y, "LR")
+
+
+def _score(name: str, sr_frames: Iterable[np.ndarray], gt: FrameSource, crop_border: int, y: bool,
+           what: str) -> ClipScore:
+    """Each SR frame against its GT frame (read alongside: flat memory), ``what`` naming the clip compared."""
     p, s = [], []
     gt_frames = iter(gt)
-    for n, sr in enumerate(stream_frames(model, lr, lr.count, device=device, progress=progress, scratch=scratch)):
+    for n, sr in enumerate(sr_frames):
         ref = next(gt_frames, None)
         if ref is None:
-            raise ClipError(f"clip {lr.name}: the GT ends after {n} frames, the LR clip has more")
+            raise ClipError(f"clip {name}: the GT ends after {n} frames, the {what} clip has more")
         ref = mod_crop(ref, 4)
         if sr.shape != ref.shape:
-            raise ClipError(f"clip {lr.name}: SR frames are {sr.shape[0]}x{sr.shape[1]} but GT frames are "
+            raise ClipError(f"clip {name}: SR frames are {sr.shape[0]}x{sr.shape[1]} but GT frames are "
                             f"{ref.shape[0]}x{ref.shape[1]} (HxW; is the LR a x4 downscale?)")
         p.append(psnr(sr, ref, crop_border, y))
         s.append(ssim(sr, ref, crop_border, y))
     if next(gt_frames, None) is not None:
-        raise ClipError(f"clip {lr.name}: the GT has more frames than the {len(p)} of the LR clip")
-    return ClipScore(name=lr.name, psnr=p, ssim=s)
+        raise ClipError(f"clip {name}: the GT has more frames than the {len(p)} of the {what} clip")
+    return ClipScore(name=name, psnr=p, ssim=s)

@@ -69,6 +69,43 @@ def test_eval_on_a_folder_of_clips(capsys, ckpt, tmp_path):
     assert len(data["clips"][0]["frames_psnr"]) == 3
 
 
+def test_eval_scores_frames_sr_already_made_as_it_scores_the_network(capsys, ckpt, tmp_path):
+    """``eval --sr`` mirrors ``eval MODEL --lr``: frames ``sr`` wrote (named 00000000.png ...) against a GT folder
+    named otherwise (0.png ... and frame_10.png sorts after frame_9.png), per clip and mean, to the digit."""
+    import cv2
+
+    from core.data.degrade import bi_degrade
+
+    rng = np.random.default_rng(2)
+    for name in ("a", "b"):
+        gt = rng.integers(0, 255, (11, 32, 36, 3), dtype=np.uint8)
+        for i, frame in enumerate(gt):
+            (tmp_path / "gt" / name).mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(tmp_path / "gt" / name / f"frame_{i}.png"), frame[..., ::-1])
+        write_frames(bi_degrade(gt), tmp_path / "lr" / name)
+        assert main(["sr", str(ckpt), str(tmp_path / "lr" / name), str(tmp_path / "sr" / name)]) == 0
+    capsys.readouterr()
+    by_network = run_json(capsys, "eval", ckpt, "--lr", tmp_path / "lr", "--gt", tmp_path / "gt", "--y")
+    by_frames = run_json(capsys, "eval", "--sr", tmp_path / "sr", "--gt", tmp_path / "gt", "--y")
+    assert by_frames == by_network
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["eval", "--sr", "{sr}", "--gt", "{gt}", "{ckpt}"], "give a network and its LR clips"),
+    (["eval", "{ckpt}", "--gt", "{gt}"], "give a network and its LR clips"),
+    (["eval", "--sr", "{sr}", "--gt", "{short}"], "SR frames but 2 GT frames"),
+])
+def test_eval_of_frames_refuses_in_one_line(capsys, ckpt, tmp_path, argv, words):
+    rng = np.random.default_rng(3)
+    write_frames(rng.integers(0, 255, (3, 32, 36, 3), dtype=np.uint8), tmp_path / "gt")
+    write_frames(rng.integers(0, 255, (2, 32, 36, 3), dtype=np.uint8), tmp_path / "short")
+    write_frames(rng.integers(0, 255, (3, 32, 36, 3), dtype=np.uint8), tmp_path / "sr")
+    paths = {"sr": tmp_path / "sr", "gt": tmp_path / "gt", "short": tmp_path / "short", "ckpt": ckpt}
+    assert main([a.format(**paths) for a in argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and words in err and "\n" not in err
+
+
 def test_eval_matches_the_basicsr_reference_on_vid4_calendar(capsys, calendar_dir):
     """REFERENCE.md: BasicVSR_Vimeo90K_BIx4 on calendar, Y, crop 0 -> 23.868054 dB / 0.809396."""
     data = run_json(capsys, "eval", official("Vimeo90K_BIx4"), "--lr", calendar_dir / "BIx4",
