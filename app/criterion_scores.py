@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from core.io.demo import DEMO_CLIP_NAME, demo_clip_dir
-from core.recover.calib import CALIB_FRAMES, read_calibration
+from core.data.calib import CALIB_FRAMES, read_calibration
 from core.ssl import CRITERIA, REGISTRY, UnitScores, compute_scores, scores_on, unusable_reason
 
 from .clips import ClipPair

@@ -11,7 +11,7 @@ import copy
 
 from core.events import Log, Progress
 from core.models.basicvsr import BasicVSR
-from core.recover.calib import CalibrationError
+from core.data.calib import CalibrationError
 from core.recover.reconstruct import STAGE, ReconstructSettings
 from core.ssl import Plan
 

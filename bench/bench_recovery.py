@@ -77,7 +77,7 @@ from core.io.source import open_source  # noqa: E402
 from core.io.weights import official_weight  # noqa: E402
 from core.metrics import psnr, ssim  # noqa: E402
 from core.profile.latency import latency_table  # noqa: E402
-from core.recover.calib import read_calibration  # noqa: E402
+from core.data.calib import read_calibration  # noqa: E402
 from core.recover.reconstruct import ReconstructSettings, reconstruct  # noqa: E402
 from core.recover.status import RAW_CUT_TRAINING, RECONSTRUCTION_KEY  # noqa: E402
 from core.ssl import DEFAULT_CRITERION, get_criterion, prune_to_plan, scores_on  # noqa: E402

@@ -264,7 +264,7 @@ def _calibration_clip(args: argparse.Namespace, needed: bool):
     """(clip path, its frames, the name a model file records) when ``needed`` (checked before any work: one line and
     exit 2 otherwise), or None. The clip is ``--calib``, or the bundled demo clip."""
     from .io.demo import calib_clip_name, demo_clip_dir
-    from .recover.calib import read_calibration
+    from .data.calib import read_calibration
     from .recover.reconstruct import ReconstructSettings
 
     if not needed:

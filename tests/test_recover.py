@@ -14,7 +14,7 @@ from core.cli import main
 from core.io.checkpoint import load_checkpoint, save_model
 from core.io.demo import demo_clip_dir
 from core.io.source import open_source
-from core.recover.calib import CalibrationError, check_frames
+from core.data.calib import CalibrationError, check_frames
 from core.recover.reconstruct import ReconstructSettings, reconstruct
 from core.ssl import compute_scores, prune_to_plan
 from core.ssl.plan import plan_with

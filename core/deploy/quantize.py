@@ -38,7 +38,7 @@ import torch
 from ..data.degrade import bi_degrade, imresize
 from ..errors import UserError
 from ..metrics import bicubic_upscale, y_psnr_clip, y_psnr_frames
-from ..recover.calib import CalibrationError, check_frames
+from ..data.calib import CalibrationError, check_frames
 from .check import Int8OverBudget, implied_drop, judged_drop, within_budget  # noqa: F401  (the guard's decision)
 from .int8_work import int8_work_dir
 

@@ -15,7 +15,7 @@ import torch
 
 from ..data.degrade import bi_degrade
 from ..metrics import bicubic_upscale, y_psnr_frames
-from .calib import CALIB_AREA, prepare_calibration
+from ..data.calib import CALIB_AREA, prepare_calibration
 from .status import RecoveryStatus
 
 PROBE_FRAMES = 4                # the recurrent state settles within a few frames

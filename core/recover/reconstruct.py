@@ -35,7 +35,7 @@ from ..models.layout import select_channels
 from ..ssl.plan import Plan
 from ..ssl.prune import units_to_filters
 from ..ssl.scale import fold_scale_factors, has_scale_factors
-from .calib import CALIB_AREA, CALIB_FRAMES, MIN_FRAMES, check_frames, prepare_calibration
+from ..data.calib import CALIB_AREA, CALIB_FRAMES, MIN_FRAMES, check_frames, prepare_calibration
 from .lstsq import NormalEquations, output_rows, patch_rows, sample_pixels, solve_conv
 
 STAGE = "reconstruct"

@@ -8,7 +8,7 @@ from torch import nn
 
 from ..models.spec import ArchSpec
 from ..errors import PlanError
-from ..recover.calib import CALIB_AREA, CALIB_FRAMES, prepare_calibration
+from ..data.calib import CALIB_AREA, CALIB_FRAMES, prepare_calibration
 from .activity import ActivityStats, measure_activity
 from .criteria import CRITERIA, get_criterion
 from .scale import has_scale_factors

@@ -19,7 +19,7 @@ import yaml
 
 from ..errors import ConfigError
 from ..io.safe_yaml import YAMLLimitError, load_yaml_file, load_yaml_text
-from ..recover.calib import CALIB_FRAMES, MIN_FRAMES
+from ..data.calib import CALIB_FRAMES, MIN_FRAMES
 from ..ssl.criteria import CRITERIA, DEFAULT_CRITERION
 from ..ssl.plan import RECOMMENDED_ALIGN
 from ..models.spec import ArchSpec

@@ -40,7 +40,7 @@ from ..io.weights import weights_file
 from ..metrics import psnr
 from ..models.basicvsr import BasicVSR
 from ..models.spec import ArchSpec, dense_spec
-from ..recover.calib import check_frames, read_calibration
+from ..data.calib import check_frames, read_calibration
 from ..recover.reconstruct import ReconstructSettings, reconstruct
 from ..recover.status import RAW_CUT_TRAINING, RECONSTRUCTION_KEY
 from ..ssl import (Plan, attach_scale_factors, compute_scores, get_criterion, plan_from_json, plan_with,
