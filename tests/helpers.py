@@ -58,3 +58,23 @@ def small_disk(parent: Path, size: str) -> Iterator[Path]:
         yield mnt
     finally:
         subprocess.run(["umount", "--lazy", str(mnt)], check=False)
+
+
+def tiny_dense_file(folder: Path) -> Path:
+    """A random tiny dense network saved as ``folder/models/tiny_dense.pth`` (what the app tests load)."""
+    from core.io.checkpoint import save_model
+
+    path = folder / "models" / "tiny_dense.pth"
+    path.parent.mkdir()
+    return save_model(tiny_model("basicvsr", 16, 2), path, {"note": "random tiny test model"})
+
+
+def dense_and_raw_cut(folder: Path) -> tuple[Path, Path]:
+    """A tiny dense network and its raw cut at 0.5, written by `prune` (meta: training "none (zero-shot)")."""
+    from core.cli import main
+    from core.io.checkpoint import save_model
+
+    dense = save_model(tiny_model("basicvsr-uni", 8, 2), folder / "dense.pth")
+    cut = folder / "cut.pth"
+    assert main(["prune", str(dense), "--ratio", "0.5", "--align", "2", "--no-reconstruct", "--out", str(cut)]) == 0
+    return dense, cut

@@ -35,7 +35,7 @@ from core.io.demo import demo_clip_dir  # noqa: E402
 from core.recover.reconstruct import ReconstructReport, ReconstructSettings  # noqa: E402
 from core.recover.status import recovery_status  # noqa: E402
 from core.train.config import load_config  # noqa: E402
-from tests.helpers import tiny_model  # noqa: E402
+from tests.helpers import tiny_dense_file, tiny_model  # noqa: E402
 from tests.qt_support import dialogs, window  # noqa: E402,F401  (fixtures)
 
 FRAMES = 6
@@ -47,10 +47,7 @@ QUICK = Path(__file__).resolve().parents[1] / "resources" / "configs" / "quick.y
 # -- fixtures -------------------------------------------------------------------------------------------
 @pytest.fixture
 def tiny_checkpoint(tmp_path) -> Path:
-    path = tmp_path / "models" / "tiny_dense.pth"
-    path.parent.mkdir()
-    save_model(tiny_model("basicvsr", 16, 2), path, {"note": "random tiny test model"})
-    return path
+    return tiny_dense_file(tmp_path)
 
 
 @pytest.fixture

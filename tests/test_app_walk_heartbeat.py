@@ -27,11 +27,11 @@ from PySide6.QtWidgets import QFileDialog  # noqa: E402
 
 from app.figures import BICUBIC  # noqa: E402
 from app.main_window import MainWindow  # noqa: E402
-from core.io.checkpoint import load_checkpoint, save_model  # noqa: E402
+from core.io.checkpoint import load_checkpoint  # noqa: E402
 from core.io.demo import demo_clip_dir  # noqa: E402
 from core.io.frames import read_frame, write_video  # noqa: E402
 from core.recover.reconstruct import ReconstructSettings  # noqa: E402
-from tests.helpers import tiny_model  # noqa: E402
+from tests.helpers import tiny_dense_file  # noqa: E402
 from tests.qt_heartbeat import Heartbeat  # noqa: E402
 from tests.qt_support import dialogs, window  # noqa: E402,F401  (fixtures)
 
@@ -44,10 +44,7 @@ SHOTS = os.environ.get("SSL_VSR_WALK_SHOTS")
 
 @pytest.fixture
 def dense_file(tmp_path) -> Path:
-    path = tmp_path / "models" / "tiny_dense.pth"
-    path.parent.mkdir()
-    save_model(tiny_model("basicvsr", 16, 2), path, {"note": "random tiny test model"})
-    return path
+    return tiny_dense_file(tmp_path)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from core.deploy.quantize import (CalibrationError, NotWorthQuantizingError, bic
 from core.io.checkpoint import load_checkpoint, save_model
 from core.io.demo import demo_clip_dir
 from core.io.frames import read_clip, write_frames
-from tests.helpers import tiny_model
+from tests.helpers import dense_and_raw_cut, tiny_model
 
 
 def _warnings(err: str) -> list[str]:
@@ -25,12 +25,7 @@ def _warnings(err: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
-    """A tiny dense network and its raw cut at 0.5, written by `prune` (meta: training "none (zero-shot)")."""
-    folder = tmp_path_factory.mktemp("models")
-    dense = save_model(tiny_model("basicvsr-uni", 8, 2), folder / "dense.pth")
-    cut = folder / "cut.pth"
-    assert main(["prune", str(dense), "--ratio", "0.5", "--align", "2", "--no-reconstruct", "--out", str(cut)]) == 0
-    return dense, cut
+    return dense_and_raw_cut(tmp_path_factory.mktemp("models"))
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from core.cli import main
 from core.io.checkpoint import load_checkpoint, save_model
 from core.io.demo import demo_clip_dir
 from core.recover.status import recovery_status
-from tests.helpers import tiny_model
+from tests.helpers import dense_and_raw_cut
 from tests.trust_support import checksums
 
 LR = demo_clip_dir() / "BIx4"
@@ -20,11 +20,7 @@ LR = demo_clip_dir() / "BIx4"
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("models")
-    dense = save_model(tiny_model("basicvsr-uni", 8, 2), folder / "dense.pth")
-    cut = folder / "cut.pth"
-    assert main(["prune", str(dense), "--ratio", "0.5", "--align", "2", "--no-reconstruct", "--out", str(cut)]) == 0
-    return dense, cut
+    return dense_and_raw_cut(tmp_path_factory.mktemp("models"))
 
 
 def _claiming(cut, folder, claim: str):

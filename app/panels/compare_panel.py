@@ -19,14 +19,13 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGroupBox, QHB
                                QPushButton, QSlider, QSplitter, QToolButton, QVBoxLayout, QWidget)
 
 from core.errors import UserError
-from core.events import Log
 
 from ..compare_job import CompareFrame, new_result, run_compare
-from ..alone import WaitingFor, show_waiting
 from ..dialogs import ask_yes_no
 from ..figures import BICUBIC, REFERENCE_TEXT, clip_psnr, quality_note, timing_note
 from ..formatting import db, ms
-from ..recovery_job import cut_pruned, is_reconstruct_progress, show_progress, show_reconstruct_progress
+from ..job_events import show_job_event
+from ..recovery_job import cut_pruned, show_progress
 from ..state import AppState, CompareResult, PrunedModel
 from ..widgets.image_views import VIEWS, ComparisonView
 from ..widgets.palette import SERIES_COLORS
@@ -258,14 +257,8 @@ class ComparePanel(QWidget):
     def _frame_arrived(self, event: object) -> None:
         if isinstance(event, CompareFrame):
             self._arrived = True
-        elif isinstance(event, Log):
-            self.state.message.emit(event.message)
-        elif is_reconstruct_progress(event):
-            show_reconstruct_progress(self.progress, event)
-        elif isinstance(event, WaitingFor):
-            show_waiting(self.progress, event)
-            if event.jobs:
-                self.state.message.emit(event.text())
+        else:
+            show_job_event(self.progress, self.state.message.emit, event)
 
     def _catch_up(self) -> None:
         """Redraw the plot, the timing and the shown frame if frames arrived (at most every REFRESH_MS)."""

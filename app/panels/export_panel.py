@@ -26,16 +26,15 @@ from core.deploy import ExportCheck
 from core.deploy.measure import FileProof
 from core.deploy.quantize import MAX_CALIB_FRAMES, NotWorthQuantizingError
 from core.errors import UserError
-from core.events import Log
 from core.io.output import claim_output
 from core.recover.status import RECONSTRUCTION_KEY
 
-from ..alone import WaitingFor, show_waiting
 from ..dialogs import ask_yes_no, show_error
 from .compress_box import CompressBox
 from ..export_job import FORMATS, ExportOutcome, ExportRequest, run_export, target_paths
 from ..figures import quality_note, timing_note
-from ..recovery_job import cut_pruned, is_reconstruct_progress, show_progress, show_reconstruct_progress
+from ..job_events import show_job_event
+from ..recovery_job import cut_pruned, show_progress
 from ..state import AppState
 from ..workers import Job
 
@@ -303,14 +302,7 @@ class ExportPanel(QWidget):
         show_progress(self.progress, done, total)
 
     def _event(self, event: object) -> None:
-        if isinstance(event, Log):
-            self.state.message.emit(event.message)
-        elif is_reconstruct_progress(event):
-            show_reconstruct_progress(self.progress, event)
-        elif isinstance(event, WaitingFor):
-            show_waiting(self.progress, event)
-            if event.jobs:
-                self.state.message.emit(event.text())
+        show_job_event(self.progress, self.state.message.emit, event)
 
     def _finished(self) -> None:
         self.job = None
