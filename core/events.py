@@ -30,6 +30,32 @@ class Progress:
     throughput: float | None = None  # frames per second through the network
 
 
+ETA_AFTER = 0.05        # no ETA before this share of the work: the first items (allocations, kernel choice) run
+                        # slow, and an ETA from them read 156 minutes for a stage that took a few
+
+
+def eta_seconds(elapsed: float, done: int, total: int) -> float | None:
+    """Seconds left at the pace so far, or None until ``ETA_AFTER`` of the work is done."""
+    if total <= 0 or done < max(1.0, ETA_AFTER * total):
+        return None
+    return elapsed / done * max(total - done, 0)
+
+
+def every_step(sink: "EventSink", step: float = 0.05) -> "EventSink":
+    """``sink`` with each stage's ``Progress`` thinned to one per ``step`` of its work (and its last): a log gets a
+    line per 5 %, not one per layer reconstructed."""
+    last: dict[str, int] = {}
+
+    def emit(event: "Event") -> None:
+        if isinstance(event, Progress) and event.total > 0:
+            bucket = int(event.iteration / event.total / step)
+            if event.iteration < event.total and last.get(event.stage) == bucket:
+                return
+            last[event.stage] = bucket
+        sink(event)
+    return emit
+
+
 @dataclass(frozen=True)
 class SparsityUpdate:
     stage: str

@@ -4,13 +4,18 @@ On a terminal it redraws one bar line. On anything else (a pipe, a log file, a C
 so a long job that is not watched on a terminal still shows that it moves: one line each time the work passes
 another ``LINE_STEP`` of the total (at most one per ``LINE_MIN_S`` seconds), and one at least every ``LINE_MAX_S``
 seconds while it advances. A job that ends within ``LINE_MIN_S`` prints nothing; one that printed lines ends with
-a last line at 100 %.
+a last line at 100 %. No ETA is shown before 5 % of the work (``core.events.eta_seconds``).
+
+Why not tqdm: off a terminal it still writes carriage-return redraws into the file (or, disabled, nothing at all);
+a log read later wants a plain line per 5 % and one at least every 30 s, which is this module's whole job.
 """
 from __future__ import annotations
 
 import sys
 import time
 from typing import TextIO
+
+from .events import eta_seconds
 
 
 class ProgressBar:
@@ -41,9 +46,9 @@ class ProgressBar:
         else:
             self._line(done, total, extra)
 
-    def _eta(self, done: int, total: int, now: float) -> tuple[float, float]:
+    def _eta(self, done: int, total: int, now: float) -> tuple[float, float | None]:
         elapsed = now - self.start
-        return elapsed, (elapsed / done * (total - done) if done else float("nan"))
+        return elapsed, eta_seconds(elapsed, done, total)
 
     def _redraw(self, done: int, total: int, extra: str) -> None:
         now = time.perf_counter()
@@ -54,7 +59,7 @@ class ProgressBar:
         frac = done / total if total else 1.0
         width = 28
         fill = int(round(frac * width))
-        eta_txt = f"ETA {eta:5.0f}s" if done and done < total else f"{elapsed:5.1f}s"
+        eta_txt = f"ETA {eta:5.0f}s" if eta is not None and done < total else f"{elapsed:5.1f}s"
         line = f"\r{self.label} [{'#' * fill}{'.' * (width - fill)}] {done}/{total} {eta_txt} {extra}"
         self.stream.write(line[:160])
         self.stream.flush()
@@ -75,7 +80,7 @@ class ProgressBar:
         self._line_at, self._line_frac = now, frac
         self._lines += 1
         elapsed, eta = self._eta(done, total, now)
-        when = f"{elapsed:.0f} s, ETA {eta:.0f} s" if done and not finished else f"{elapsed:.0f} s"
+        when = f"{elapsed:.0f} s, ETA {eta:.0f} s" if eta is not None and not finished else f"{elapsed:.0f} s"
         text = f"{self.label}: {done}/{total} ({100 * frac:.0f} %), {when}" + (f", {extra}" if extra else "")
         self.stream.write(text[:200] + "\n")
         self.stream.flush()

@@ -62,6 +62,8 @@ def test_prune_stage_equals_the_prune_command(dense_file, tmp_path):
     meta = load_checkpoint(res.pruned_model).meta
     status = recovery_status(meta, pruned=True)
     assert meta["training"] == RAW_CUT_TRAINING and status.reconstructed and not status.trained
+    logged = [line for line in (tmp_path / "run" / "train.log").read_text().splitlines() if "[reconstruct]" in line]
+    assert 2 <= len(logged) <= 21 and logged[-1].split()[3].split("/")[0] == logged[-1].split()[3].split("/")[1]
 
 
 def test_prune_then_distil_from_a_video_without_gt(dense_file, lr_video, tmp_path):

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..events import EventSink, Progress, RunControl, ignore
+from ..events import EventSink, Progress, RunControl, eta_seconds, ignore
 from ..models.basicvsr import BasicVSR, Trunk
 from ..models.layout import select_channels
 from ..ssl.plan import Plan
@@ -215,7 +215,7 @@ class _Fitter:
         self.done += 1
         elapsed = time.perf_counter() - self.started
         self.sink(Progress(STAGE, min(self.done, self.total), self.total, seconds_per_iter=elapsed / self.done,
-                           eta_seconds=elapsed / self.done * max(self.total - self.done, 0)))
+                           eta_seconds=eta_seconds(elapsed, self.done, self.total)))
 
 
 def _lrelu(x: torch.Tensor) -> torch.Tensor:

@@ -31,7 +31,7 @@ import torch
 
 from ..device import resolve_device
 from ..errors import CheckpointError, ConfigError, UserError
-from ..events import EventSink, Log, RunControl, ignore
+from ..events import EventSink, Log, RunControl, every_step, ignore
 from ..io.output import write_text
 from ..io.checkpoint import load_checkpoint, save_model
 from ..io.demo import calib_clip_name
@@ -341,7 +341,7 @@ class _Run:
         meta: dict[str, Any] = {"stage": "prune", "training": RAW_CUT_TRAINING, "plan": self.plan.to_json(scores=True)}
         if cfg.reconstruct:
             cut, report = reconstruct(dense, cut, self.plan, frames, self._reconstruct_settings, calib_name=name,
-                                      sink=ctx.emit, control=ctx.control)
+                                      sink=every_step(ctx.emit), control=ctx.control)      # a log line per 5 %
             meta[RECONSTRUCTION_KEY] = report.to_meta()
             self.result.metrics.update({"reconstruct_psnr_vs_dense": report.psnr_after,
                                         "reconstruct_psnr_vs_dense_heldout": report.psnr_heldout})
