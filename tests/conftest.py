@@ -16,7 +16,8 @@ def shared_path(*parts: str) -> Path:
     """A path under ../shared, or skip the test saying why."""
     p = SHARED.joinpath(*parts)
     if not p.exists():
-        pytest.skip(f"needs {p} (the shared test data beside the checkout), which is absent")
+        pytest.skip(f"needs {p}, which is absent: the shared test data (Vid4 calendar, BasicSR reference outputs) "
+                    f"lives beside the checkout or where SSL_VSR_SHARED points; README, Troubleshooting")
     return p
 
 
