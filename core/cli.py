@@ -6,21 +6,20 @@ stdout for scripts.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import signal
 import sys
 import threading
 import warnings
-from pathlib import Path
-from typing import Any, Callable, NoReturn, Sequence
+from typing import Callable, NoReturn, Sequence
 
+from .cli_args import at_least, emit, fmt_int, progress_bar, size_arg, threads_note
 from .errors import UserError
 from .interrupt import interrupt_normally
-from .io.limits import MAX_SIDE     # the one owner of frame-size bounds; --size takes the frames the readers take
 from .models.spynet import FLOW_RESOLUTIONS
 from .plan_args import add_plan_arguments
+from .run_cli import cmd_eval, cmd_sr, warn_if_unrecovered
 from .threads import add_threads_option, compute_threads, set_threads
 
 EXIT_USER_ERROR = 2
@@ -31,47 +30,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise UserError(f"{self.prog}: {message} (see {self.prog} --help)")
-
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-        if not (1 <= h <= MAX_SIDE and 1 <= w <= MAX_SIDE):
-            raise ValueError
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like 180x320 (height x width, each 1..{MAX_SIDE}), "
-                                         f"got {text!r}") from None
-    return h, w
-
-
-def _ratio(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"ratio must be a number in [0, 1), got {text!r}") from None
-
-
-def _at_least(lowest: int, why: str = "") -> Callable[[str], int]:
-    """argparse type: an integer >= ``lowest`` (``why`` says what a smaller one would mean)."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if value < lowest:
-            raise argparse.ArgumentTypeError(f"must be at least {lowest}{why}, got {value}")
-        return value
-
-    return parse
-
-
-def _emit(args: argparse.Namespace, data: dict[str, Any], text: str) -> None:
-    print(json.dumps(data, indent=2, default=str) if getattr(args, "json", False) else text)
-
-
-def _fmt_int(n: int) -> str:
-    return f"{n:,}"
 
 
 # -- commands ------------------------------------------------------------------------------------------
@@ -95,168 +53,10 @@ def cmd_info(args: argparse.Namespace) -> int:
         f"checkpoint   {loaded.path} ({loaded.source_format})",
         f"variant      {spec.variant}{' (pruned)' if loaded.is_pruned else ''}",
         f"channels     {spec.num_feat}    residual blocks per trunk: {spec.num_block}",
-        f"parameters   {_fmt_int(data['params'])} without SpyNet, {_fmt_int(data['params_with_spynet'])} with",
+        f"parameters   {fmt_int(data['params'])} without SpyNet, {fmt_int(data['params_with_spynet'])} with",
         f"MACs/frame   {macs / 1e9:.2f} G without SpyNet, {(macs + spy) / 1e9:.2f} G with "
         f"(LR {args.size[0]}x{args.size[1]})"])
-    _emit(args, data, text)
-    return 0
-
-
-def _progress(label: str, quiet: bool) -> "Callable[[int, int], None]":
-    from .progress_bar import ProgressBar
-
-    return ProgressBar(label, enabled=False if quiet else None)
-
-
-def _check_scratch(scratch: str | None) -> None:
-    if scratch is not None and not Path(scratch).is_dir():
-        raise UserError(f"--scratch {scratch} is not an existing folder")
-
-
-RAW_CUT_WARNING = ("warning: {model}: {status}; reconstruct it (prune --calib YOUR_CLIP, "
-                   "or a lower ratio) or train it first")
-DEMO_ONLY_NOTE = ("note: {model}: {status}: on real video such networks have scored below bicubic upscaling; for "
-                  "your video, prune --calib YOUR_VIDEO, or train it (resources/configs/quick.yaml)")
-
-
-def _warn_if_unrecovered(model: str, status) -> None:
-    """One line on stderr (this module owns it) when ``status`` (``core.recover.status``) says raw cut, or
-    recovered on the synthetic demo clip alone."""
-    if status.raw_cut:
-        print(RAW_CUT_WARNING.format(model=model, status=status.summary()), file=sys.stderr)
-    elif status.demo_only:
-        print(DEMO_ONLY_NOTE.format(model=model, status=status.summary()), file=sys.stderr)
-
-
-def _say_heldout(model: str, network: Any) -> None:
-    """What ``compress`` measured on frames it never read, as the file records it (``ssl_vsr.heldout``)."""
-    from .compress.judge import ClipQuality
-
-    try:
-        records = json.loads(getattr(network, "meta", {}).get("ssl_vsr.heldout", "[]"))
-    except ValueError:
-        return
-    records = records[:8] if isinstance(records, list) else []
-    for quality in filter(None, map(ClipQuality.from_json, records)):
-        print(f"note: {model}: compress judged it on frames it never read: {quality.line()}", file=sys.stderr)
-
-
-def _onnx_source_meta(meta: dict[str, str]) -> dict[str, Any]:
-    """The source model file's meta that ``export`` recorded in one of our .onnx files (``ssl_vsr.meta``)."""
-    try:
-        source = json.loads(meta.get("ssl_vsr.meta", "{}"))
-    except ValueError:
-        return {}
-    return source if isinstance(source, dict) else {}
-
-
-def _load_runnable(path: str, allow_nonfinite: bool):
-    """What ``sr`` runs (a checkpoint's network, or the stepper of an .onnx of ours) and how it was made."""
-    from .deploy.runtime import is_onnx, load_network
-    from .recover.status import recovery_status
-
-    if is_onnx(path):
-        network = load_network(path, allow_nonfinite=allow_nonfinite)
-        return network, recovery_status(_onnx_source_meta(network.meta), not network.spec.is_dense)
-    from .io.checkpoint import load_checkpoint
-
-    loaded = load_checkpoint(path, allow_nonfinite=allow_nonfinite)
-    return loaded.model, recovery_status(loaded.meta, loaded.is_pruned)
-
-
-def _threads_note(device: object) -> str:
-    threads = compute_threads(device)
-    return "" if threads is None else f" at {threads} thread{'s' if threads != 1 else ''}"
-
-
-def cmd_sr(args: argparse.Namespace) -> int:
-    from .io.output import held_output
-    from .io.source import is_video_path
-
-    # Refusals first (output, codec, clip length), so they cost nothing; the output's lock is held from here on.
-    with held_output(args.output, kind="file" if is_video_path(args.output) else "folder",
-                     inputs=[args.input, args.checkpoint], overwrite=args.overwrite) as out:
-        return _sr(args, out)
-
-
-def _sr(args: argparse.Namespace, out: Path) -> int:
-    from .device import resolve_device
-    from .deploy.runtime import run_device
-    from .io.frames import read_clip
-    from .io.source import check_sink, open_sink, open_source
-    from .preflight import check_clip_length
-    from .recover.measured import PROBE_FRAMES, measured_status
-    from .stream import stream_sr
-
-    inputs = [args.input, args.checkpoint]
-    check_sink(out, args.codec, args.quality)
-    _check_scratch(args.scratch)
-    device = resolve_device(args.device)
-    source = open_source(args.input, max_frames=args.max_frames)
-    check_clip_length(source.count, source.name)       # before any inference
-    network, status = _load_runnable(args.checkpoint, args.allow_nonfinite)         # checkpoint or our .onnx
-    device = run_device(network, device)
-    status = measured_status(status, network, read_clip(args.input, max_frames=PROBE_FRAMES).frames, device)
-    _warn_if_unrecovered(args.checkpoint, status)
-    _say_heldout(args.checkpoint, network)
-    bar = _progress(f"sr {source.name}", args.json)
-    # Scratch beside the output is named like the output's own staged temp: a killed run's leftovers are swept by
-    # the next writer of that output (core.io.output).
-    scratch, prefix = (args.scratch, ".ssl-vsr-scratch-") if args.scratch else (out.parent, f".{out.name}.partial-")
-    with open_sink(out, fps=source.fps, inputs=inputs, overwrite=args.overwrite, audio_from=source,
-                   codec=args.codec, quality=args.quality, names=source.frame_names) as sink:
-        run = stream_sr(network, source, sink, device=device, progress=bar, scratch=scratch,
-                        scratch_prefix=prefix)
-    bar.close()
-    h, w = run.out_size
-    per_frame, timing = run.seconds / max(run.frames_done, 1), run.timing
-    data = {"output": str(out), "frames": run.frames_done, "size": [h, w], "seconds": run.seconds,
-            "seconds_per_frame": per_frame, "network_seconds_per_frame": timing.network,
-            "network_seconds_per_frame_average": timing.network_average, "io_seconds_per_frame": timing.io,
-            "threads": compute_threads(device),
-            "device": str(device), "scratch_bytes": run.scratch_bytes,
-            "model_status": status.summary(), "raw_cut": status.raw_cut}
-    _emit(args, data, f"wrote {run.frames_done} frames of {h}x{w} (HxW) to {out} ({per_frame:.3f} s/frame on {device}: "
-                      f"network {timing.network:.3f} s/frame once warm{_threads_note(device)} "
-                      f"({timing.network_average:.3f} on average over this clip), reading and writing "
-                      f"{timing.io:.3f} s/frame; "
-                      f"{run.scratch_bytes / 2**20:.1f} MiB of scratch data)")
-    return 0
-
-
-def cmd_eval(args: argparse.Namespace) -> int:
-    from .device import resolve_device
-    from .evaluate import evaluate_dataset, score_frames
-    from .preflight import check_eval_inputs
-    from .deploy.runtime import load_network, run_device
-
-    scoring_frames = args.sr is not None and args.checkpoint is None and args.lr is None
-    if not scoring_frames and (args.sr is not None or args.checkpoint is None or args.lr is None):
-        raise UserError("give a network and its LR clips (eval MODEL --lr LR --gt GT) or SR frames already made "
-                        "(eval --sr SR --gt GT)")
-    _check_scratch(args.scratch)
-    bar = _progress("eval", args.json)
-    if args.sr is not None:
-        report = score_frames(args.sr, args.gt, y=args.y, crop_border=args.crop, max_frames=args.max_frames,
-                              progress=bar)
-    else:
-        device = resolve_device(args.device)
-        check_eval_inputs(args.lr, args.gt, args.crop, args.max_frames)  # clip lengths, sizes, crop: before inference
-        network = load_network(args.checkpoint, allow_nonfinite=args.allow_nonfinite)   # checkpoint or our .onnx
-        device = run_device(network, device)
-        report = evaluate_dataset(network, args.lr, args.gt, device=device, y=args.y, crop_border=args.crop,
-                                  max_frames=args.max_frames, progress=bar, scratch=args.scratch)
-    bar.close()
-    channel = "Y" if args.y else "RGB"
-    rows = [f"{'clip':<16}{'frames':>7}{'PSNR':>11}{'SSIM':>9}"]
-    rows += [f"{c.name:<16}{len(c.psnr):>7}{c.mean_psnr:>11.4f}{c.mean_ssim:>9.4f}" for c in report.clips]
-    rows.append(f"{'mean':<16}{'':>7}{report.mean.psnr:>11.4f}{report.mean.ssim:>9.4f}"
-                f"   ({channel}, crop {args.crop}, mean over frames then clips)")
-    data = {"channel": channel, "crop_border": args.crop, "mean_psnr": report.mean.psnr,
-            "mean_ssim": report.mean.ssim,
-            "clips": [{"name": c.name, "psnr": c.mean_psnr, "ssim": c.mean_ssim, "frames_psnr": c.psnr,
-                       "frames_ssim": c.ssim} for c in report.clips]}
-    _emit(args, data, "\n".join(rows))
+    emit(args, data, text)
     return 0
 
 
@@ -292,7 +92,7 @@ def _latency_line(outcome) -> list[str]:
         return []
     return [f"predicted time    {outcome.predicted_ms:.0f} ms per frame ({1000 / outcome.predicted_ms:.2f} fps) "
             f"for a target of {outcome.target_ms:.0f} ms, from this device's latency table: the network's time "
-            f"as `sr` reports it once warm{_threads_note(outcome.device)} (its reading and writing come on top)"]
+            f"as `sr` reports it once warm{threads_note(outcome.device)} (its reading and writing come on top)"]
 
 
 def plan_table(plan) -> str:
@@ -304,7 +104,7 @@ def plan_table(plan) -> str:
     rows += ["",
              f"units pruned      {plan.units_pruned}/{plan.units_total} "
              f"(asked {plan.requested_ratio:.3f}, got {plan.achieved_ratio:.3f}; criterion {plan.criterion})",
-             f"parameters        {_fmt_int(b.params)} -> {_fmt_int(a.params)} without SpyNet "
+             f"parameters        {fmt_int(b.params)} -> {fmt_int(a.params)} without SpyNet "
              f"({b.params / a.params:.2f}x fewer)",
              f"MACs per frame    {b.macs / 1e9:.2f} G -> {a.macs / 1e9:.2f} G without SpyNet at "
              f"{plan.frame_size[0]}x{plan.frame_size[1]} ({plan.mac_ratio:.2f}x fewer)"]
@@ -325,7 +125,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     plan = outcome.plan
     data = {**plan.to_json(), "predicted_ms_per_frame": outcome.predicted_ms, "target_ms": outcome.target_ms,
             "threads": compute_threads(outcome.device)}
-    _emit(args, data, "\n".join([plan_table(plan), *_latency_line(outcome)]))
+    emit(args, data, "\n".join([plan_table(plan), *_latency_line(outcome)]))
     return 0
 
 
@@ -372,7 +172,7 @@ def _prune(args: argparse.Namespace) -> int:
         meta["criterion_clip"] = calib[2]
     report = None
     if not args.no_reconstruct:
-        bar = _progress("reconstruct", args.json)
+        bar = progress_bar("reconstruct", args.json)
         pruned, report = reconstruct(loaded.model, pruned, plan, calib[1], settings, calib_name=calib[2],
                                      sink=_event_bar(bar))
         bar.close()
@@ -382,8 +182,8 @@ def _prune(args: argparse.Namespace) -> int:
             "params_before": plan.before.params, "macs_before": plan.before.macs, "mac_ratio": plan.mac_ratio,
             "predicted_ms_per_frame": outcome.predicted_ms,
             "reconstruction": None if report is None else report.to_meta()}
-    _warn_if_unrecovered(str(args.out), recovery_status(meta, pruned=True))
-    _emit(args, data, "\n".join([f"wrote {args.out}: {_fmt_int(plan.before.params)} -> {_fmt_int(plan.after.params)} "
+    warn_if_unrecovered(str(args.out), recovery_status(meta, pruned=True))
+    emit(args, data, "\n".join([f"wrote {args.out}: {fmt_int(plan.before.params)} -> {fmt_int(plan.after.params)} "
                                  f"parameters, {plan.mac_ratio:.2f}x fewer MACs per frame (reloaded and verified)",
                                  *([report.summary()] if report else []), *_latency_line(outcome)]))
     return 0
@@ -402,12 +202,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     def loaded(status) -> None:           # before the export's long work; a report (h5) runs nothing
         made.append(status)
         if args.format == "onnx":
-            _warn_if_unrecovered(args.model, status)
+            warn_if_unrecovered(args.model, status)
 
     check = export_file(args.model, args.format, args.out, precision=args.precision, calib=args.calib,
                         calib_gt=args.calib_gt, max_drop=args.max_drop, overwrite=args.overwrite,
                         allow_nonfinite=args.allow_nonfinite, flow=args.flow, on_loaded=loaded)
-    _emit(args, {"output": str(check.path), "format": check.format, "precision": check.precision,
+    emit(args, {"output": str(check.path), "format": check.format, "precision": check.precision,
                  "max_abs_diff": check.max_abs_diff, "shapes_verified": [list(s) for s in check.shapes],
                  "flow": check.flow, "psnr_drop_db": check.psnr_drop, "fidelity_db": _finite(check.fidelity_db),
                  "fidelity_lr_db": _finite(check.fidelity_lr_db), "judged_drop_db": _finite(check.judged_drop),
@@ -445,13 +245,13 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--allow-nonfinite", action="store_true",
                         help="load a checkpoint holding NaN/Inf weights (refused by default), for inspection")
 
-    frames_min = _at_least(2, " (BasicVSR needs two frames)")
+    frames_min = at_least(2, " (BasicVSR needs two frames)")
 
     sub.add_parser("gui", help="open the desktop app (the default when no command is given)")
 
     sp = add("info", cmd_info, "describe a checkpoint: variant, widths, parameters, MACs per frame")
     sp.add_argument("checkpoint")
-    sp.add_argument("--size", type=_size, default=(180, 320), help="LR frame size for MACs (default 180x320)")
+    sp.add_argument("--size", type=size_arg, default=(180, 320), help="LR frame size for MACs (default 180x320)")
     nonfinite_flag(sp)
     json_flag(sp)
 
@@ -462,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--max-frames", type=frames_min, default=None, help="read at most this many frames")
     sp.add_argument("--codec", default=None,
                     help="video codec of a video output: h264 (default; mpeg4 for .avi), h265, mpeg4, mjpeg, ffv1")
-    sp.add_argument("--quality", type=_at_least(0), default=None,
+    sp.add_argument("--quality", type=at_least(0), default=None,
                     help="the codec's quality scale (h264/h265: CRF 0-51, default 18/20; mpeg4/mjpeg: qscale 1-31)")
     sp.add_argument("--scratch", default=None, metavar="DIR",
                     help="folder for the temporary data of a long clip (default: beside the output); removed after")
@@ -480,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "video), laid out like --gt, scored instead of running a network")
     sp.add_argument("--gt", required=True, help="ground truth, laid out like --lr (or --sr)")
     sp.add_argument("--y", action="store_true", help="measure on the Y channel (BT.601) instead of RGB")
-    sp.add_argument("--crop", type=_at_least(0), default=0, help="pixels cropped from each border before measuring")
+    sp.add_argument("--crop", type=at_least(0), default=0, help="pixels cropped from each border before measuring")
     sp.add_argument("--max-frames", type=frames_min, default=None, help="use at most this many frames per clip")
     sp.add_argument("--scratch", default=None, metavar="DIR",
                     help="folder for the temporary data of a long clip (default: the temp folder, or the user's "
@@ -494,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp = add(name, fn, help_)
         sp.add_argument("checkpoint")
         add_plan_arguments(sp)
-        sp.add_argument("--size", type=_size, default=(180, 320), help="LR frame size for MACs and latency")
+        sp.add_argument("--size", type=size_arg, default=(180, 320), help="LR frame size for MACs and latency")
         if name == "prune":
             sp.add_argument("--out", required=True, help="pruned model file to write")
             sp.add_argument("--calib", default=None, metavar="CLIP",
@@ -542,7 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .study.cli import add_study_commands
     add_study_commands(sub)
     from .compress.cli import add_compress_command
-    add_compress_command(sub, _size)
+    add_compress_command(sub)
     return p
 
 

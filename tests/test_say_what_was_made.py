@@ -77,7 +77,7 @@ def test_sr_of_a_dense_trained_or_reconstructed_network_does_not_warn(files, lr_
 
 def test_an_onnx_file_records_the_meta_sr_reads_its_status_from(files):
     """What `export` writes into an .onnx (``ssl_vsr.meta``: the source model file's meta) is what `sr` reads."""
-    from core.cli import _onnx_source_meta
+    from core.run_cli import _onnx_source_meta
     from core.deploy.onnx_graph import base_metadata
     from core.recover.status import recovery_status
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any, Callable
+from typing import Any
 
+from ..cli_args import size_arg
 from ..events import Log, Progress
 from ..threads import add_threads_option
 
@@ -27,8 +28,8 @@ def _count(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
 
 
-def add_compress_command(sub: Any, size_type: Callable[[str], tuple[int, int]]) -> None:
-    """Register ``compress`` (``size_type`` parses HxW as the other commands do)."""
+def add_compress_command(sub: Any) -> None:
+    """Register ``compress``."""
     help_ = ("from a checkpoint and your footage to one verified int8 ONNX file at a speed: plan for this machine, "
              "cut, reconstruct on your frames, quantize, time it, judge it on frames it never read; a report beside it")
     sp = sub.add_parser("compress", help=help_, description=help_)
@@ -41,7 +42,7 @@ def add_compress_command(sub: Any, size_type: Callable[[str], tuple[int, int]]) 
     how.add_argument("--speedup", type=_positive, metavar="S",
                      help="run S times faster than the dense network (PyTorch fp32) on this machine")
     how.add_argument("--target-ms", type=_positive, metavar="X", help="run at X ms per frame at --size")
-    sp.add_argument("--size", type=size_type, default=None, metavar="HxW",
+    sp.add_argument("--size", type=size_arg, default=None, metavar="HxW",
                     help="LR frame size the speed is planned and timed at (default: the footage's)")
     sp.add_argument("--out", required=True, metavar="FILE.onnx",
                     help="the ONNX file to write; FILE.report.json and FILE.report.png are written beside it")

@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
+from ..cli_args import parse_size
 from ..errors import UserError
 from ..events import Event, Log, Progress, RunControl
 from ..io.limits import MAX_SIDE
@@ -54,13 +55,10 @@ def _crop_arg(text: str) -> tuple[int, int] | None:
     if text.strip().lower() in ("full", "none"):
         return None
     try:
-        h, w = (int(v) for v in text.lower().split("x"))
-        if not (8 <= h <= MAX_SIDE and 8 <= w <= MAX_SIDE):
-            raise ValueError
+        return parse_size(text, lowest=8)
     except ValueError:
         raise argparse.ArgumentTypeError(f"--lr-crop must look like 48x64 (height x width, each 8..{MAX_SIDE}) "
                                          f"or 'full'; got {text!r}") from None
-    return h, w
 
 def add_study_commands(subparsers: Any) -> None:
     """Register ``study sensitivity`` and ``study sweep``; the handlers are stored as ``func``."""
