@@ -217,3 +217,35 @@ def test_sr_into_a_private_empty_folder_keeps_it_private(capsys, ckpt, clip, tmp
     os.chmod(out, 0o700)
     assert main(["sr", str(ckpt), str(clip), str(out)]) == 0
     assert stat.S_IMODE(os.lstat(out).st_mode) == 0o700 and len(list(out.iterdir())) == 3
+
+
+def test_a_live_writers_partial_is_never_swept_even_when_its_lock_file_was_deleted(tmp_path):
+    """A second writer (its lock taken after the first's lock file was deleted) sweeps only partials whose writer
+    is dead: the live one's work in progress survives, a killed one's leftover goes."""
+    from core.io.partials import MARKER, new_partial_folder
+
+    target = tmp_path / "out.bin"
+    live_writer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    dead_writer = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead_writer.wait()
+    try:
+        live, dead = new_partial_folder(target), new_partial_folder(target)
+        for folder, pid in ((live, live_writer.pid), (dead, dead_writer.pid)):
+            (folder / MARKER).write_text(f"{pid}\n")
+            (folder / "0001.png").write_bytes(b"frame")
+        write_text(target, "new", overwrite=True)
+        assert (live / "0001.png").read_bytes() == b"frame" and not dead.exists()
+    finally:
+        live_writer.kill()
+        live_writer.wait()
+
+
+def test_a_live_streaming_scratch_beside_the_output_is_never_swept(tmp_path):
+    """sr's scratch folder beside its output (named like a partial) while its run holds it: a second writer of
+    that output (after the lock file was deleted) leaves it alone."""
+    from core.stream.scratch import scratch_dir
+
+    target = tmp_path / "out"
+    with scratch_dir(tmp_path, prefix=f".{target.name}.partial-") as scratch:
+        write_text(target, "new", overwrite=True)
+        assert scratch.path.is_dir()

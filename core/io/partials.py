@@ -58,21 +58,71 @@ def is_our_partial(path: Path, target: Path) -> bool:
         (_regular(path / MARKER) or is_scratch_owner(path / SCRATCH_OWNER) or not any(path.iterdir()))
 
 
+def _scratch_held(folder: Path) -> bool:
+    """A streaming scratch folder whose run still holds the ``flock`` on its owner file."""
+    import fcntl
+
+    if not is_scratch_owner(folder / SCRATCH_OWNER):
+        return False
+    try:
+        fd = os.open(folder / SCRATCH_OWNER, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)          # closing drops the probe's own lock
+    return False
+
+
+def _writer_alive(folder: Path) -> bool:
+    """The partial's writer still runs: the pid its marker holds is alive, or its scratch run holds its lock (a
+    writer whose output lock file was deleted under it: its partial is work in progress, not a leftover)."""
+    if _scratch_held(folder):
+        return True
+    try:
+        with open(folder / MARKER, "rb") as fh:
+            pid = int(fh.read(32).decode("ascii").strip() or 0)
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:          # alive, another user's
+        return True
+    return True
+
+
 def our_partials(target: Path) -> list[Path]:
-    """Every partial of ours beside ``target``."""
+    """Every partial of ours beside ``target`` that no live writer is still filling."""
     prefix = f".{target.name}{PARTIAL}"
     try:
-        return [p for p in target.parent.iterdir() if p.name.startswith(prefix) and is_our_partial(p, target)]
+        return [p for p in target.parent.iterdir()
+                if p.name.startswith(prefix) and is_our_partial(p, target) and not _writer_alive(p)]
     except FileNotFoundError:
         return []
 
 
 def new_partial_folder(target: Path) -> Path:
-    """A new, marked partial folder beside ``target`` (the next writer recognises it if we are killed)."""
+    """A new, marked partial folder beside ``target`` (the next writer recognises it if we are killed; the marker
+    holds our pid, so while we live nobody takes it for a leftover)."""
     folder = Path(tempfile.mkdtemp(prefix=f".{target.name}{PARTIAL}", dir=target.parent))
     try:
-        os.close(os.open(folder / MARKER, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        fd = os.open(folder / MARKER, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, f"{os.getpid()}\n".encode())
+        finally:
+            os.close(fd)
     except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(folder / MARKER)
         os.rmdir(folder)
         raise
     return folder
