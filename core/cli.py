@@ -162,6 +162,9 @@ def _prune(args: argparse.Namespace) -> int:
     calib = _calibration_clip(args, measured or not args.no_reconstruct)    # checked before any work
     loaded, outcome = _load_for_plan(args, calib)
     plan = outcome.plan
+    if plan.units_pruned == 0:          # a copy of the network labelled "pruned" helps nobody
+        raise UserError(f"the plan prunes no unit of this network (min-keep {args.min_keep}, align {args.align}): "
+                        f"nothing written; raise --ratio (or lower --target-ms), or lower --min-keep or --align")
     pruned = prune_to_plan(loaded.model, plan)
     check_room(args.out, model_file_bytes(pruned))      # a full disk is refused before the reconstruction
     meta = {"source": str(loaded.path), "source_format": loaded.source_format, "ratio": plan.requested_ratio,

@@ -164,3 +164,13 @@ def test_the_real_entry_point_exits_2_without_traceback(tmp_path):
                           capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"error: {tmp_path / 'nope.pth'}: no such file"
+
+
+@pytest.mark.parametrize("plan", [["--ratio", "0"], ["--ratio", "1e-300"], ["--ratio", "0.5", "--min-keep", "500"]])
+def test_a_prune_that_cuts_nothing_writes_nothing(capsys, ckpt, tmp_path, plan):
+    """It wrote an unpruned copy labelled a raw cut (exit 0); train refused the same plans."""
+    out = tmp_path / "o.pth"
+    assert main(["prune", str(ckpt), *plan, "--no-reconstruct", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "prunes no unit" in err and "\n" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
