@@ -363,6 +363,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.simplefilter("default")
     interrupt_normally()        # start-up is over: Ctrl-C now unwinds the command (staged outputs clean up)
     previous = _terminate_like_interrupt()
+    shown, warnings.showwarning = warnings.showwarning, _one_line_warning
     try:
         if getattr(args, "threads", None) is not None:
             set_threads(args.threads)
@@ -374,8 +375,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     finally:
+        warnings.showwarning = shown
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning as one ``warning:`` line on stderr, as the CLI says everything (Python's own format adds the
+    source line that raised it, which a user cannot act on)."""
+    print(f"warning: {message}", file=file or sys.stderr)
 
 
 def _terminate_like_interrupt():

@@ -174,3 +174,20 @@ def test_a_prune_that_cuts_nothing_writes_nothing(capsys, ckpt, tmp_path, plan):
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "prunes no unit" in err and "\n" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_conversion_warning_is_one_line_not_python_source(ckpt, tmp_path):
+    """16-bit frames are converted with a warning; it came with the source line that raised it (3 stderr lines
+    for one refusal)."""
+    import cv2
+
+    rng = np.random.default_rng(4)
+    (tmp_path / "lr16").mkdir()
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / "lr16" / f"{i:04d}.png"), rng.integers(0, 65535, (24, 28, 3), dtype=np.uint16))
+    write_frames(rng.integers(0, 255, (3, 64, 64, 3), dtype=np.uint8), tmp_path / "gt")
+    done = subprocess.run([sys.executable, str(ROOT / "main.py"), "eval", str(ckpt), "--lr", str(tmp_path / "lr16"),
+                           "--gt", str(tmp_path / "gt")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2                        # a process of its own: pytest does not catch its warnings
+    lines = done.stderr.strip().splitlines()
+    assert lines[-1].startswith("error:") and all(line.startswith("warning: clip lr16") for line in lines[:-1])
