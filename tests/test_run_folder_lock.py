@@ -17,7 +17,7 @@ from core.cli import main
 from core.errors import CheckpointError, ConfigError, UserError
 from core.events import Cancelled, Progress, RunControl, StageStarted
 from core.io.demo import demo_clip_dir
-from core.train.pipeline import RUN_MARKER, run_training
+from core.train.pipeline import run_training
 from core.train.runfolder import RunFinished, hold_run_dir
 from core.train.state import state_path
 from tests.train_support import tiny_config, tiny_model_file
@@ -56,10 +56,10 @@ def finished(tmp_path_factory):
 HOLDER = textwrap.dedent("""
     import sys
     from pathlib import Path
-    from core.train.runfolder import hold_run_dir, write_marker
+    from core.train.runfolder import hold_run_dir, start_marker
     run = Path(sys.argv[1])
     with hold_run_dir(run, resume=False):          # what a live run holds while it trains
-        write_marker(run)
+        start_marker(run)
         print("locked", flush=True)
         sys.stdin.read()                           # until the test lets go (or kills it)
 """)
@@ -129,16 +129,6 @@ def test_resuming_a_finished_run_changes_nothing(finished, capsys):
     assert code == 0 and len(err) == 1 and "holds a finished run" in err[0] and str(run / "pruned.pth") in err[0]
     with pytest.raises(UserError, match="already holds a run that finished: choose another run folder"):
         run_training(tiny_config(weights, **FAST), run)                   # nor does a new run start there
-    assert snapshot(run) == before
-
-
-def test_a_run_finished_before_the_marker_said_so_is_recognised(finished, tmp_path):
-    run = tmp_path / "old"
-    shutil.copytree(finished[0], run)
-    (run / RUN_MARKER).write_text("ssl-vsr training run\n")              # how older versions left it
-    before = snapshot(run)
-    with pytest.raises(RunFinished):
-        run_training(tiny_config(finished[1], **FAST), run, resume=True)
     assert snapshot(run) == before
 
 

@@ -97,7 +97,7 @@ def test_killed_during_checkpoint_write_then_resume(baseline, tmp_path):
 def test_existing_run_needs_resume(baseline, tmp_path):
     (tmp_path / "run" / "checkpoints").mkdir(parents=True)
     (tmp_path / "run" / "checkpoints" / "sir_last.pth").write_bytes(b"x")
-    (tmp_path / "run" / ".ssl-vsr-run").write_text("run")
+    (tmp_path / "run" / ".ssl-vsr-run").write_text("ssl-vsr training run\n")
     from core.errors import UserError
     with pytest.raises(UserError, match="already holds a run"):
         run_training(_config(baseline[0]), tmp_path / "run")

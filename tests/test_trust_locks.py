@@ -15,6 +15,7 @@ import pytest
 from core.io.output import OutputError, held_output, staged_folder, write_text
 from tests.test_no_data_loss import _refused, ckpt, clip  # noqa: F401  (fixtures)
 from tests.test_run_folder_lock import finished, snapshot  # noqa: F401  (fixture)
+from tests.train_support import unfinish
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -117,11 +118,11 @@ def test_a_replaced_folder_keeps_its_owner_and_acl(tmp_path):
 def test_a_resume_with_other_iterations_is_refused_before_any_write(finished, tmp_path, capsys):  # noqa: F811
     run = tmp_path / "unfinished"
     shutil.copytree(finished[0], run)
-    (run / ".ssl-vsr-run").write_text("ssl-vsr training run\n")          # as a killed run leaves it
+    unfinish(run)                                                         # as a killed run leaves it
     (run / "report.h5").unlink()
     before = snapshot(run)
     err = _refused(capsys, "train", "--resume", run, "--set", "finetune.iterations=8")
-    assert "saved state is for 2 iterations but the config asks for 8" in err
+    assert "cannot resume with finetune.iterations = 8: the run in" in err and "was started with 2" in err
     assert snapshot(run) == before
 
 
@@ -161,7 +162,7 @@ def test_users_folders_with_an_owner_file_are_not_swept(tmp_path):
 def test_a_plain_resume_keeps_a_commented_run_config(finished, tmp_path, capsys):  # noqa: F811
     run = tmp_path / "unfinished"
     shutil.copytree(finished[0], run)
-    (run / ".ssl-vsr-run").write_text("ssl-vsr training run\n")
+    unfinish(run)
     (run / "report.h5").unlink()
     config = run / "run_config.yaml"
     config.write_text("# my notes on this run\n" + config.read_text())

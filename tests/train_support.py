@@ -10,6 +10,7 @@ from core.io.demo import demo_clip_dir
 from core.models.basicvsr import BasicVSR
 from core.models.spec import dense_spec
 from core.train.config import TrainConfig, config_from_dict
+from core.train.runmarker import RUN_MARKER
 
 
 def tiny_model_file(path: Path, variant: str = "basicvsr-uni", num_feat: int = 8, num_block: int = 1,
@@ -39,3 +40,11 @@ def tiny_config(weights: Path | None, **sections) -> TrainConfig:
         else:
             raw[section] = values
     return config_from_dict(raw)
+
+
+def unfinish(run: Path) -> Path:
+    """A finished run's folder made to look like the run was killed before its end: its marker without the
+    ``finished`` line (what it records as written stays)."""
+    marker = run / RUN_MARKER
+    marker.write_text(marker.read_text().replace("finished\n", ""))
+    return run

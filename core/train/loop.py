@@ -25,6 +25,7 @@ from ..data.datasets import IterationSampler, TrainPatches
 from ..models.basicvsr import BasicVSR
 from .distributed import barrier, reduce_mean, wrap
 from .runtime import RunContext, oom_advice
+from .runmarker import record_output
 from .state import check_total, save_state, set_rng_state, state_path
 
 
@@ -172,6 +173,7 @@ class Stage(ABC):
             parts = {"optimizer": self.opt.state_dict(),
                      "scheduler": None if self.sched is None else self.sched.state_dict(),
                      "scaler": self.scaler.state_dict(), "extra": self.extra_state()}
+            record_output(ctx.run_dir, f"{path.parent.name}/{path.name}")
             save_state(path, self.name, self.iteration, self.total, self.model, parts)
             ctx.emit(CheckpointSaved(self.name, self.iteration, str(path)))
         self.last_saved = f"{path} (iteration {self.iteration})"

@@ -8,7 +8,8 @@ Run folder layout (every file built under a temporary name and moved into place,
 folder may hold the user's own files (their commented config.yaml, notes): the run writes only these names and a
 new run refuses a folder where any of them already exists.
 
-    .ssl-vsr-run           marks the folder as a run (resume refuses folders without it), and a finished one
+    .ssl-vsr-run           marks the folder as a run (resume refuses folders without it), records which of these
+                           names the run wrote (core.train.runmarker), and marks a finished run
     run_config.yaml        the resolved config (its own name: a user's config.yaml beside it is never rewritten)
     train.log              one line per event
     checkpoints/<stage>_last.pth   resumable state of each stage
@@ -48,12 +49,14 @@ from ..ssl import (Plan, attach_scale_factors, compute_scores, get_criterion, pl
 from ..ssl.activity import ActivityStats, measure_activity
 from ..ssl.feasible import check_feasible
 from ..deploy.export import write_report_h5
-from .config import TrainConfig, dump_config, load_config, plan_settings
+from .config import TrainConfig, dump_config, plan_settings
 from .data import build_data
 from .distributed import DistInfo, barrier, init_distributed, shutdown
 from .logfile import LogFile, tee
+from .resume_config import check_resume_config
 from .runfolder import (RUN_CONFIG, RUN_FILES, RUN_MARKER, RunFinished, check_run_dir, check_run_paths,  # noqa: F401
-                        hold_run_dir, write_marker)
+                        finish_marker, hold_run_dir, start_marker)
+from .runmarker import record_output
 from .runtime import RunContext, amp_dtype
 from .stages import SIRStage, SupervisedStage, stage_iterations
 from .state import check_total, load_state, model_from_state, state_path
@@ -106,15 +109,19 @@ def run_training(config: TrainConfig, run_dir: str | Path, sink: EventSink = ign
     run_dir = Path(run_dir)
     check_run_paths(config, run_dir)
     check_run_dir(run_dir, resume)          # read-only: a refused folder is left exactly as it was
+    if resume:
+        check_resume_config(config, run_dir)
     dist, device = init_distributed(resolve_device(config.runtime.device))
     try:
         with hold_run_dir(run_dir, resume) if dist.is_main else contextlib.nullcontext():
-            if dist.is_main and not resume:
-                write_marker(run_dir)       # checked under the lock: ours or absent
             out_sink = tee(sink, LogFile(run_dir / "train.log")) if dist.is_main else ignore
-            result = _Run(config, run_dir, dist, device, out_sink, control, resume, cut).run()
+            run = _Run(config, run_dir, dist, device, out_sink, control, resume, cut)
+            run.check_inputs()              # a refused plan or input leaves the folder as it was: no marker
+            if dist.is_main and not resume:
+                start_marker(run_dir)       # checked under the lock: ours or absent
+            result = run.run()
             if dist.is_main:
-                write_marker(run_dir, finished=True)
+                finish_marker(run_dir)
             return result
     finally:
         shutdown(dist)
@@ -138,9 +145,9 @@ class _Run:
 
     def run(self) -> TrainResult:
         cfg, ctx = self.cfg, self.ctx
-        self._check_inputs()
         self.data, self.valset = build_data(cfg, ctx.dist, ctx.emit)
-        if self.main and not self._config_written():
+        if self.main and not (self.resume and (ctx.run_dir / RUN_CONFIG).is_file()):   # a resume's is the same
+            record_output(ctx.run_dir, RUN_CONFIG)
             write_text(ctx.run_dir / RUN_CONFIG, dump_config(cfg), overwrite=True)
         torch.manual_seed(cfg.runtime.seed)
         model = None
@@ -156,7 +163,7 @@ class _Run:
         return self.result
 
     # -- inputs ------------------------------------------------------------------------------------
-    def _check_inputs(self) -> None:
+    def check_inputs(self) -> None:
         """Every file the run will read is read now, bounded, before the first unit of work (the data in
         ``build_data``): a bad teacher or saved state used to surface only when its stage began, hours in."""
         cfg = self.cfg
@@ -194,17 +201,6 @@ class _Run:
 
     def _weights_path(self) -> Path:
         return weights_file(self.cfg.model.weights, "model.weights")
-
-    def _config_written(self) -> bool:
-        """A resume whose config is the one the run folder's ``run_config.yaml`` already says leaves that file as
-        it is (comments a user wrote in it included)."""
-        path = self.ctx.run_dir / RUN_CONFIG
-        if not self.resume or not path.is_file():
-            return False
-        try:
-            return load_config(path) == self.cfg
-        except UserError:
-            return False
 
     def _check_saved_states(self) -> None:
         """A resume reads each stage's saved state, and SIR the dense network it started from, when the stage
@@ -376,6 +372,7 @@ class _Run:
     # -- outputs -----------------------------------------------------------------------------------
     def _save(self, model: BasicVSR, path: Path, meta: dict[str, Any], overwrite: bool = True) -> None:
         if self.main and (overwrite or not path.is_file()):
+            record_output(self.ctx.run_dir, path.name)
             save_model(model, path, meta, overwrite=True)    # the run's own file
         barrier(self.ctx.dist)
 
@@ -397,6 +394,7 @@ class _Run:
         res.report = ctx.run_dir / "report.h5"
         self._save(res.model, res.pruned_model, meta)
         if self.main:
+            record_output(ctx.run_dir, res.report.name)
             write_report_h5(res.report, self.plan, _numeric(res.metrics),
                             {"stages": self.cfg.stages, "pruned_model": str(res.pruned_model),
                              "config": self.cfg.to_dict()})

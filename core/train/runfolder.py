@@ -9,6 +9,8 @@ the first write, in one line:
   the states in it, its model files) is refused before the first write: a run never writes through a link;
 - a new run refuses a folder where any of the run's own names exists; a resume needs a run's folder, and a
   finished run is left exactly as it is (``RunFinished``);
+- the marker is recognised by its content, and a file at one of the run's names that the marker does not record
+  as written by the run (a user's ``pruned.pth``) is refused, never replaced nor read as the run's (runmarker);
 - no input of the run (checkpoints, teacher, datasets, the frame cache) lies inside the run folder, and neither
   the run folder nor the frame cache the run writes lies inside an input.
 """
@@ -21,10 +23,10 @@ from typing import Iterator
 
 from ..errors import ConfigError, UserError
 from ..io.locks import folder_lock, probe_folder_lock
-from ..io.output import claim_output, path_relation, write_text
+from ..io.output import claim_output, path_relation
 from .config import PATH_KEYS, TrainConfig
+from .runmarker import RUN_MARKER, Marker, read_marker, unrecorded, write_marker
 
-RUN_MARKER = ".ssl-vsr-run"
 RUN_CONFIG = "run_config.yaml"
 # Everything a run writes at the top of its folder: a new run refuses a folder where one of these exists.
 RUN_FILES = (RUN_MARKER, RUN_CONFIG, "train.log", "checkpoints", "dense.pth", "sir_pruned.pth", "cut.pth",
@@ -32,8 +34,6 @@ RUN_FILES = (RUN_MARKER, RUN_CONFIG, "train.log", "checkpoints", "dense.pth", "s
 STATES = ("pretrain", "sir", "prune", "finetune")   # stages that may keep a state in checkpoints/
 RESULTS = ("pruned.pth", "report.h5", "dense.pth")   # what a finished run offers, named in RunFinished
 WRITTEN_KEYS = ("data.cache",)       # config paths the run writes as well as reads
-_MARKER_TEXT = "ssl-vsr training run\n"
-_FINISHED = "finished"
 
 
 class RunFinished(UserError):
@@ -102,44 +102,49 @@ def _refuse_links(run_dir: Path) -> None:
 
 
 def _check_state(run_dir: Path, resume: bool) -> None:
+    marker = None
     if run_dir.is_dir():
         _refuse_links(run_dir)
+        marker = read_marker(run_dir)           # a file of the user's named like it is refused here
     if resume:
         if not run_dir.is_dir():
             raise UserError(f"cannot resume: {run_dir} does not exist")
-        if not (run_dir / RUN_MARKER).is_file():
+        if marker is None:
             raise UserError(f"cannot resume: {run_dir} is not a training run's folder (no {RUN_MARKER} in it)")
-        if is_finished(run_dir):
+        if _finished(run_dir, marker):
             results = ", ".join(str(run_dir / n) for n in RESULTS if (run_dir / n).is_file()) or "none"
             raise RunFinished(f"run folder {run_dir} holds a finished run: nothing to resume, nothing changed "
                               f"(results: {results}); to train further, start a new run in another folder "
                               f"from its model (--set model.weights=...)")
+        _refuse_unrecorded(run_dir, marker)
         return
     if run_dir.exists() and not run_dir.is_dir():
         raise UserError(f"run folder {run_dir} is an existing file: choose a folder")
     taken = [name for name in RUN_FILES if (run_dir / name).exists()]
-    if set(taken) <= {RUN_MARKER, RUN_CONFIG, "train.log"} and RUN_MARKER in taken:
+    if marker is not None and set(taken) <= {RUN_MARKER, RUN_CONFIG, "train.log"}:
+        _refuse_unrecorded(run_dir, marker)
         return      # a run of ours that failed before its first saved state: starting again is harmless
-    if RUN_MARKER in taken and is_finished(run_dir):
+    if marker is not None and _finished(run_dir, marker):
         raise UserError(f"{run_dir} already holds a run that finished: choose another run folder")
     if taken:
-        what = "a run" if RUN_MARKER in taken else f"files named like the run's own ({', '.join(taken[:3])})"
+        what = "a run" if marker is not None else f"files named like the run's own ({', '.join(taken[:3])})"
         raise UserError(f"{run_dir} already holds {what}: resume it (--resume) or choose another run folder")
     claim_output(run_dir / RUN_MARKER)    # writable, nothing in the way
 
 
-def is_finished(run_dir: Path) -> bool:
-    """A run's folder whose run ended: its marker says so, or (runs from before the marker did) its report,
-    the last file a run writes, exists."""
-    try:                                # the marker is ours and tiny: never a link, a FIFO or a large file
-        fd = os.open(run_dir / RUN_MARKER, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
-        try:
-            head = os.read(fd, 256)
-        finally:
-            os.close(fd)
-    except OSError:
-        head = b""
-    return _FINISHED.encode() in head.split() or (run_dir / "report.h5").is_file()
+def _finished(run_dir: Path, marker: Marker) -> bool:
+    """The marker says so, or the run wrote its report, its last file (it was killed before marking its end)."""
+    return marker.finished or ("report.h5" in marker.written and (run_dir / "report.h5").is_file())
+
+
+def _refuse_unrecorded(run_dir: Path, marker: Marker) -> None:
+    """A file at one of the run's names that the run did not write is the user's: never replaced nor read."""
+    names = [n for n in RUN_FILES if n not in (RUN_MARKER, "checkpoints")]     # the folder: the states in it
+    names += [f"checkpoints/{stage}_last.pth" for stage in STATES]
+    name = unrecorded(run_dir, marker, names)
+    if name is not None:
+        raise UserError(f"{run_dir / name} was not written by this run (its {RUN_MARKER} does not record it): "
+                        f"refusing to replace it or take it for the run's own; move it out of the run folder")
 
 
 def _in_use(run_dir: Path, pid: int | None) -> UserError:
@@ -169,17 +174,21 @@ def forget_refused_run(run_dir: Path) -> None:
     ``train`` (bad data, a bad teacher ...) into the default, time-stamped run folder would otherwise leave one
     empty folder behind per try. Anything else in the folder (another run that took it since, a file of the
     user's) keeps it as it is."""
-    with contextlib.suppress(OSError):
-        if [p.name for p in run_dir.iterdir()] != [RUN_MARKER]:
-            return
-        marker = run_dir / RUN_MARKER
-        if marker.is_symlink() or marker.read_bytes() != _MARKER_TEXT.encode():
-            return
-        marker.unlink()
-        run_dir.rmdir()
+    with contextlib.suppress(OSError, UserError):
+        if [p.name for p in run_dir.iterdir()] == [RUN_MARKER]:
+            marker = read_marker(run_dir)
+            if marker is None or not marker.written <= {"train.log"}:
+                return
+            (run_dir / RUN_MARKER).unlink()
+        run_dir.rmdir()                 # only an empty folder
 
 
-def write_marker(run_dir: Path, finished: bool = False) -> None:
-    """Mark the folder as a run's (a resume needs it), and when ``finished`` as a run that ended (a resume of
-    it then changes nothing)."""
-    write_text(run_dir / RUN_MARKER, _MARKER_TEXT + (f"{_FINISHED}\n" if finished else ""), overwrite=True)
+def start_marker(run_dir: Path) -> None:
+    """Mark the folder as a new run's (a resume needs it): its log is the first file it writes."""
+    write_marker(run_dir, Marker(frozenset({"train.log"})))
+
+
+def finish_marker(run_dir: Path) -> None:
+    """Mark the run as ended: a resume of it then changes nothing."""
+    marker = read_marker(run_dir) or Marker()
+    write_marker(run_dir, Marker(marker.written, finished=True))

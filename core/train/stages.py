@@ -25,6 +25,7 @@ from .distributed import barrier
 from .losses import LossWeights, charbonnier, distill_loss
 from .loop import Stage
 from .runtime import RunContext
+from .runmarker import record_output
 from .validate import ValSet, validation_psnr
 
 
@@ -202,6 +203,7 @@ class SupervisedStage(Stage):
             ctx.emit(Validation(self.name, done, score))
             if score > self.best_psnr:
                 self.best_psnr = score
+                record_output(ctx.run_dir, self.best_path.name)
                 save_model(self.model, self.best_path, {"stage": self.name, "iteration": done, "val_psnr": score},
                            overwrite=True)
         barrier(ctx.dist)
