@@ -93,11 +93,18 @@ def test_a_plan_past_its_limit_is_refused_by_its_size(tmp_path, capsys, monkeypa
 
 # -- decoded-image memory: the stated bound is the peak --------------------------------------------------------
 _READ_ONE = """
-import json, resource, sys
+import json, sys
 from core.io.frames import read_frame
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+def high_water_kib():       # this image's own peak (ru_maxrss can carry the forking parent's size)
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:"))
+
+import cv2, numpy as np      # the codec's first call maps its code and thread stacks: not the frame's memory
+cv2.imdecode(cv2.imencode(".png", np.zeros((8, 8, 4), np.uint16))[1], cv2.IMREAD_UNCHANGED)
+base = high_water_kib()
 frame, notes = read_frame(sys.argv[1])
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+peak = high_water_kib()
 print(json.dumps({"grew_mib": (peak - base) / 1024, "shape": list(frame.shape), "notes": notes}))
 """
 
