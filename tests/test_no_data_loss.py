@@ -121,7 +121,8 @@ def test_interrupted_sr_leaves_nothing_that_looks_complete(ckpt, clip, tmp_path,
     import signal
 
     out = tmp_path / "out"
-    frames = np.random.default_rng(1).integers(0, 255, (60, 48, 64, 3), dtype=np.uint8)
+    # Long enough that the signal lands mid-run on a slow or busy machine too (60 frames ended first in a CI run).
+    frames = np.random.default_rng(1).integers(0, 255, (240, 48, 64, 3), dtype=np.uint8)
     long_clip = tmp_path / "long"
     write_frames(frames, long_clip)
     cmd = [sys.executable, str(ROOT / "main.py"), "sr", str(ckpt), str(long_clip), str(out), "--device", "cpu"]
@@ -140,4 +141,4 @@ def test_interrupted_sr_leaves_nothing_that_looks_complete(ckpt, clip, tmp_path,
     if sig == "SIGINT":
         assert not [p for p in tmp_path.iterdir() if ".partial-" in p.name]
     assert subprocess.run(cmd, cwd=ROOT, capture_output=True).returncode == 0
-    assert len(list(out.iterdir())) == 60
+    assert len(list(out.iterdir())) == 240

@@ -255,7 +255,8 @@ def _partials(folder: Path) -> list[Path]:
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
 def test_interrupted_or_killed_sr_leaves_nothing_that_looks_complete(tmp_path, ckpt, sig):
-    frames = (np.random.default_rng(3).random((60, 16, 16, 3)) * 255).astype(np.uint8)
+    # Long enough that the signal lands mid-run on a slow or busy machine too (60 frames ended first in a CI run).
+    frames = (np.random.default_rng(3).random((400, 16, 16, 3)) * 255).astype(np.uint8)
     write_frames(frames, tmp_path / "clip")
     out = tmp_path / "out"
     out.mkdir()
