@@ -18,7 +18,8 @@ import numpy as np
 
 from core.data.degrade import bi_degrade
 from core.errors import ClipError
-from core.io.frames import list_frames, read_clip, read_frame
+from core.io.frames import list_frames, read_clip
+from core.io.image_file import read_frame
 from core.data.calib import check_frames
 
 from .frame_store import FrameStore

@@ -27,7 +27,8 @@ from common import ROOT, SHARED, cpu_flags, print_table  # noqa: E402  (puts the
 
 import torch  # noqa: E402
 
-from core.io.frames import list_frames, probe_frame  # noqa: E402
+from core.io.frames import list_frames  # noqa: E402
+from core.io.image_file import probe_frame  # noqa: E402
 from core.io.weights import official_weight  # noqa: E402
 from core.models.spec import dense_spec  # noqa: E402
 from core.profile.latency import latency_table  # noqa: E402

@@ -23,7 +23,8 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from core.io.frames import read_clip  # noqa: E402
-from core.io.video import VideoSink, VideoSource  # noqa: E402
+from core.io.video import VideoSource  # noqa: E402
+from core.io.video_write import VideoSink  # noqa: E402
 from core.metrics import psnr  # noqa: E402
 
 

@@ -35,7 +35,8 @@ from core.errors import ClipError  # noqa: E402
 from core.events import Cancelled  # noqa: E402
 from core.io.checkpoint import save_model  # noqa: E402
 from core.io.demo import demo_clip_dir  # noqa: E402
-from core.io.frames import read_frame, write_video  # noqa: E402
+from core.io.frames import write_video  # noqa: E402
+from core.io.image_file import read_frame  # noqa: E402
 from tests.helpers import tiny_model  # noqa: E402
 from tests.qt_support import dialogs, window  # noqa: E402,F401  (fixtures)
 

@@ -29,7 +29,8 @@ from app.figures import BICUBIC  # noqa: E402
 from app.main_window import MainWindow  # noqa: E402
 from core.io.checkpoint import load_checkpoint  # noqa: E402
 from core.io.demo import demo_clip_dir  # noqa: E402
-from core.io.frames import read_frame, write_video  # noqa: E402
+from core.io.frames import write_video  # noqa: E402
+from core.io.image_file import read_frame  # noqa: E402
 from core.recover.reconstruct import ReconstructSettings  # noqa: E402
 from tests.helpers import tiny_dense_file  # noqa: E402
 from tests.qt_heartbeat import Heartbeat  # noqa: E402

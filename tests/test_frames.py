@@ -10,17 +10,8 @@ import pytest
 import torch
 
 from core.errors import ClipError, UserError
-from core.io.frames import (
-    Clip,
-    FrameConversionWarning,
-    find_clips,
-    frames_to_tensor,
-    read_clip,
-    read_frame,
-    tensor_to_frames,
-    write_frames,
-    write_video,
-)
+from core.io.frames import Clip, find_clips, frames_to_tensor, read_clip, tensor_to_frames, write_frames, write_video
+from core.io.image_file import FrameConversionWarning, read_frame
 
 
 def _rgb(h: int = 16, w: int = 20, seed: int = 0) -> np.ndarray:

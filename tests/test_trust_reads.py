@@ -94,7 +94,7 @@ def test_a_plan_past_its_limit_is_refused_by_its_size(tmp_path, capsys, monkeypa
 # -- decoded-image memory: the stated bound is the peak --------------------------------------------------------
 _READ_ONE = """
 import json, sys
-from core.io.frames import read_frame
+from core.io.image_file import read_frame
 
 def high_water_kib():       # this image's own peak (ru_maxrss can carry the forking parent's size)
     with open("/proc/self/status") as fh:

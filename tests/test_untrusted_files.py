@@ -22,7 +22,8 @@ import torch
 from core.cli import main
 from core.errors import ClipError, UserError
 from core.io.checkpoint import save_model
-from core.io.frames import read_frame, write_frames
+from core.io.frames import write_frames
+from core.io.image_file import read_frame
 from core.io.image_header import read_image_header
 from core.io.limits import MAX_FRAME_BYTES, MAX_PIXELS, MAX_SIDE
 from core.io.safe_json import MAX_DEPTH

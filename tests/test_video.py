@@ -21,8 +21,8 @@ from core.errors import ClipError, UserError
 from core.io import video as video_mod
 from core.io.frames import read_clip, write_video
 from core.io.output import OutputError
-from core.io.video import (VIDEO_OUTPUT_EXTS, VideoSink, VideoSource, VideoTruncatedWarning, as_rate,
-                           check_video_output)
+from core.io.video import VideoSource, VideoTruncatedWarning, as_rate
+from core.io.video_write import VIDEO_OUTPUT_EXTS, VideoSink, check_video_output
 from core.metrics import psnr
 from tests.helpers import small_disk
 
@@ -347,7 +347,7 @@ def test_full_disk_on_a_tiny_file_system(tmp_path):
 
 _SLOW_WRITER = textwrap.dedent("""
     import sys, time, numpy as np
-    from core.io.video import VideoSink
+    from core.io.video_write import VideoSink
     with VideoSink(sys.argv[1], fps=25, overwrite=True) as sink:
         for i in range(100000):
             sink.write(np.full((48, 64, 3), i % 256, np.uint8))

@@ -125,7 +125,7 @@ DECODER_HOLDS = 1.5         # the decoded image as the decoder leaves it residen
 
 
 def decode_peak(width: int, height: int, bytes_per_pixel: int = 3, file_bytes: int = 0) -> int:
-    """Bytes reading one frame holds at its peak (``core.io.frames.read_frame``): the file's bytes beside the
+    """Bytes reading one frame holds at its peak (``core.io.image_file.read_frame``): the file's bytes beside the
     decoder's buffer while it decodes, then that buffer beside the 8-bit RGB frame made from it and the
     conversion's scratch (a 16-bit frame converted whole took 6 times its own size in temporaries: 3.4 GB)."""
     decoded = width * height * bytes_per_pixel

@@ -3,7 +3,7 @@
 Why: a clip in memory costs ``T x H x W x 3`` bytes before the network even starts, and its super-resolved frames
 16 times that. The streaming engine (``core.stream``) reads a source frame by frame and hands each output frame to
 a sink, so neither the input nor the output has to fit in memory. Folders and arrays live here; video files are
-``core.io.video`` (PyAV), imported only when a video path is opened.
+``core.io.video`` and ``core.io.video_write`` (PyAV), imported only when a video path is opened.
 """
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from typing import Iterable, Iterator, Protocol, Sequence, runtime_checkable
 import numpy as np
 
 from core.errors import ClipError, UserError
-from core.io.frames import (IMAGE_EXTS, VIDEO_EXTS, check_output_names, encode_frame, list_frames, probe_folder,
-                            read_frame, warn_frame_notes)
+from core.io.frames import VIDEO_EXTS, check_output_names, list_frames, probe_folder, warn_frame_notes
+from core.io.image_file import IMAGE_EXTS, encode_frame, read_frame
 from core.io.output import staged_folder
 
 __all__ = ["FrameSource", "FrameSink", "FolderSource", "ArraySource", "FolderSink", "open_source", "open_sink",
@@ -66,7 +66,7 @@ class FolderSource:
 
     Opening lists the files, reads every header (each size bounded and all equal, nothing decoded) and decodes the
     first file, so an oversized, odd-sized or unreadable first frame fails before any work.
-    Conversions to 8-bit RGB are reported as ``core.io.frames.read_frame`` does: one ``FrameConversionWarning``
+    Conversions to 8-bit RGB are reported as ``core.io.image_file.read_frame`` does: one ``FrameConversionWarning``
     per kind at the end of an iteration.
     """
 
@@ -193,7 +193,7 @@ def open_source(path: PathLike, max_frames: int | None = None) -> FrameSource:
 def check_sink(path: PathLike, codec: str | None = None, quality: int | None = None) -> None:
     """Refuse, before any work, an output ``open_sink`` could not write with this codec and quality."""
     if is_video_path(path):
-        from core.io.video import check_video_output
+        from core.io.video_write import check_video_output
 
         check_video_output(path, codec, quality)
     elif codec is not None or quality is not None:
@@ -203,13 +203,13 @@ def check_sink(path: PathLike, codec: str | None = None, quality: int | None = N
 def open_sink(path: PathLike, *, fps: float | None, inputs: Iterable[PathLike | None] = (), overwrite: bool = False,
               audio_from: FrameSource | None = None, codec: str | None = None, quality: int | None = None,
               names: Sequence[str] = ()) -> FrameSink:
-    """A video path -> ``core.io.video.VideoSink`` (fps defaults to 25); anything else -> a ``FolderSink``.
+    """A video path -> ``core.io.video_write.VideoSink`` (fps defaults to 25); anything else -> a ``FolderSink``.
 
     ``names``: frame stems for a folder output. ``codec``/``quality`` only apply to videos (refused otherwise).
     """
     check_sink(path, codec, quality)
     if is_video_path(path):
-        from core.io.video import VideoSink
+        from core.io.video_write import VideoSink
 
         return VideoSink(path, fps=fps or 25, inputs=inputs, overwrite=overwrite, audio_from=audio_from,
                          codec=codec, quality=quality)
