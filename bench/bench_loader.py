@@ -17,8 +17,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core.data.datasets import (FrameReader, PatchSettings, TrainPatches, cache_fingerprint, cache_items,  # noqa: E402
-                                discover)
+from core.data.datasets import FrameReader, cache_fingerprint, cache_items, discover  # noqa: E402
+from core.data.patches import PatchSettings, TrainPatches  # noqa: E402
 from core.io.demo import demo_clip_dir  # noqa: E402
 from core.io.h5cache import H5Frames, build_cache  # noqa: E402
 

@@ -85,7 +85,7 @@ from core.ssl.plan import plan_with  # noqa: E402
 from core.ssl.settings import PlanSettings  # noqa: E402
 from core.ssl.target import plan_for_latency, predicted_ms  # noqa: E402
 from core.ssl.units import stream_layer_names  # noqa: E402
-from core.train.config import load_config  # noqa: E402
+from core.train.config_load import load_config  # noqa: E402
 from core.train.pipeline import run_training  # noqa: E402
 
 PLAN_SIZE = (144, 180)            # Vid4 calendar's LR size (H, W): plans' MACs and latency are counted there

@@ -28,7 +28,7 @@ from core.io.weights import official_weight  # noqa: E402
 from core.models.basicvsr import BasicVSR  # noqa: E402
 from core.models.spec import dense_spec  # noqa: E402
 from core.ssl import compute_scores, make_plan, prune_to_plan  # noqa: E402
-from core.train.config import config_from_dict  # noqa: E402
+from core.train.config_load import config_from_dict  # noqa: E402
 from core.train.pipeline import run_training  # noqa: E402
 
 

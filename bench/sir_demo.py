@@ -25,7 +25,7 @@ from core.io.frames import frames_to_tensor, read_clip, tensor_to_frames  # noqa
 from core.io.weights import official_weight  # noqa: E402
 from core.metrics import psnr  # noqa: E402
 from core.ssl import compute_scores, make_plan, prune_to_plan  # noqa: E402
-from core.train.config import config_from_dict  # noqa: E402
+from core.train.config_load import config_from_dict  # noqa: E402
 from core.train.logfile import format_event  # noqa: E402
 from core.train.pipeline import run_training  # noqa: E402
 from core.train.stages import sir_iterations  # noqa: E402

@@ -34,7 +34,7 @@ from core.io.checkpoint import load_checkpoint, save_model  # noqa: E402
 from core.io.demo import demo_clip_dir  # noqa: E402
 from core.recover.reconstruct import ReconstructReport, ReconstructSettings  # noqa: E402
 from core.recover.status import recovery_status  # noqa: E402
-from core.train.config import load_config  # noqa: E402
+from core.train.config_load import load_config  # noqa: E402
 from tests.helpers import tiny_dense_file, tiny_model  # noqa: E402
 from tests.qt_support import dialogs, window  # noqa: E402,F401  (fixtures)
 

@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.data.datasets import (FrameReader, IterationSampler, PatchSettings, TrainPatches, discover,
-                                load_val_clip)
+from core.data.datasets import FrameReader, discover
+from core.data.patches import IterationSampler, PatchSettings, TrainPatches, load_val_clip
 from core.data.degrade import bd_degrade, bi_degrade
 from core.errors import DatasetError
 from core.io.frames import write_frames

@@ -4,8 +4,8 @@ from __future__ import annotations
 import h5py
 import numpy as np
 
-from core.data.datasets import (FrameReader, PatchSettings, TrainPatches, cache_fingerprint, cache_items,
-                                discover)
+from core.data.datasets import FrameReader, cache_fingerprint, cache_items, discover
+from core.data.patches import PatchSettings, TrainPatches
 from core.data.degrade import bi_degrade
 from core.io.frames import write_frames
 from core.io.h5cache import H5Frames, build_cache, cache_is_current

@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 
 from core.ssl import DEFAULT_CRITERION
-from core.train.config import PATH_KEYS, load_config
+from core.train.config import PATH_KEYS
+from core.train.config_load import load_config
 
 from .helpers import official
 

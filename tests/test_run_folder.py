@@ -4,7 +4,9 @@ from __future__ import annotations
 import pytest
 
 from core.errors import ConfigError, UserError
-from core.train.pipeline import RUN_CONFIG, RUN_MARKER, run_training
+from core.train.pipeline import run_training
+from core.train.runfolder import RUN_CONFIG
+from core.train.runmarker import RUN_MARKER
 from tests.train_support import tiny_config, tiny_model_file
 
 FAST = {"sir": {"delta": 0.05, "t1": 1, "tau": 0.1, "stabilize_iters": 1}, "finetune": {"iterations": 2},

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from core.cli import main
-from core.train.config import dump_config
+from core.train.config_load import dump_config
 from core.train.runmarker import RUN_MARKER
 from tests.test_run_folder_lock import FAST, finished  # noqa: F401  (fixture)
 from tests.train_support import tiny_config, unfinish

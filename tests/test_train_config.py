@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from core.errors import ConfigError
-from core.train.config import default_config, dump_config, load_config
+from core.train.config import default_config
+from core.train.config_load import dump_config, load_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "resources" / "configs"
 

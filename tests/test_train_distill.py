@@ -15,7 +15,8 @@ import torch
 import yaml
 
 from core.cli import main as cli_main
-from core.data.datasets import LRPatches, PatchSettings, load_lr_clips
+from core.data.lr_clips import load_lr_clips
+from core.data.patches import LRPatches, PatchSettings
 from core.errors import ConfigError, DatasetError
 from core.events import Progress
 from core.io.checkpoint import load_checkpoint, save_model
@@ -24,7 +25,8 @@ from core.io.frames import read_clip, write_video
 from core.models.basicvsr import BasicVSR
 from core.models.spec import dense_spec
 from core.ssl import compute_scores, make_plan, prune_to_plan
-from core.train.config import PATH_KEYS, load_config
+from core.train.config import PATH_KEYS
+from core.train.config_load import load_config
 from core.train.losses import LossWeights, distill_loss
 from core.train.pipeline import run_training
 from core.train.stages import sir_iterations

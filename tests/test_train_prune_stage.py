@@ -17,7 +17,8 @@ from core.io.checkpoint import load_checkpoint
 from core.io.demo import demo_clip_dir
 from core.io.frames import read_clip, write_video
 from core.recover.status import RAW_CUT_TRAINING, recovery_status
-from core.train.pipeline import CUT_FILE, run_training
+from core.train.pipeline import run_training
+from core.train.run_inputs import CUT_FILE
 from tests.train_support import tiny_config, tiny_model_file
 
 PLAN = {"criterion": "contribution", "ratio": 0.5, "align": 1}

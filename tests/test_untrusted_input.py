@@ -29,7 +29,7 @@ from core.io.limits import MAX_ELEMENTS, MAX_INFLATION
 from core.io.safe_yaml import MAX_EXPANDED, load_yaml_text
 from core.models.basicvsr import BasicVSR
 from core.models.spec import MAX_BLOCKS, MAX_WIDTH, dense_spec
-from core.train.config import load_config
+from core.train.config_load import load_config
 from tests.conftest import ROOT
 from tests.helpers import tiny_model
 

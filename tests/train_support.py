@@ -9,7 +9,8 @@ from core.io.checkpoint import save_model
 from core.io.demo import demo_clip_dir
 from core.models.basicvsr import BasicVSR
 from core.models.spec import dense_spec
-from core.train.config import TrainConfig, config_from_dict
+from core.train.config import TrainConfig
+from core.train.config_load import config_from_dict
 from core.train.runmarker import RUN_MARKER
 
 

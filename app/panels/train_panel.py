@@ -25,8 +25,10 @@ from core.errors import UserError
 from core.events import (Cancelled, CheckpointSaved, Event, Log, Progress, SparsityUpdate, StageFinished, StageStarted,
                          Validation)
 from core.ssl.units import stream_layer_names
-from core.train.config import STAGES, config_from_dict, default_config, load_config, plan_overrides
-from core.train.pipeline import RUN_CONFIG, TrainResult, run_training
+from core.train.config import STAGES, default_config, plan_overrides
+from core.train.config_load import config_from_dict, load_config
+from core.train.pipeline import TrainResult, run_training
+from core.train.runfolder import RUN_CONFIG
 
 from ..dialogs import show_error
 from ..formatting import seconds

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from ..ssl.criteria import DEFAULT_CRITERION
-from ..train.config import TrainConfig, config_from_dict
+from ..train.config import TrainConfig
+from ..train.config_load import config_from_dict
 from ..train.stages import sir_iterations
 
 

@@ -25,10 +25,11 @@ from ..io.safe_json import JSONSyntaxError, load_json_text
 from ..events import Cancelled, Event, Progress, RunControl
 from ..threads import add_threads_option
 from ..ssl.settings import PlanSettings
-from .config import load_config, plan_overrides
+from .config import plan_overrides
+from .config_load import load_config
 from .logfile import event_to_json, format_event
-from .pipeline import RUN_CONFIG, run_training
-from .runfolder import RunFinished, forget_refused_run
+from .pipeline import run_training
+from .runfolder import RUN_CONFIG, RunFinished, forget_refused_run
 
 MAX_PLAN_BYTES = 16 * 2**20
 

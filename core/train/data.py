@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..data.datasets import (ClipRecord, FrameReader, LRPatches, PatchSettings, TrainPatches, cache_fingerprint,
-                             cache_items, check_clip_length, discover, load_lr_clips)
+from ..data.datasets import ClipRecord, FrameReader, cache_fingerprint, cache_items, check_clip_length, discover
+from ..data.lr_clips import load_lr_clips
+from ..data.patches import LRPatches, PatchSettings, TrainPatches
 from ..errors import DatasetError
 from ..events import EventSink, Progress
 from ..io.h5cache import H5Frames, build_cache, cache_is_current

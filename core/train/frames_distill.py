@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..data.datasets import augment
+from ..data.patches import augment
 from ..events import EventSink, Progress, RunControl, ignore
 from ..models.basicvsr import BasicVSR
 from .losses import LossWeights, distill_loss

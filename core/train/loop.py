@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 
 from ..errors import UserError
 from ..events import Cancelled, CheckpointSaved, Log, Progress, StageFinished, StageStarted
-from ..data.datasets import IterationSampler, TrainPatches
+from ..data.patches import IterationSampler, TrainPatches
 from ..models.basicvsr import BasicVSR
 from .distributed import barrier, reduce_mean, wrap
 from .runtime import RunContext, oom_advice

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from ..device import resolve_device
-from ..errors import CheckpointError, ConfigError, UserError
+from ..errors import ConfigError
 from ..events import EventSink, Log, RunControl, every_step, ignore
 from ..io.output import write_text
 from ..io.checkpoint import load_checkpoint, save_model
@@ -40,28 +40,28 @@ from ..io.frames import tensor_to_frames
 from ..io.weights import weights_file
 from ..metrics import psnr
 from ..models.basicvsr import BasicVSR
-from ..models.spec import ArchSpec, dense_spec
-from ..data.calib import check_frames, read_calibration
+from ..models.spec import dense_spec
+from ..data.calib import check_frames
 from ..recover.reconstruct import ReconstructSettings, reconstruct
 from ..recover.status import RAW_CUT_TRAINING, RECONSTRUCTION_KEY
 from ..ssl import (Plan, attach_scale_factors, compute_scores, get_criterion, plan_from_json, plan_with,
                    prune_to_plan, scores_on)
 from ..ssl.activity import ActivityStats, measure_activity
-from ..ssl.feasible import check_feasible
 from ..deploy.export import write_report_h5
-from .config import TrainConfig, dump_config, plan_settings
+from .config import TrainConfig, plan_settings
+from .config_load import dump_config
 from .data import build_data
 from .distributed import DistInfo, barrier, init_distributed, shutdown
 from .logfile import LogFile, tee
 from .resume_config import check_resume_config
-from .runfolder import (RUN_CONFIG, RUN_FILES, RUN_MARKER, RunFinished, check_run_dir, check_run_paths,  # noqa: F401
-                        finish_marker, hold_run_dir, start_marker)
+from .run_inputs import (CUT_FILE, DENSE_FILE, check_run_inputs, reconstruct_settings, resumes_cut,
+                         weights_path)
+from .runfolder import RUN_CONFIG, check_run_dir, check_run_paths, finish_marker, hold_run_dir, start_marker
 from .runmarker import record_output
 from .runtime import RunContext, amp_dtype
-from .stages import SIRStage, SupervisedStage, stage_iterations
-from .state import check_total, load_state, model_from_state, state_path
+from .stages import SIRStage, SupervisedStage
+from .state import load_state, model_from_state, state_path
 
-CUT_FILE = "cut.pth"      # the prune stage's (reconstructed) cut
 ACTIVITY_SAMPLES = 8      # training samples a criterion measured on frames sees at the start of SIR
 
 
@@ -164,74 +164,14 @@ class _Run:
 
     # -- inputs ------------------------------------------------------------------------------------
     def check_inputs(self) -> None:
-        """Every file the run will read is read now, bounded, before the first unit of work (the data in
-        ``build_data``): a bad teacher or saved state used to surface only when its stage began, hours in."""
-        cfg = self.cfg
-        if cfg.stages[0] != "pretrain" and cfg.model.weights is None:
-            raise ConfigError(f"model.weights is needed to start with {cfg.stages[0]} (null trains from scratch, "
-                              f"which only the pretrain stage does)")
-        if cfg.data.batch_size % self.ctx.dist.world:
-            raise ConfigError(f"data.batch_size = {cfg.data.batch_size} cannot be split over "
-                              f"{self.ctx.dist.world} processes")
-        spec = self._source_spec()
-        if "sir" in cfg.stages or "prune" in cfg.stages:
-            self._check_plan(spec)
-        if "prune" in cfg.stages and cfg.prune.calib is not None and not self._resumes_cut:
-            self._calib = read_calibration(cfg.prune.calib, self._reconstruct_settings.frames_to_read)
-        if cfg.stages == ["finetune"] and cfg.finetune.tf_weight > 0 and cfg.finetune.teacher is None:
-            raise ConfigError("finetune.teacher (the unpruned network) is needed for TF when finetune runs "
-                              "without sir (or set finetune.tf_weight to 0)")
-        if "finetune" in cfg.stages and cfg.finetune.teacher is not None:
-            check_teacher(weights_file(cfg.finetune.teacher, "finetune.teacher"), spec)
-        if self.resume:
-            self._check_saved_states()
-
-    def _source_spec(self) -> ArchSpec:
-        """The network entering the first stage, its file loaded now (bounded, NaN refused) to fail early."""
-        m = self.cfg.model
-        if m.weights is None:
-            return dense_spec(m.variant, m.num_feat, m.num_block)
-        path = self._weights_path()
-        if not path.is_file():
-            raise ConfigError(f"model.weights: no such file {m.weights}")
-        try:
-            return load_checkpoint(path).spec
-        except CheckpointError as e:
-            raise CheckpointError(f"model.weights: {e}") from None
-
-    def _weights_path(self) -> Path:
-        return weights_file(self.cfg.model.weights, "model.weights")
-
-    def _check_saved_states(self) -> None:
-        """A resume reads each stage's saved state, and SIR the dense network it started from, when the stage
-        begins: read them now (``dense.pth`` only where no pretrain rewrites it first)."""
-        for stage in self.cfg.stages:
-            path = state_path(self.ctx.run_dir, stage)
-            if path.is_file():
-                state = load_state(path)
-                model_from_state(state)
-                total = stage_iterations(self.cfg, stage)
-                if total is not None:
-                    check_total(state, stage, total)       # refused now, before run_config.yaml is written
-        if {"sir", "prune"} & set(self.cfg.stages) and "pretrain" not in self.cfg.stages and \
-                self._dense_path.is_file():
-            load_checkpoint(self._dense_path)
-        if self._resumes_cut:
-            load_checkpoint(self._cut_path)
-
-    def _check_plan(self, spec: ArchSpec) -> None:
-        """The ``sir`` plan fits the network the cutting stage will start from and prunes some unit: its layer
-        names, widths, floor and ratio are refused now, not after ``dense.pth`` is written."""
-        try:
-            check_feasible(spec, plan_settings(self.cfg.sir, spec))
-        except UserError as e:
-            raise ConfigError(f"sir plan: {e}") from None
+        """Every file the run will read, read now (``run_inputs``); ``prune.calib``'s frames are kept."""
+        self._calib = check_run_inputs(self.cfg, self.ctx.run_dir, self.ctx.dist.world, self.resume)
 
     def _source_model(self) -> BasicVSR:
         m = self.cfg.model
         if m.weights is None:
             return BasicVSR(dense_spec(m.variant, m.num_feat, m.num_block))
-        return load_checkpoint(self._weights_path()).model
+        return load_checkpoint(weights_path(self.cfg)).model
 
     def _state(self, stage: str) -> dict[str, Any] | None:
         path = state_path(self.ctx.run_dir, stage)
@@ -257,7 +197,7 @@ class _Run:
 
     @property
     def _dense_path(self) -> Path:
-        return self.ctx.run_dir / "dense.pth"
+        return self.ctx.run_dir / DENSE_FILE
 
     def _sir(self, model: BasicVSR | None) -> BasicVSR:
         cfg, ctx = self.cfg.sir, self.ctx
@@ -282,8 +222,7 @@ class _Run:
         fidelity = _output_psnr(regularized, pruned, self.data[0][0], ctx.device)
         self.result.metrics.update({"sir_gamma_pruned": stats.gamma_pruned, "sir_gamma_kept": stats.gamma_kept,
                                     "sir_final_lambda": stats.mean_lambda, "prune_fidelity_psnr": fidelity,
-                                    "params_before": self.plan.before.params, "params_after": self.plan.after.params,
-                                    "macs_before": self.plan.before.macs, "macs_after": self.plan.after.macs})
+                                    **_plan_metrics(self.plan)})
         ctx.emit(Log(f"[sir] mean |gamma| of pruned units {stats.gamma_pruned:.4g} vs kept {stats.gamma_kept:.4g}; "
                      f"physical pruning changes the output by {fidelity:.2f} dB PSNR; parameters "
                      f"{self.plan.before.params:,} -> {self.plan.after.params:,}"))
@@ -296,11 +235,11 @@ class _Run:
 
     @property
     def _resumes_cut(self) -> bool:
-        return self.resume and "prune" in self.cfg.stages and self._cut_path.is_file()
+        return resumes_cut(self.cfg, self.ctx.run_dir, self.resume)
 
     @property
     def _reconstruct_settings(self) -> ReconstructSettings:
-        return ReconstructSettings(max_frames=self.cfg.prune.calib_frames)
+        return reconstruct_settings(self.cfg)
 
     def _calibration(self) -> tuple[np.ndarray, str]:
         """(uint8 (T, h, w, 3) LR frames, their name): ``prune.calib``'s, else the first training clip's."""
@@ -407,20 +346,6 @@ def _refuse_empty(plan: Plan) -> None:
         s = plan.settings
         raise ConfigError(f"the plan prunes no unit of this network (sir.ratio {s.ratio}, sir.align {s.align} rounds "
                           f"every layer back to its full width): raise sir.ratio or lower sir.align")
-
-
-def check_teacher(path: Path, source: ArchSpec) -> None:
-    """``finetune.teacher`` is read only when finetune begins (after pretrain and SIR: hours with the paper
-    configs): load it now, bounded (missing file, NaN, sparse or oversized tensors refused in one line), and
-    check that TF can compare its hidden states with those of the network being trained."""
-    try:
-        teacher = load_checkpoint(path).spec
-    except CheckpointError as e:
-        raise CheckpointError(f"finetune.teacher: {e}") from None
-    if (teacher.variant, teacher.num_feat) != (source.variant, source.num_feat):
-        raise ConfigError(f"finetune.teacher {path} is a {teacher.variant} with {teacher.num_feat} hidden "
-                          f"channels, but the network trained is a {source.variant} with {source.num_feat}: "
-                          f"Temporal Finetuning compares their hidden states, so these must match")
 
 
 def _numeric(metrics: dict[str, Any]) -> dict[str, Any]:

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from .config import TrainConfig, load_config
+from .config import TrainConfig
+from .config_load import load_config
 from .runfolder import RUN_CONFIG
 
 # Settings that change where the run computes or how often it logs and saves, never what it computes.

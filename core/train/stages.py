@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..data.datasets import LRPatches, TrainPatches
+from ..data.patches import LRPatches, TrainPatches
 from ..errors import ConfigError
 from ..events import Log, SparsityUpdate, Validation
 from ..io.checkpoint import load_checkpoint, save_model

@@ -2,7 +2,7 @@
 
 A state holds everything that decides the rest of the run — weights (γ included), optimizer, scheduler,
 gradient scaler, SIR's λ schedule, RNG states and the iteration count (which is also the data position, see
-``core.data.datasets``) — so a killed run resumed from it ends with the same weights as an uninterrupted one.
+``core.data.patches``) — so a killed run resumed from it ends with the same weights as an uninterrupted one.
 """
 from __future__ import annotations
 

@@ -7,7 +7,8 @@ from typing import ContextManager, Callable, Iterator, Sequence
 import numpy as np
 import torch
 
-from ..data.datasets import ClipRecord, FrameReader, ValClip, load_val_clip
+from ..data.datasets import ClipRecord, FrameReader
+from ..data.patches import ValClip, load_val_clip
 from ..io.frames import frames_to_tensor, tensor_to_frames
 from ..metrics import psnr
 from ..models.basicvsr import BasicVSR
