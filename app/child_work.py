@@ -3,13 +3,18 @@
 Why: torch's ONNX exporter (and the int8 quantizer's graph passes) hold the GIL for up to a second at a time —
 0.6 s on a 16-channel toy, 0.5–1.4 s seen on BasicVSR — and a lower thread priority cannot help a thread that
 waits for the GIL, so the window stalled 12 times during one export. A spawned child has its own interpreter.
-Cancel kills the child at once instead of waiting for a trace to end.
+Cancel kills the child at once instead of waiting for a trace to end. What a killed child leaves is its own
+temporary folder (``tempfile`` points there in the child), removed with it; its half-written outputs are the
+caller's to sweep (``app.compress_job``). A call made with ``call_with_events`` gets a ``sink`` whose events
+cross back as they happen and reach the job's ``emit_event``.
 """
 from __future__ import annotations
 
 import multiprocessing
 import os
 import pickle
+import shutil
+import tempfile
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any, Callable, NoReturn
@@ -17,10 +22,18 @@ from typing import Any, Callable, NoReturn
 from .workers import JOB_NICENESS, Job
 
 POLL_S = 0.1        # how often the waiting job thread looks at its Cancel/Pause
+# Picklable functions every new child runs first (by reference): a test's stand-ins for slow measurements, which a
+# monkeypatch in the parent cannot reach across the process boundary.
+CHILD_SETUP: tuple[Callable[[], None], ...] = ()
 
 
-def _start_child(threads: int) -> None:
-    """Child initializer: the GUI keeps the CPU first; as many torch threads as the parent's jobs use."""
+class ChildDied(RuntimeError):
+    """The child process ended without an answer (killed, crashed, out of memory)."""
+
+
+def _start_child(threads: int, scratch: str, setup: tuple[Callable[[], None], ...]) -> None:
+    """Child initializer: the GUI keeps the CPU first; as many torch threads as the parent's jobs use; every
+    temporary file inside ``scratch`` (removed by the parent, whatever the child's end)."""
     import torch
 
     try:
@@ -28,6 +41,9 @@ def _start_child(threads: int) -> None:
     except OSError:
         pass
     torch.set_num_threads(threads)
+    os.environ["TMPDIR"] = tempfile.tempdir = scratch
+    for fn in setup:
+        fn()
 
 
 def _portable(exc: BaseException) -> BaseException:
@@ -46,15 +62,18 @@ def _run(fn: Callable[..., Any], args: tuple, kwargs: dict) -> tuple[bool, Any]:
         return False, _portable(exc)
 
 
-def _serve(conn: Connection, threads: int) -> None:
-    """The child: run each call that arrives, send back (ok, value), until the parent closes its end."""
-    _start_child(threads)
+def _serve(conn: Connection, threads: int, scratch: str, setup: tuple[Callable[[], None], ...]) -> None:
+    """The child: run each call that arrives, send back ("done", (ok, value)), until the parent closes its end; a
+    call that wants events gets a ``sink`` that sends ("event", event) meanwhile."""
+    _start_child(threads, scratch, setup)
     while True:
         try:
-            fn, args, kwargs = conn.recv()
+            fn, args, kwargs, events = conn.recv()
         except EOFError:
             return
-        conn.send(_run(fn, args, kwargs))
+        if events:
+            kwargs = {**kwargs, "sink": lambda event: conn.send(("event", event))}
+        conn.send(("done", _run(fn, args, kwargs)))
 
 
 class ChildWork:
@@ -64,6 +83,7 @@ class ChildWork:
         self._job = job
         self._process: BaseProcess | None = None
         self._conn: Connection | None = None
+        self._scratch: str | None = None
 
     def __enter__(self) -> "ChildWork":
         return self
@@ -74,14 +94,23 @@ class ChildWork:
             self._process.kill()
             self._process.join()
             self._process = self._conn = None
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id while it runs."""
+        return self._process.pid if self._process is not None else None
 
     def _start(self) -> None:
         import torch
 
         ctx = multiprocessing.get_context("spawn")
+        self._scratch = tempfile.mkdtemp(prefix="ssl-vsr-child-")
         self._conn, theirs = ctx.Pipe()
-        self._process = ctx.Process(target=_serve, args=(theirs, torch.get_num_threads()), daemon=True,
-                                    name="ssl-vsr child work")
+        self._process = ctx.Process(target=_serve, args=(theirs, torch.get_num_threads(), self._scratch,
+                                                         CHILD_SETUP), daemon=True, name="ssl-vsr child work")
         self._process.start()
         theirs.close()
 
@@ -89,27 +118,39 @@ class ChildWork:
         """``fn(*args, **kwargs)`` in the child (arguments and result are pickled); its exception is raised here.
         Cancel (``Cancelled`` from the job's control) kills the child first; a child that dies is said in one
         line, never waited for."""
+        return self._call(fn, args, kwargs, events=False)
+
+    def call_with_events(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``call``, with ``sink=`` given to ``fn``: each event it emits reaches the job's ``emit_event`` here."""
+        return self._call(fn, args, kwargs, events=True)
+
+    def _call(self, fn: Callable[..., Any], args: tuple, kwargs: dict, events: bool) -> Any:
         if self._process is None:
             self._start()
-        self._conn.send((fn, args, kwargs))
-        while not self._conn.poll(POLL_S):
-            if not self._process.is_alive():
-                self._died()
+        self._conn.send((fn, args, kwargs, events))
+        while True:
+            while not self._conn.poll(POLL_S):
+                if not self._process.is_alive():
+                    self._died()
+                try:
+                    self._job.control.checkpoint()
+                except BaseException:
+                    self.__exit__()
+                    raise
             try:
-                self._job.control.checkpoint()
-            except BaseException:
-                self.__exit__()
-                raise
-        try:
-            ok, value = self._conn.recv()
-        except EOFError:             # it died as the answer was due
-            self._died()
-        if not ok:
-            raise value
-        return value
+                kind, value = self._conn.recv()
+            except EOFError:             # it died as the answer was due
+                self._died()
+            if kind == "event":
+                self._job.emit_event(value)
+                continue
+            ok, value = value
+            if not ok:
+                raise value
+            return value
 
     def _died(self) -> NoReturn:
         self._process.join()
         code = self._process.exitcode
         self.__exit__()
-        raise RuntimeError(f"the helper process ended without an answer (exit code {code})")
+        raise ChildDied(f"the helper process ended without an answer (exit code {code})")

@@ -2,22 +2,23 @@
 
 The same recipe as ``main.py compress`` (``core.compress``): plan for the asked speed on this machine, cut,
 reconstruct on the clip's first frames, quantize, time, judge on its later frames; the file, its report and its
-picture are written under the output rule. This widget only collects the request and shows what came back.
+picture are written under the output rule. This widget only collects the request and shows what came back; the
+work runs in a child process (``app.compress_job``), so the window never waits for a trace.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from PySide6.QtWidgets import (QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
                                QProgressBar, QPushButton, QWidget)
 
-from core.compress.footage import DEFAULT_CALIB_FRAMES, DEFAULT_JUDGED_FRAMES, split_frames
-from core.compress.run import CompressRequest, compress
+from core.compress.footage import DEFAULT_CALIB_FRAMES, DEFAULT_JUDGED_FRAMES
+from core.compress.run import CompressRequest
 from core.errors import UserError
 from core.events import Log, Progress
 
+from ..alone import WaitingFor
+from ..compress_job import CompressOutcome, check_footage, run_compress
 from ..dialogs import show_error
 from ..state import AppState
 from ..workers import Job
@@ -69,7 +70,7 @@ class CompressBox(QGroupBox):
     def _cancel(self) -> None:
         if self.job is not None:
             self.job.cancel()
-            self.status.setText("Cancelling at the next step…")
+            self.status.setText("Cancelling: stopping the compress process …")
 
     def request(self) -> CompressRequest | None:
         """The request for the loaded network and current clip, or None (with a message) when one is missing."""
@@ -84,11 +85,10 @@ class CompressBox(QGroupBox):
         req = self.request()
         if req is None:
             return None
+        clip = self.state.clip
         try:
-            lr = self.state.clip.lr
-            frames = np.stack([lr[i] for i in range(min(len(lr), DEFAULT_CALIB_FRAMES + DEFAULT_JUDGED_FRAMES))])
-            footage = split_frames(self.state.clip.name, frames)
-        except UserError as exc:       # a clip too short or small: the same one-line refusal as the CLI's
+            check_footage(clip)        # a clip too short or small: the same one-line refusal as the CLI's
+        except UserError as exc:
             show_error(self, "Cannot compress on this clip", exc)
             return None
         self.button.setEnabled(False)
@@ -96,7 +96,7 @@ class CompressBox(QGroupBox):
         self.progress.setRange(0, 0)
         self.status.setText("Starting…")
         self.job = self.state.runner.start(
-            "compress", lambda job: compress(req, job.emit_event, job.control, footage), on_success=self._done,
+            "compress", lambda job: run_compress(job, req, clip), on_success=self._done,
             on_failure=self._failed, on_event=self._event, on_cancel=lambda: self._ended("Cancelled: nothing written."))
         return self.job
 
@@ -106,9 +106,15 @@ class CompressBox(QGroupBox):
         elif isinstance(event, Progress):
             self.progress.setRange(0, max(event.total, 1))
             self.progress.setValue(event.iteration)
+        elif isinstance(event, WaitingFor) and event.jobs:
+            self.status.setText(f"Waiting: {event.text()}.")
 
-    def _done(self, result) -> None:
-        self._ended(result.summary())
+    def _done(self, outcome: CompressOutcome) -> None:
+        text = outcome.result.summary()
+        if outcome.contended:
+            text += (f"\nTimed while {', '.join(outcome.contended)} also ran: the speeds above are not this machine's "
+                     "alone; compress again with nothing else running to trust them.")
+        self._ended(text)
 
     def _failed(self, exc: BaseException, trace: str) -> None:
         self._ended("Failed: nothing written.")
