@@ -143,7 +143,8 @@ def _event_bar(bar: "Callable[[int, int], None]"):
 def cmd_prune(args: argparse.Namespace) -> int:
     from .io.output import held_output
 
-    with held_output(args.out, inputs=[args.checkpoint], overwrite=args.overwrite):   # the lock before any work
+    inputs = [args.checkpoint, args.calib]      # --calib too: an --out inside the clip replaced one of its frames
+    with held_output(args.out, inputs=inputs, overwrite=args.overwrite):   # the lock before any work
         return _prune(args)
 
 
@@ -180,7 +181,8 @@ def _prune(args: argparse.Namespace) -> int:
                                      sink=_event_bar(bar))
         bar.close()
         meta[RECONSTRUCTION_KEY] = report.to_meta()
-    save_model(pruned, args.out, meta, overwrite=args.overwrite, inputs=[args.checkpoint], verify=ReloadCheck(pruned))
+    save_model(pruned, args.out, meta, overwrite=args.overwrite, inputs=[args.checkpoint, args.calib],
+               verify=ReloadCheck(pruned))
     data = {"output": str(args.out), "verified": True, "params": plan.after.params, "macs_per_frame": plan.after.macs,
             "params_before": plan.before.params, "macs_before": plan.before.macs, "mac_ratio": plan.mac_ratio,
             "predicted_ms_per_frame": outcome.predicted_ms,

@@ -9,6 +9,7 @@ from typing import Any, Callable
 
 from .errors import UserError
 from .io.limits import MAX_SIDE     # the one owner of frame-size bounds; --size takes the frames the readers take
+from .io.missing import why_missing
 from .threads import compute_threads
 
 
@@ -61,7 +62,8 @@ def progress_bar(label: str, quiet: bool) -> "Callable[[int, int], None]":
 
 def check_scratch(scratch: str | None) -> None:
     if scratch is not None and not Path(scratch).is_dir():
-        raise UserError(f"--scratch {scratch} is not an existing folder")
+        missing = why_missing(scratch, "folder")
+        raise UserError(f"--scratch {scratch}: {missing}" if missing else f"--scratch {scratch} is not a folder")
 
 
 def threads_note(device: object) -> str:

@@ -106,7 +106,7 @@ def test_empty_folder(tmp_path):
 
 
 def test_missing_path_and_other_files(tmp_path):
-    with pytest.raises(ClipError, match=r"clip not found: .*nowhere does not exist"):
+    with pytest.raises(ClipError, match=r"clip not found: .*nowhere \(no such file or folder\)"):
         read_clip(tmp_path / "nowhere")
     (tmp_path / "a.txt").write_text("x")
     with pytest.raises(ClipError, match=r"a\.txt is neither a folder of frames nor a video"):
@@ -197,7 +197,7 @@ def test_find_clips_vimeo_tree(tmp_path):
 
 
 def test_find_clips_errors(tmp_path):
-    with pytest.raises(ClipError, match=r"clip folder not found: .*none does not exist"):
+    with pytest.raises(ClipError, match=r"clip folder not found: .*none \(no such folder\)"):
         find_clips(tmp_path / "none")
     (tmp_path / "empty" / "sub").mkdir(parents=True)
     with pytest.raises(ClipError, match=r"no clips under .*empty: expected a folder of frames"):

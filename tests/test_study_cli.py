@@ -30,6 +30,7 @@ def files(tmp_path_factory):
     model = study_model()
     save_model(model, root / "tiny.pth")
     save_model(prune_to_plan(model, make_plan(compute_scores(model), 0.5)), root / "pruned.pth")
+    (root / "loop").symlink_to(root / "loop")
     return root
 
 
@@ -71,7 +72,8 @@ def test_sensitivity_without_gt_says_so(files, capsys):
     (["sensitivity", "{ckpt}", "--lr", "{lr}", "--granularity", "trunk"], "unknown --granularity 'trunk'"),
     (["sensitivity", "{ckpt}", "--lr", "{lr}", "--criterion", "l7"], "unknown criterion 'l7'"),
     (["sensitivity", "{dir}/missing.pth", "--lr", "{lr}"], "no such checkpoint"),
-    (["sensitivity", "{ckpt}", "--lr", "{dir}/nothing"], "does not exist"),
+    (["sensitivity", "{ckpt}", "--lr", "{dir}/nothing"], "nothing: no such clip"),
+    (["sensitivity", "{ckpt}", "--lr", "{dir}/loop"], "loop: a loop of symbolic links"),
     (["sensitivity", "{dir}/pruned.pth", "--lr", "{lr}"], "already pruned"),
     (["sweep", "{ckpt}", "--lr", "{lr}", "--gt", "{dir}/lr"], "expected 4x the LR"),
     (["sweep", "{ckpt}", "--lr", "{lr}", "--train-lr", "{lr}"], "--train-lr needs --train-gt"),

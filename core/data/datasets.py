@@ -19,6 +19,7 @@ from ..errors import ClipError, DatasetError
 from ..io.frames import VIDEO_EXTS, find_clips, list_frames, natural_key, probe_folder, read_clip
 from ..io.h5cache import CacheItem, H5Frames
 from ..io.image_file import IMAGE_EXTS, read_frame
+from ..io.missing import why_missing
 
 SCALE = 4
 REDS4 = ("000", "011", "015", "020")
@@ -49,8 +50,9 @@ def discover(kind: str, root: str | os.PathLike | None, lr_root: str | os.PathLi
     if not root:
         raise DatasetError("no dataset given: set data.root (the folder that holds the training clips)")
     root = Path(root)
-    if not root.exists():
-        raise DatasetError(f"dataset folder not found: {root}")
+    missing = why_missing(root, "folder")
+    if missing is not None:
+        raise DatasetError(f"dataset folder not found: {root} ({missing})")
     if kind == "reds":
         pairs = _reds_pairs(root, lr_root, lr_mode)
         held = set(clips if clips is not None else REDS4)
@@ -120,7 +122,7 @@ def _frames_of(path: Path, what: str) -> tuple[tuple[Path, ...] | Path, int, tup
         clip = _video(path)
         return path, len(clip), clip.shape[1:3]
     if not path.is_dir():
-        raise DatasetError(f"{what} clip not found: {path}")
+        raise DatasetError(f"{what} clip not found: {path} ({why_missing(path, 'folder') or 'not a folder'})")
     try:
         files = tuple(list_frames(path))
         if not files:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..errors import CheckpointError
+from ..io.missing import why_missing
 from ..models.spec import ArchSpec
 from .onnx_checks import ForeignModelError, check_model, parse_spec
 from .onnx_graph import SCAN_NODES
@@ -35,7 +36,7 @@ def read_onnx(path: str | Path) -> tuple[Any, dict[str, str]]:
 
     p = Path(path)
     if not p.is_file():
-        raise CheckpointError(f"{p}: no such file" if not p.exists() else f"{p}: not a file")
+        raise CheckpointError(f"{p}: {why_missing(p) or 'not a file'}")
     if p.stat().st_size > MAX_ONNX_BYTES:
         raise ForeignModelError(f"{p}: {p.stat().st_size / 2**30:.1f} GiB is larger than any ONNX file this tool "
                                 f"writes")

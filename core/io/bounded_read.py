@@ -7,12 +7,12 @@ is checked again once open (it may have been swapped meanwhile), and at most ``l
 """
 from __future__ import annotations
 
-import errno
 import os
 import stat
 from pathlib import Path
 
 from ..errors import UserError
+from .missing import os_reason
 
 _KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
           (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
@@ -24,14 +24,6 @@ def _refuse_special(mode: int, path: Path, what: str, error: type[UserError]) ->
         raise error(f"{path}: is {kind}, not a {what} file (only a regular file is read)")
 
 
-def _os_reason(e: OSError) -> str:
-    if e.errno == errno.ELOOP:
-        return "a loop of symbolic links"
-    if e.errno == errno.ENOENT:
-        return "no such file"
-    return e.strerror or str(e)
-
-
 def read_regular(path: str | Path, limit: int, what: str, error: type[UserError] = UserError) -> bytes:
     """The bytes of the regular file ``path`` (``what`` names it in messages: "plan", "config"), refusing in one
     ``error`` line a missing file, a link loop, a folder, device, FIFO or socket, and more than ``limit`` bytes."""
@@ -40,7 +32,7 @@ def read_regular(path: str | Path, limit: int, what: str, error: type[UserError]
         _refuse_special(os.stat(p).st_mode, p, what, error)
         fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as e:
-        raise error(f"{p}: cannot read the {what} ({_os_reason(e)})") from None
+        raise error(f"{p}: cannot read the {what} ({os_reason(e, p)})") from None
     try:
         info = os.fstat(fd)
         _refuse_special(info.st_mode, p, what, error)     # swapped for something else between stat and open
@@ -49,7 +41,7 @@ def read_regular(path: str | Path, limit: int, what: str, error: type[UserError]
         with os.fdopen(fd, "rb", closefd=False) as fh:
             data = fh.read(limit + 1)
     except OSError as e:
-        raise error(f"{p}: cannot read the {what} ({_os_reason(e)})") from None
+        raise error(f"{p}: cannot read the {what} ({os_reason(e, p)})") from None
     finally:
         os.close(fd)
     if len(data) > limit:                                  # grew while it was read

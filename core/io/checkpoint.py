@@ -21,6 +21,7 @@ from ..errors import CheckpointError
 from ..models.basicvsr import BasicVSR
 from ..models.spec import MAX_BLOCKS, MAX_WIDTH, ArchSpec, BlockSpec, HEAD_WIDTH, check_bounds
 from .limits import check_file, check_tensor_budget, expected_shapes, first_nonfinite
+from .missing import why_missing
 from .output import OutputError, staged_file
 
 MODEL_FORMAT = "ssl-vsr-model"
@@ -50,8 +51,9 @@ class LoadedModel:
 def read_torch_file(path: str | Path) -> Any:
     """``torch.load`` with weights_only, turning every failure into a one-line CheckpointError."""
     p = Path(path)
-    if not p.exists():
-        raise CheckpointError(f"{p}: " + ("a link to nothing (or a link loop)" if p.is_symlink() else "no such file"))
+    missing = why_missing(p)
+    if missing is not None:
+        raise CheckpointError(f"{p}: {missing}")
     if not p.is_file():
         raise CheckpointError(f"{p}: not a file (a checkpoint is a .pth/.pt file)")
     try:

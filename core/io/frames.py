@@ -19,6 +19,7 @@ import torch
 
 from core.errors import ClipError, UserError
 from core.io.image_file import IMAGE_EXTS, FrameConversionWarning, encode_frame, probe_frame, read_frame
+from core.io.missing import os_reason, why_missing
 from core.io.output import staged_folder
 
 __all__ = [
@@ -87,8 +88,7 @@ def _check_no_odd_frames(folder: Path) -> None:
     loop): skipped, it would be a frame lost without a word, and the clip one frame shorter."""
     for p in folder.iterdir():
         if p.suffix.lower() in IMAGE_EXTS and not p.name.startswith(".") and not p.is_file() and not p.is_dir():
-            kind = ("a link to nothing (or a link loop)" if p.is_symlink() and not p.exists()
-                    else "not a regular file (a device, FIFO or socket)")
+            kind = why_missing(p) or "not a regular file (a device, FIFO or socket)"
             raise ClipError(f"{p} is named like a frame but is {kind}: replace it with the image file, or remove it")
 
 
@@ -164,8 +164,9 @@ def read_clip(path: str | os.PathLike, max_frames: int | None = None) -> Clip:
     p = Path(path)
     if max_frames is not None and max_frames < 1:
         raise UserError(f"max_frames must be at least 1, got {max_frames}")
-    if not p.exists():
-        raise ClipError(f"clip not found: {p} does not exist")
+    missing = why_missing(p, "file or folder")
+    if missing is not None:
+        raise ClipError(f"clip not found: {p} ({missing})")
     if p.is_dir():
         return _read_folder(p, max_frames)
     if p.suffix.lower() in VIDEO_EXTS:
@@ -195,12 +196,15 @@ def find_clips(root: str | os.PathLike, max_depth: int = 3) -> list[Path]:
     (``sequences/00001/0001/im1.png``) trees work. Video files met on the way are clips too.
     """
     root = Path(root)
-    if not root.exists():
-        raise ClipError(f"clip folder not found: {root} does not exist")
+    missing = why_missing(root, "folder")
+    if missing is not None:
+        raise ClipError(f"clip folder not found: {root} ({missing})")
     if root.is_file():
         if root.suffix.lower() in VIDEO_EXTS:
             return [root]
         raise ClipError(f"{root} is a file, not a folder of clips or a video")
+    if not root.is_dir():
+        raise ClipError(f"{root} is not a folder of clips or a video (a FIFO, device or socket)")
 
     def walk(folder: Path, depth: int) -> list[Path]:
         if _has_frames(folder):
@@ -212,7 +216,10 @@ def find_clips(root: str | os.PathLike, max_depth: int = 3) -> list[Path]:
                 found += walk(d, depth + 1)
         return found
 
-    clips = walk(root, 0)
+    try:
+        clips = walk(root, 0)
+    except OSError as e:                # a folder on the way that cannot be listed (mode 000, gone meanwhile)
+        raise ClipError(f"cannot list {e.filename or root}: {os_reason(e, e.filename or root, 'folder')}") from None
     if not clips:
         raise ClipError(
             f"no clips under {root}: expected a folder of frames ({', '.join(IMAGE_EXTS)}), sub-folders of "

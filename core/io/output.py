@@ -34,6 +34,7 @@ from ..errors import UserError
 from .disk import UMASK, OutputError, disk_errors, disk_of as _disk_of, fsync_dir, \
     fsync_file as _fsync_file  # noqa: F401  (re-exported: callers and tests name them here)
 from .folder_identity import FolderIdentity
+from .missing import LINK_LOOP
 from .names import check_name_length
 from .locks import check_held, exclusive_lock, hold_output, writer_lock  # noqa: F401
 from .partials import MARKER, PARTIAL, new_partial_folder, our_partials, remove, staged_name  # noqa: F401
@@ -53,7 +54,7 @@ def _resolved(path: PathLike) -> Path:
     try:
         return Path(path).expanduser().resolve(strict=False)
     except (RuntimeError, OSError):     # a symbolic link loop (RuntimeError before Python 3.13, OSError after)
-        raise UserError(f"{path}: a link loop (a symbolic link that leads back to itself)") from None
+        raise UserError(f"{path}: {LINK_LOOP}") from None
 
 
 def _output_path(path: PathLike) -> Path:
@@ -364,6 +365,10 @@ def append_text(path: PathLike, text: str) -> None:
             raise
         raise OutputError(f"{target} is a symbolic link: refusing to write through it; remove the link") from None
     with os.fdopen(fd, "a", encoding="utf-8") as fh:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
             raise OutputError(f"{target} is not a regular file: refusing to write into it; move it away")
+        if info.st_nlink > 1:       # a hard link: appending in place would change the file under its other name
+            raise OutputError(f"{target} has {info.st_nlink - 1} other name(s) (a hard link to a file elsewhere): "
+                              f"refusing to append to it; move it away")
         fh.write(text)

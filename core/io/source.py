@@ -16,6 +16,7 @@ import numpy as np
 from core.errors import ClipError, UserError
 from core.io.frames import VIDEO_EXTS, check_output_names, list_frames, probe_folder, warn_frame_notes
 from core.io.image_file import IMAGE_EXTS, encode_frame, read_frame
+from core.io.missing import why_missing
 from core.io.output import staged_folder
 
 __all__ = ["FrameSource", "FrameSink", "FolderSource", "ArraySource", "FolderSink", "open_source", "open_sink",
@@ -177,8 +178,9 @@ def open_source(path: PathLike, max_frames: int | None = None) -> FrameSource:
     """A folder of frames -> ``FolderSource``; a video file -> ``core.io.video.VideoSource``."""
     _check_max_frames(max_frames)
     p = Path(path)
-    if not p.exists():
-        raise ClipError(f"clip not found: {p} does not exist")
+    missing = why_missing(p, "file or folder")
+    if missing is not None:
+        raise ClipError(f"clip not found: {p} ({missing})")
     if p.is_dir():
         return FolderSource(p, max_frames)
     if is_video_path(p):

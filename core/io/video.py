@@ -38,6 +38,7 @@ import numpy as np
 
 from core.errors import ClipError, UserError
 from core.io.limits import check_frame_size
+from core.io.missing import why_missing
 
 __all__ = [
     "VideoTruncatedWarning",
@@ -97,9 +98,7 @@ class VideoSource:
             raise UserError(f"max_frames must be at least 1, got {max_frames}")
         self.max_frames = max_frames
         if not self.path.is_file():
-            why = ("no such file" if not self.path.exists() and not self.path.is_symlink()
-                   else "a link to nothing (or a link loop)" if not self.path.exists()
-                   else "not a regular file (a folder, device, FIFO or socket)")
+            why = why_missing(self.path) or "not a regular file (a folder, device, FIFO or socket)"
             raise ClipError(f"cannot read video {self.path}: {why}")
         with self._open() as container:
             stream = container.streams.video[0]

@@ -28,6 +28,7 @@ from typing import Iterator
 import numpy as np
 
 from core.errors import UserError
+from core.io.missing import why_missing
 from core.io.partials import SCRATCH_OWNER, SCRATCH_OWNER_TEXT, is_scratch_owner
 
 try:                                    # POSIX; without it (Windows) a killed run's scratch is not swept
@@ -247,7 +248,7 @@ def scratch_dir(where: str | os.PathLike | None = None, prefix: str = ".ssl-vsr-
     """A hidden scratch folder in ``where`` (default: ``default_scratch_parent()``), removed on any exit."""
     parent = Path(where) if where is not None else default_scratch_parent()
     if not parent.is_dir():
-        raise UserError(f"scratch folder {parent} does not exist or is not a folder")
+        raise UserError(f"scratch folder {parent}: {why_missing(parent, 'folder') or 'not a folder'}")
     _sweep_orphans(parent, prefix)
     try:
         path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))

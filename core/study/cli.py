@@ -28,6 +28,7 @@ from ..cli_args import parse_size
 from ..errors import UserError
 from ..events import Event, Log, Progress, RunControl
 from ..io.limits import MAX_SIDE
+from ..io.missing import why_missing
 from ..ssl import CRITERIA, DEFAULT_CRITERION
 from ..threads import add_threads_option
 
@@ -111,12 +112,11 @@ def _prepare(args: argparse.Namespace):
     from .clip import load_study_clip
 
     get_criterion(args.criterion)
-    if not Path(args.checkpoint).exists():
-        raise UserError(f"no such checkpoint: {args.checkpoint}")
-    if not Path(args.lr).exists():
-        raise UserError(f"--lr {args.lr} does not exist")
-    if args.gt is not None and not Path(args.gt).exists():
-        raise UserError(f"--gt {args.gt} does not exist")
+    for option, value, thing in (("checkpoint", args.checkpoint, "checkpoint"), ("--lr", args.lr, "clip"),
+                                 ("--gt", args.gt, "clip")):
+        missing = None if value is None else why_missing(value, thing)
+        if missing is not None:
+            raise UserError(f"{option} {value}: {missing}")
     device = resolve_device(args.device)
     loaded = load_checkpoint(args.checkpoint)
     if loaded.is_pruned:
@@ -255,7 +255,7 @@ def sweep_command(args: argparse.Namespace) -> int:
                 raise UserError(f"{flag} must be between 1 and 1000000, got {value}")
         for flag, value in (("--train-gt", args.train_gt), ("--train-lr", args.train_lr)):
             if value and not Path(value).is_dir():
-                raise UserError(f"{flag} {value} is not a folder")
+                raise UserError(f"{flag} {value}: {why_missing(value, 'folder') or 'not a folder'}")
         budget = Budget(as_path(args.train_gt), as_path(args.train_lr), args.sir_iters, args.finetune_iters)
     loaded, clip, device = _prepare(args)
     result = _run(args, "sweep", lambda sink, control: run_sweep(

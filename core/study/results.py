@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..errors import UserError
+from ..io.missing import why_missing
 from ..io.output import write_text
 
 STUDY_FORMAT = "ssl-vsr-study"
@@ -201,7 +202,8 @@ def load_study(path: str | Path) -> Result:
     """Read a study file back; a ``StudyError`` in one line for anything that is not one."""
     p = Path(path)
     if not p.is_file():
-        raise StudyError(f"no such study file: {p}")
+        missing = why_missing(p, "study file")
+        raise StudyError(f"{p}: {missing}" if missing else f"{p}: not a study file (a folder, device or FIFO)")
     if p.stat().st_size > MAX_STUDY_BYTES:
         raise StudyError(f"{p}: {p.stat().st_size:,} bytes is too large for a study file")
     try:
