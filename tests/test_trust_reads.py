@@ -56,11 +56,12 @@ def test_a_config_that_is_no_file_is_refused_at_once_in_little_memory(tmp_path, 
 
 
 @pytest.mark.parametrize("make, pattern", [
-    (lambda p: p.symlink_to("/dev/zero"), r"run_config\.yaml: is a character device, not a config file"),
+    (lambda p: p.symlink_to("/dev/zero"), r"run_config\.yaml is a symbolic link where the run writes its own file"),
     (_fifo, r"run_config\.yaml: is a named pipe \(FIFO\), not a config file"),
 ])
 def test_a_resumed_runs_config_that_is_no_file_is_refused_at_once(tmp_path, make, pattern):
-    """``--resume DIR`` reads DIR/run_config.yaml: the same bounded read as any config."""
+    """``--resume DIR`` reads DIR/run_config.yaml: the same bounded read as any config (and never through a link:
+    that is refused before it is read)."""
     run = tmp_path / "run"
     run.mkdir()
     (run / ".ssl-vsr-run").write_text("ssl-vsr run\n")

@@ -6,11 +6,14 @@ the first write, in one line:
   when the process dies, so a killed run's folder is free again, and which no file removed from the folder can
   release); a second run, a resume or a GUI start into it is refused naming the holder's pid where the system says;
 - a symbolic link at any name the run writes (its marker, ``run_config.yaml``, ``train.log``, ``checkpoints`` and
-  the states in it, its model files) is refused before the first write: a run never writes through a link;
+  the states in it, its model files), or as the run folder itself, is refused before the first write (and a
+  resume's, before its config is read): a run never writes through a link; nor does it append its log to a file
+  with another name (a hard link);
 - a new run refuses a folder where any of the run's own names exists; a resume needs a run's folder, and a
   finished run is left exactly as it is (``RunFinished``);
 - the marker is recognised by its content, and a file at one of the run's names that the marker does not record
-  as written by the run (a user's ``pruned.pth``) is refused, never replaced nor read as the run's (runmarker);
+  as written by the run (a user's ``pruned.pth``) is refused, never replaced nor read as the run's (runmarker); a
+  run from before the marker recorded names is neither resumed nor restarted (what it wrote is unknown);
 - no input of the run (checkpoints, teacher, datasets, the frame cache) lies inside the run folder, and neither
   the run folder nor the frame cache the run writes lies inside an input.
 """
@@ -23,6 +26,7 @@ from typing import Iterator
 
 from ..errors import ConfigError, UserError
 from ..io.locks import folder_lock, probe_folder_lock
+from ..io.missing import why_missing
 from ..io.output import claim_output, path_relation
 from .config import PATH_KEYS, TrainConfig
 from .runmarker import RUN_MARKER, Marker, read_marker, unrecorded, write_marker
@@ -95,20 +99,37 @@ def _refuse_links(run_dir: Path) -> None:
         if path.is_symlink():
             raise UserError(f"{path} is a symbolic link where the run writes its own file: refusing to write "
                             f"through it; remove the link, or choose another run folder")
+    log = run_dir / "train.log"
+    if log.is_file() and log.stat().st_nlink > 1:       # the one file a run writes in place (appends)
+        raise UserError(f"{log} is a hard link to a file with another name: the run appends to its log in place, "
+                        f"which would change that file too; move it away, or choose another run folder")
     checkpoints = run_dir / "checkpoints"
     if os.path.lexists(checkpoints) and not checkpoints.is_dir():
         raise UserError(f"{checkpoints} is not a folder: the run keeps its states there; move it away, or choose "
                         f"another run folder")
 
 
-def _check_state(run_dir: Path, resume: bool) -> None:
-    marker = None
+def refuse_run_links(run_dir: Path) -> None:
+    """Neither the run folder itself nor any name the run writes or a resume reads (``run_config.yaml``, the
+    states) is a symbolic link: called before a resume reads the folder's config, and again before any write."""
+    if run_dir.is_symlink():
+        missing = why_missing(run_dir, "folder")
+        if missing is not None:
+            raise UserError(f"run folder {run_dir}: {missing}")
+        raise UserError(f"run folder {run_dir} is a symbolic link (to {os.readlink(run_dir)}): refusing to read "
+                        f"or write a run through it; give the folder itself")
     if run_dir.is_dir():
         _refuse_links(run_dir)
+
+
+def _check_state(run_dir: Path, resume: bool) -> None:
+    marker = None
+    refuse_run_links(run_dir)
+    if run_dir.is_dir():
         marker = read_marker(run_dir)           # a file of the user's named like it is refused here
     if resume:
         if not run_dir.is_dir():
-            raise UserError(f"cannot resume: {run_dir} does not exist")
+            raise UserError(f"cannot resume: {run_dir}: {why_missing(run_dir, 'folder') or 'not a folder'}")
         if marker is None:
             raise UserError(f"cannot resume: {run_dir} is not a training run's folder (no {RUN_MARKER} in it)")
         if _finished(run_dir, marker):
@@ -116,11 +137,14 @@ def _check_state(run_dir: Path, resume: bool) -> None:
             raise RunFinished(f"run folder {run_dir} holds a finished run: nothing to resume, nothing changed "
                               f"(results: {results}); to train further, start a new run in another folder "
                               f"from its model (--set model.weights=...)")
+        _refuse_legacy(run_dir, marker)
         _refuse_unrecorded(run_dir, marker)
         return
     if run_dir.exists() and not run_dir.is_dir():
         raise UserError(f"run folder {run_dir} is an existing file: choose a folder")
     taken = [name for name in RUN_FILES if (run_dir / name).exists()]
+    if marker is not None and not _finished(run_dir, marker):
+        _refuse_legacy(run_dir, marker)
     if marker is not None and set(taken) <= {RUN_MARKER, RUN_CONFIG, "train.log"}:
         _refuse_unrecorded(run_dir, marker)
         return      # a run of ours that failed before its first saved state: starting again is harmless
@@ -135,6 +159,21 @@ def _check_state(run_dir: Path, resume: bool) -> None:
 def _finished(run_dir: Path, marker: Marker) -> bool:
     """The marker says so, or the run wrote its report, its last file (it was killed before marking its end)."""
     return marker.finished or ("report.h5" in marker.written and (run_dir / "report.h5").is_file())
+
+
+def _refuse_legacy(run_dir: Path, marker: Marker) -> None:
+    """An unfinished run from before the ledger: which of its folder's files it wrote is unknown (a user's
+    ``pruned.pth`` would pass for the run's), so it is neither resumed nor started over; its models stay usable."""
+    if not marker.legacy:
+        return
+    names = [n for n in RUN_FILES if n != RUN_MARKER and os.path.lexists(run_dir / n)]
+    if names:
+        models = [n for n in RUN_FILES if n.endswith(".pth") and (run_dir / n).is_file()]
+        model = models[-1] if models else "model"
+        raise UserError(f"{run_dir} already holds a run of an earlier version of this tool, whose {RUN_MARKER} does "
+                        f"not record the files it wrote: it cannot be resumed or restarted safely, nothing changed; "
+                        f"resume it with that version, or train on from its {model} in a new run folder "
+                        f"(--set model.weights=...)")
 
 
 def _refuse_unrecorded(run_dir: Path, marker: Marker) -> None:
@@ -166,7 +205,29 @@ def hold_run_dir(run_dir: Path, resume: bool) -> Iterator[None]:
         raise UserError(f"cannot use run folder {run_dir}: {e.strerror or e}") from None
     with lock:
         _check_state(run_dir, resume)
-        yield
+        before = None if resume else _present(run_dir)
+        try:
+            yield
+        except UserError:
+            if before is not None:
+                _forget_refused_start(run_dir, before)
+            raise
+
+
+def _present(run_dir: Path) -> set[str]:
+    return {name for name in RUN_FILES if os.path.lexists(run_dir / name)}
+
+
+def _forget_refused_start(run_dir: Path, before: set[str]) -> None:
+    """A new run refused before it wrote anything but its marker (its data, read after the marker, turned out
+    bad): remove that marker, so a refused command leaves the user's folder as it was. Only the marker this run
+    wrote, recording nothing but its log, and only where nothing else of the run's appeared."""
+    if _present(run_dir) - before != {RUN_MARKER}:
+        return
+    with contextlib.suppress(OSError, UserError):
+        marker = read_marker(run_dir)
+        if marker is not None and marker.written <= {"train.log"} and not marker.finished:
+            (run_dir / RUN_MARKER).unlink()
 
 
 def forget_refused_run(run_dir: Path) -> None:

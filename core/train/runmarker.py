@@ -10,6 +10,8 @@ before it writes the file, so a run killed between the two still owns what it wr
     wrote train.log
     wrote dense.pth
     finished
+
+Runs from before the ledger wrote the header alone (and ``finished`` when they ended): ``Marker.legacy``.
 """
 from __future__ import annotations
 
@@ -33,6 +35,12 @@ class Marker:
 
     written: frozenset[str] = frozenset()
     finished: bool = False
+
+    @property
+    def legacy(self) -> bool:
+        """A marker of a run from before the ledger (its header, perhaps ``finished``, and no name): every run
+        since records ``train.log`` when it starts, so which of its folder's files that run wrote is unknown."""
+        return not self.written
 
 
 def read_marker(run_dir: Path) -> Marker | None:
