@@ -11,7 +11,7 @@ import torch
 
 from ..errors import UserError
 from ..io.frames import frames_to_tensor, tensor_to_frames
-from ..io.output import staged_file
+from ..io.output import claim_output, staged_file
 from ..models.basicvsr import BasicVSR
 from ..models.spynet import FLOW_RESOLUTIONS
 from .check import ExportCheck, Int8OverBudget
@@ -86,64 +86,95 @@ def export_onnx(model: BasicVSR, path: str | Path, *, precision: str = "fp32", c
     is counted from ``model`` as trained (full flow), so a "half" flow's cost is inside the budget. The written file must run at every shape.
     ``graphs``: the step graphs of this very model at this ``flow`` from ``export_step_graphs``, when already
     traced (one trace for an fp32 and an int8 file).
+
+    One line, each part once: the request checked and the output claimed, the step graphs traced, (int8) the
+    steps quantized by the guard, the whole-clip graph assembled, the file written, read back and checked, the
+    verdict.
     """
+    calib = _checked_request(precision, calib)
+    inputs = tuple(inputs)
+    claim_output(path, inputs=inputs, overwrite=overwrite)
+    deployed = deploy_copy(model, flow)
+    steps = dict(graphs) if graphs is not None else export_step_graphs(deployed)
+    quant = _quantized(model, deployed, steps, calib, calib_gt, max_drop, meta, flow) if precision == "int8" else None
+    proto = _clip_graph(deployed, steps, precision, meta, quant, max_drop, flow)
+    diff = _write_checked(proto, path, deployed, shapes, quant, max_drop, flow, inputs=inputs, overwrite=overwrite)
+    return _verdict(proto, path, deployed, diff, shapes, quant, max_drop, flow)
+
+
+def _checked_request(precision: str, calib: np.ndarray | None) -> np.ndarray | None:
+    """A precision a file of ours declares, and for int8 frames fit to calibrate on: refused before any work."""
     if precision not in PRECISIONS:
         raise UserError(f"unknown precision {precision!r} (use one of: {', '.join(PRECISIONS)})")
-    from .quantize import check_calibration, estimated_quality, quantize_steps
+    if precision != "int8":
+        return calib
+    from .quantize import check_calibration
 
-    inputs = tuple(inputs)
-    if precision == "int8":
-        calib = check_calibration(calib)
-    from ..io.output import claim_output
+    return check_calibration(calib)
 
-    claim_output(path, inputs=inputs, overwrite=overwrite)
-    trained = model
-    model = deploy_copy(model, flow)
-    graphs = dict(graphs) if graphs is not None else export_step_graphs(model)
-    kept: tuple[str, ...] = ()
-    quant = None
-    if precision == "int8":
-        float_meta = base_metadata(model, "fp32", meta, flow=flow)
-        as_trained = deploy_copy(trained)
 
-        def run_trained(frames: np.ndarray) -> np.ndarray:
-            return tensor_to_frames(as_trained(frames_to_tensor(frames)))
+def _quantized(trained: BasicVSR, deployed: BasicVSR, steps: Mapping[str, Any], calib: np.ndarray,
+               calib_gt: np.ndarray | None, max_drop: float, meta: Mapping[str, Any] | None, flow: str) -> Any:
+    """The int8 guard's ``QuantResult`` for the step graphs: each candidate runs as a whole-clip file, and its drop
+    is counted from ``trained`` at full flow (a half flow's own cost inside the budget)."""
+    from .quantize import estimated_quality, quantize_steps
 
-        reference = None if flow == "full" else run_trained(calib)
-        quality = None if calib_gt is not None else estimated_quality(run_trained, calib)
-        quant = quantize_steps(graphs, model.spec.bidirectional, model.num_feat, calib,
-                               _clip_runner(model, float_meta), max_drop, calib_gt, reference, quality)
-        graphs, kept = quant.graphs, quant.kept_float
-    metadata = base_metadata(model, precision, meta, kept, flow)
-    if quant is not None:
-        metadata.update(quant.metadata(max_drop))
-    proto = assemble_clip_model(model, graphs, metadata)
+    as_trained = deploy_copy(trained)
+
+    def run_trained(frames: np.ndarray) -> np.ndarray:
+        return tensor_to_frames(as_trained(frames_to_tensor(frames)))
+
+    reference = None if flow == "full" else run_trained(calib)
+    quality = None if calib_gt is not None else estimated_quality(run_trained, calib)
+    run_float = _clip_runner(deployed, base_metadata(deployed, "fp32", meta, flow=flow))
+    return quantize_steps(steps, deployed.spec.bidirectional, deployed.num_feat, calib, run_float, max_drop, calib_gt,
+                          reference, quality)
+
+
+def _clip_graph(deployed: BasicVSR, steps: Mapping[str, Any], precision: str, meta: Mapping[str, Any] | None,
+                quant: Any, max_drop: float, flow: str) -> Any:
+    """The whole-clip model of the (quantized) steps, with the metadata every file of ours carries."""
+    if quant is None:
+        return assemble_clip_model(deployed, steps, base_metadata(deployed, precision, meta, (), flow))
+    metadata = base_metadata(deployed, precision, meta, quant.kept_float, flow)
+    metadata.update(quant.metadata(max_drop))
+    return assemble_clip_model(deployed, quant.graphs, metadata)
+
+
+def _write_checked(proto: Any, path: str | Path, deployed: BasicVSR, shapes: tuple[tuple[int, int, int], ...],
+                   quant: Any, max_drop: float, flow: str, *, inputs: tuple[str | Path, ...],
+                   overwrite: bool) -> float:
+    """Write ``proto`` under the output rule; before the move the written file is read back (``read_onnx``: every
+    check of a file of ours) and run at every shape. Returns its largest difference from PyTorch."""
     found: dict[str, float] = {}
 
     def verify(tmp: Path) -> None:
         written, _ = read_onnx(tmp)
-        clip = OnnxClip(written)
-        if precision == "fp32":
-            found["diff"] = max_diff_at(clip, model, shapes)
-            if not found["diff"] <= FP32_TOLERANCE:
-                raise ExportError(f"the written ONNX file differs from PyTorch by {found['diff']:.2e} "
+        found["diff"] = diff = max_diff_at(OnnxClip(written), deployed, shapes)
+        if quant is None:
+            if not diff <= FP32_TOLERANCE:
+                raise ExportError(f"the written ONNX file differs from PyTorch by {diff:.2e} "
                                   f"(tolerance {FP32_TOLERANCE:.0e}); nothing was written")
             return
-        found["diff"] = max_diff_at(clip, model, shapes)       # int8: runs at every shape; the size of the
-        if not np.isfinite(found["diff"]):                      # difference is judged by the drop below
+        if not np.isfinite(diff):       # int8: runs at every shape; the size of the difference is judged by the drop
             raise ExportError("the written int8 ONNX file gives non-finite output; nothing was written")
         if not quant.judged_drop <= max_drop:
             raise Int8OverBudget(f"int8 over budget: the guard judged a {quant.judged_drop:.2f} dB Y-PSNR drop with "
-                              f"{len(quant.kept_float)} layers kept float (budget {max_drop:.2f} dB"
-                              f"{', half flow included' if flow != 'full' else ''}); nothing was written: raise "
-                              f"--max-drop, or export fp32{' or full flow' if flow != 'full' else ''}")
+                                 f"{len(quant.kept_float)} layers kept float (budget {max_drop:.2f} dB"
+                                 f"{', half flow included' if flow != 'full' else ''}); nothing was written: raise "
+                                 f"--max-drop, or export fp32{' or full flow' if flow != 'full' else ''}")
 
     with staged_file(path, inputs=inputs, overwrite=overwrite, verify=verify) as tmp:
         tmp.write_bytes(proto.SerializeToString())
-    detail = f"{model.spec.variant}, opset {proto.opset_import[0].version}, dynamic frames/height/width"
+    return found["diff"]
+
+
+def _verdict(proto: Any, path: str | Path, deployed: BasicVSR, diff: float, shapes: tuple[tuple[int, int, int], ...],
+             quant: Any, max_drop: float, flow: str) -> ExportCheck:
+    detail = f"{deployed.spec.variant}, opset {proto.opset_import[0].version}, dynamic frames/height/width"
     if flow != "full":
         detail += f", flow at {flow} resolution"
     if quant is None:
-        return ExportCheck(Path(path), "onnx", found["diff"], FP32_TOLERANCE, detail, "fp32", shapes, flow=flow)
-    return ExportCheck(Path(path), "onnx", found["diff"], None, f"{detail}, drop vs {quant.reference}", "int8",
-                       shapes, max_drop=max_drop, kept_float=kept, flow=flow, **quant.check_fields())
+        return ExportCheck(Path(path), "onnx", diff, FP32_TOLERANCE, detail, "fp32", shapes, flow=flow)
+    return ExportCheck(Path(path), "onnx", diff, None, f"{detail}, drop vs {quant.reference}", "int8", shapes,
+                       max_drop=max_drop, kept_float=quant.kept_float, flow=flow, **quant.check_fields())
