@@ -89,7 +89,8 @@ def test_a_path_through_a_loop_says_so(tmp_path, capsys, ckpt):  # noqa: F811
     (["sr", "{ckpt}", "{ckpt}", "{tmp}/out"], r"dense\.pth is neither a folder of frames nor a video"),
     (["train", "{clip}", "--run-dir", "{tmp}/run"], r"clip: is a folder, not a config file"),
     (["train", "{ckpt}", "--run-dir", "{tmp}/run"], r"dense\.pth"),
-    (["train", "--resume", "{ckpt}"], r"dense\.pth"),
+    (["train", "--resume", "{ckpt}"], r"cannot resume: \S*dense\.pth: not a folder$"),
+    (["train", "--resume", "{tmp}/nothing"], r"cannot resume: \S*nothing: no such folder$"),
     (["sr", "{ckpt}", "{clip}", "{tmp}/out", "--scratch", "{ckpt}"], r"--scratch \S*dense\.pth is not a folder"),
 ])
 def test_a_folder_where_a_file_goes_and_a_file_where_a_folder_goes(tmp_path, capsys, ckpt, clip, argv,  # noqa: F811

@@ -29,7 +29,7 @@ from .config import plan_overrides
 from .config_load import load_config
 from .logfile import event_to_json, format_event
 from .pipeline import run_training
-from .runfolder import RUN_CONFIG, RunFinished, forget_refused_run, refuse_run_links
+from .runfolder import RUN_CONFIG, RunFinished, check_resume_folder, forget_refused_run
 
 MAX_PLAN_BYTES = 16 * 2**20
 
@@ -58,7 +58,7 @@ def train_command(args: argparse.Namespace) -> int:
     """Run ``train``; returns the exit code (UserError propagates for the caller to print)."""
     run_dir, config_path = _paths(args)
     if args.resume:
-        refuse_run_links(run_dir)       # before its run_config.yaml is read: never through a link planted there
+        check_resume_folder(run_dir)    # before its run_config.yaml is read: never through a link planted there
     overrides = plan_file_overrides(args.plan) if args.plan else []
     overrides += args.set
     if args.stages:

@@ -122,14 +122,21 @@ def refuse_run_links(run_dir: Path) -> None:
         _refuse_links(run_dir)
 
 
+def check_resume_folder(run_dir: Path) -> None:
+    """What ``--resume DIR`` needs before it reads ``DIR/run_config.yaml``: a folder, reached through no link, with
+    no link at the run's own names (the marker and the rest are checked with the run, under its lock)."""
+    refuse_run_links(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"cannot resume: {run_dir}: {why_missing(run_dir, 'folder') or 'not a folder'}")
+
+
 def _check_state(run_dir: Path, resume: bool) -> None:
     marker = None
     refuse_run_links(run_dir)
     if run_dir.is_dir():
         marker = read_marker(run_dir)           # a file of the user's named like it is refused here
     if resume:
-        if not run_dir.is_dir():
-            raise UserError(f"cannot resume: {run_dir}: {why_missing(run_dir, 'folder') or 'not a folder'}")
+        check_resume_folder(run_dir)
         if marker is None:
             raise UserError(f"cannot resume: {run_dir} is not a training run's folder (no {RUN_MARKER} in it)")
         if _finished(run_dir, marker):
