@@ -45,3 +45,21 @@ def _children_start_with_signals_a_shell_gives_them():
     if signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
     yield
+
+
+@pytest.fixture(scope="module")
+def memo_traces():
+    """ONNX step graphs traced once per distinct network for the whole session (``tests.trace_memo``); a module
+    opts in with ``pytestmark = pytest.mark.usefixtures("memo_traces")``."""
+    import core.deploy.onnx_graph as onnx_graph
+    from tests.trace_memo import memoized
+
+    real = onnx_graph._export_module
+    if getattr(real, "memoized", False):
+        yield
+        return
+    onnx_graph._export_module = memoized(real)
+    try:
+        yield
+    finally:
+        onnx_graph._export_module = real

@@ -11,6 +11,8 @@ from core.io.frames import frames_to_tensor, read_clip
 from core.models.spynet import FLOW_RESOLUTIONS
 from tests.helpers import official
 
+pytestmark = pytest.mark.usefixtures("memo_traces")     # one ONNX trace per distinct network (tests/trace_memo.py)
+
 
 def _finest_level_calls(spynet, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, int]:
     calls = []

@@ -3,6 +3,8 @@ import pytest
 
 from core.deploy.quantize import fewest_float
 
+pytestmark = pytest.mark.usefixtures("memo_traces")     # one ONNX trace per distinct network (tests/trace_memo.py)
+
 
 def _drops(needed: int):
     """A drop that fits 0.3 dB once ``needed`` of the ranked layers are float (1 dB with none)."""

@@ -18,6 +18,8 @@ from core.ssl import compute_scores, make_plan, prune_to_plan  # noqa: E402
 from core.stream import stream_frames  # noqa: E402
 from tests.helpers import rss_mib, tiny_model  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("memo_traces")     # one ONNX trace per distinct network (tests/trace_memo.py)
+
 
 def _pruned_uni():
     """BasicVSR-uni pruned at 0.5: its blocks read and write channel subsets of the stream (gathers, adds)."""
