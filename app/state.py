@@ -193,7 +193,7 @@ class AppState(QObject):
                 self.scoresChanged.emit()
 
         where = clip.name if clip is not None else "the demo clip"
-        self.runner.start(f"measure units on {where}", lambda _: clip_scores(model.model, clip),
+        self.runner.start(f"measure units on {where}", lambda job: clip_scores(job, model.model, clip),
                           on_success=done, on_failure=lambda e, t: self.error.emit("Cannot measure the units", e, t))
 
     def set_plan(self, plan: Plan | None, target_ms: float | None = None) -> None:
