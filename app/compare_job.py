@@ -12,7 +12,7 @@ app's ``Figures``, which Export and Study read.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 
@@ -20,7 +20,7 @@ from core.device import resolve_device
 from core.models.basicvsr import BasicVSR
 
 from .clips import ClipPair
-from .figures import BICUBIC, Figure, bicubic_figure, bicubic_frames, frame_psnr, measure
+from .figures import BICUBIC, bicubic_figure, bicubic_frames, frame_psnr, measure
 from .frame_store import FrameStore
 from .state import CompareResult
 from .workers import Job

@@ -30,6 +30,8 @@ from core.recover.reconstruct import ReconstructReport, ReconstructSettings, rec
 from core.recover.status import RAW_CUT_TRAINING, RECONSTRUCTION_KEY
 from core.ssl import Plan, PlanSettings, prune_to_plan
 
+from .alone import measured_alone
+
 
 def cut_key(plan: Plan) -> tuple:
     """What decides the pruned network of a plan: the units each layer keeps (not the ratio or the frame size
@@ -199,11 +201,19 @@ class CurrentPlan(QObject):
 
     @staticmethod
     def latency_job(size: tuple[int, int], num_feat: int, bidirectional: bool,
-                    measure: bool) -> Callable[[object], LatencyTable | None]:
-        """Work for a background job: the cached table (``measure=False``) or a fresh measurement."""
-        def work(_job: object) -> LatencyTable | None:
+                    measure: bool) -> Callable[[object], tuple[LatencyTable | None, tuple[str, ...]]]:
+        """Work for a background job: (the cached table (``measure=False``) or a fresh measurement, the app's jobs
+        that ran while it was measured). A measurement waits until no other job of the app runs (``app.alone``);
+        one that another job disturbed anyway is not kept on disk, so the next "Measure this device" measures."""
+        def work(_job: object) -> tuple[LatencyTable | None, tuple[str, ...]]:
             device = torch.device("cpu")
-            if not measure and not table_path(table_key(device, size, num_feat, bidirectional)).is_file():
-                return None
-            return latency_table(device, size, num_feat, bidirectional)
+            path = table_path(table_key(device, size, num_feat, bidirectional))
+            if path.is_file() or not measure:
+                return (latency_table(device, size, num_feat, bidirectional) if path.is_file() else None), ()
+            with measured_alone() as contended:
+                table = latency_table(device, size, num_feat, bidirectional)
+                contended = tuple(sorted(contended))
+            if contended:
+                path.unlink(missing_ok=True)
+            return table, contended
         return work

@@ -98,6 +98,7 @@ class ExportOutcome:
     result: ExportCheck | BaseException
     proof: FileProof | BaseException | None = None
     baseline: QualityBaseline | None = None
+    contended: tuple[str, ...] = ()        # the app's jobs that ran while the proof's time was measured
 
 
 def _sr(model: BasicVSR, lr: np.ndarray) -> np.ndarray:
@@ -124,15 +125,17 @@ def quality_baseline(req: ExportRequest, progress=None) -> tuple[QualityBaseline
                            pruned=got["pruned"].psnr, figures=got), dense_frames
 
 
-def prove(path: Path, clip: ClipPair, dense_frames: FrameStore | None, network: Figure | None = None) -> FileProof:
-    """The written file, run on every frame of the clip by the app's one rule (``app.figures.measure``).
+def prove(path: Path, clip: ClipPair, dense_frames: FrameStore | None,
+          network: Figure | None = None) -> tuple[FileProof, tuple[str, ...]]:
+    """The written file, run on every frame of the clip by the app's one rule (``app.figures.measure``), and the
+    app's jobs that ran while its time was measured (``app.alone``: it waits for them first).
 
     ``network``: the figure of the float network a checkpoint holds; the checkpoint is that network, run by the
     same engine, so its time is that figure's (one time per model, not a second measurement of it)."""
     figure = measure(path.name, load_network(path), clip, dense_frames=dense_frames)
-    ms = network.ms_per_frame if network is not None and network.ms_per_frame is not None else figure.ms_per_frame
-    return FileProof(ms, figure.psnr if figure.psnr is not None else float("nan"),
-                     "GT" if figure.reference == "GT" else "dense output", figure.frames, figure.size)
+    timed = network if network is not None and network.ms_per_frame is not None else figure
+    return FileProof(timed.ms_per_frame, figure.psnr if figure.psnr is not None else float("nan"),
+                     "GT" if figure.reference == "GT" else "dense output", figure.frames, figure.size), timed.contended
 
 
 def refuse_if_not_worth_quantizing(model: BasicVSR, lr: np.ndarray | None, gt: np.ndarray | None,
@@ -205,15 +208,16 @@ def _export_one(job: Job, req: ExportRequest, key: str, path: Path, child: Child
     except Exception as exc:  # shown per format in the results list
         return ExportOutcome(key, exc, baseline=baseline)
     proof: FileProof | BaseException | None = None
+    contended: tuple[str, ...] = ()
     if req.clip is not None and fmt in ("model", "onnx"):
         try:
             network = baseline.figures.get("pruned") if baseline is not None and fmt == "model" else None
-            proof = prove(path, req.clip, dense_frames, network)
+            proof, contended = prove(path, req.clip, dense_frames, network)
         except Cancelled:
             raise
         except Exception as exc:  # the file is written and verified; only its proof failed
             proof = exc
-    return ExportOutcome(key, check, proof, baseline)
+    return ExportOutcome(key, check, proof, baseline, contended)
 
 
 def _here(fn: Any, *args: Any, **kwargs: Any) -> Any:

@@ -242,6 +242,7 @@ class MainWindow(QMainWindow):
                        pruned_checkpoint=str(pruned_path) if pruned_path else None,
                        clip=str(s.clip.source) if s.clip else None,
                        clip_is_gt=s.clip is not None and s.clip.degradation.startswith("BI"),
+                       gt=str(s.clip.gt_source) if s.clip is not None and s.clip.gt_source else None,
                        ratio=prune["ratio"], criterion=prune["criterion"], align=prune["align"],
                        overrides=prune["overrides"], train=self.panels["train"].settings(),
                        widths=prune["widths"], target_ms=prune["target_ms"])
@@ -291,7 +292,7 @@ class MainWindow(QMainWindow):
                 self.state.open_checkpoint(project.pruned_checkpoint)
 
         if project.clip:
-            self.state.open_clip(project.clip, project.clip_is_gt, then=open_models)
+            self.state.open_clip(project.clip, project.clip_is_gt, then=open_models, gt=project.gt)
         else:
             open_models()
 

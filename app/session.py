@@ -28,6 +28,7 @@ class Project:
     pruned_checkpoint: str | None = None
     clip: str | None = None
     clip_is_gt: bool = False
+    gt: str | None = None                                   # a GT folder (or video) named beside the LR clip
     ratio: float = 0.5
     criterion: str = "l1"
     align: int = 1
@@ -53,6 +54,7 @@ class Project:
                          for k, v in dict(data.get("overrides") or {}).items()}
             return cls(checkpoint=data.get("checkpoint"), pruned_checkpoint=data.get("pruned_checkpoint"),
                        clip=data.get("clip"), clip_is_gt=bool(data.get("clip_is_gt", False)),
+                       gt=None if data.get("gt") is None else str(data["gt"]),
                        ratio=float(data.get("ratio", 0.5)), criterion=str(data.get("criterion", "l1")),
                        align=int(data.get("align", 1)), overrides=overrides, train=dict(data.get("train") or {}),
                        widths={str(k): int(v) for k, v in dict(data.get("widths") or {}).items()},

@@ -277,7 +277,7 @@ def test_sir_charts_say_a_run_without_sir_leaves_them_empty(qtbot):
 def test_export_step_offers_half_flow_int8_off_by_default_and_labels_it(qtbot, window: MainWindow,
                                                                         tmp_path: Path) -> None:
     from app.export_job import FORMATS, ExportOutcome
-    from app.panels.export_panel import _result_item
+    from app.panels.export_results import _result_item
     from core.deploy import ExportCheck
 
     export = window.panels["export"]

@@ -1,7 +1,8 @@
 """The app's numbers and hands, one case each (offscreen, tiny networks): a time waits for the app's other jobs
 and says when one ran anyway; GIL-bound work runs in a child process that Cancel kills; pickers take videos where
-videos are accepted; any frames folder can be the GT of any LR clip; Cancel ends within seconds with words that
-match what was saved; labels follow the state. The walk with a heartbeat is tests/test_app_walk_heartbeat.py.
+videos are accepted; any frames folder can be the GT of any LR clip (and a project keeps it); Cancel ends within
+seconds with words that match what was saved; labels follow the state. The walk with a heartbeat is
+tests/test_app_walk_heartbeat.py.
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from app.compare_job import new_result  # noqa: E402
 from app.figures import Figure, measure  # noqa: E402
 from app.frame_store import FrameStore  # noqa: E402
 from app.main_window import MainWindow  # noqa: E402
+from app.session import load_project  # noqa: E402
 from app.train_form import SECTIONS  # noqa: E402
 from app.widgets.config_form import PathEdit  # noqa: E402
 from app.workers import JobRunner  # noqa: E402
@@ -106,6 +108,40 @@ def test_a_job_started_while_timing_is_named_on_the_figure(qtbot, runner) -> Non
     release.set()
     qtbot.waitUntil(lambda: bool(got), timeout=WAIT_MS)
     assert got[0] == {"load other.pth"}
+
+
+def test_measuring_this_device_waits_for_the_other_jobs_and_keeps_no_disturbed_table(qtbot, runner, tmp_path,
+                                                                                      monkeypatch) -> None:
+    """The Prune step's predicted times come from this device's latency table: it is measured alone, and a table
+    another job disturbed is said so and not kept on disk (the next "Measure this device" measures again)."""
+    import app.current_plan as owner
+    from core.profile.latency import table_path
+    from tests.latency_support import keyed_synthetic_table
+
+    monkeypatch.setenv("SSL_VSR_CACHE", str(tmp_path))
+    entered, release, events, got = threading.Event(), threading.Event(), [], []
+
+    def measured(device, size, num_feat, bidirectional):
+        table = keyed_synthetic_table(device, size, num_feat, bidirectional)
+        table_path(table.key).parent.mkdir(parents=True, exist_ok=True)
+        table_path(table.key).write_text("{}")               # as the real one keeps what it measured
+        entered.set()
+        release.wait(60)
+        return table
+    monkeypatch.setattr(owner, "latency_table", measured)
+    gate = threading.Event()
+    runner.start("measure units on clip", lambda _: gate.wait(60))
+    runner.start("latency", owner.CurrentPlan.latency_job((32, 32), 16, True, measure=True), on_event=events.append,
+                 on_success=got.append)
+    qtbot.waitUntil(lambda: bool(events), timeout=WAIT_MS)
+    assert events[0] == WaitingFor(("measure units on clip",)) and not entered.is_set()
+    gate.set()
+    qtbot.waitUntil(entered.is_set, timeout=WAIT_MS)
+    runner.start("compare", lambda _: None)                  # started while the device is timed
+    release.set()
+    qtbot.waitUntil(lambda: bool(got), timeout=WAIT_MS)
+    table, contended = got[0]
+    assert table is not None and contended == ("compare",) and not table_path(table.key).exists()
 
 
 def test_two_jobs_that_time_take_turns(qtbot, runner) -> None:
@@ -203,6 +239,21 @@ def test_any_frames_folder_is_the_gt_of_any_lr_clip(video_and_gt, tmp_path) -> N
         load_clip_pair(video, gt=gt)
     with pytest.raises(ClipError, match="expected 4× the LR"):
         load_clip_pair(video, gt=demo_clip_dir() / "BIx4", max_frames=4)
+
+
+def test_a_project_brings_the_gt_folder_back(qtbot, window: MainWindow, video_and_gt, tmp_path) -> None:
+    video, gt = video_and_gt
+    state = window.state
+    with qtbot.waitSignal(state.clipChanged, timeout=WAIT_MS):
+        state.open_clip(video, gt=gt)
+    path = window.save_project(tmp_path / "with gt.sslproj")
+    assert load_project(path).gt == str(gt)
+    with qtbot.waitSignal(state.clipChanged, timeout=WAIT_MS):
+        state.open_clip(video)                         # the same clip without its GT
+    assert state.clip.gt is None
+    with qtbot.waitSignal(state.clipChanged, timeout=WAIT_MS):
+        window.open_project(path)
+    assert state.clip.gt is not None and state.clip.gt_source == gt and state.clip.source == video
 
 
 # -- Cancel and labels ------------------------------------------------------------------------------------------

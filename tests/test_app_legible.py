@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from app.export_job import ExportOutcome, QualityBaseline  # noqa: E402
 from app.main_window import MainWindow  # noqa: E402
-from app.panels.export_panel import DETAILS_COLUMN, DETAILS_MIN_WIDTH, PSNR_COLUMN, fit_widths  # noqa: E402
+from app.panels.export_results import DETAILS_COLUMN, DETAILS_MIN_WIDTH, PSNR_COLUMN, fit_widths  # noqa: E402
 from app.widgets.score_plot import ScoreDistribution  # noqa: E402
 from core.deploy import ExportCheck  # noqa: E402
 from core.deploy.measure import FileProof  # noqa: E402
@@ -50,7 +50,7 @@ def test_export_details_column_lies_inside_the_table(qtbot, window: MainWindow, 
     assert window.width() <= 1280 and window.height() <= 800
     window.show_step("export")
     panel = window.panels["export"]
-    panel._show(every_format(tmp_path))
+    panel.results_view.show(every_format(tmp_path), None, "a test")
     QApplication.processEvents()
     tree, header = panel.results, panel.results.header()
     left = header.sectionViewportPosition(DETAILS_COLUMN)
@@ -59,6 +59,15 @@ def test_export_details_column_lies_inside_the_table(qtbot, window: MainWindow, 
     assert header.sectionSize(PSNR_COLUMN) >= tree.sizeHintForColumn(PSNR_COLUMN)     # the figures stay whole
     row = tree.topLevelItem(3)                                # a long file name, elided: whole in its tooltip
     assert row.toolTip(0) == row.text(0) == "ONNX int8, flow at half resolution"
+
+
+def test_train_settings_scroll_only_vertically_at_1280_by_800(qtbot, window: MainWindow) -> None:
+    assert window.width() <= 1280 and window.height() <= 800
+    window.show_step("train")
+    QApplication.processEvents()
+    column = window.panels["train"].settings_column
+    assert column.horizontalScrollBar().maximum() == 0 and not column.horizontalScrollBar().isVisible()
+    assert column.viewport().width() >= column.widget().minimumSizeHint().width()     # nothing clipped either
 
 
 def test_fit_widths_narrows_only_the_elidable_columns_to_one_cap() -> None:

@@ -10,6 +10,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from pathlib import Path  # noqa: E402
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
@@ -181,3 +182,32 @@ def test_keep_stream_box_locks_the_stream_layers_and_follows_the_table(qtbot, wi
     assert window.state.plan.settings.locks == ("fusion",)
     prune.restore(0.4, "l1", 1, {n: LayerOverride(locked=True) for n in stream})
     assert prune.keep_stream_box.isChecked()
+
+
+def test_a_plan_remade_on_another_clip_says_that_its_cut_changed(qtbot, window: MainWindow, tiny_checkpoint: Path,
+                                                                 tmp_path: Path) -> None:
+    """The contribution criterion is measured on the clip: opening another clip measures it again and re-plans;
+    when the new plan keeps other units than the plan the user had, the Prune step says so (never silently)."""
+    from core.io.frames import write_frames
+    from tests.test_compress import moving_frames
+
+    state, prune = window.state, window.panels["prune"]
+    smooth, rough = tmp_path / "smooth", tmp_path / "rough"
+    write_frames(moving_frames(4, 32, 32, seed=1), smooth)
+    write_frames(np.random.default_rng(2).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8), rough)
+    open_checkpoint(qtbot, window, tiny_checkpoint)
+    prune.align.setCurrentIndex(prune.align.findData(1))        # any width: the ranking decides every unit
+    prune.criterion.setCurrentIndex(prune.criterion.findData("contribution"))
+    for clip in (smooth, rough):
+        with qtbot.waitSignal(state.clipChanged, timeout=60_000):
+            state.open_clip(clip)
+        qtbot.waitUntil(lambda: not state.runner.running and state.plan is not None, timeout=60_000)
+        if clip == smooth:
+            before = state.plan
+    after = state.plan
+    changed = sum(a.kept != b.kept for a, b in zip(before.layers, after.layers))
+    assert changed, "the two clips should rank the units differently"
+    notes = prune.totals["notes"].text()
+    assert f"measured again on rough, and {changed} layer(s) now keep other units" in notes, notes
+    move_slider(qtbot, window, 0.4)                         # the user's own plan: nothing to say
+    assert "the plan changed" not in prune.totals["notes"].text()

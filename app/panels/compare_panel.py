@@ -7,35 +7,27 @@ views and points in the plot as they are computed, and the scrubber reaches ever
 model that is not derived from the dense one is said so in red, and no speed-up is claimed between them; a raw
 cut (neither reconstructed nor trained), and a pruned network that scores below bicubic upscaling on the clip,
 are said so in the banner too.
+
+This module is the clip and run controls, the banner and the job's wiring; the frames are ``compare_viewer``,
+the plot and the figures ``compare_figures``.
 """
 from __future__ import annotations
 
-import math
-
-import numpy as np
-import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGroupBox, QHBoxLayout, QLabel, QProgressBar,
-                               QPushButton, QSlider, QSplitter, QToolButton, QVBoxLayout, QWidget)
-
-from core.errors import UserError
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSplitter, QVBoxLayout, QWidget
 
 from ..compare_job import CompareFrame, new_result, run_compare
 from ..dialogs import ask_yes_no
-from ..figures import BICUBIC, REFERENCE_TEXT, clip_psnr, quality_note, timing_note
-from ..formatting import db, ms
+from ..figures import BICUBIC, REFERENCE_TEXT, clip_psnr
+from ..formatting import db
 from ..job_events import show_job_event
 from ..recovery_job import cut_pruned, show_progress
 from ..state import AppState, CompareResult, PrunedModel
-from ..widgets.image_views import VIEWS, ComparisonView
-from ..widgets.palette import SERIES_COLORS
 from ..workers import Job
+from .compare_figures import CompareFigures
+from .compare_viewer import FrameViewer
 
-MODE_LABELS = {"side": "Side by side", "wipe": "Wipe A | B", "diff": "Difference |A − B|"}
-PLAY_FPS = 8
 REFRESH_MS = 100            # while a comparison runs, the plot and the shown frame catch up this often
-MAX_MARKED_POINTS = 60      # longer PSNR series are drawn as lines only (300 markers a series slow each repaint)
-LEGEND_HEADROOM = 0.35      # of the curves' span, kept free above them for the legend
 LINEAGE_STYLE = {"unrelated": "color: #b00020; font-weight: bold;", "unverified": "color: #b36b00;",
                  "derived": "color: #1e7b34;"}
 LINEAGE_COLOR = {"unrelated": "#b00020", "unverified": "#b36b00", "derived": "#1e7b34"}
@@ -68,43 +60,14 @@ class ComparePanel(QWidget):
         self.cancel_button.setEnabled(False)
         self.progress = QProgressBar()
         self.progress.setFormat("%p%")
-        self.mode = QComboBox()
-        for key, label in MODE_LABELS.items():
-            self.mode.addItem(label, key)
-        self.a, self.b = QComboBox(), QComboBox()
-        self.a.addItems(VIEWS)
-        self.b.addItems(VIEWS)
-        self.a.setCurrentIndex(1)
-        self.b.setCurrentIndex(2)
-        self.wipe = QSlider(Qt.Orientation.Horizontal)
-        self.wipe.setRange(0, 1000)
-        self.wipe.setValue(500)
-        self.wipe.setToolTip("Split position between A (left) and B (right)")
-        self.save_button = QPushButton("Save view as PNG…")
-        self.view = ComparisonView()
-        self.frame_slider = QSlider(Qt.Orientation.Horizontal)
-        self.play_button = QToolButton()
-        self.play_button.setText("▶")
-        self.play_button.setCheckable(True)
-        self.play_button.setToolTip("Play / pause (Space)")
-        self.frame_label = QLabel("frame –")
-        self.timing = QLabel("Run the comparison to measure the time per frame of each model.")
-        self.timing.setWordWrap(True)
-        self.psnr_plot = pg.PlotWidget()
-        self.psnr_plot.setLabel("left", "PSNR (Y), dB")
-        self.psnr_plot.setLabel("bottom", "frame")
-        self.psnr_plot.addLegend(offset=(-10, 10), brush=pg.mkBrush(255, 255, 255, 210))    # readable over curves
-        # No grid: pyqtgraph draws it inside the axes' picture, alpha-blended over the whole plot, and that paint
-        # was the GUI's longest stall while a long comparison streamed (bench_gui --stall-stacks).
-        self.psnr_plot.showGrid(x=False, y=False)
-        self.psnr_curves = {name: self.psnr_plot.plot([], [], name=name, pen=pg.mkPen(SERIES_COLORS[name], width=2),
-                                                      symbol="o", symbolSize=4,
-                                                      symbolBrush=SERIES_COLORS[name], symbolPen=None)
-                            for name in ("bicubic", "dense", "pruned")}
-        self.frame_line = pg.InfiniteLine(angle=90, movable=True, pen=pg.mkPen("#555555"))
-        self.psnr_plot.addItem(self.frame_line)
-        self.play_timer = QTimer(self)
-        self.play_timer.setInterval(1000 // PLAY_FPS)
+        running = lambda: self.job is not None      # noqa: E731
+        self.viewer = FrameViewer(state, running)
+        self.figures_box = CompareFigures(state, running)
+        v, f = self.viewer, self.figures_box
+        self.mode, self.a, self.b, self.wipe, self.save_button = v.mode, v.a, v.b, v.wipe, v.save_button
+        self.view, self.frame_slider, self.play_button, self.frame_label = v.view, v.frame_slider, v.play_button, \
+            v.frame_label
+        self.timing, self.psnr_plot, self.psnr_curves, self.frame_line = f.timing, f.plot, f.curves, f.frame_line
         self.refresh_timer = QTimer(self)
         self.refresh_timer.setInterval(REFRESH_MS)
         self.refresh_timer.timeout.connect(self._catch_up)
@@ -115,22 +78,14 @@ class ComparePanel(QWidget):
         self.gt_button.clicked.connect(self.openGtRequested)
         self.run_button.clicked.connect(self.run)
         self.cancel_button.clicked.connect(self.cancel)
-        for w in (self.mode, self.a, self.b):
-            w.currentIndexChanged.connect(self._mode_changed)
-        self.wipe.valueChanged.connect(lambda v: self.view.set_wipe(v / 1000))
-        self.view.wipeMoved.connect(self._sync_wipe_slider)
-        self.frame_slider.valueChanged.connect(self.show_frame)
+        self.viewer.frameShown.connect(self.frame_line.setValue)
         self.frame_line.sigPositionChangeFinished.connect(lambda: self.frame_slider.setValue(round(self.frame_line.value())))
-        self.play_button.toggled.connect(self._toggle_play)
-        self.play_timer.timeout.connect(self._next_frame)
-        self.save_button.clicked.connect(self.save_view)
         state.clipChanged.connect(self._clip_changed)
         state.compareChanged.connect(self._result_changed)
         for signal in (state.modelChanged, state.prunedChanged):
             signal.connect(self._lineage_changed)
         self._clip_changed()
         self._lineage_changed()
-        self._mode_changed()
 
     def _build(self) -> None:
         top = QHBoxLayout()
@@ -140,33 +95,9 @@ class ComparePanel(QWidget):
         for w in (self.run_button, self.cancel_button):
             top.addWidget(w)
         top.addWidget(self.progress, 1)
-        view_bar = QHBoxLayout()
-        view_bar.addWidget(QLabel("View"))
-        view_bar.addWidget(self.mode)
-        view_bar.addWidget(QLabel("A"))
-        view_bar.addWidget(self.a)
-        view_bar.addWidget(QLabel("B"))
-        view_bar.addWidget(self.b)
-        view_bar.addWidget(QLabel("split"))
-        view_bar.addWidget(self.wipe, 1)
-        view_bar.addWidget(self.save_button)
-        scrub = QHBoxLayout()
-        scrub.addWidget(self.play_button)
-        scrub.addWidget(self.frame_slider, 1)
-        scrub.addWidget(self.frame_label)
-        left = QWidget()
-        left_layout = QVBoxLayout(left)
-        left_layout.setContentsMargins(0, 0, 0, 0)
-        left_layout.addLayout(view_bar)
-        left_layout.addWidget(self.view, 1)
-        left_layout.addLayout(scrub)
-        right = QGroupBox("Quality and speed")
-        right_layout = QVBoxLayout(right)
-        right_layout.addWidget(self.psnr_plot, 1)
-        right_layout.addWidget(self.timing)
         split = QSplitter(Qt.Orientation.Horizontal)
-        split.addWidget(left)
-        split.addWidget(right)
+        split.addWidget(self.viewer)
+        split.addWidget(self.figures_box)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 1)
         layout = QVBoxLayout(self)
@@ -265,7 +196,7 @@ class ComparePanel(QWidget):
         if not self._arrived:
             return
         self._arrived = False
-        self._update_curves()
+        self.figures_box.update_curves()
         self.show_frame(self.frame_slider.value())
 
     def _finished(self) -> None:
@@ -291,37 +222,11 @@ class ComparePanel(QWidget):
         gt = "no GT" if clip.gt is None else f"GT: {clip.gt_source.name}" if clip.gt_source else "with GT"
         self.clip_label.setText(f"<b>{clip.name}</b>: {len(clip)} frames, {h}×{w} → {4 * h}×{4 * w} (H×W), {gt}")
         self.frame_slider.setRange(0, len(clip) - 1)
-        self.psnr_plot.setXRange(0, max(len(clip) - 1, 1), padding=0.02)     # frames, not an autoscaled ±500
+        self.figures_box.set_frames(len(clip))
         self.show_frame(self.frame_slider.value())
 
-    def _update_curves(self) -> None:
-        r = self.state.compare
-        shown: list[float] = []
-        for name, curve in self.psnr_curves.items():
-            values = list(r.psnr.get(name, [])) if r is not None else []
-            symbol = "o" if len(values) <= MAX_MARKED_POINTS else None     # a marker per frame only on short clips
-            if curve.opts["symbol"] != symbol:
-                curve.setSymbol(symbol)
-            curve.setData(np.arange(len(values)), np.asarray(values, dtype=float))
-            shown += [v for v in values if math.isfinite(v)]
-        if shown:       # headroom above the curves for the legend (top right), which covered the top curve
-            lo, hi = min(shown), max(shown)
-            span = max(hi - lo, 0.5)
-            self.psnr_plot.setYRange(lo - 0.05 * span, hi + LEGEND_HEADROOM * span, padding=0)
-        if r is not None and self.job is not None and not r.complete:
-            done = {name: len(store) for name, store in (("bicubic", r.bicubic), *r.outputs.items())}
-            self.timing.setText("Computing … frames done: " + ", ".join(f"{k} {v}/{len(r.clip)}"
-                                                                      for k, v in done.items()))
-
     def _result_changed(self) -> None:
-        r = self.state.compare
-        self._update_curves()
-        reference = REFERENCE_TEXT.get(r.reference if r is not None else "GT", "")
-        self.psnr_plot.setLabel("left", f"PSNR (Y) {reference}, dB")
-        if r is None:
-            self.timing.setText("Run the comparison to measure the time per frame of each model.")
-        elif r.complete or self.job is None:
-            self.timing.setText(self._timing_text(r))
+        self.figures_box.show_result()
         self.show_frame(self.frame_slider.value())
         self._show_banner()
 
@@ -374,115 +279,10 @@ class ComparePanel(QWidget):
             self.lineage_label.setStyleSheet(LINEAGE_STYLE[lineage.status])
 
     def _timing_text(self, r: CompareResult) -> str:
-        """Each series' Y-PSNR and time per frame (``app.figures``: the figures Export and Study show too), and
-        what they cover."""
-        s = self.state
-        now = {"dense": id(s.model.model) if s.model is not None else 0,
-               "pruned": id(s.pruned.model) if s.pruned is not None else 0}
-        lines = [] if r.complete else ["<b>stopped before the end</b> (figures over the frames done, not kept)"]
-        if r.compared and r.compared != now:
-            lines.append("<span style='color:#b36b00'><b>results of the previously loaded networks</b>: "
-                         "run again to compare the current ones</span>")
-        reference = REFERENCE_TEXT.get(r.reference, "")
-        for name in (*r.outputs, BICUBIC):
-            figure = r.figures.get(name)
-            values = r.psnr.get(name)
-            if figure is not None:
-                quality = figure.psnr_text(unit=False) if figure.psnr is not None else None
-            else:
-                quality = f"{clip_psnr(values, r.reference):.2f}" if values else None
-            parts = [f"{quality} dB"] if quality else []
-            if figure is not None and figure.ms_per_frame is not None:
-                parts.append(figure.ms_text())
-            elif name in r.seconds_per_frame:
-                parts.append(f"{ms(r.seconds_per_frame[name])}/frame")
-            if name == "dense" and r.reference == "dense":
-                parts.append("the reference")
-            if parts:
-                lines.append(f"<b>{name}</b>: " + " · ".join(parts))
-        spf = r.seconds_per_frame
-        contended = sorted({job for f in r.figures.values() for job in f.contended})
-        if contended:
-            lines.append(f"<span style='color:#b00020'><b>times not comparable</b>: "
-                         f"{', '.join(contended)} ran while they were measured; run again</span>")
-        if "dense" in spf and "pruned" in spf and spf["pruned"] > 0 and not contended:
-            if r.lineage is not None and not r.lineage.comparable:
-                lines.append("<span style='color:#b00020'><b>no speed-up shown</b>: the pruned model is not "
-                             "derived from the dense one</span>")
-            else:
-                lines.append(f"measured speed-up ×{spf['dense'] / spf['pruned']:.2f}")
-        lines.append(f"<span style='color:#555555'>{self._covers(r, reference)}</span>")
-        return "<br>".join(lines)
-
-    def _covers(self, r: CompareResult, reference: str) -> str:
-        """What the figures above cover (frames, reference, what the time includes, threads, size)."""
-        timed = next((f for f in r.figures.values() if f.ms_per_frame is not None), None)
-        if r.complete:
-            text = quality_note(r.reference, len(r.clip), r.clip.name)
-        else:
-            text = f"Y-PSNR {reference} on the frames done"
-        if timed is not None:
-            text += f". {timing_note(timed.timing_context)}"
-        return text + "."
+        return self.figures_box.timing_text(r)
 
     def show_frame(self, index: int) -> None:
-        clip = self.state.clip
-        if clip is None:
-            return
-        index = min(max(index, 0), len(clip) - 1)
-        r = self.state.compare
-        outputs = r.outputs if r is not None else {}
-        frames = {"LR (bicubic)": r.bicubic.get(index) if r is not None else None,
-                  "Dense SR": outputs["dense"].get(index) if "dense" in outputs else None,
-                  "Pruned SR": outputs["pruned"].get(index) if "pruned" in outputs else None,
-                  "GT": clip.gt[index] if clip.gt is not None else None}
-        running = {view: "not computed yet" for view, series in (("LR (bicubic)", "bicubic"), ("Dense SR", "dense"),
-                                                                 ("Pruned SR", "pruned"))
-                   if self.job is not None and r is not None and (series == "bicubic" or series in outputs)}
-        self.view.set_frames(frames, running)
-        self.frame_line.setValue(index)
-        label = f"frame {index + 1}/{len(clip)}"
-        if r is not None:
-            parts = [f"{n} {r.psnr[n][index]:.2f}" for n in ("dense", "pruned") if n in r.psnr
-                     and index < len(r.psnr[n]) and math.isfinite(r.psnr[n][index])]
-            if parts:
-                label += " · PSNR " + ", ".join(parts) + f" dB {REFERENCE_TEXT.get(r.reference, '')}"
-        self.frame_label.setText(label)
-
-    def _mode_changed(self) -> None:
-        mode = self.mode.currentData()
-        for w in (self.a, self.b, self.wipe):
-            w.setEnabled(mode != "side")
-        self.view.set_mode(mode, self.a.currentText(), self.b.currentText())
-        self.view.set_wipe(self.wipe.value() / 1000)
-
-    def _sync_wipe_slider(self, fraction: float) -> None:
-        self.wipe.blockSignals(True)
-        self.wipe.setValue(round(fraction * 1000))
-        self.wipe.blockSignals(False)
-
-    def _toggle_play(self, playing: bool) -> None:
-        self.play_button.setText("⏸" if playing else "▶")
-        if playing:
-            self.play_timer.start()
-        else:
-            self.play_timer.stop()
-
-    def _next_frame(self) -> None:
-        n = self.frame_slider.maximum() + 1
-        self.frame_slider.setValue((self.frame_slider.value() + 1) % max(n, 1))
+        self.viewer.show_frame(index)
 
     def save_view(self, path: str | None = None) -> bool:
-        """Write what the view shows now to a PNG (asks for a file name when none is given)."""
-        confirmed = not path      # the file dialog asks before replacing a file
-        if not path:
-            path, _ = QFileDialog.getSaveFileName(self, "Save view as PNG", "comparison.png", "PNG image (*.png)")
-            if not path:
-                return False
-        try:
-            self.view.save_png(path, overwrite=confirmed)
-        except UserError as exc:
-            self.state.message.emit(f"could not write {path}: {exc}")
-            return False
-        self.state.message.emit(f"saved view to {path}")
-        return True
+        return self.viewer.save_view(path)

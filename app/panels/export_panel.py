@@ -7,49 +7,34 @@ GT), with the float network's, the dense network's and bicubic's figures on the 
 figures Compare and Study show (``app.figures``). A raw cut's int8 file is refused
 with the CLI's one-line reason; files of an existing stem are replaced only after the user says so; results of
 a model that is no longer the current one are marked as such.
+
+This module is the form (destination, files, the int8 budget) and the job's wiring; the rows are
+``export_results``, the compress box ``compress_box``.
 """
 from __future__ import annotations
 
-import textwrap
-from collections.abc import Sequence
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QObject, Signal
-from PySide6.QtGui import QColor
-from PySide6.QtWidgets import (QCheckBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
-                               QHeaderView, QLabel, QLineEdit, QProgressBar, QPushButton, QTreeWidget,
-                               QTreeWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (QCheckBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
+                               QLineEdit, QProgressBar, QPushButton, QVBoxLayout, QWidget)
 
 import numpy as np
 
 from core.deploy import ExportCheck
-from core.deploy.measure import FileProof
 from core.deploy.quantize import MAX_CALIB_FRAMES, NotWorthQuantizingError
 from core.errors import UserError
 from core.io.output import claim_output
 from core.recover.status import RECONSTRUCTION_KEY
 
 from ..dialogs import ask_yes_no, show_error
-from .compress_box import CompressBox
-from ..export_job import FORMATS, ExportOutcome, ExportRequest, run_export, target_paths
-from ..figures import quality_note, timing_note
+from ..export_job import FORMATS, ExportRequest, run_export, target_paths
 from ..job_events import show_job_event
 from ..recovery_job import cut_pruned, show_progress
 from ..state import AppState
 from ..workers import Job
-
-# Long headers on two lines: on one they alone widened their columns enough to push Details off the table.
-PSNR_HEADER = "Y-PSNR:\nfile · dense · bicubic"
-MS_HEADER = "ms/frame,\nstreamed (H×W)"
-COLUMNS = ["File", "Result", "Size", "Precision", "Verified T×H×W\n(max |diff|)", MS_HEADER,
-           PSNR_HEADER, "Details"]
-PSNR_COLUMN = COLUMNS.index(PSNR_HEADER)
-DETAILS_COLUMN = COLUMNS.index("Details")
-STALE_COLOR = "#8a8a8a"
-DETAILS_MIN_WIDTH = 200     # pixels of the viewport Details keeps (the rest of its text is in the tooltip)
-# The columns that give way to Details: a file's name (the Files box above spells it out) and the shapes it was
-# verified at (the same three for every ONNX file); the verdicts and figures stay whole.
-ELIDABLE_COLUMNS = (COLUMNS.index("File"), COLUMNS.index("Verified T×H×W\n(max |diff|)"))
+from .compress_box import CompressBox
+from .export_results import ExportResults
 
 
 class ExportPanel(QWidget):
@@ -81,43 +66,15 @@ class ExportPanel(QWidget):
         self.max_drop.setSuffix(" dB")
         self.export_button = QPushButton("Export and verify")
         self.progress = QProgressBar()
-        self.results = QTreeWidget()
-        self.results.setHeaderLabels(COLUMNS)
-        self.results_note = QLabel()
-        self.results_note.setWordWrap(True)
+        self.results_view = ExportResults()
+        self.results, self.results_note = self.results_view.tree, self.results_view.note
         self.job: Job | None = None
         self.compress = CompressBox(state)
-        self._results_key: tuple | None = None     # which network the rows are of
-        self._results_origin = ""
-        self._results_where = ""                   # "all 24 frames of demo": what the proofs ran on
-        self._results_figures = ""                 # the network's, dense's and bicubic's figures on those frames
-        # The columns before Details are sized by _fit_columns (still draggable); Details, the last, fills what is
-        # left (elided, whole in the tooltip). A refusal's reason gets a row of its own under the file.
-        self.results.header().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        self.results.header().setStretchLastSection(True)
-        self.results.viewport().installEventFilter(self)
         self._build(browse)
         self.export_button.clicked.connect(self.export)
         for signal in (state.prunedChanged, state.planChanged, state.modelChanged, state.current.recoveryChanged):
             signal.connect(self._refresh)
         self._refresh()
-
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        """Refit the columns whenever the table's viewport changes width (window resized, scroll bar shown)."""
-        if watched is self.results.viewport() and event.type() == QEvent.Type.Resize:
-            self._fit_columns()
-        return super().eventFilter(watched, event)
-
-    def _fit_columns(self) -> None:
-        """Each column before Details as wide as its contents and header, the ELIDABLE_COLUMNS giving way (elided,
-        whole in the tooltip) so that Details keeps DETAILS_MIN_WIDTH pixels inside the viewport: sized to their
-        contents, those columns pushed Details past the right edge of a 1280-pixel screen."""
-        header = self.results.header()
-        wanted = [max(self.results.sizeHintForColumn(c), header.sectionSizeHint(c)) for c in range(DETAILS_COLUMN)]
-        room = self.results.viewport().width() - DETAILS_MIN_WIDTH
-        widths = fit_widths(wanted, room, header.minimumSectionSize(), ELIDABLE_COLUMNS)
-        for column, width in enumerate(widths):
-            header.resizeSection(column, width)
 
     def _build(self, browse: QPushButton) -> None:
         where = QGroupBox("Destination")
@@ -144,8 +101,7 @@ class ExportPanel(QWidget):
         layout.addWidget(where)
         layout.addWidget(what)
         layout.addLayout(run)
-        layout.addWidget(self.results_note)
-        layout.addWidget(self.results, 1)
+        layout.addWidget(self.results_view, 1)
         layout.addWidget(self.compress)
 
     def _network_key(self) -> tuple | None:
@@ -183,31 +139,7 @@ class ExportPanel(QWidget):
         self._mark_results()
 
     def _mark_results(self) -> None:
-        """Say what the rows are of; grey them out once the network they were made from is not the current one."""
-        if self._results_key is None:
-            self.results_note.setText("Results: each file reloaded and compared with the in-memory network, then "
-                                      "run on all frames of the current clip (as Compare runs it)")
-            self.results_note.setStyleSheet("")
-            return
-        stale = self._results_key != self._network_key()
-        if stale:
-            self.results_note.setText(f"<b>Results of a previous model</b> ({self._results_origin}), not of the "
-                                      "current one: export again for it")
-            self.results_note.setStyleSheet("color: #b36b00;")
-        else:
-            where = self._results_where or "all frames of the current clip"
-            self.results_note.setText(f"Results for <b>{self._results_origin}</b>: each file reloaded and compared "
-                                      f"with the in-memory network, then run on {where}"
-                                      + (f"<br>{self._results_figures}" if self._results_figures else ""))
-            self.results_note.setStyleSheet("")
-        for i in range(self.results.topLevelItemCount()):
-            item = self.results.topLevelItem(i)
-            if stale:
-                for col in range(self.results.columnCount()):
-                    item.setForeground(col, QColor(STALE_COLOR))
-                font = item.font(0)
-                font.setItalic(True)
-                item.setFont(0, font)
+        self.results_view.mark(self._network_key())
 
     def _browse(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Export folder", self.folder.text())
@@ -262,9 +194,7 @@ class ExportPanel(QWidget):
                 overwrite=overwrite, inputs=inputs, clip=clip, figures=s.figures))
             return outcomes, recovery, meta["origin"]
 
-        self.results.clear()
-        self._results_key = None
-        self._mark_results()
+        self.results_view.clear(self._network_key())
         self.export_button.setEnabled(False)
         self.progress.setRange(0, 0 if reconstruct else 1)
         self.progress.setValue(0)
@@ -315,46 +245,13 @@ class ExportPanel(QWidget):
         dense = self.state.model.model if self.state.model is not None else None
         if self.state.current.keep(recovery, dense) and key is not None and key[0] == "plan":
             key = self._network_key()      # the network exported is this plan's reconstruction
-        self._results_key, self._results_origin = key, origin
-        self._show(results)
-
-    def _show(self, results: list[ExportOutcome]) -> None:
-        base = next((o.baseline for o in results if o.baseline is not None), None)
-        self._results_where = base.where if base is not None else ""
-        self._results_figures = _figures_text(base)
-        header = self.results.headerItem()
-        header.setToolTip(COLUMNS.index(MS_HEADER), _ms_header_tip(base))
-        header.setText(PSNR_COLUMN, _psnr_header(base))
-        header.setToolTip(PSNR_COLUMN, _psnr_header(base, long=True))
-        for outcome in results:
-            item = _result_item(outcome)
-            for column in range(DETAILS_COLUMN):     # a column narrowed by _fit_columns shows its text elided
-                item.setToolTip(column, item.text(column))
-            self.results.addTopLevelItem(item)
-            if item.childCount():
-                item.setExpanded(True)
-                item.child(0).setFirstColumnSpanned(True)
-        self._fit_columns()
-        self._mark_results()
+        self.results_view.show(results, key, origin)
+        self.results_view.mark(self._network_key())
         self.exportFinished.emit(results)
         refused = [o for o in results if isinstance(o.result, NotWorthQuantizingError)]
         self.state.message.emit("export finished: " + ", ".join(
             f"{o.key} {'ok' if isinstance(o.result, ExportCheck) and o.result.ok else 'REFUSED' if o in refused else 'FAILED'}"
             for o in results))
-
-
-def fit_widths(wanted: Sequence[int], room: int, least: int, elidable: Sequence[int]) -> list[int]:
-    """Column widths within ``room`` pixels where that can be: every column its wanted width, except that the
-    widest of the ``elidable`` columns give way to one common cap (never below ``least``), so the narrower of them
-    stay whole too."""
-    left = room - sum(w for c, w in enumerate(wanted) if c not in elidable)
-    shrinking = sorted(wanted[c] for c in elidable)
-    for i, width in enumerate(shrinking):
-        if width * (len(shrinking) - i) > left:
-            cap = max(least, left // (len(shrinking) - i))
-            return [min(w, cap) if c in elidable else w for c, w in enumerate(wanted)]
-        left -= width
-    return list(wanted)
 
 
 def _clip_frames(clip) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -365,111 +262,3 @@ def _clip_frames(clip) -> tuple[np.ndarray | None, np.ndarray | None]:
     lr = np.stack([clip.lr[i] for i in range(n)])
     gt = np.stack([clip.gt[i] for i in range(n)]) if clip.gt is not None else None
     return lr, gt
-
-
-def _size_text(n: int | None) -> str:
-    if n is None:
-        return ""
-    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 2**10:.0f} KiB"
-
-
-def _psnr_header(base, long: bool = False) -> str:
-    """The Y-PSNR column's header: what the three figures are and against what (the note above the table says
-    on which frames; the tooltip says both)."""
-    if base is None:
-        return PSNR_HEADER
-    if base.reference == "GT":
-        return ("Y-PSNR vs GT:\nfile · dense · bicubic" if not long else
-                f"Y-PSNR vs GT on {base.where}: this file, the dense network and bicubic upscaling (mean over "
-                "frames; the figures Compare and Study show)")
-    return ("Y-PSNR vs dense:\nfile · network · bicubic" if not long else
-            f"Y-PSNR on {base.where} (no GT) against the dense network's output, over the whole clip: this file, "
-            "the float network it came from and bicubic upscaling (the figures Compare and Study show)")
-
-
-def _ms_header_tip(base) -> str:
-    timed = base.figures.get("pruned") if base is not None else None
-    context = timed.timing_context if timed is not None else "this machine's threads, the clip's LR size"
-    return (f"Each file run on every frame of the clip, as Compare runs a network: {timing_note(context)}. The "
-            "checkpoint holds the float network itself: its time is the network's (Compare's figure).")
-
-
-def _figures_text(base) -> str:
-    """'Float network 21.83 dB, 603 ms/frame · dense … · bicubic … — Y-PSNR vs GT: mean over all 6 frames of
-    clip; ms/frame streamed …: the figures Compare and Study show'"""
-    if base is None:
-        return ""
-    parts = []
-    for name, label in (("pruned", "float network"), ("dense", "dense"), ("bicubic", "bicubic")):
-        f = base.figures.get(name)
-        if f is None:
-            continue
-        quality = f.psnr_text(unit=False) + " dB" if f.psnr is not None else "the reference"
-        parts.append(f"{label} {quality}" + (f", {f.ms_text()}" if f.ms_per_frame is not None else ""))
-    timed = base.figures.get("pruned")
-    notes = [quality_note("GT" if base.reference == "GT" else "dense", base.frames, base.clip)]
-    if timed is not None:
-        notes.append(timing_note(timed.timing_context))
-    return " · ".join(parts) + f" <span style='color:#555555'>({'; '.join(notes)}) — the figures Compare and " \
-                               "Study show</span>"
-
-
-def _psnr_text(outcome: ExportOutcome) -> str:
-    """The file's Y-PSNR and, on the same frames, the dense network's (or the float network's, without GT) and
-    bicubic's (the header says which)."""
-    proof, base = outcome.proof, outcome.baseline
-    own = f"{proof.y_psnr:.2f}" if isinstance(proof, FileProof) else "–"
-    if base is None:
-        return f"{own} dB vs {proof.reference}" if isinstance(proof, FileProof) else ""
-    if base.reference == "GT":
-        dense = f" · {base.dense:.2f}" if base.dense is not None else " · –"
-        return f"{own}{dense} · {base.bicubic:.2f} dB vs GT"
-    network = f"{base.pruned:.2f}" if base.pruned is not None else "–"
-    return f"{own} · {network} · {base.bicubic:.2f} dB vs dense"
-
-
-def _shapes_text(shapes) -> str:
-    return ", ".join(f"{t}×{h}×{w}" for t, h, w in shapes)
-
-
-def _result_item(outcome: ExportOutcome) -> QTreeWidgetItem:
-    label = FORMATS[outcome.key][0]
-    check = outcome.result
-    if not isinstance(check, ExportCheck):
-        refused = isinstance(check, NotWorthQuantizingError)
-        reason = str(check) if isinstance(check, UserError) else f"{type(check).__name__}: {check}"
-        item = QTreeWidgetItem([label, "✘ refused" if refused else "✘ failed", "", "", "", "",
-                                _psnr_text(outcome) if refused else "", reason])
-        item.setForeground(1, QColor("#b00020"))
-        item.setForeground(DETAILS_COLUMN, QColor("#b00020"))
-        item.setToolTip(DETAILS_COLUMN, reason)
-        # the whole reason on a row of its own, in lines that fit a 1280-pixel window
-        why = QTreeWidgetItem(item, [textwrap.fill(f"↳ {reason}", 150, subsequent_indent="   ")])
-        why.setForeground(0, QColor("#b00020"))
-        why.setToolTip(0, reason)
-        return item
-    verdict = ("✔ verified" if check.ok else "✘ mismatch") if check.max_abs_diff is not None or check.psnr_drop \
-        is not None else "✔ written and reloaded"
-    verified = ""
-    if check.shapes:
-        verified = f"{_shapes_text(check.shapes)} ({check.max_abs_diff:.1e})"
-    elif check.max_abs_diff is not None:
-        verified = f"3×32×32 ({check.max_abs_diff:.1e})"
-    proof = outcome.proof
-    ms = ""
-    details = check.summary()
-    if isinstance(proof, FileProof):
-        ms = f"{proof.ms_per_frame:.0f} at {proof.size[0]}×{proof.size[1]}"
-    elif isinstance(proof, BaseException):
-        details = f"proof failed: {type(proof).__name__}: {proof}; {details}"
-    if check.psnr_drop is not None:
-        kept = ", ".join(check.kept_float) or "none"
-        details = f"drop {check.psnr_drop:.2f} dB vs float ({check.detail.split('drop vs ')[-1]}); kept float: {kept}"
-    precision = check.precision if check.format in ("onnx", "model") else ""
-    if check.flow != "full":
-        precision += f", {check.flow} flow"
-    psnr = _psnr_text(outcome) if isinstance(proof, FileProof) else ""
-    item = QTreeWidgetItem([label, verdict, _size_text(check.size_bytes), precision, verified, ms, psnr, details])
-    item.setForeground(1, QColor("#1e7b34" if check.ok else "#b00020"))
-    item.setToolTip(7, check.summary())
-    return item

@@ -3,29 +3,22 @@
 Every slider move makes a new Plan (a few ms in core) and redraws the bars, the table's Kept/Ratio columns, the
 threshold and the totals. Moves that arrive faster than that are coalesced: only the latest ratio is planned.
 
-The cut itself ("Prune + reconstruct") runs in a job: the raw cut of a recurrent VSR network is noise, so by
-default it is reconstructed at the cut on the current clip's LR frames (``core.recover``, minutes on the full
-network, with progress and Cancel), and the totals say which of the two the plan's network is. A slider move
-leaves an earlier reconstruction stale (said so); it is never re-run on a move.
+This module is the form (ratio, criterion, widths, locks, latency target) and its wiring; the totals are
+``prune_totals`` (the results view), the cut and its reconstruction ``prune_cut`` (the job). Scores measured on
+frames are measured again when another clip opens; a plan that changes because of it says so.
 """
 from __future__ import annotations
 
-import re
-
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout,
-                               QHeaderView, QLabel, QProgressBar, QPushButton, QSizePolicy, QSplitter, QTableView,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QGroupBox, QHBoxLayout, QHeaderView, QLabel,
+                               QPushButton, QSplitter, QTableView, QVBoxLayout, QWidget)
 
 from core.errors import UserError
-from core.profile.latency import fps
 from core.ssl import CRITERIA, DEFAULT_CRITERION, RECOMMENDED_ALIGN, REGISTRY, Plan, make_plan
 from core.ssl.settings import LayerOverride
 from core.ssl.target import plan_for_latency
 from core.ssl.units import stream_layer_names
 
-from ..formatting import count, seconds
-from ..recovery_job import cut_pruned, is_reconstruct_progress
 from ..state import AppState
 from ..workers import Job
 from ..widgets.criterion_choice import offer_criteria
@@ -33,12 +26,10 @@ from ..widgets.layer_chart import LayerChart
 from ..widgets.layer_table import COLUMNS, LayerTableModel
 from ..widgets.ratio_control import RatioControl
 from ..widgets.score_plot import ScoreDistribution
+from .prune_cut import CutControls
+from .prune_totals import STALE, PruneTotals
 
 ALIGN_CHOICES = (1, 4, 8, 16)
-WARN = "#b00020"
-STALE = "#b36b00"
-GOOD = "#1e7b34"
-RAW_CUT = "raw cut — not reconstructed: far below dense, often noise"
 
 
 class PrunePanel(QWidget):
@@ -66,18 +57,9 @@ class PrunePanel(QWidget):
         self.pin_button = QPushButton("Pin as overlay")
         self.pin_button.setToolTip("Keep this plan drawn as outlines to compare with other ratios or criteria")
         self.clear_pin_button = QPushButton("Clear overlay")
-        self.reconstruct_box = QCheckBox("Reconstruct at the cut (calibrate on the current clip)")
-        self.reconstruct_box.setChecked(True)
-        self.reconstruct_box.setToolTip(
-            "Refit the cut network so its activations reproduce the dense network's on the current clip's LR "
-            "frames (least squares, no GT needed; minutes on the full network). Without it, the cut of a "
-            "recurrent network outputs noise. Compare and Export use the reconstructed network.")
-        self.apply_button = QPushButton()
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setEnabled(False)
-        self.progress = QProgressBar()
-        self.progress.setVisible(False)
-        self.job: Job | None = None
+        self.cut = CutControls(state)
+        self.reconstruct_box, self.apply_button = self.cut.reconstruct_box, self.cut.apply_button
+        self.cancel_button, self.progress = self.cut.cancel_button, self.cut.progress
         self.chart = LayerChart()
         self.table_model = LayerTableModel(self)
         self.table = QTableView()
@@ -90,11 +72,9 @@ class PrunePanel(QWidget):
         self.table.horizontalHeader().setResizeContentsPrecision(40)
         self.table_model.modelReset.connect(self._fit_columns)
         self.distribution = ScoreDistribution()
-        self.totals = {key: QLabel("–") for key in ("units", "params", "params_spy", "macs", "speedup", "latency",
-                                                    "recovery", "notes")}
-        self.measure_button = QPushButton("Measure this device")
-        self.measure_button.setToolTip("Time each layer kind and width on this CPU at the clip's size (once, "
-                                       "cached): predicted ms per frame for every plan, and latency targets")
+        self.totals_box = PruneTotals(state)
+        self.totals, self.measure_button = self.totals_box.labels, self.totals_box.measure_button
+        self.latency_note = self.totals_box.latency_note
         self.target = QDoubleSpinBox()
         self.target.setRange(1.0, 1e6)
         self.target.setDecimals(0)
@@ -105,16 +85,7 @@ class PrunePanel(QWidget):
         self.target_button = QPushButton("Plan for target")
         self._target_ms: float | None = None      # set while the plan shown was made for a latency target
         self._widths: dict[str, int] | None = None  # that plan's widths (kept when no latency table is loaded)
-        self.latency_note = QLabel()          # what the predicted time covers, a row of its own (full width)
-        self.latency_note.setWordWrap(True)
-        self.latency_note.setStyleSheet("color: #555555;")
-        self.latency_note.setVisible(False)
-        self.latency_note.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
-        for key in ("notes", "recovery", "latency"):
-            self.totals[key].setWordWrap(True)
-            # A wrapped note needs its lines (a splitter squeezed it to one clipped line), and no more: extra
-            # height goes below the rows, not between them.
-            self.totals[key].setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
+        self._rescored_from: Plan | None = None   # the plan shown when its criterion's scores were re-measured
         self.empty = QLabel("Open a dense BasicVSR checkpoint in the Model step to plan its pruning.")
         self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self._build()
@@ -129,21 +100,20 @@ class PrunePanel(QWidget):
         self.table_model.overridesChanged.connect(self._show_keep_stream)
         self.keep_stream_box.toggled.connect(self._keep_stream_toggled)
         self.criterion.currentIndexChanged.connect(self._criterion_changed)
-        self.state.scoresChanged.connect(self._criterion_changed)
+        self.state.scoresChanged.connect(self._scores_changed)
         self.pin_button.clicked.connect(lambda: self.chart.set_reference(self.state.plan))
         self.clear_pin_button.clicked.connect(lambda: self.chart.set_reference(None))
         self.apply_button.clicked.connect(self.apply_plan)
-        self.cancel_button.clicked.connect(self.cancel)
-        self.reconstruct_box.toggled.connect(self._reconstruct_toggled)
+        self.cut.changed.connect(self._show_recovery)
         state.current.recoveryChanged.connect(self._show_recovery)
         self.measure_button.clicked.connect(lambda: self._load_latency(measure=True))
         self.target_button.clicked.connect(self.plan_for_target)
         self.ratio.ratioChanged.connect(self._leave_target)
+        self.ratio.ratioChanged.connect(self._forget_rescore)
         state.current.latencyChanged.connect(self._schedule)
         state.modelChanged.connect(self._model_changed)
         state.clipChanged.connect(self._clip_changed)
         self.ratio.set_value(0.5)
-        self._reconstruct_toggled(self.reconstruct_box.isChecked())
         self._model_changed()
 
     def _build(self) -> None:
@@ -161,31 +131,6 @@ class PrunePanel(QWidget):
         buttons.addWidget(QLabel("Latency target"))
         buttons.addWidget(self.target)
         buttons.addWidget(self.target_button)
-        cut = QHBoxLayout()
-        cut.addWidget(self.reconstruct_box)
-        cut.addWidget(self.apply_button)
-        cut.addWidget(self.cancel_button)
-        cut.addWidget(self.progress, 4)
-        cut.addStretch(1)
-
-        totals = QGroupBox("Totals (dense → pruned)")
-        totals_column = QVBoxLayout(totals)
-        form = QFormLayout()
-        totals_column.addLayout(form)
-        totals_column.addStretch(1)
-        form.addRow("Units pruned", self.totals["units"])
-        form.addRow("Parameters (no SpyNet)", self.totals["params"])
-        form.addRow("Parameters (with SpyNet)", self.totals["params_spy"])
-        self._macs_label = QLabel("MACs / frame")
-        form.addRow(self._macs_label, self.totals["macs"])
-        form.addRow("Estimated speed-up", self.totals["speedup"])
-        latency_row = QHBoxLayout()
-        latency_row.addWidget(self.totals["latency"], 1)
-        latency_row.addWidget(self.measure_button)
-        form.addRow("Predicted time / frame", latency_row)
-        form.addRow(self.latency_note)
-        form.addRow("Network", self.totals["recovery"])
-        form.addRow("Notes", self.totals["notes"])
         dist_box = QGroupBox("Score distribution and global threshold")
         QVBoxLayout(dist_box).addWidget(self.distribution)
         self.distribution.setMinimumHeight(130)      # readable axes (a 1280×800 screen squeezed it to a strip)
@@ -196,7 +141,7 @@ class PrunePanel(QWidget):
         QVBoxLayout(chart_box).addWidget(self.chart)
         top = QSplitter(Qt.Orientation.Horizontal)
         top.addWidget(chart_box)
-        top.addWidget(totals)
+        top.addWidget(self.totals_box)
         top.setStretchFactor(0, 3)
         top.setStretchFactor(1, 1)
         table_box = QGroupBox("Layers (tick Lock to keep a layer whole; Max ratio caps its pruning)")
@@ -218,7 +163,7 @@ class PrunePanel(QWidget):
         content.setContentsMargins(0, 0, 0, 0)
         content.addLayout(controls)
         content.addLayout(buttons)
-        content.addLayout(cut)
+        content.addWidget(self.cut)
         content.addWidget(self.splitter, 1)
         layout = QVBoxLayout(self)
         layout.addWidget(self.empty)
@@ -278,7 +223,8 @@ class PrunePanel(QWidget):
         return tuple(self.state.frame_size), loaded.spec.num_feat, loaded.spec.bidirectional
 
     def _load_latency(self, measure: bool) -> None:
-        """This device's latency table for the clip's size: the cached one, or measured when asked (seconds)."""
+        """This device's latency table for the clip's size: the cached one, or measured when asked (seconds; it
+        waits until no other job of the app runs, and says so when one ran anyway)."""
         shape = self._latency_shape()
         current = self.state.current
         if shape is None:
@@ -289,17 +235,33 @@ class PrunePanel(QWidget):
             return
         current.set_latency(None)
         if measure:
-            self.measure_button.setEnabled(False)
-            self.totals["latency"].setText("measuring this device (seconds, once per size) …")
+            self.totals_box.measuring()
+
+        def done(out) -> None:
+            table, contended = out
+            self.totals_box.measured(contended)
+            if self._latency_shape() == shape:
+                current.set_latency(table)
+
         self.state.runner.start(
-            "latency", current.latency_job(*shape, measure=measure),
-            on_success=lambda table: current.set_latency(table) if self._latency_shape() == shape else None,
+            "latency", current.latency_job(*shape, measure=measure), on_success=done,
             on_failure=lambda e, t: self.state.error.emit("Latency measurement failed", e, t),
             on_finish=lambda: self.measure_button.setEnabled(True))
 
     def _criterion_changed(self) -> None:
         self.distribution.set_scores(self.state.scores(self.criterion.currentData()))
         self._schedule()
+
+    def _scores_changed(self) -> None:
+        """The frame-measured scores were dropped (another clip) or arrived: re-plan, and remember the plan shown
+        when its criterion's scores were dropped, so the re-plan can say whether the cut changed."""
+        criterion, plan = self.criterion.currentData(), self.state.plan
+        if self.state.scores(criterion) is None and plan is not None and plan.criterion == criterion:
+            self._rescored_from = plan
+        self._criterion_changed()
+
+    def _forget_rescore(self) -> None:
+        self._rescored_from = None         # the user moved on: the next plan is theirs, not the re-measurement's
 
     def _schedule(self) -> None:
         if not self._timer.isActive():
@@ -327,79 +289,37 @@ class PrunePanel(QWidget):
         except UserError as exc:
             self.totals["notes"].setText(f"<span style='color:#b00'>{exc}</span>")
             return
+        before, self._rescored_from = self._rescored_from, None
         self.state.set_plan(plan, self._target_ms)
         self.chart.set_plan(plan)
         self.table_model.set_plan(plan)
         self.distribution.set_threshold(plan.threshold)
-        self._show_totals(plan)
+        self.target_button.setEnabled(self.state.current.latency is not None)
+        self.totals_box.show(plan)
+        self._show_recovery()
+        self._say_if_rescored(before, plan)
         self.planUpdated.emit()
 
-    def _show_totals(self, plan: Plan) -> None:
-        b, a = plan.before, plan.after
-        h, w = plan.frame_size
-        self.totals["units"].setText(f"{plan.units_pruned} of {plan.units_total} ({plan.achieved_ratio:.1%})")
-        self.totals["params"].setText(f"{count(b.params)} → {count(a.params)}  (×{b.params / a.params:.2f} smaller)")
-        self.totals["params_spy"].setText(f"{count(b.params_with_spynet)} → {count(a.params_with_spynet)}")
-        self._macs_label.setText(f"MACs / frame at {h}×{w}")
-        self.totals["macs"].setText(f"{count(b.macs)} → {count(a.macs)}  (+ SpyNet {count(a.macs_spynet)})")
-        self.totals["speedup"].setText(f"×{plan.mac_ratio:.2f} (network MACs; measured time in Compare)")
-        self._show_latency(plan)
-        self._show_recovery()
-        self.totals["notes"].setText("; ".join(plan.notes) or "–")
+    def _say_if_rescored(self, before: Plan | None, plan: Plan) -> None:
+        """A plan re-made because its criterion was measured again (another clip opened) says so when it keeps
+        other units than the plan the user had: never a silent change of the cut."""
+        if before is None or before.criterion != plan.criterion:
+            return
+        kept = {layer.name: tuple(layer.kept) for layer in before.layers}
+        changed = sum(kept.get(layer.name) != tuple(layer.kept) for layer in plan.layers)
+        if not changed:
+            return
+        where = self.state.clip.name if self.state.clip is not None else "the demo clip"
+        text = (f"the plan changed: “{plan.criterion}” was measured again on {where}, and {changed} layer(s) now "
+                "keep other units than in the plan before")
+        if self.state.model is not None and self.state.current.stale(self.state.model.model):
+            text += "; its reconstruction is stale"
+        self.totals["notes"].setText(f"<span style='color:{STALE}'><b>{text}</b></span>; {self.totals['notes'].text()}")
+        self.state.message.emit(text)
 
     def _show_recovery(self) -> None:
-        """Whether the plan's network is the raw cut (noise) or reconstructed, and by how much."""
-        label = self.totals["recovery"]
-        current, loaded, plan = self.state.current, self.state.model, self.state.plan
-        if loaded is None or plan is None:
-            label.setText("–")
-            return
-        done = current.recovery_for(loaded.model, plan)
-        if done is not None and not done.recovered:
-            label.setText(f"<span style='color:{WARN}'><b>reconstructed, not recovered</b>: still further from the "
-                          f"dense output than bicubic — {done.figures()}</span>")
-            label.setToolTip(done.report.summary())
-            return
-        if done is not None:
-            label.setText(f"<span style='color:{GOOD}'><b>reconstructed</b> — {done.figures()}</span>")
-            label.setToolTip(done.report.summary())
-            return
-        if self.job is not None:
-            text, color = f"<b>{RAW_CUT}</b> (reconstructing …)", STALE
-        elif current.stale(loaded.model):
-            old = current.recovery
-            text = (f"<b>{RAW_CUT}</b>; the reconstruction of ratio {old.plan.requested_ratio:.2f} is <b>stale</b> "
-                    "(the plan changed)")
-            color = STALE
-        elif self.reconstruct_box.isChecked():
-            text, color = f"<b>{RAW_CUT}</b> (not run yet: “{self.apply_button.text()}”)", WARN
-        else:
-            text, color = f"<b>{RAW_CUT}</b> (reconstruction is off)", WARN
-        label.setText(f"<span style='color:{color}'>{text}</span>")
-        label.setToolTip("")
-
-    def _show_latency(self, plan: Plan) -> None:
-        current = self.state.current
-        after = current.predicted_ms(plan)
-        self.target_button.setEnabled(current.latency is not None)
-        if after is None:
-            self.latency_note.setVisible(False)
-            if self.measure_button.isEnabled():
-                self.totals["latency"].setText("not measured on this device yet")
-            return
-        t = current.latency
-        before = t.predict_ms(plan.spec_before)
-        threads = re.search(r"\((\d+) threads?\)", t.key)
-        threads = f"{threads.group(1)} thread{'s' if threads.group(1) != '1' else ''}, " if threads else ""
-        self.totals["latency"].setText(f"{before:.0f} → {after:.0f} ms  (×{before / after:.2f})")
-        self.latency_note.setText(f"↳ {fps(after):.2f} fps; predicted for the network streamed once warm (no reading "
-                                  f"or writing frames), {threads}{t.size[0]}×{t.size[1]} LR (H×W); the measured "
-                                  "time is Compare's")
-        self.latency_note.setVisible(True)
-        self.latency_note.setToolTip(
-            "Predicted from this device's latency table: the marginal time of one more frame of the network "
-            "(SpyNet included) run by the streaming engine as `sr` and Compare run it, without reading or writing "
-            "frames, at the thread count the table was measured with. Compare measures the streamed run.")
+        self.totals_box.show_recovery(self.cut.job is not None, self.apply_button.text(),
+                                      self.reconstruct_box.isChecked())
 
     def plan_for_target(self) -> None:
         """Replace the ratio plan by the one predicted to meet the target time per frame."""
@@ -413,78 +333,20 @@ class PrunePanel(QWidget):
                 abs(self.ratio.value() - round(self.state.plan.requested_ratio, 3)) > 1e-9:
             self._target_ms = self._widths = None
 
-    def _reconstruct_toggled(self, on: bool) -> None:
-        self.state.current.reconstruct_at_cut = on
-        self.apply_button.setText("Prune + reconstruct" if on else "Prune now (zero-shot)")
-        self.apply_button.setToolTip(
-            "Cut the network to this plan, then reconstruct it on the current clip (progress and Cancel here); "
-            "Compare and Export use the result" if on else
-            "Cut the network to this plan without reconstruction or training: the raw cut (far below dense, often noise; "
-            "SIR in the Train step, or reconstruction, recovers it)")
-        self._show_recovery()
+    @property
+    def job(self) -> Job | None:
+        """The cut's job while it runs (``prune_cut``)."""
+        return self.cut.job
 
     def apply_plan(self) -> Job | None:
-        """Cut the dense network to the current plan (and reconstruct it) in the background; the result becomes
-        the pruned network Compare and Export use."""
-        s, plan, loaded, clip = self.state, self.state.plan, self.state.model, self.state.clip
-        if plan is None or loaded is None or self.job is not None:
-            return None
-        reconstruct = self.reconstruct_box.isChecked()
-        if reconstruct and clip is None:
-            s.error.emit("Cannot reconstruct", UserError(
-                "reconstruction calibrates on the current clip's LR frames: open a clip first (Compare step or "
-                "File menu), or untick “Reconstruct at the cut”"), "")
-            return None
-        current, settings = s.current, s.current.reconstruct_settings
-        running = reconstruct and current.recovery_for(loaded.model, plan) is None
-
-        def done(out) -> None:
-            pruned, recovery = out
-            if s.model is not loaded:          # the dense model changed meanwhile: this cut belongs to the old one
-                s.message.emit("the cut was discarded: another dense model was loaded meanwhile")
-                return
-            current.keep(recovery, loaded.model)
-            s.set_pruned(pruned)
-            if recovery is not None:
-                r = recovery.report
-                s.message.emit(f"reconstructed: {r.psnr_raw:.1f} → {r.psnr_after:.1f} dB vs dense, first {r.frames} "
-                               "frames")
-
-        self.apply_button.setEnabled(False)
-        self.cancel_button.setEnabled(running)
-        if running:
-            self.progress.setRange(0, 0)          # busy until the first refit reports (the traces come first)
-            self.progress.setFormat("tracing the dense and the cut network …")
-            self.progress.setVisible(True)
-        self.job = s.runner.start(
-            "reconstruct" if running else "prune",
-            lambda job: cut_pruned(job, current, loaded.model, plan, clip, settings, reconstruct),
-            on_success=done, on_event=self._job_event,
-            on_failure=lambda e, t: s.error.emit("Reconstruction failed" if running else "Pruning failed", e, t),
-            on_cancel=lambda: s.message.emit("reconstruction cancelled: the pruned network is unchanged"),
-            on_finish=self._job_finished)
-        self._show_recovery()
-        return self.job
+        """Cut the dense network to the current plan (and reconstruct it) in the background."""
+        return self.cut.apply_plan(self._job_event)
 
     def cancel(self) -> None:
-        if self.job is not None:
-            self.job.cancel()
-            self.progress.setFormat("cancelling …")
+        self.cut.cancel()
 
     def _job_event(self, event: object) -> None:
-        if is_reconstruct_progress(event) and not (self.job is not None and self.job.control.cancelled):
-            self.progress.setRange(0, max(event.total, 1))
-            self.progress.setValue(event.iteration)
-            self.progress.setFormat(f"reconstructing: layer %v of %m · ETA {seconds(event.eta_seconds)}")
-
-    def _job_finished(self) -> None:
-        self.job = None
-        self.apply_button.setEnabled(True)
-        self.cancel_button.setEnabled(False)
-        self.progress.setVisible(False)
-        self.progress.setRange(0, 1)
-        self.progress.setValue(0)
-        self._show_recovery()
+        self.cut.show_event(event)
 
     # -- session support ---------------------------------------------------------------------------------
     def settings(self) -> dict:
