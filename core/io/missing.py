@@ -28,8 +28,6 @@ def os_reason(e: OSError, path: str | os.PathLike, thing: str = "file") -> str:
         return f"no such {thing}"
     if e.errno == errno.ENOTDIR:
         return f"no such {thing}: a part of the path is a file, not a folder"
-    if e.errno == errno.EACCES:
-        return "permission denied"
     if e.errno == errno.ENAMETOOLONG:
         return "a name longer than the file system takes"
     return e.strerror or str(e)
