@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -15,6 +16,8 @@ from core.io.checkpoint import load_checkpoint, save_model
 from core.io.frames import write_frames
 from tests.helpers import tiny_model
 from tests.latency_support import keyed_synthetic_table
+
+pytestmark = pytest.mark.usefixtures("memo_traces")     # one ONNX trace per distinct network (tests/trace_memo.py)
 
 
 def moving_frames(count: int, height: int = 40, width: int = 48, seed: int = 0) -> np.ndarray:
@@ -39,10 +42,7 @@ def footage(tmp_path_factory):
     return folder
 
 
-@pytest.fixture
-def synthetic_machine(monkeypatch):
-    """The latency table from a formula, an int8 gain of 1 (none remembered) and no half-flow saving, so planning
-    is quick and the same on every machine."""
+def _synthetic(monkeypatch) -> None:
     import core.profile.latency as latency
 
     monkeypatch.setattr(latency, "latency_table", lambda device, size, nf, bi, **_: keyed_synthetic_table(
@@ -53,15 +53,26 @@ def synthetic_machine(monkeypatch):
     monkeypatch.setattr(compress_run, "flow_saving_ms", lambda model, size: 0.0)
 
 
-@pytest.fixture
-def untimed_probe(monkeypatch):
-    """Where a test fakes the measured speeds, the probe is never timed: it can be the model itself. Returns the
-    frames each probe was given."""
+def _untimed(monkeypatch) -> list[np.ndarray]:
     import core.deploy.timing_probe as timing_probe
 
     given: list[np.ndarray] = []
     monkeypatch.setattr(timing_probe, "int8_timing_probe", lambda model, frames, flow: given.append(frames) or model)
     return given
+
+
+@pytest.fixture
+def synthetic_machine(monkeypatch):
+    """The latency table from a formula, an int8 gain of 1 (none remembered) and no half-flow saving, so planning
+    is quick and the same on every machine."""
+    _synthetic(monkeypatch)
+
+
+@pytest.fixture
+def untimed_probe(monkeypatch):
+    """Where a test fakes the measured speeds, the probe is never timed: it can be the model itself. Returns the
+    frames each probe was given."""
+    return _untimed(monkeypatch)
 
 
 def outputs_of(out):
@@ -110,50 +121,70 @@ def test_a_judgement_read_back_from_a_file_is_checked_not_trusted(record):
     assert ClipQuality.from_json(good.to_json()) == good
 
 
-def test_a_cut_is_reconstructed_and_distilled_on_the_calibration_frames_only(dense_file, tmp_path, monkeypatch,
-                                                                             synthetic_machine, untimed_probe):
-    """Every stage that learns from frames gets exactly the first N frames; the judged ones are the rest."""
-    frames = moving_frames(12, seed=1)
-    folder = tmp_path / "clip"
-    write_frames(frames, folder)
-    seen: dict[str, list[np.ndarray]] = {"scores": [], "reconstruct": [], "distill": [], "int8": []}
-
-    def spy(name, fn, index):
-        def wrapped(*args, **kwargs):
-            seen[name].append(np.array(args[index] if index < len(args) else kwargs["calib"]))
-            return fn(*args, **kwargs)
-        return wrapped
-
+@pytest.fixture(scope="module")
+def built_cut(dense_file, tmp_path_factory):
+    """One ``compress`` that builds a cut (1.5x on the synthetic machine), shared by the two tests after it, each
+    asserting its own part of the run. The measured speeds are faked (the tiny network's real speed-ups are noise):
+    the first plan's probe misses (1.11x), the second's and the files reach (10x), so the search re-plans and times
+    again before it reconstructs anything; the cut is then distilled for a few seconds. Spies record the frames
+    every stage that learns from frames was given (scores, reconstruction, distillation, int8 calibration, the
+    probes) and the plan each reconstruction was for."""
     import core.deploy.onnx_export as onnx_export
     import core.train.frames_distill as frames_distill
 
-    monkeypatch.setattr(compress_run, "scores_on", spy("scores", compress_run.scores_on, 2))
-    monkeypatch.setattr(compress_run, "reconstruct", spy("reconstruct", compress_run.reconstruct, 3))
-    monkeypatch.setattr(frames_distill, "distill", spy("distill", frames_distill.distill, 2))
+    tmp = tmp_path_factory.mktemp("built")
+    frames = moving_frames(12, seed=1)
+    folder = tmp / "clip"
+    write_frames(frames, folder)
+    seen: dict[str, list[np.ndarray]] = {"scores": [], "reconstruct": [], "distill": [], "int8": []}
+    built = []
+
+    def spy(name, fn, index, also=None):
+        def wrapped(*args, **kwargs):
+            seen[name].append(np.array(args[index] if index < len(args) else kwargs["calib"]))
+            if also is not None:
+                also(args)
+            return fn(*args, **kwargs)
+        return wrapped
+
     export = onnx_export.export_onnx
 
     def export_spy(model, path, **kwargs):
         seen["int8"].append(np.array(kwargs["calib"]))
         return export(model, path, **kwargs)
 
-    monkeypatch.setattr(onnx_export, "export_onnx", export_spy)
-    # The tiny network's real speed-ups are noise: this test is about the frames, so the file "runs" as planned.
-    monkeypatch.setattr(compress_run, "realized_speed",
-                        lambda dense, model, size: SpeedMeasure(tuple(size), (100.0,), (10.0,)))
-    monkeypatch.setattr(compress_run, "distill_seconds", lambda req, spent, finish: 4.0)   # a few iterations
-    monkeypatch.setattr(compress_run, "MIN_DISTILL_SECONDS", 1.0)
-    result = compress_run.compress(compress_run.CompressRequest(
-        str(dense_file), (str(folder),), str(tmp_path / "cut.onnx"), speedup=1.5, size=(40, 48),
-        pth=str(tmp_path / "cut.pth"), calib_frames=7, judge_frames=5))
+    # probe 1 misses, probe 2, the file built from it and the distilled file reach
+    timings = iter([(100.0, 90.0), (100.0, 10.0), (100.0, 10.0), (100.0, 10.0)])
+    with pytest.MonkeyPatch.context() as mp:
+        _synthetic(mp)
+        probes = _untimed(mp)
+        mp.setattr(compress_run, "scores_on", spy("scores", compress_run.scores_on, 2))
+        mp.setattr(compress_run, "reconstruct", spy("reconstruct", compress_run.reconstruct, 3,
+                                                    lambda args: built.append(args[2])))
+        mp.setattr(frames_distill, "distill", spy("distill", frames_distill.distill, 2))
+        mp.setattr(onnx_export, "export_onnx", export_spy)
+        mp.setattr(compress_run, "realized_speed",
+                   lambda dense, model, size: SpeedMeasure(tuple(size), *map(lambda v: (v,), next(timings))))
+        mp.setattr(compress_run, "distill_seconds", lambda req, spent, finish: 4.0)   # a few iterations
+        mp.setattr(compress_run, "MIN_DISTILL_SECONDS", 1.0)
+        result = compress_run.compress(compress_run.CompressRequest(
+            str(dense_file), (str(folder),), str(tmp / "cut.onnx"), speedup=1.5, size=(40, 48),
+            pth=str(tmp / "cut.pth"), calib_frames=7, judge_frames=5))
+    return SimpleNamespace(result=result, frames=frames, seen=seen, built=built, probes=probes, pth=tmp / "cut.pth")
+
+
+def test_a_cut_is_reconstructed_and_distilled_on_the_calibration_frames_only(built_cut):
+    """Every stage that learns from frames gets exactly the first N frames; the judged ones are the rest."""
+    result, frames = built_cut.result, built_cut.frames
     assert result.chosen.plan.plan is not None                   # the synthetic machine needs a cut for 1.5x
     assert result.chosen.recovery and "distillation" in result.chosen.recovery
-    for name, calls in seen.items():
+    for name, calls in built_cut.seen.items():
         assert calls, f"{name} never ran"
         for got in calls:
             assert np.array_equal(got, frames[:7]), f"{name} read frames beyond the calibration frames"
     assert [q.frames for q in result.chosen.quality] == [(7, 12)]
-    assert untimed_probe and all(np.array_equal(got, frames[:7]) for got in untimed_probe)
-    assert load_checkpoint(tmp_path / "cut.pth").meta["training"] == compress_run.DISTILLED
+    assert built_cut.probes and all(np.array_equal(got, frames[:7]) for got in built_cut.probes)
+    assert load_checkpoint(built_cut.pth).meta["training"] == compress_run.DISTILLED
 
 
 @pytest.mark.parametrize("make, words", [
@@ -271,20 +302,10 @@ def test_a_miss_re_plans_with_the_gain_it_had_as_a_ratio_to_the_dense_network():
     assert corrected_gain(plan, float("nan"), dense_ms=800.0) == 3.0
 
 
-def test_plans_are_timed_before_they_are_built_and_a_miss_costs_no_reconstruction(dense_file, footage, tmp_path,
-                                                                                monkeypatch, synthetic_machine,
-                                                                                untimed_probe):
+def test_plans_are_timed_before_they_are_built_and_a_miss_costs_no_reconstruction(built_cut):
     """The first plan's probe misses: the search re-plans and times again before reconstructing anything; the
     file built is the one whose probe reached, and the report lists both probes."""
-    timings = iter([(100.0, 90.0), (100.0, 10.0), (100.0, 10.0)])       # probe 1 misses, probe 2 and the file hit
-    monkeypatch.setattr(compress_run, "realized_speed",
-                        lambda dense, model, size: SpeedMeasure(tuple(size), *map(lambda v: (v,), next(timings))))
-    built = []
-    reconstruct = compress_run.reconstruct
-    monkeypatch.setattr(compress_run, "reconstruct", lambda *a, **k: built.append(a[2]) or reconstruct(*a, **k))
-    result = compress_run.compress(compress_run.CompressRequest(
-        str(dense_file), (str(footage),), str(tmp_path / "cut.onnx"), speedup=1.5, size=(40, 48),
-        calib_frames=6, judge_frames=4, minutes=0.0))
+    result, built = built_cut.result, built_cut.built
     report = result.report["timed_before_building"]
     assert len(report) == 2 and [p["measured"]["speedup"] for p in report] == [pytest.approx(100 / 90, abs=1e-3), 10.0]
     assert len(built) == 1 and built[0].to_json() == result.chosen.plan.plan.to_json()
