@@ -15,11 +15,10 @@ import json
 import os
 import tempfile
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterator
 
-import numpy as np
 import torch
 
 from ..errors import PlanError, UserError
@@ -28,19 +27,18 @@ from ..events import EventSink, Log, Progress, RunControl, ignore
 from ..io.checkpoint import ReloadCheck, load_checkpoint, save_model
 from ..io.output import claim_output, held_output, write_bytes, write_text
 from ..models.basicvsr import BasicVSR
-from ..profile.cpu import cpu_flags
 from ..recover.reconstruct import ReconstructSettings, reconstruct
 from ..recover.status import RAW_CUT_TRAINING
 from ..ssl import prune_to_plan, scores_on
 from .footage import DEFAULT_CALIB_FRAMES, DEFAULT_JUDGED_FRAMES, Footage, read_footage
-from .judge import ClipQuality, dense_references, judge
+from .judge import dense_references, judge
+from .report import SPEED_SLACK, Candidate, Probe, build_report
 from .speed import SpeedMeasure, dense_ms, int8_conv_gain, realized_speed, remember_gain, remembered_gain
 from .speed_plan import Machine, SpeedPlan, corrected_gain, flow_saving_ms, next_rung, plan_for_speed
 
 CRITERION = "contribution"     # measured on the calibration frames: the criterion reconstruction recovers best
 MAX_BUILDS = 3                 # builds: a guard refusal or a file slower than its probe moves on; three end it
 MAX_PROBES = 4                 # plans timed (about a CPU-minute each at 90x160) before one is given up
-SPEED_SLACK = 0.97             # a file within 3 % of the target counts as reaching it (timing noise)
 BUSY_SCALE = 1.6               # dense slower than its table by more: the machine is busy (one run measured 7.3x
                                # for a cut of 2x fewer MACs under a load of 5 on 2 cores)
 DEFAULT_MINUTES = 7.0          # about 15 CPU-minutes on 2 cores
@@ -74,46 +72,6 @@ class CompressRequest:
         if self.pth is not None:
             paths["pth"] = Path(self.pth)
         return paths
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """One built alternative: its plan, the file's measured speed and held-out quality, and the guard's verdict."""
-
-    plan: SpeedPlan
-    speed: SpeedMeasure
-    quality: tuple[ClipQuality, ...]
-    guard: Any                              # core.deploy.check.ExportCheck of its int8 file
-    path: Path
-    model: BasicVSR = field(repr=False)     # the float network the file was quantized from
-    recovery: dict[str, Any] | None = None          # the model file meta of its recovery (reconstruction, distillation)
-    finish_seconds: float = 0.0             # quantizing, timing and judging it took this long
-
-    def reaches(self, speedup: float) -> bool:
-        return self.speed.speedup >= speedup * SPEED_SLACK
-
-    def to_json(self) -> dict[str, Any]:
-        plan = self.plan.plan
-        return {"recipe": self.plan.rung.name, "flow": self.plan.rung.flow,
-                "predicted_ms_per_frame": round(self.plan.predicted_ms, 2), "int8_gain_assumed": round(self.plan.gain, 3),
-                "measured": self.speed.to_json(), "heldout": [q.to_json() for q in self.quality],
-                "mac_ratio": None if plan is None else round(plan.mac_ratio, 3),
-                "params": self.model.count_parameters(include_spynet=False),
-                "guard": guard_json(self.guard), "recovery": self.recovery}
-
-
-@dataclass(frozen=True)
-class Probe:
-    """A plan timed before it was built (``int8_timing_probe``: its widths in int8, weights not recovered)."""
-
-    plan: SpeedPlan
-    speed: SpeedMeasure
-
-    def to_json(self) -> dict[str, Any]:
-        plan = self.plan.plan
-        return {"recipe": self.plan.rung.name, "mac_ratio": None if plan is None else round(plan.mac_ratio, 3),
-                "predicted_ms_per_frame": round(self.plan.predicted_ms, 2),
-                "int8_gain_assumed": round(self.plan.gain, 3), "measured": self.speed.to_json()}
 
 
 class _Search:
@@ -193,14 +151,6 @@ class CompressResult:
               f"{len(self.tried)} built"])
 
 
-def guard_json(check: Any) -> dict[str, Any]:
-    """The int8 guard's numbers as the report records them."""
-    return {"verified": check.ok, "predicted_drop_db": _round(check.charged_drop),
-            "measured_drop_db": _round(check.psnr_drop), "detail": check.detail,
-            "max_drop_db": check.max_drop, "kept_float": list(check.kept_float),
-            "fidelity_db": _round(check.fidelity_db)}
-
-
 def distill_seconds(req: CompressRequest, spent: float, finish: float) -> float:
     """What ``req.minutes`` leaves to distillation after ``spent`` seconds, keeping time to quantize, time and
     judge the distilled file as long as that took the first time (``finish``), with a fifth to spare."""
@@ -210,10 +160,6 @@ def distill_seconds(req: CompressRequest, spent: float, finish: float) -> float:
 def training(recovery: dict[str, Any] | None) -> str:
     """A file's ``training`` meta (``core.recover.status`` reads it): distilled, or a cut nobody trained."""
     return DISTILLED if recovery and "distillation" in recovery else RAW_CUT_TRAINING
-
-
-def _round(v: float | None) -> float | None:
-    return None if v is None or not np.isfinite(v) else round(float(v), 3)
 
 
 def check_request(req: CompressRequest) -> dict[str, Path]:
@@ -439,23 +385,6 @@ class _Recipe:
                     **(chosen.recovery or {})}
             save_model(chosen.model, outputs["pth"], meta, overwrite=self.req.overwrite, inputs=inputs,
                        verify=ReloadCheck(chosen.model))
-
-
-def build_report(result: CompressResult, req: CompressRequest) -> dict[str, Any]:
-    """``FILE.report.json``: what was asked, what was tried, what was chosen, measured here."""
-    from ..profile.latency import device_name
-
-    chosen = result.chosen
-    plan = chosen.plan.plan
-    widths = [] if plan is None else [{"layer": l.name, "kept": l.n_kept, "total": l.total} for l in plan.layers]
-    return {"file": str(result.outputs["onnx"]), "model": str(req.model), "footage": result.footage.to_json(),
-            "asked": {"speedup": req.speedup, "target_ms": req.target_ms, "size": list(chosen.speed.size),
-                      "max_drop_db": req.max_drop},
-            "machine": {"cpu": device_name(torch.device("cpu")), "threads": torch.get_num_threads(),
-                        "cpu_flags": cpu_flags()},
-            "chosen": chosen.to_json(), "widths": widths, "tried": [c.to_json() for c in result.tried],
-            "timed_before_building": [p.to_json() for p in result.probes],
-            "seconds": round(result.seconds, 1), "cpu_seconds": round(result.cpu_seconds, 1)}
 
 
 def compress(req: CompressRequest, sink: EventSink = ignore, control: RunControl | None = None,

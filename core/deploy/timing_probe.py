@@ -21,13 +21,15 @@ from .runtime import OnnxStepper
 PROBE_FRAMES = 3        # calibration ranges only set the scales; any real frames give the same speed
 
 
-def int8_timing_probe(model: BasicVSR, frames: np.ndarray, flow: str = "full") -> OnnxStepper:
+def int8_timing_probe(model: BasicVSR, frames: np.ndarray, flow: str = "full",
+                      calibrate_on: int = PROBE_FRAMES) -> OnnxStepper:
     """``model`` (any weights: a raw cut times as its reconstruction will) as every convolution in int8, SpyNet at
-    ``flow`` resolution, as a stepper ``sr`` and the speed measure run; calibrated on the first ``PROBE_FRAMES``
-    of ``frames`` (uint8 (T, h, w, 3))."""
+    ``flow`` resolution, as a stepper ``sr`` and the speed measure run; calibrated on the first ``calibrate_on``
+    of ``frames`` (uint8 (T, h, w, 3)). (``bench/bench_guard.py`` calibrates it as the guard's first attempt is,
+    to study the guard's predictions on files with no layer kept float.)"""
     net = deploy_copy(model, flow)
     graphs = export_step_graphs(net)
-    feeds = step_feeds(graphs, net.spec.bidirectional, net.num_feat, frames[:PROBE_FRAMES])
+    feeds = step_feeds(graphs, net.spec.bidirectional, net.num_feat, frames[:calibrate_on])
     with int8_work_dir() as work:
         quant = {name: quantize_graph(g, feeds[name], work, name) for name, g in graphs.items()}
     meta = base_metadata(net, "int8", {"timing probe": "weights not recovered"}, flow=flow)
