@@ -327,7 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--calib", default=None, help="LR clip (frame folder or video) to calibrate int8 on "
                                                   "(the first 8 frames, at least 3 of at least 32x32)")
     sp.add_argument("--calib-gt", default=None, help="its ground truth: measure the int8 drop against GT "
-                                                     "(default: against the LR frames, x4 consistency)")
+                                                     "(default: predicted without GT, from the int8 file's error "
+                                                     "against the float output and the float network's quality "
+                                                     "estimated on the frames downscaled x4)")
     sp.add_argument("--max-drop", type=float, default=0.3,
                     help="Y-PSNR drop (dB) int8 may cost; the costliest layers stay float until it fits")
     sp.add_argument("--flow", choices=FLOW_RESOLUTIONS, default="full",
