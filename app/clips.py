@@ -20,6 +20,7 @@ from core.data.degrade import bi_degrade
 from core.errors import ClipError
 from core.io.frames import list_frames, read_clip
 from core.io.image_file import read_frame
+from core.io.missing import why_missing
 from core.data.calib import check_frames
 
 from .frame_store import FrameStore
@@ -85,8 +86,9 @@ def load_clip_pair(path: Path, treat_as_gt: bool = False, max_frames: int | None
     """Read ``path`` as described in the module docstring; raises ``ClipError`` with a one-line reason."""
     path = Path(path)
     for p in (path, gt):
-        if p is not None and not Path(p).exists():
-            raise ClipError(f"clip not found: {p} does not exist")
+        missing = None if p is None else why_missing(p, "file or folder")
+        if missing is not None:
+            raise ClipError(f"clip not found: {p} ({missing})")
     if gt is not None:
         lr = load_clip_pair(path, max_frames=max_frames).lr
         truth = _store(_frames(Path(gt), max_frames), Path(gt))

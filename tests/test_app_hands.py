@@ -241,6 +241,21 @@ def test_any_frames_folder_is_the_gt_of_any_lr_clip(video_and_gt, tmp_path) -> N
         load_clip_pair(video, gt=demo_clip_dir() / "BIx4", max_frames=4)
 
 
+def test_a_clip_or_gt_that_leads_nowhere_says_why(tmp_path) -> None:
+    """The app's clip opener names a link loop and a dangling link as such, as the CLI does (not "does not
+    exist" for a file the user can see listed)."""
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    dangling = tmp_path / "dangling"
+    dangling.symlink_to(tmp_path / "gone")
+    with pytest.raises(ClipError, match=r"clip not found: .*loop \(a loop of symbolic links\)"):
+        load_clip_pair(loop)
+    with pytest.raises(ClipError, match=r"dangling \(a symbolic link to nothing: it points to .*gone\)"):
+        load_clip_pair(demo_clip_dir() / "BIx4", gt=dangling)
+    with pytest.raises(ClipError, match=r"nowhere \(no such file or folder\)"):
+        load_clip_pair(tmp_path / "nowhere")
+
+
 def test_a_project_brings_the_gt_folder_back(qtbot, window: MainWindow, video_and_gt, tmp_path) -> None:
     video, gt = video_and_gt
     state = window.state
