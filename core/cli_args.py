@@ -60,10 +60,19 @@ def progress_bar(label: str, quiet: bool) -> "Callable[[int, int], None]":
     return ProgressBar(label, enabled=False if quiet else None)
 
 
-def check_scratch(scratch: str | None) -> None:
-    if scratch is not None and not Path(scratch).is_dir():
+def check_scratch(scratch: str | None, inputs: tuple[str | None, ...] = ()) -> None:
+    """A ``--scratch`` folder that exists and lies outside every input: the run's temporary data would otherwise
+    appear inside the user's clip folder (and in its listing) for as long as the run lasts."""
+    if scratch is None:
+        return
+    if not Path(scratch).is_dir():
         missing = why_missing(scratch, "folder")
         raise UserError(f"--scratch {scratch}: {missing}" if missing else f"--scratch {scratch} is not a folder")
+    from .io.output import path_relation
+
+    for src in inputs:
+        if src is not None and path_relation(scratch, src) in ("same", "inside"):
+            raise UserError(f"--scratch {scratch} is inside the input {src}: choose a folder outside it")
 
 
 def threads_note(device: object) -> str:

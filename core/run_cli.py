@@ -85,7 +85,7 @@ def _sr(args: argparse.Namespace, out: Path) -> int:
 
     inputs = [args.input, args.checkpoint]
     check_sink(out, args.codec, args.quality)
-    check_scratch(args.scratch)
+    check_scratch(args.scratch, (args.input, args.checkpoint))
     device = resolve_device(args.device)
     source = open_source(args.input, max_frames=args.max_frames)
     check_clip_length(source.count, source.name)       # before any inference
@@ -129,7 +129,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if not scoring_frames and (args.sr is not None or args.checkpoint is None or args.lr is None):
         raise UserError("give a network and its LR clips (eval MODEL --lr LR --gt GT) or SR frames already made "
                         "(eval --sr SR --gt GT)")
-    check_scratch(args.scratch)
+    check_scratch(args.scratch, tuple(getattr(args, k) for k in ("lr", "gt", "sr", "checkpoint")))
     bar = progress_bar("eval", args.json)
     if args.sr is not None:
         report = score_frames(args.sr, args.gt, y=args.y, crop_border=args.crop, max_frames=args.max_frames,

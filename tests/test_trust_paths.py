@@ -92,6 +92,8 @@ def test_a_path_through_a_loop_says_so(tmp_path, capsys, ckpt):  # noqa: F811
     (["train", "--resume", "{ckpt}"], r"cannot resume: \S*dense\.pth: not a folder$"),
     (["train", "--resume", "{tmp}/nothing"], r"cannot resume: \S*nothing: no such folder$"),
     (["sr", "{ckpt}", "{clip}", "{tmp}/out", "--scratch", "{ckpt}"], r"--scratch \S*dense\.pth is not a folder"),
+    (["sr", "{ckpt}", "{clip}", "{tmp}/out", "--scratch", "{clip}"], r"--scratch \S* is inside the input"),
+    (["eval", "{ckpt}", "--lr", "{clip}", "--gt", "{clip}", "--scratch", "{clip}"], r"--scratch \S* is inside the input"),
 ])
 def test_a_folder_where_a_file_goes_and_a_file_where_a_folder_goes(tmp_path, capsys, ckpt, clip, argv,  # noqa: F811
                                                                    pattern):
