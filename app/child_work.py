@@ -7,6 +7,10 @@ Cancel kills the child at once instead of waiting for a trace to end. What a kil
 temporary folder (``tempfile`` points there in the child), removed with it; its half-written outputs are the
 caller's to sweep (``app.compress_job``). A call made with ``call_with_events`` gets a ``sink`` whose events
 cross back as they happen and reach the job's ``emit_event``.
+
+Everything crosses as plain pickled bytes, never through ``Connection.send``: that pickler is torch's, which moves a
+tensor it sends into shared memory *in place* — the caller's model had its weights' memory swapped under the
+window's thread while that thread read them, and the app crashed (a segmentation fault in CI).
 """
 from __future__ import annotations
 
@@ -62,18 +66,27 @@ def _run(fn: Callable[..., Any], args: tuple, kwargs: dict) -> tuple[bool, Any]:
         return False, _portable(exc)
 
 
+def _send(conn: Connection, obj: Any) -> None:
+    """``obj`` across ``conn`` as a copy: standard pickling copies each tensor's bytes and shares nothing."""
+    conn.send_bytes(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def _receive(conn: Connection) -> Any:
+    return pickle.loads(conn.recv_bytes())
+
+
 def _serve(conn: Connection, threads: int, scratch: str, setup: tuple[Callable[[], None], ...]) -> None:
     """The child: run each call that arrives, send back ("done", (ok, value)), until the parent closes its end; a
     call that wants events gets a ``sink`` that sends ("event", event) meanwhile."""
     _start_child(threads, scratch, setup)
     while True:
         try:
-            fn, args, kwargs, events = conn.recv()
+            fn, args, kwargs, events = _receive(conn)
         except EOFError:
             return
         if events:
-            kwargs = {**kwargs, "sink": lambda event: conn.send(("event", event))}
-        conn.send(("done", _run(fn, args, kwargs)))
+            kwargs = {**kwargs, "sink": lambda event: _send(conn, ("event", event))}
+        _send(conn, ("done", _run(fn, args, kwargs)))
 
 
 class ChildWork:
@@ -127,7 +140,7 @@ class ChildWork:
     def _call(self, fn: Callable[..., Any], args: tuple, kwargs: dict, events: bool) -> Any:
         if self._process is None:
             self._start()
-        self._conn.send((fn, args, kwargs, events))
+        _send(self._conn, (fn, args, kwargs, events))
         while True:
             while not self._conn.poll(POLL_S):
                 if not self._process.is_alive():
@@ -138,7 +151,7 @@ class ChildWork:
                     self.__exit__()
                     raise
             try:
-                kind, value = self._conn.recv()
+                kind, value = _receive(self._conn)
             except EOFError:             # it died as the answer was due
                 self._died()
             if kind == "event":

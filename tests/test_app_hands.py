@@ -199,6 +199,26 @@ def test_child_work_runs_elsewhere_raises_here_and_dies_on_cancel(qtbot, runner)
     assert out["cancelled"] - out["sleeping"] < CANCEL_S
 
 
+def test_a_model_sent_to_the_child_stays_where_it_was_in_the_caller(qtbot, runner) -> None:
+    """torch's pickler moved a sent tensor's memory into shared memory in place, under the threads reading it."""
+    import torch
+
+    model = torch.nn.Conv2d(3, 8, 3)
+    where = [(p.data_ptr(), p.is_shared()) for p in model.parameters()]
+    out: dict[str, object] = {}
+
+    def work(job) -> None:
+        with ChildWork(job) as child:
+            out["sum"] = child.call(torch.Tensor.sum, model.weight.detach())
+            out["back"] = child.call(torch.ones, 4)
+
+    runner.start("scores", work)
+    qtbot.waitUntil(lambda: "back" in out, timeout=WAIT_MS)
+    assert [(p.data_ptr(), p.is_shared()) for p in model.parameters()] == where == [(p.data_ptr(), False)
+                                                                                   for p in model.parameters()]
+    assert torch.allclose(out["sum"], model.weight.sum()) and not out["back"].is_shared()
+
+
 def test_an_exception_that_cannot_cross_keeps_its_words() -> None:
     class Odd(Exception):
         def __init__(self, a, b):
