@@ -6,8 +6,9 @@
 Runs offscreen at the window's default size (it fits a 1280×800 screen); every step waits for the app's own
 signals, exactly as a user would wait for the window, in a person's order: Load → Prune → Compare → Export →
 Train → Compare → Export → Study (the sweep marks the trained model, the one loaded as "pruned", with the figures
-Compare and Export show). Besides the README's shots it writes the ones that show what a raw cut is: the
-reconstruction running, Compare's warning banner over a raw cut, and Export refusing the raw cut's int8 file.
+Compare and Export show; the last export ticks the boxes a user meets, above the compress box). Besides the
+README's shots it writes the ones that show what a raw cut is: the reconstruction running, Compare's warning
+banner over a raw cut, and Export refusing the raw cut's int8 file.
 The sensitivity shot comes from scripts/study_screenshots.py.
 """
 from __future__ import annotations
@@ -133,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     wait_for(compare.compareFinished, 1800)
     shoot(window, "compare", "compare_raw_cut", out)
     export = window.panels["export"]
+    as_met = {key: box.isChecked() for key, box in export.checks.items()}    # the boxes a user meets
     export.folder.setText(str(work / "export_raw"))
     for key, box in export.checks.items():
         box.setChecked(key in ("model", "onnx_int8", "h5"))
@@ -160,8 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     compare.frame_slider.setValue(12)
     shoot(window, "compare", "compare_trained", out)
     export.folder.setText(str(work / "export"))
-    for key, box in export.checks.items():     # the opt-in half-flow file beside the others
-        box.setChecked(not (args.fast and key.startswith("onnx")))
+    for key, box in export.checks.items():     # as a user meets them (the half-flow file is opt-in)
+        box.setChecked(as_met[key] and not (args.fast and key.startswith("onnx")))
     export.export()
     wait_for(export.exportFinished, 3600)
     shoot(window, "export", "export", out)

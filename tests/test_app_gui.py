@@ -291,3 +291,22 @@ def test_export_step_offers_half_flow_int8_off_by_default_and_labels_it(qtbot, w
     item = _result_item(ExportOutcome("onnx_int8_half_flow", check))
     assert item.text(0) == "ONNX int8, flow at half resolution" and item.text(3) == "int8, half flow"
     assert item.text(1) == "✔ verified" and "drop 0.01 dB" in item.text(7)
+
+
+def test_export_row_of_an_int8_file_over_budget_says_so_not_mismatch(qtbot, window: MainWindow,
+                                                                      tmp_path: Path) -> None:
+    from app.export_job import ExportOutcome
+    from app.panels.export_panel import _verdict
+    from app.panels.export_results import _result_item
+    from core.deploy import ExportCheck
+
+    path = tmp_path / "m.int8.half-flow.onnx"
+    path.write_bytes(b"x" * 2048)
+    check = ExportCheck(path, "onnx", 0.2, None, "basicvsr, flow at half resolution, drop vs GT", "int8",
+                        ((2, 19, 23),), psnr_drop=0.32, max_drop=0.3, flow="half")
+    item = _result_item(ExportOutcome("onnx_int8_half_flow", check))
+    assert item.text(1) == "✘ over int8 budget"
+    assert item.text(7).startswith("over the int8 budget: drop 0.32 dB vs float (GT), budget 0.30 dB")
+    assert _verdict(check) == "over the int8 budget"
+    broken = ExportCheck(path, "onnx", 0.2, 1e-3, "basicvsr")            # an fp32 file that differs: a mismatch
+    assert _result_item(ExportOutcome("onnx", broken)).text(1) == "✘ mismatch" and _verdict(broken) == "FAILED"

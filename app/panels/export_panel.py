@@ -34,7 +34,7 @@ from ..recovery_job import cut_pruned, show_progress
 from ..state import AppState
 from ..workers import Job
 from .compress_box import CompressBox
-from .export_results import ExportResults
+from .export_results import ExportResults, over_budget
 
 
 class ExportPanel(QWidget):
@@ -248,10 +248,14 @@ class ExportPanel(QWidget):
         self.results_view.show(results, key, origin)
         self.results_view.mark(self._network_key())
         self.exportFinished.emit(results)
-        refused = [o for o in results if isinstance(o.result, NotWorthQuantizingError)]
-        self.state.message.emit("export finished: " + ", ".join(
-            f"{o.key} {'ok' if isinstance(o.result, ExportCheck) and o.result.ok else 'REFUSED' if o in refused else 'FAILED'}"
-            for o in results))
+        self.state.message.emit("export finished: " + ", ".join(f"{o.key} {_verdict(o.result)}" for o in results))
+
+
+def _verdict(result: object) -> str:
+    """One word per file for the status bar: a guard's refusal or an int8 file over budget is not a failure."""
+    if isinstance(result, ExportCheck):
+        return "ok" if result.ok else "over the int8 budget" if over_budget(result) else "FAILED"
+    return "REFUSED" if isinstance(result, NotWorthQuantizingError) else "FAILED"
 
 
 def _clip_frames(clip) -> tuple[np.ndarray | None, np.ndarray | None]:

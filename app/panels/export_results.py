@@ -220,6 +220,11 @@ def _shapes_text(shapes) -> str:
     return ", ".join(f"{t}×{h}×{w}" for t, h, w in shapes)
 
 
+def over_budget(check: ExportCheck) -> bool:
+    """An int8 file written and checked whose drop is over the budget: the guard's refusal, not a broken file."""
+    return check.psnr_drop is not None and check.max_drop is not None and not check.ok
+
+
 def _result_item(outcome: ExportOutcome) -> QTreeWidgetItem:
     label = FORMATS[outcome.key][0]
     check = outcome.result
@@ -236,8 +241,8 @@ def _result_item(outcome: ExportOutcome) -> QTreeWidgetItem:
         why.setForeground(0, QColor("#b00020"))
         why.setToolTip(0, reason)
         return item
-    verdict = ("✔ verified" if check.ok else "✘ mismatch") if check.max_abs_diff is not None or check.psnr_drop \
-        is not None else "✔ written and reloaded"
+    verdict = ("✔ verified" if check.ok else "✘ over int8 budget" if over_budget(check) else "✘ mismatch") \
+        if check.max_abs_diff is not None or check.psnr_drop is not None else "✔ written and reloaded"
     verified = ""
     if check.shapes:
         verified = f"{_shapes_text(check.shapes)} ({check.max_abs_diff:.1e})"
@@ -252,7 +257,11 @@ def _result_item(outcome: ExportOutcome) -> QTreeWidgetItem:
         details = f"proof failed: {type(proof).__name__}: {proof}; {details}"
     if check.psnr_drop is not None:
         kept = ", ".join(check.kept_float) or "none"
-        details = f"drop {check.psnr_drop:.2f} dB vs float ({check.detail.split('drop vs ')[-1]}); kept float: {kept}"
+        drop = f"drop {check.psnr_drop:.2f} dB vs float ({check.detail.split('drop vs ')[-1]})"
+        if over_budget(check):
+            judged = f", judged {check.charged_drop:.2f} dB" if abs(check.charged_drop - check.psnr_drop) > 5e-3 else ""
+            drop = f"over the int8 budget: {drop}{judged}, budget {check.max_drop:.2f} dB"
+        details = f"{drop}; kept float: {kept}"
     precision = check.precision if check.format in ("onnx", "model") else ""
     if check.flow != "full":
         precision += f", {check.flow} flow"
