@@ -40,3 +40,15 @@ def test_the_terminal_bar_shows_time_spent_until_five_percent_then_an_eta(monkey
     first, second = stream.getvalue().split("\r")[1:]
     assert "1/100   3.0s" in first and "ETA" not in first
     assert "10/100 ETA    54s" in second
+
+
+def test_a_log_gets_a_line_per_five_percent_when_steps_are_quick(monkeypatch):
+    clock = iter([0.0] + [0.3 * i for i in range(1, 49)])            # eval on 24 frames: 48 steps of 0.3 s
+    monkeypatch.setattr("core.progress_bar.time.perf_counter", lambda: next(clock))
+    stream = io.StringIO()
+    bar = ProgressBar("eval", stream=stream)
+    for done in range(1, 49):
+        bar(done, 48)
+    done = [int(line.split(": ")[1].split("/")[0]) for line in stream.getvalue().splitlines()]
+    assert done[-1] == 48 and len(done) <= ProgressBar.LINE_BANDS       # no flood: one line per 5 % at most
+    assert all(2 <= b - a <= 3 for a, b in zip(done[1:], done[2:]))    # 4-6 % apart; a 2 s floor gave 15-25 %

@@ -144,7 +144,7 @@ class _Clock:
 
 
 def test_plain_lines_are_throttled(monkeypatch):
-    """Every 5 %, not within the first 2 s nor more often than every 2 s, at least every 30 s; a last line."""
+    """Each 5 % of the work, none within the first 2 s, at least every 30 s; a last line."""
     import io
 
     clock = _Clock()
@@ -156,7 +156,7 @@ def test_plain_lines_are_throttled(monkeypatch):
         bar(done, 200)
     bar.close()
     assert stream.getvalue().splitlines() == ["sr clip: 12/200 (6 %), 3 s, ETA 41 s",
-                                              "sr clip: 32/200 (16 %), 5 s, ETA 26 s",
+                                              "sr clip: 30/200 (15 %), 4 s, ETA 23 s",
                                               "sr clip: 34/200 (17 %), 40 s, ETA 195 s",
                                               "sr clip: 200/200 (100 %), 41 s"]
     clock.now = 0.0
