@@ -164,3 +164,24 @@ def test_a_train_refused_reading_its_data_leaves_the_folder_as_it_was(finished, 
     refused(capsys, ["train", config, "--run-dir", run, "--set", f"data.root={data}", "--set", f"data.lr_root={data}",
                      "--set", "data.kind=folder"], r"0000\.png")
     assert checksums(tmp_path) == before and _listing(tmp_path) == listing
+
+
+def test_a_train_refused_building_its_data_cache_leaves_no_marker_nor_log(finished, tmp_path, capsys):  # noqa: F811
+    """The cache logs its progress (every 50 frames) before a broken frame further on refuses the data: that log
+    line once kept the start marker, written before the data, in the folder."""
+    demo = Path(__file__).resolve().parents[1] / "resources" / "demo"
+    for which in ("GT", "BIx4"):
+        for clip in ("a", "b"):
+            shutil.copytree(demo / which, tmp_path / which / clip)
+    broken = tmp_path / "BIx4" / "b" / "0020.png"
+    broken.write_bytes(broken.read_bytes()[:200])                # its header reads, its pixels do not
+    config = _config(tmp_path, finished[1])
+    run = tmp_path / "mine-run"
+    run.mkdir()
+    (run / "notes.txt").write_text("mine")
+    before, listing = checksums(tmp_path), _listing(tmp_path)
+    assert main(["train", str(config), "--run-dir", str(run), "--set", f"data.root={tmp_path / 'GT'}", "--set",
+                 f"data.lr_root={tmp_path / 'BIx4'}", "--set", f"data.cache={tmp_path / 'c.h5'}"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "[cache] 50/96" and err[1].startswith("error: cannot read image") and len(err) == 2
+    assert checksums(tmp_path) == before and _listing(tmp_path) == listing

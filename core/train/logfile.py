@@ -42,15 +42,32 @@ def event_to_json(e: Event) -> str:
 
 
 class LogFile:
-    """A sink that appends each event as a time-stamped line (progress throttled by the engine)."""
+    """A sink that appends each event as a time-stamped line (progress throttled by the engine).
 
-    def __init__(self, path: str | Path) -> None:
+    ``hold``: keep the lines in memory until ``release()``: a new run reads its data before it marks its folder,
+    and a refusal there must leave no log behind."""
+
+    def __init__(self, path: str | Path, hold: bool = False) -> None:
         self.path = Path(path)
+        self._held: list[str] | None = [] if hold else None
 
     def __call__(self, e: Event) -> None:
+        line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {format_event(e)}\n"
+        if self._held is None:
+            self._append(line)
+        else:
+            self._held.append(line)
+
+    def release(self) -> None:
+        """Write the lines held so far; every later one is written as it comes."""
+        held, self._held = self._held, None
+        if held:
+            self._append("".join(held))
+
+    def _append(self, text: str) -> None:
         """A full or failing disk stops the run in one line naming the disk (it used to end in a traceback)."""
         with disk_errors(self.path):
-            append_text(self.path, f"{time.strftime('%Y-%m-%d %H:%M:%S')} {format_event(e)}\n")
+            append_text(self.path, text)
 
 
 def tee(*sinks: EventSink) -> EventSink:

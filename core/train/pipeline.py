@@ -114,11 +114,15 @@ def run_training(config: TrainConfig, run_dir: str | Path, sink: EventSink = ign
     dist, device = init_distributed(resolve_device(config.runtime.device))
     try:
         with hold_run_dir(run_dir, resume) if dist.is_main else contextlib.nullcontext():
-            out_sink = tee(sink, LogFile(run_dir / "train.log")) if dist.is_main else ignore
-            run = _Run(config, run_dir, dist, device, out_sink, control, resume, cut)
-            run.check_inputs()              # a refused plan or input leaves the folder as it was: no marker
-            if dist.is_main and not resume:
-                start_marker(run_dir)       # checked under the lock: ours or absent
+            log = LogFile(run_dir / "train.log", hold=True)
+            run = _Run(config, run_dir, dist, device, tee(sink, log) if dist.is_main else ignore, control, resume,
+                       cut)
+            run.check_inputs()              # a refused plan, input or data set leaves the folder as it was: no
+            run.build_data()                # marker, no log (its lines are held until the marker is written)
+            if dist.is_main:
+                if not resume:
+                    start_marker(run_dir)   # checked under the lock: ours or absent
+                log.release()
             result = run.run()
             if dist.is_main:
                 finish_marker(run_dir)
@@ -143,9 +147,12 @@ class _Run:
     def main(self) -> bool:
         return self.ctx.dist.is_main
 
+    def build_data(self) -> None:
+        """The clips found, checked and cached (``data.cache``): a broken frame refuses the run here."""
+        self.data, self.valset = build_data(self.cfg, self.ctx.dist, self.ctx.emit)
+
     def run(self) -> TrainResult:
         cfg, ctx = self.cfg, self.ctx
-        self.data, self.valset = build_data(cfg, ctx.dist, ctx.emit)
         if self.main and not (self.resume and (ctx.run_dir / RUN_CONFIG).is_file()):   # a resume's is the same
             record_output(ctx.run_dir, RUN_CONFIG)
             write_text(ctx.run_dir / RUN_CONFIG, dump_config(cfg), overwrite=True)

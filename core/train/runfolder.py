@@ -226,8 +226,8 @@ def _present(run_dir: Path) -> set[str]:
 
 
 def _forget_refused_start(run_dir: Path, before: set[str]) -> None:
-    """A new run refused before it wrote anything but its marker (its data, read after the marker, turned out
-    bad): remove that marker, so a refused command leaves the user's folder as it was. Only the marker this run
+    """A new run refused before it wrote anything but its marker (its data is read before the marker, but a
+    stage may still refuse its input): remove that marker, so a refused command leaves the user's folder as it was. Only the marker this run
     wrote, recording nothing but its log, and only where nothing else of the run's appeared."""
     if _present(run_dir) - before != {RUN_MARKER}:
         return
