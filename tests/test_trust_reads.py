@@ -71,6 +71,15 @@ def test_a_resumed_runs_config_that_is_no_file_is_refused_at_once(tmp_path, make
     assert checksums(tmp_path) == before
 
 
+@pytest.mark.parametrize("kind", ["folder", "reds", "vimeo"])
+def test_a_data_root_that_is_a_named_pipe_is_no_folder_of_frames(tmp_path, capsys, kind):
+    """A FIFO as ``data.root`` said a Vimeo-90K list was missing, or ended in a REDS traceback."""
+    pipe = _fifo(tmp_path / "pipe")
+    refused(capsys, ["train", TINY_YAML, "--run-dir", tmp_path / "run", "--set", f"data.root={pipe}",
+                     "--set", f"data.kind={kind}"], r"dataset .*pipe is a named pipe \(FIFO\), not a folder of frames$")
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_plan_link_loop_and_a_plan_folder_are_one_line(tmp_path, capsys):
     _link_loop(tmp_path / "plan.json")
     (tmp_path / "dir.json").mkdir()

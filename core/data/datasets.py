@@ -19,7 +19,7 @@ from ..errors import ClipError, DatasetError
 from ..io.frames import VIDEO_EXTS, find_clips, list_frames, natural_key, probe_folder, read_clip
 from ..io.h5cache import CacheItem, H5Frames
 from ..io.image_file import IMAGE_EXTS, read_frame
-from ..io.missing import why_missing
+from ..io.missing import what_is, why_missing
 
 SCALE = 4
 REDS4 = ("000", "011", "015", "020")
@@ -53,6 +53,8 @@ def discover(kind: str, root: str | os.PathLike | None, lr_root: str | os.PathLi
     missing = why_missing(root, "folder")
     if missing is not None:
         raise DatasetError(f"dataset folder not found: {root} ({missing})")
+    if not root.is_dir() and not (kind == "folder" and root.is_file()):      # a folder kind's root may be a video
+        raise DatasetError(f"dataset {root} is {what_is(root)}, not a folder of frames")
     if kind == "reds":
         pairs = _reds_pairs(root, lr_root, lr_mode)
         held = set(clips if clips is not None else REDS4)

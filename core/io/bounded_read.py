@@ -12,16 +12,12 @@ import stat
 from pathlib import Path
 
 from ..errors import UserError
-from .missing import os_reason
-
-_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
-          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+from .missing import kind_of, os_reason
 
 
 def _refuse_special(mode: int, path: Path, what: str, error: type[UserError]) -> None:
     if not stat.S_ISREG(mode):
-        kind = next((name for test, name in _KINDS if test(mode)), "something other than a file")
-        raise error(f"{path}: is {kind}, not a {what} file (only a regular file is read)")
+        raise error(f"{path}: is {kind_of(mode)}, not a {what} file (only a regular file is read)")
 
 
 def read_regular(path: str | Path, limit: int, what: str, error: type[UserError] = UserError) -> bytes:

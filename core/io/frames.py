@@ -19,7 +19,7 @@ import torch
 
 from core.errors import ClipError, UserError
 from core.io.image_file import IMAGE_EXTS, FrameConversionWarning, encode_frame, probe_frame, read_frame
-from core.io.missing import os_reason, why_missing
+from core.io.missing import os_reason, what_is, why_missing
 from core.io.output import staged_folder
 
 __all__ = [
@@ -204,7 +204,7 @@ def find_clips(root: str | os.PathLike, max_depth: int = 3) -> list[Path]:
             return [root]
         raise ClipError(f"{root} is a file, not a folder of clips or a video")
     if not root.is_dir():
-        raise ClipError(f"{root} is not a folder of clips or a video (a FIFO, device or socket)")
+        raise ClipError(f"{root} is {what_is(root)}, not a folder of frames or a video")
 
     def walk(folder: Path, depth: int) -> list[Path]:
         if _has_frames(folder):

@@ -1,5 +1,5 @@
 """Why a path the user named leads to nothing: the one owner of "no such file", "a loop of symbolic links" and
-"a symbolic link to nothing".
+"a symbolic link to nothing"; and what it leads to when that is not what was asked for ("a named pipe (FIFO)").
 
 Why: ``Path.exists()`` is False for a missing name, a link to nothing, a loop of links and a folder on the way
 that cannot be searched alike, so every command said "does not exist" (or "no such file") for a link loop given as
@@ -9,9 +9,25 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 from pathlib import Path
 
 LINK_LOOP = "a loop of symbolic links"
+_KINDS = ((stat.S_ISREG, "a file"), (stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
+          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def kind_of(mode: int) -> str:
+    """What a ``st_mode`` is, in a few words: "a named pipe (FIFO)", "a folder", "a file" ..."""
+    return next((name for test, name in _KINDS if test(mode)), "something other than a file or folder")
+
+
+def what_is(path: str | os.PathLike) -> str:
+    """What ``path`` leads to (``kind_of``), or why nothing (``why_missing``), for a message refusing it."""
+    try:
+        return kind_of(os.stat(path).st_mode)
+    except OSError as e:
+        return os_reason(e, path)
 
 
 def os_reason(e: OSError, path: str | os.PathLike, thing: str = "file") -> str:
