@@ -293,12 +293,12 @@ def test_export_step_offers_half_flow_int8_off_by_default_and_labels_it(qtbot, w
     assert item.text(1) == "✔ verified" and "drop 0.01 dB" in item.text(7)
 
 
-def test_export_row_of_an_int8_file_over_budget_says_so_not_mismatch(qtbot, window: MainWindow,
-                                                                      tmp_path: Path) -> None:
+def test_export_row_of_an_int8_file_over_budget_says_so_not_mismatch(qtbot, tmp_path: Path) -> None:
     from app.export_job import ExportOutcome
     from app.panels.export_panel import _verdict
     from app.panels.export_results import _result_item
     from core.deploy import ExportCheck
+    from core.deploy.check import Int8OverBudget
 
     path = tmp_path / "m.int8.half-flow.onnx"
     path.write_bytes(b"x" * 2048)
@@ -310,3 +310,6 @@ def test_export_row_of_an_int8_file_over_budget_says_so_not_mismatch(qtbot, wind
     assert _verdict(check) == "over the int8 budget"
     broken = ExportCheck(path, "onnx", 0.2, 1e-3, "basicvsr")            # an fp32 file that differs: a mismatch
     assert _result_item(ExportOutcome("onnx", broken)).text(1) == "✘ mismatch" and _verdict(broken) == "FAILED"
+    unwritten = Int8OverBudget("int8 over budget: the guard judged a 0.33 dB Y-PSNR drop")     # the CLI's refusal
+    assert _result_item(ExportOutcome("onnx_int8", unwritten)).text(1) == "✘ over int8 budget"
+    assert _verdict(unwritten) == "over the int8 budget"

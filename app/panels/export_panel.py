@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (QCheckBox, QDoubleSpinBox, QFileDialog, QFormLayo
 import numpy as np
 
 from core.deploy import ExportCheck
+from core.deploy.check import Int8OverBudget
 from core.deploy.quantize import MAX_CALIB_FRAMES, NotWorthQuantizingError
 from core.errors import UserError
 from core.io.output import claim_output
@@ -255,6 +256,8 @@ def _verdict(result: object) -> str:
     """One word per file for the status bar: a guard's refusal or an int8 file over budget is not a failure."""
     if isinstance(result, ExportCheck):
         return "ok" if result.ok else "over the int8 budget" if over_budget(result) else "FAILED"
+    if isinstance(result, Int8OverBudget):
+        return "over the int8 budget"
     return "REFUSED" if isinstance(result, NotWorthQuantizingError) else "FAILED"
 
 

@@ -13,6 +13,7 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QHeaderView, QLabel, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
 from core.deploy import ExportCheck
+from core.deploy.check import Int8OverBudget
 from core.deploy.measure import FileProof
 from core.deploy.quantize import NotWorthQuantizingError
 from core.errors import UserError
@@ -231,7 +232,9 @@ def _result_item(outcome: ExportOutcome) -> QTreeWidgetItem:
     if not isinstance(check, ExportCheck):
         refused = isinstance(check, NotWorthQuantizingError)
         reason = str(check) if isinstance(check, UserError) else f"{type(check).__name__}: {check}"
-        item = QTreeWidgetItem([label, "✘ refused" if refused else "✘ failed", "", "", "", "",
+        over = isinstance(check, Int8OverBudget)
+        verdict = "✘ refused" if refused else "✘ over int8 budget" if over else "✘ failed"
+        item = QTreeWidgetItem([label, verdict, "", "", "", "",
                                 _psnr_text(outcome) if refused else "", reason])
         item.setForeground(1, QColor("#b00020"))
         item.setForeground(DETAILS_COLUMN, QColor("#b00020"))
