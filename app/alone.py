@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
 
-from .workers import current_job
+from .workers import Job, current_job
 
 POLL_S = 0.05
 
@@ -56,6 +56,18 @@ def measured_alone() -> Iterator[set[str]]:
         yield job.contended
     finally:
         job.timing = ""
+
+
+def throughput_shared(job: Job) -> tuple[str, ...]:
+    """For a job that reports its speed as it goes (training, which never waits to run alone; GUI thread): the
+    app's other jobs that used the machine since its last report, started meanwhile or running now (one that only
+    waits to time is idle); the count starts afresh. The job's ``timing`` is "timing" for its whole run, so the
+    runner names the jobs started meanwhile."""
+    if job.runner is None:
+        return ()
+    names = (job.contended - set(job.runner.running_besides(job, waiting=True))) | set(job.runner.running_besides(job))
+    job.contended.clear()
+    return tuple(sorted(names))
 
 
 def show_waiting(bar, event: WaitingFor) -> None:

@@ -147,6 +147,13 @@ class JobRunner(QObject):
         return tuple(j.name for j in jobs if j is not job and not j.isFinished()
                      and not (j.timing == "waiting" and j in later))
 
+    def running_besides(self, job: Job, waiting: bool = False) -> tuple[str, ...]:
+        """Names of the live jobs other than ``job`` that use the machine now (``waiting``: those that wait to
+        time, idle meanwhile)."""
+        with self._lock:
+            jobs = list(self._jobs)
+        return tuple(j.name for j in jobs if j is not job and not j.isFinished() and (j.timing == "waiting") == waiting)
+
     def cancel_all(self) -> None:
         for job in self._jobs:
             job.cancel()

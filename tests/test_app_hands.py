@@ -173,6 +173,41 @@ def test_compare_claims_no_speed_up_from_contended_times(window: MainWindow) -> 
     assert "times not comparable" in text and "measure units on rand" in text and "speed-up" not in text
 
 
+def test_study_flags_sweep_times_measured_while_another_job_ran() -> None:
+    from app.panels.study_panel import _sweep_summary, with_shared
+    from core.study.results import ClipInfo, SweepPoint, SweepResult
+
+    point = SweepPoint("dense", 0.0, 0.0, 10, 100, 5, 12.0, 30.0)
+    result = SweepResult("dense.pth", ClipInfo("rand", 3, (8, 8), "ground truth"), "l1", 16, (point,), "CPU", 1.0)
+    assert with_shared(result, set()) is result and "not comparable" not in _sweep_summary(result)
+    text = _sweep_summary(with_shared(result, {"load other.pth"}))
+    assert "times not comparable: load other.pth ran while they were measured; run again" in text
+
+
+def test_training_speed_names_the_jobs_that_shared_the_machine(qtbot, runner) -> None:
+    from app.alone import throughput_shared
+    from app.panels.train_run_view import TrainRunView
+    from core.events import Progress
+
+    release = threading.Event()
+    train = runner.start("train", lambda _: release.wait(60))
+    train.timing = "timing"                                # as the Train step starts it
+    assert throughput_shared(train) == ()
+    done: list[object] = []
+    runner.start("load other.pth", lambda _: None, on_finish=lambda: done.append(1))
+    qtbot.waitUntil(lambda: bool(done), timeout=WAIT_MS)
+    assert throughput_shared(train) == ("load other.pth",)     # it ended before the report: it still ran meanwhile
+    assert throughput_shared(train) == ()                      # the next report counts afresh
+    view = TrainRunView()
+    event = Progress("finetune", 4, 8, {"total": 0.1}, seconds_per_iter=0.5, throughput=6.0)
+    view.show(event, ("load other.pth",))
+    assert view.status.text().endswith("times not comparable: load other.pth ran meanwhile")
+    assert "(shared)" in view.progress.format()
+    view.show(event)
+    assert "not comparable" not in view.status.text() and "(shared)" not in view.progress.format()
+    release.set()
+
+
 # -- GIL-bound work in a child process ----------------------------------------------------------------------------
 def test_child_work_runs_elsewhere_raises_here_and_dies_on_cancel(qtbot, runner) -> None:
     out: dict[str, object] = {}

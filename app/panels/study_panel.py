@@ -252,16 +252,19 @@ class StudyPanel(QWidget):
         figures = s.figures
 
         def sweep(job: Job) -> SweepResult:
-            with measured_alone():
+            with measured_alone() as contended:
                 result = run_sweep(model, clip(), ratios=ratios, criterion=criterion, align=align,
                                    checkpoint=path, extra=extra, sink=job.emit_event, control=job.control)
-            if not every_frame:
-                return result
-            # every frame: the loaded models' points are the app's figures (Compare's and Export's), measured once
-            job.emit_event(Log(f"the dense and pruned models on all {n} frames: the figures Compare and Export show"))
-            got = figures.ensure(pair, {"dense": model, "pruned": pruned.model if pruned is not None else None},
-                                 model, progress=lambda d, t: job.control.checkpoint())
-            return with_figures(result, got, model, pruned.model if pruned is not None else None, label)
+            shared = set(contended)
+            if every_frame:
+                # the loaded models' points are the app's figures (Compare's and Export's), measured once
+                job.emit_event(Log(f"the dense and pruned models on all {n} frames: the figures Compare and Export "
+                                   "show"))
+                got = figures.ensure(pair, {"dense": model, "pruned": pruned.model if pruned is not None else None},
+                                     model, progress=lambda d, t: job.control.checkpoint())
+                result = with_figures(result, got, model, pruned.model if pruned is not None else None, label)
+                shared.update(name for f in got.values() if f is not None for name in f.contended)
+            return with_shared(result, shared)
 
         return sweep
 
@@ -367,6 +370,15 @@ def with_figures(result: SweepResult, figures: dict, dense, pruned, label: str) 
     note = (f"dense{' and ' + label if pruned is not None else ''}: the figures Compare and Export show, measured "
             "once per model and clip")
     return replace(result, points=tuple(points), notes=(*result.notes, note))
+
+
+def with_shared(result: SweepResult, shared: set[str]) -> SweepResult:
+    """``result`` saying so when the app's other jobs ran while its times were measured (``app.alone``), as
+    Compare does: its ms/frame are then not this machine's alone."""
+    if not shared:
+        return result
+    note = f"times not comparable: {', '.join(sorted(shared))} ran while they were measured; run again"
+    return replace(result, notes=(*result.notes, note))
 
 
 def _sweep_summary(r: SweepResult) -> str:

@@ -21,11 +21,12 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QPushButton, QSplitter, QVBoxLayout, QWidget
 
 from core.errors import UserError
-from core.events import Cancelled, CheckpointSaved, Event, Log, StageFinished
+from core.events import Cancelled, CheckpointSaved, Event, Log, Progress, StageFinished
 from core.train.config_load import load_config
 from core.train.pipeline import TrainResult, run_training
 from core.train.runfolder import RUN_CONFIG
 
+from ..alone import throughput_shared
 from ..dialogs import show_error
 from ..state import AppState
 from ..train_cut import reusable_cut
@@ -165,6 +166,7 @@ class TrainPanel(QWidget):
         self.job = self.state.runner.start(
             "train", work, on_success=self._succeeded, on_failure=self._failed, on_event=self.handle_event,
             on_cancel=self._cancelled, on_finish=self._job_finished)
+        self.job.timing = "timing"               # its speed is shown: the runner names jobs started meanwhile
         self._set_running(True)
         return self.job
 
@@ -242,7 +244,8 @@ class TrainPanel(QWidget):
             self.last_checkpoint = event.path
         elif isinstance(event, StageFinished):
             self.last_checkpoint = event.outputs.get("state", self.last_checkpoint)
-        self.run_view.show(event)
+        shared = throughput_shared(self.job) if isinstance(event, Progress) and self.job is not None else ()
+        self.run_view.show(event, shared)
 
     def _succeeded(self, result: TrainResult) -> None:
         self.result = result

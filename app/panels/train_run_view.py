@@ -66,8 +66,9 @@ class TrainRunView(QWidget):
         refs = self.curves.references()
         self.curves.set_references(refs, f"{PSNR_TITLE} ({TRAINING_FRAMES_NOTE})" if same else PSNR_TITLE)
 
-    def show(self, event: Event) -> None:
-        """One engine event on the bar, the curves, the status line or the log."""
+    def show(self, event: Event, shared: tuple[str, ...] = ()) -> None:
+        """One engine event on the bar, the curves, the status line or the log; ``shared``: the app's other jobs
+        that ran since the last progress, so its speed is not this machine's alone."""
         if isinstance(event, ValReference):
             self._show_references(event)
         elif isinstance(event, StageStarted):
@@ -84,11 +85,14 @@ class TrainRunView(QWidget):
                 self.curves.add(f"loss/{name}", x, value)
             self.progress.setRange(0, max(event.total, 1))
             self.progress.setValue(event.iteration)
-            speed = f" · {event.throughput:.1f} frames/s" if event.throughput else ""
+            timed = event.throughput or event.seconds_per_iter
+            alone = f" · times not comparable: {', '.join(shared)} ran meanwhile" if shared and timed else ""
+            speed = f" · {event.throughput:.1f} frames/s" + (" (shared)" if alone else "") if event.throughput else ""
             per_iter = f" · {event.seconds_per_iter:.2f} s/it" if event.seconds_per_iter else ""
             self.progress.setFormat(f"{event.stage} %v/%m · ETA {seconds(event.eta_seconds)}{speed}")
             losses = ", ".join(f"{k} {v:.4g}" for k, v in event.losses.items())
-            self.status.setText(f"{event.stage}: iteration {event.iteration}/{event.total}{per_iter} · {losses}")
+            self.status.setText(f"{event.stage}: iteration {event.iteration}/{event.total}{per_iter} · {losses}"
+                                + alone)
         elif isinstance(event, SparsityUpdate):
             x = self._offsets.get(event.stage, 0) + event.iteration
             self.curves.add("lambda", x, event.mean_lambda)
