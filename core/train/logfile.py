@@ -42,14 +42,13 @@ def event_to_json(e: Event) -> str:
 
 
 class LogFile:
-    """A sink that appends each event as a time-stamped line (progress throttled by the engine).
+    """A sink that appends each event as a time-stamped line (progress throttled by the engine), once
+    ``release()`` was called; until then the lines wait in memory: a new run reads its data before it marks its
+    folder, and a refusal there must leave no log behind."""
 
-    ``hold``: keep the lines in memory until ``release()``: a new run reads its data before it marks its folder,
-    and a refusal there must leave no log behind."""
-
-    def __init__(self, path: str | Path, hold: bool = False) -> None:
+    def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._held: list[str] | None = [] if hold else None
+        self._held: list[str] | None = []
 
     def __call__(self, e: Event) -> None:
         line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {format_event(e)}\n"

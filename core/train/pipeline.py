@@ -114,7 +114,7 @@ def run_training(config: TrainConfig, run_dir: str | Path, sink: EventSink = ign
     dist, device = init_distributed(resolve_device(config.runtime.device))
     try:
         with hold_run_dir(run_dir, resume) if dist.is_main else contextlib.nullcontext():
-            log = LogFile(run_dir / "train.log", hold=True)
+            log = LogFile(run_dir / "train.log")
             run = _Run(config, run_dir, dist, device, tee(sink, log) if dist.is_main else ignore, control, resume,
                        cut)
             run.check_inputs()              # a refused plan, input or data set leaves the folder as it was: no
