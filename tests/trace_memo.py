@@ -14,6 +14,10 @@ networks with different trunks, the flow graphs have the same nodes, initializer
 in the graph's ``pkg.torch.export...graph_signature`` metadata entry, which lists every parameter of the wrapped
 network, unused ones too, and which ``compose_step`` does not carry into a step graph (it takes the flow graph's
 nodes, initializers and value infos alone), so the step graphs and files are byte for byte the same.
+
+A tensor's ``requires_grad`` is not part of the key: every trace is made under ``torch.no_grad``, and a SpyNet
+frozen for distillation (``requires_grad`` off, as ``core.train.frames_distill`` leaves it) traced to the same
+ModelProto, byte for byte, as the one it was copied from; keyed on it, a distilled cut traced its flow again.
 """
 from __future__ import annotations
 
@@ -38,7 +42,7 @@ class _Pickler(pickle.Pickler):
             flat = t.contiguous().reshape(-1)
             data = flat.view(torch.uint8).numpy().tobytes() if flat.numel() else b""
             return ("tensor", type(obj).__name__, str(t.dtype), tuple(t.shape), tuple(t.stride()),
-                    bool(obj.requires_grad), hashlib.sha256(data).hexdigest())
+                    hashlib.sha256(data).hexdigest())
         return None
 
 
