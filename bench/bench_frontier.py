@@ -15,7 +15,8 @@ Every ``--clip`` is video that ``compress`` never saw. For each asked speed-up, 
   frames of the footage after its calibration frames and (b) the first ``--frames`` frames of every other clip;
 - the int8 guard's predicted drop beside the drop measured against GT on (a) (float file minus int8 file);
 - CPU-minutes of the whole ``compress`` call (process CPU time), and how many plans it timed as int8 probes
-  before building one and how many it built.
+  before building one and how many it built; then a table of each call's CPU-minutes by step (timing probes,
+  reconstruction, quantizing with the guard, timing files, judging, distillation) and what distillation did.
 Ground truth is read only here, for scoring.
 """
 from __future__ import annotations
@@ -103,7 +104,7 @@ def main() -> None:
     scorer = Scorer(dense, clips)
     others = [name for name, _ in args.clip]
 
-    rows, per_clip = [], []
+    rows, per_clip, steps = [], [], []
     with tempfile.TemporaryDirectory(prefix="bench-frontier-") as tmp:
         for speedup in args.speedups:
             keep = Path(tmp) / f"x{speedup:g}"
@@ -114,6 +115,7 @@ def main() -> None:
                                               minutes=args.minutes, keep=str(keep)),
                               sink=_say(f"{speedup:g}x"))
             cpu_min = (time.process_time() - started) / 60
+            steps.append((f"{speedup:g}x", result.steps, result.distillation))
             chosen_speed = realized_speed(dense, load_stepper(result.outputs["onnx"]), args.size)
             for candidate in result.tried:
                 int8 = scorer.score(load_stepper(candidate.path))
@@ -144,6 +146,10 @@ def main() -> None:
     print_table(["asked", "recipe", *clips], [["-", "dense fp32", *(f"{scorer.dense[n]:.2f}" for n in clips)],
                                               ["-", "bicubic", *(f"{scorer.bicubic[n]:.2f}" for n in clips)],
                                               *per_clip])
+    names = sorted({name for _, clock, _ in steps for name in clock.cpu})
+    print("\nCPU-minutes of each compress call by step (and what distillation did)")
+    print_table(["asked", *names, "distillation"],
+                [[asked, *(f"{clock.cpu.get(n, 0.0) / 60:.1f}" for n in names), said] for asked, clock, said in steps])
 
 
 if __name__ == "__main__":

@@ -100,6 +100,11 @@ def test_compress_end_to_end_writes_the_file_its_report_and_picture(dense_file, 
     assert chosen["guard"]["verified"] and chosen["measured"]["speedup"] > 0
     assert {"psnr_vs_dense_db", "bicubic_psnr_vs_dense_db"} <= set(chosen["heldout"][0])
     assert report["machine"]["cpu_flags"] is not None and report["cpu_seconds"] > 0
+    steps = report["steps"]           # where the CPU went, step by step, never more than the whole call
+    assert {"measure machine", "score units", "probe", "quantize", "time files", "judge", "write"} <= set(steps)
+    assert 0 < sum(v["cpu_seconds"] for v in steps.values()) <= report["cpu_seconds"] + 0.5
+    assert report["distillation"] == "no distillation: the dense network was not cut"
+    assert "CPU-minutes (" in printed.out and "no distillation: the dense network was not cut" in printed.out
     from core.deploy.runtime import read_onnx
 
     _, meta = read_onnx(onnx_file)

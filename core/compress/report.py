@@ -84,4 +84,5 @@ def build_report(result: Any, req: Any) -> dict[str, Any]:
                         "cpu_flags": cpu_flags()},
             "chosen": chosen.to_json(), "widths": widths, "tried": [c.to_json() for c in result.tried],
             "timed_before_building": [p.to_json() for p in result.probes],
-            "seconds": round(result.seconds, 1), "cpu_seconds": round(result.cpu_seconds, 1)}
+            "seconds": round(result.seconds, 1), "cpu_seconds": round(result.cpu_seconds, 1),
+            "steps": result.steps.to_json(), "distillation": result.distillation}

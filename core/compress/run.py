@@ -12,12 +12,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
-import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 
@@ -25,53 +23,26 @@ from ..errors import PlanError, UserError
 from ..deploy.check import Int8OverBudget
 from ..events import EventSink, Log, Progress, RunControl, ignore
 from ..io.checkpoint import ReloadCheck, load_checkpoint, save_model
-from ..io.output import claim_output, held_output, write_bytes, write_text
+from ..io.output import held_output, write_bytes, write_text
 from ..models.basicvsr import BasicVSR
 from ..recover.reconstruct import ReconstructSettings, reconstruct
 from ..recover.status import RAW_CUT_TRAINING
 from ..ssl import prune_to_plan, scores_on
-from .footage import DEFAULT_CALIB_FRAMES, DEFAULT_JUDGED_FRAMES, Footage, read_footage
+from .footage import Footage, read_footage
 from .judge import dense_references, judge
+from .request import CompressRequest, check_request, work_folder
 from .report import SPEED_SLACK, Candidate, Probe, build_report
 from .speed import SpeedMeasure, dense_ms, int8_conv_gain, realized_speed, remember_gain, remembered_gain
 from .speed_plan import Machine, SpeedPlan, corrected_gain, flow_saving_ms, next_rung, plan_for_speed
+from .step_clock import StepClock, cpu_seconds
 
 CRITERION = "contribution"     # measured on the calibration frames: the criterion reconstruction recovers best
-MAX_BUILDS = 3                 # builds: a guard refusal or a file slower than its probe moves on; three end it
 MAX_PROBES = 4                 # plans timed (about a CPU-minute each at 90x160) before one is given up
+MAX_BUILDS = 3                 # builds: a guard refusal or a file slower than its probe moves on; three end it
 BUSY_SCALE = 1.6               # dense slower than its table by more: the machine is busy (one run measured 7.3x
                                # for a cut of 2x fewer MACs under a load of 5 on 2 cores)
-DEFAULT_MINUTES = 7.0          # about 15 CPU-minutes on 2 cores
 MIN_DISTILL_SECONDS = 60.0     # less moves the network too little to pay for quantizing, timing and judging again
 DISTILLED = "distilled from the dense network on the footage's calibration frames"
-REPORT_SUFFIX, PICTURE_SUFFIX = ".report.json", ".report.png"
-
-
-@dataclass(frozen=True)
-class CompressRequest:
-    """What the user asked for; every path and number is checked before any work."""
-
-    model: str
-    footage: tuple[str, ...]
-    out: str
-    speedup: float | None = None
-    target_ms: float | None = None
-    size: tuple[int, int] | None = None        # LR size the speed is planned and timed at (default: the footage's)
-    pth: str | None = None
-    minutes: float = DEFAULT_MINUTES           # wall-clock budget; distillation gets what the other steps leave
-    calib_frames: int = DEFAULT_CALIB_FRAMES
-    judge_frames: int = DEFAULT_JUDGED_FRAMES
-    max_drop: float = 0.3
-    overwrite: bool = False
-    keep: str | None = None                    # a new folder that keeps every candidate built (.onnx and .pth)
-
-    def outputs(self) -> dict[str, Path]:
-        out = Path(self.out)
-        stem = out.with_suffix("")
-        paths = {"onnx": out, "report": Path(f"{stem}{REPORT_SUFFIX}"), "picture": Path(f"{stem}{PICTURE_SUFFIX}")}
-        if self.pth is not None:
-            paths["pth"] = Path(self.pth)
-        return paths
 
 
 class _Search:
@@ -104,9 +75,10 @@ class _Search:
             cut = "" if plan.plan is None else f", {plan.plan.mac_ratio:.2f}x fewer MACs"
             self.recipe.say(f"timing {plan.rung.name}{cut} before building it (predicted {plan.predicted_ms:.0f} ms "
                             f"per frame for a target of {self.target_ms:.0f})")
-            model = dense if plan.plan is None else prune_to_plan(dense, plan.plan)
-            speed = realized_speed(dense, int8_timing_probe(model, footage.calibration, plan.rung.flow),
-                                   self.recipe.size)
+            with self.recipe.clock.step("probe"):
+                model = dense if plan.plan is None else prune_to_plan(dense, plan.plan)
+                speed = realized_speed(dense, int8_timing_probe(model, footage.calibration, plan.rung.flow),
+                                       self.recipe.size)
             self.probes.append(Probe(plan, speed))
             self.recipe.say(f"timed {speed.speedup:.2f}x the dense network")
             if speed.speedup >= self.speedup * SPEED_SLACK:
@@ -133,6 +105,8 @@ class CompressResult:
     footage: Footage
     seconds: float
     cpu_seconds: float
+    steps: StepClock
+    distillation: str           # what distillation did, or why it did not run
     report: dict[str, Any]
 
     def summary(self) -> str:
@@ -147,8 +121,8 @@ class CompressResult:
             *(f"held out: {q.line()}" for q in c.quality),
             f"report {self.outputs['report']} and {self.outputs['picture']}"
             + (f"; float network {self.outputs['pth']}" if "pth" in self.outputs else "")
-            + f"; {self.cpu_seconds / 60:.1f} CPU-minutes, {len(self.probes)} plan(s) timed, "
-              f"{len(self.tried)} built"])
+            + f"; {self.cpu_seconds / 60:.1f} CPU-minutes ({self.steps.line()}), {len(self.probes)} plan(s) "
+              f"timed, {len(self.tried)} built; {self.distillation}"])
 
 
 def distill_seconds(req: CompressRequest, spent: float, finish: float) -> float:
@@ -162,53 +136,14 @@ def training(recovery: dict[str, Any] | None) -> str:
     return DISTILLED if recovery and "distillation" in recovery else RAW_CUT_TRAINING
 
 
-def check_request(req: CompressRequest) -> dict[str, Path]:
-    """Refusals that cost nothing: the speed asked for, and every output (claimed before any work)."""
-    if (req.speedup is None) == (req.target_ms is None):
-        raise UserError("give one of --speedup S or --target-ms X")
-    if req.speedup is not None and not req.speedup > 1.0:
-        raise UserError(f"--speedup must be above 1 (times the dense network's speed), got {req.speedup}")
-    if req.target_ms is not None and req.size is None:
-        raise UserError("--target-ms needs --size HxW: the LR frame size the time is for")
-    if Path(req.out).suffix.lower() != ".onnx":
-        raise UserError(f"--out {req.out}: compress writes an ONNX file; name it *.onnx")
-    if req.pth is not None and Path(req.pth).suffix.lower() not in (".pth", ".pt"):
-        raise UserError(f"--pth {req.pth}: name the PyTorch model file *.pth")
-    if not req.max_drop > 0:
-        raise UserError(f"--max-drop must be a positive number of dB, got {req.max_drop}")
-    inputs = [req.model, *req.footage]
-    outputs = req.outputs()
-    for path in outputs.values():
-        claim_output(path, inputs=inputs, overwrite=req.overwrite)
-    if len({p.resolve() for p in outputs.values()}) != len(outputs):
-        raise UserError("--out and --pth name the same file")
-    if req.keep is not None:
-        claim_output(req.keep, kind="folder", inputs=inputs)
-    return outputs
-
-
-@contextlib.contextmanager
-def _work_folder(keep: str | None) -> Iterator[str]:
-    """Where candidates are built: the folder to keep them in, or a private temporary one removed after."""
-    if keep is None:
-        with tempfile.TemporaryDirectory(prefix="ssl-vsr-compress-") as tmp:
-            yield tmp
-        return
-    Path(keep).mkdir(parents=True, exist_ok=True)
-    yield keep
-
-
-def _cpu_seconds() -> float:
-    t = os.times()
-    return t.user + t.system
-
-
 class _Recipe:
     """One ``compress`` call: the state the steps share."""
 
     def __init__(self, req: CompressRequest, sink: EventSink, control: RunControl | None) -> None:
         self.req, self.sink, self.control = req, sink, control
-        self.started, self.cpu_started = time.perf_counter(), _cpu_seconds()
+        self.started, self.cpu_started = time.perf_counter(), cpu_seconds()
+        self.clock = StepClock()
+        self.distillation = "no distillation: no file was chosen"
 
     def say(self, message: str) -> None:
         self.sink(Log(message))
@@ -222,8 +157,10 @@ class _Recipe:
         self.say(f"cutting: {plan.rung.name}, {plan.plan.mac_ratio:.2f}x fewer MACs; reconstructing on "
                  f"{len(footage.calibration)} calibration frames")
         settings = ReconstructSettings(max_frames=len(footage.calibration), holdout=0)
-        model, rec = reconstruct(dense, prune_to_plan(dense, plan.plan), plan.plan, footage.calibration, settings,
-                                 calib_name=footage.source, sink=self._progress("reconstruct"), control=self.control)
+        with self.clock.step("reconstruct"):
+            model, rec = reconstruct(dense, prune_to_plan(dense, plan.plan), plan.plan, footage.calibration, settings,
+                                     calib_name=footage.source, sink=self._progress("reconstruct"),
+                                     control=self.control)
         return model, {"reconstruction": rec.to_meta()}
 
     def _progress(self, stage: str) -> EventSink:
@@ -242,13 +179,16 @@ class _Recipe:
         self.say(f"quantizing to int8 ({plan.rung.flow} flow), the guard's budget {req.max_drop} dB")
         meta = {"source": str(req.model), "compress": plan.rung.name, "training": training(recovery),
                 **(recovery or {})}
-        check = export_onnx(model, path, precision="int8", calib=footage.calibration, max_drop=req.max_drop,
-                            meta=meta, flow=plan.rung.flow)
+        with self.clock.step("quantize"):
+            check = export_onnx(model, path, precision="int8", calib=footage.calibration, max_drop=req.max_drop,
+                                meta=meta, flow=plan.rung.flow)
         stepper = load_stepper(path)
         self.say(f"timing the file against the dense network at {self.size[0]}x{self.size[1]}")
-        speed = realized_speed(dense, stepper, self.size)
+        with self.clock.step("time files"):
+            speed = realized_speed(dense, stepper, self.size)
         self.say(f"judging on {sum(len(c.frames) for c in footage.judged)} frames calibration never read")
-        quality = judge(stepper, footage.judged, self.references)
+        with self.clock.step("judge"):
+            quality = judge(stepper, footage.judged, self.references)
         return Candidate(plan, speed, quality, check, path, model, recovery)
 
     def keep(self, candidate: Candidate) -> Candidate:
@@ -264,17 +204,27 @@ class _Recipe:
         from ..train.frames_distill import DistillSettings, distill
 
         seconds = distill_seconds(self.req, time.perf_counter() - self.started, chosen.finish_seconds)
-        if chosen.plan.plan is None or seconds < MIN_DISTILL_SECONDS:
+        if chosen.plan.plan is None:
+            self.distillation = "no distillation: the dense network was not cut"
+            return None
+        if seconds < MIN_DISTILL_SECONDS:
+            self.distillation = (f"no distillation: --minutes {self.req.minutes:g} left {max(seconds, 0) / 60:.1f} min "
+                                 f"after the builds (and the time to quantize, time and judge it again); it needs "
+                                 f"{MIN_DISTILL_SECONDS / 60:.0f}")
+            self.say(self.distillation)
             return None
         self.say(f"distilling the cut from the dense network on the calibration frames for {seconds / 60:.1f} min")
-        model, report = distill(dense, chosen.model, footage.calibration, DistillSettings(seconds),
-                                sink=self._progress("distil"), control=self.control)
+        self.distillation = f"distilled {seconds / 60:.1f} min"
+        with self.clock.step("distil"):
+            model, report = distill(dense, chosen.model, footage.calibration, DistillSettings(seconds),
+                                    sink=self._progress("distil"), control=self.control)
         recovery = {**(chosen.recovery or {}), "distillation": report.to_meta()}
         started = time.perf_counter()
         try:
             candidate = self.finish(chosen.plan, model, recovery, dense, footage, path)
         except Int8OverBudget as refused:
             self.say(f"the distilled network: {refused}; keeping the one before it")
+            self.distillation += ", refused by the int8 guard"
             return None
         return replace(candidate, finish_seconds=time.perf_counter() - started)
 
@@ -291,23 +241,27 @@ class _Recipe:
         from ..profile.latency import latency_table
 
         self.say(f"measuring this machine at {self.size[0]}x{self.size[1]} (latency table, int8 gain, flow)")
-        table = latency_table("cpu", self.size, dense.spec.num_feat, dense.spec.bidirectional)
-        gain_key = f"{table.key}|threads {torch.get_num_threads()}"
-        gain = remembered_gain(gain_key) or int8_conv_gain(self.size)
-        dense_now = dense_ms(dense, self.size)
-        machine = Machine(table, dense_now / table.predict_ms(dense.spec), flow_saving_ms(dense, self.size), dense_now)
+        with self.clock.step("measure machine"):
+            table = latency_table("cpu", self.size, dense.spec.num_feat, dense.spec.bidirectional)
+            gain_key = f"{table.key}|threads {torch.get_num_threads()}"
+            gain = remembered_gain(gain_key) or int8_conv_gain(self.size)
+            dense_now = dense_ms(dense, self.size)
+            machine = Machine(table, dense_now / table.predict_ms(dense.spec), flow_saving_ms(dense, self.size),
+                              dense_now)
         if machine.scale > BUSY_SCALE:
             self.say(f"warning: the dense network ran {machine.scale:.1f}x slower than when this machine's latency "
                      f"table was measured: other work is running, and speeds measured now are not the machine's "
                      f"(a busy CPU slows PyTorch's threads more than onnxruntime's); run compress on a quiet machine")
         target = req.target_ms if req.target_ms is not None else dense_now / req.speedup
         speedup_asked = req.speedup if req.speedup is not None else dense_now / req.target_ms
-        scores = scores_on(dense, CRITERION, footage.calibration, footage.source)
+        with self.clock.step("score units"):
+            scores = scores_on(dense, CRITERION, footage.calibration, footage.source)
         plan = plan_for_speed(scores, machine, target, gain)       # unreachable: refused before any cut
-        self.references = dense_references(dense, footage.judged)
+        with self.clock.step("judge"):
+            self.references = dense_references(dense, footage.judged)
         search = _Search(self, scores, machine, target, speedup_asked, gain, gain_key)
         tried: list[Candidate] = []
-        with _work_folder(req.keep) as tmp:
+        with work_folder(req.keep) as tmp:
             for index in range(MAX_BUILDS):
                 plan = search.timed(plan, dense, footage)
                 self.say(f"recipe {index + 1}: {plan.rung.name}, timed at "
@@ -351,10 +305,13 @@ class _Recipe:
                 tried.append(self.keep(distilled))
                 if distilled.reaches(speedup_asked) and distilled.guard.ok:
                     chosen = distilled
-            self._write(outputs, chosen, loaded)
+                else:
+                    self.distillation += ", its file not chosen (slower than asked or refused by the guard)"
+            with self.clock.step("write"):
+                self._write(outputs, chosen, loaded)
         result = CompressResult(outputs, chosen, tuple(tried), tuple(search.probes), target, speedup_asked,
                                 dense_now, footage, time.perf_counter() - self.started,
-                                _cpu_seconds() - self.cpu_started, {})
+                                cpu_seconds() - self.cpu_started, self.clock, self.distillation, {})
         report = build_report(result, req)
         write_text(outputs["report"], json.dumps(report, indent=1), overwrite=req.overwrite,
                    inputs=[req.model, *req.footage])
