@@ -71,10 +71,12 @@ def stuck_with_the_file_written() -> None:
 
 
 def load(qtbot, w, model_path, clip_path) -> None:
-    with qtbot.waitSignal(w.state.modelChanged, timeout=WAIT_MS):
-        w.state.open_checkpoint(model_path)
+    """The clip first: the network's frame-measured scores are then measured once, on it (opened before any clip,
+    they are measured on the demo clip too, in a child process of their own that compress waits for)."""
     with qtbot.waitSignal(w.state.clipChanged, timeout=WAIT_MS):
         w.state.open_clip(clip_path)
+    with qtbot.waitSignal(w.state.modelChanged, timeout=WAIT_MS):
+        w.state.open_checkpoint(model_path)
 
 
 @pytest.fixture
