@@ -34,7 +34,9 @@ def _cap(text: str) -> tuple[str, float]:
 TARGET_MIN, TARGET_MAX = 1e-9, 1e9
 
 
-def _positive(text: str) -> float:
+def target_arg(text: str) -> float:
+    """argparse type of a latency target (``--target-ms``, ``--target-fps``; ``compress --target-ms`` too): a finite
+    positive number within [TARGET_MIN, TARGET_MAX]."""
     try:
         value = float(text)
         if not TARGET_MIN <= value <= TARGET_MAX:       # also refuses NaN and infinities
@@ -62,11 +64,11 @@ def add_plan_arguments(sp: argparse.ArgumentParser) -> None:
     --threads."""
     how = sp.add_mutually_exclusive_group(required=True)
     how.add_argument("--ratio", type=float, help="global pruning ratio in [0, 1)")
-    how.add_argument("--target-ms", type=_positive, metavar="MS",
+    how.add_argument("--target-ms", type=target_arg, metavar="MS",
                      help="latency target: the plan predicted to run at MS per frame at --size on this device "
                           "and thread count, as `sr` reports the network's time (layer latencies measured once "
                           "and cached; reading and writing come on top and are reported apart)")
-    how.add_argument("--target-fps", type=_positive, metavar="FPS", help="latency target in frames per second")
+    how.add_argument("--target-fps", type=target_arg, metavar="FPS", help="latency target in frames per second")
     sp.add_argument("--criterion", choices=CRITERIA, default=DEFAULT_CRITERION,
                     help="; ".join(f"{c.name}: {c.help}" for c in REGISTRY.values()))
     sp.add_argument("--min-keep", type=_whole, default=1, help="units every layer keeps at least")
@@ -106,6 +108,10 @@ def check_plan_args(args: argparse.Namespace, spec: ArchSpec) -> PlanSettings:
     for name in (*settings.locks, *(k for k, _ in settings.caps)):
         if name not in names:
             raise UserError(unknown_layer_message(name, names))
+    if args.target_ms is not None or args.target_fps is not None:      # the latency table runs layers at --size
+        from .memory import check_network_memory
+
+        check_network_memory(tuple(args.size), spec.num_feat, f"--size {args.size[0]}x{args.size[1]}")
     return settings
 
 

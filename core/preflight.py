@@ -38,9 +38,10 @@ def check_crop(crop_border: int, frame_hw: tuple[int, int], name: str) -> None:
 
 
 def check_eval_inputs(lr_root: str | Path, gt_root: str | Path, crop_border: int,
-                      max_frames: int | None = None) -> None:
+                      max_frames: int | None = None) -> list[tuple[str, tuple[int, int]]]:
     """Every LR/GT pair: at least two frames, as many LR as GT frames (folders), LR x4 matching GT, a crop
-    that leaves pixels."""
+    that leaves pixels. Returns each clip's name and LR frame size (h, w)."""
+    sizes: list[tuple[str, tuple[int, int]]] = []
     for lr_path, gt_path in paired_clips(lr_root, gt_root):
         if lr_path.is_dir() and gt_path.is_dir():      # counted from names; a video's count needs decoding
             n_lr, n_gt = (len(list_frames(p)) if max_frames is None else min(len(list_frames(p)), max_frames)
@@ -56,3 +57,5 @@ def check_eval_inputs(lr_root: str | Path, gt_root: str | Path, crop_border: int
             raise ClipError(f"clip {lr.name}: LR frames are {lh}x{lw} but GT frames are {h}x{w} (height x width); "
                             f"the LR must be a x4 downscale of the GT")
         check_crop(crop_border, (h, w), lr.name)
+        sizes.append((lr.name, (int(lh), int(lw))))
+    return sizes

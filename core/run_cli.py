@@ -79,6 +79,7 @@ def _sr(args: argparse.Namespace, out: Path) -> int:
     from .deploy.runtime import run_device
     from .io.frames import read_clip
     from .io.source import check_sink, open_sink, open_source
+    from .memory import check_network_memory
     from .preflight import check_clip_length
     from .recover.measured import PROBE_FRAMES, measured_status
     from .stream import stream_sr
@@ -91,6 +92,7 @@ def _sr(args: argparse.Namespace, out: Path) -> int:
     check_clip_length(source.count, source.name)       # before any inference
     network, status = _load_runnable(args.checkpoint, args.allow_nonfinite)         # checkpoint or our .onnx
     device = run_device(network, device)
+    check_network_memory(source.size, network.spec.num_feat, f"clip {source.name}", device)    # before any inference
     status = measured_status(status, network, read_clip(args.input, max_frames=PROBE_FRAMES).frames, device)
     warn_if_unrecovered(args.checkpoint, status)
     _say_heldout(args.checkpoint, network)
@@ -124,6 +126,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluate import evaluate_dataset, score_frames
     from .preflight import check_eval_inputs
     from .deploy.runtime import load_network, run_device
+    from .memory import check_network_memory
 
     scoring_frames = args.sr is not None and args.checkpoint is None and args.lr is None
     if not scoring_frames and (args.sr is not None or args.checkpoint is None or args.lr is None):
@@ -136,9 +139,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
                               progress=bar)
     else:
         device = resolve_device(args.device)
-        check_eval_inputs(args.lr, args.gt, args.crop, args.max_frames)  # clip lengths, sizes, crop: before inference
+        lr_sizes = check_eval_inputs(args.lr, args.gt, args.crop, args.max_frames)  # lengths, sizes, crop
         network = load_network(args.checkpoint, allow_nonfinite=args.allow_nonfinite)   # checkpoint or our .onnx
         device = run_device(network, device)
+        for name, size in lr_sizes:             # before inference: a clip the network cannot run at in memory
+            check_network_memory(size, network.spec.num_feat, f"clip {name}", device)
         report = evaluate_dataset(network, args.lr, args.gt, device=device, y=args.y, crop_border=args.crop,
                                   max_frames=args.max_frames, progress=bar, scratch=args.scratch)
     bar.close()

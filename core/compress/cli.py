@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from typing import Any
 
 from ..cli_args import size_arg
 from ..events import Log, Progress
+from ..plan_args import target_arg
 from ..threads import add_threads_option
 
 
@@ -16,8 +18,8 @@ def _positive(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be above 0, got {text!r}")
+    if not (value > 0 and math.isfinite(value)):         # NaN and infinities too: inf asks for no finite speed
+        raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text!r}")
     return value
 
 
@@ -41,9 +43,11 @@ def add_compress_command(sub: Any) -> None:
     how = sp.add_mutually_exclusive_group(required=True)
     how.add_argument("--speedup", type=_positive, metavar="S",
                      help="run S times faster than the dense network (PyTorch fp32) on this machine")
-    how.add_argument("--target-ms", type=_positive, metavar="X", help="run at X ms per frame at --size")
+    how.add_argument("--target-ms", type=target_arg, metavar="X",
+                     help="run at X ms per frame at --size (which it needs)")
     sp.add_argument("--size", type=size_arg, default=None, metavar="HxW",
-                    help="LR frame size the speed is planned and timed at (default: the footage's)")
+                    help="LR frame size the speed is planned and timed at (default with --speedup: the footage's; "
+                         "--target-ms needs it, the size its time is for)")
     sp.add_argument("--out", required=True, metavar="FILE.onnx",
                     help="the ONNX file to write; FILE.report.json and FILE.report.png are written beside it")
     sp.add_argument("--minutes", type=_positive, default=7.0, metavar="M",
@@ -81,8 +85,32 @@ def _sink(quiet: bool):
     return sink
 
 
+def check_compress_memory(args: argparse.Namespace) -> None:
+    """Refuse, before any work, a --size or footage the network cannot run at in this machine's memory (the dense
+    network runs at --size to time it, and on the footage's frames to score, calibrate and judge)."""
+    from ..errors import UserError
+    from ..io.checkpoint import load_checkpoint
+    from ..io.source import open_source
+    from ..memory import check_network_memory
+
+    sizes = [] if args.size is None else [(tuple(args.size), f"--size {args.size[0]}x{args.size[1]}")]
+    for path in args.footage:
+        try:
+            sizes.append((tuple(open_source(path, max_frames=1).size), f"footage {path}"))   # headers only
+        except UserError:
+            pass                                  # refused by compress itself, in its own words
+    try:
+        num_feat = load_checkpoint(args.checkpoint).spec.num_feat if sizes else 0
+    except UserError:
+        return                                    # the same: compress refuses the checkpoint in its own words
+    for size, what in sizes:
+        check_network_memory(size, num_feat, what)
+
+
 def cmd_compress(args: argparse.Namespace) -> int:
     from .run import CompressRequest, compress
+
+    check_compress_memory(args)
 
     req = CompressRequest(model=args.checkpoint, footage=tuple(args.footage), out=args.out, speedup=args.speedup,
                           target_ms=args.target_ms, size=args.size, pth=args.pth, minutes=args.minutes, calib_frames=args.calib_frames,

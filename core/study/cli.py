@@ -125,6 +125,9 @@ def _prepare(args: argparse.Namespace):
     frames = quick_frames if args.max_frames is None else args.max_frames or None
     crop = quick_crop if args.lr_crop is False else args.lr_crop
     clip = load_study_clip(args.lr, args.gt, frames, crop)
+    from ..memory import check_network_memory
+
+    check_network_memory(tuple(clip.lr.shape[1:3]), loaded.spec.num_feat, f"--lr {args.lr}", device)  # before any run
     quick = [f"the first {len(clip.lr)} frames" if args.max_frames is None and len(clip.lr) == frames else "",
              clip.notes[0] if args.lr_crop is False and clip.notes else ""]
     if any(quick):
