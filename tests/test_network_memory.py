@@ -3,21 +3,13 @@
 refuse infinities as plan's do (one parser). Available memory is set small here: no real huge allocation."""
 import numpy as np
 import pytest
-import torch
 
 from core import memory
 from core.cli import build_parser, main
 from core.errors import UserError
 from core.io.frames import write_frames
 from core.plan_args import target_arg
-from tests.helpers import tiny_model
-
-
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory):
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pth"
-    torch.save({"params": tiny_model("basicvsr", 16, 2).state_dict()}, path)
-    return path
+from tests.test_cli import ckpt  # noqa: F401  (fixture: a tiny 16-channel checkpoint)
 
 
 @pytest.fixture(scope="module")
