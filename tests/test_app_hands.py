@@ -254,6 +254,28 @@ def test_a_model_sent_to_the_child_stays_where_it_was_in_the_caller(qtbot, runne
     assert torch.allclose(out["sum"], model.weight.sum()) and not out["back"].is_shared()
 
 
+def test_what_crosses_is_an_equal_copy_of_every_kind_of_tensor() -> None:
+    """Tensors cross as numpy arrays where numpy has one; the rest (bfloat16, autograd leaves) the standard way."""
+    import multiprocessing
+
+    import torch
+
+    from app.child_work import _receive, _send
+
+    sent = {"view": torch.arange(6.0).reshape(2, 3).t(), "bf16": torch.randn(3, dtype=torch.bfloat16),
+            "leaf": torch.randn(2, requires_grad=True), "param": torch.nn.Parameter(torch.randn(2, 2)),
+            "ints": torch.arange(4, dtype=torch.int64)}
+    ours, theirs = multiprocessing.Pipe()
+    _send(ours, sent)
+    back = _receive(theirs)
+    for name, tensor in sent.items():
+        assert back[name].dtype == tensor.dtype and torch.equal(back[name].detach(), tensor.detach()), name
+        assert back[name].data_ptr() != tensor.data_ptr() and type(back[name]) is type(tensor), name
+    assert back["leaf"].requires_grad and back["param"].requires_grad
+    back["view"] += 1                                   # a writable copy of its own
+    assert torch.equal(sent["view"], torch.arange(6.0).reshape(2, 3).t())
+
+
 def test_an_exception_that_cannot_cross_keeps_its_words() -> None:
     class Odd(Exception):
         def __init__(self, a, b):
