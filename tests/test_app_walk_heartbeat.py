@@ -1,9 +1,10 @@
 """A person's walk on their own video, with a 20 ms heartbeat on the event loop (offscreen, tiny network):
 
 open a checkpoint and a video, name a GT folder beside it, Prune + reconstruct, Compare while the app still
-re-scores the clip, Export (checkpoint and ONNX), Train with the prune stage. No beat may come more than 100 ms
-late in any step (heavy work, exports included, is off the GUI thread; the time the GUI thread waited for a CPU
-other processes held is not the app's, see tests/qt_heartbeat.py); Compare times alone; every figure says
+re-scores the clip, Export (checkpoint and ONNX), Train with the prune stage. In no step may the GUI thread wait
+more than 100 ms for work off it (the GIL, a lock, a pipe), nor run more than 250 ms of its own between two beats
+(heavy work, exports included, is off the GUI thread; how a late beat is split, tests/qt_heartbeat.py); the
+interpreter's switch interval is the app's (tests/qt_support.py); Compare times alone; every figure says
 what it covers and reads the same in every step; Train keeps the cut Prune reconstructed.
 
 Set ``SSL_VSR_WALK_SHOTS=FOLDER`` to also write a PNG of each step at 1280×800 (to look at).
@@ -33,13 +34,11 @@ from core.io.frames import write_video  # noqa: E402
 from core.io.image_file import read_frame  # noqa: E402
 from core.recover.reconstruct import ReconstructSettings  # noqa: E402
 from tests.helpers import tiny_dense_file  # noqa: E402
-from tests.qt_heartbeat import Heartbeat  # noqa: E402
+from tests.qt_heartbeat import STALL_MS, Heartbeat  # noqa: E402
 from tests.qt_support import dialogs, window  # noqa: E402,F401  (fixtures)
 
 FRAMES = 6
 WAIT_MS = 600_000
-STALL_MS = 100    # the prune step measured 101-175 ms while the clip's units were scored in a job thread
-                  # beside the reconstruction; scored in a child process since (app.criterion_scores), 44 ms
 FAST = ReconstructSettings(max_frames=4, holdout=2, rows=8192)
 SHOTS = os.environ.get("SSL_VSR_WALK_SHOTS")
 
@@ -185,9 +184,11 @@ def test_walk_on_a_video_never_stalls_and_keeps_one_figure(qtbot, window: MainWi
     shoot(qtbot, w, beat, "train", "walk_train")
     beat.stop()
 
-    stalls = [(phase, ms) for phase, ms in beat.stalls(STALL_MS) if phase != "screenshot"]
-    raw = [(phase, round(ms)) for phase, ms in beat.raw if ms > STALL_MS and phase != "screenshot"]
-    print(f"beats late by more than {STALL_MS} ms on the wall clock (run queue included): {raw}")
-    assert not stalls, (stalls, beat.worst(), raw)
+    skip = ("screenshot",)
+    late = [(b.phase, round(b.raw), round(b.queued), round(b.gui_cpu)) for b in beat.beats
+            if b.raw > STALL_MS and b.phase not in skip]
+    print(f"beats late by more than {STALL_MS} ms on the wall clock (phase, ms late, ms queued, ms GUI CPU): {late}")
+    assert not beat.stalls(skip=skip) and not beat.busy(skip=skip), (beat.stalls(skip=skip), beat.busy(skip=skip),
+                                                                      beat.worst(), late)
     assert state.figure(state.model.model) == dense          # the figures outlived every step
     assert not [d for d in dialogs if d[0] != "question"], dialogs
