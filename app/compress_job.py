@@ -22,6 +22,7 @@ import numpy as np
 from core.compress.footage import DEFAULT_CALIB_FRAMES, DEFAULT_JUDGED_FRAMES, Footage, split_frames
 from core.compress.run import CompressRequest, CompressResult, compress
 from core.events import Cancelled
+from core.memory import check_network_memory
 from core.io.locks import hold_output
 from core.io.partials import our_partials, remove
 
@@ -39,11 +40,13 @@ class CompressOutcome:
     contended: tuple[str, ...] = ()          # other jobs of the app that ran while it measured (``app.alone``)
 
 
-def check_footage(clip: ClipPair) -> None:
-    """The one-line refusal ``split_frames`` gives a clip too short or too small, from its shape alone (the GUI
-    thread reads no frame): a ``UserError``."""
+def check_footage(clip: ClipPair, num_feat: int) -> None:
+    """The one-line refusals the CLI gives a clip too short or too small (``split_frames``) or too large for this
+    machine's memory at ``num_feat`` channels (``check_network_memory``), from its shape alone (the GUI thread
+    reads no frame): a ``UserError``."""
     h, w = clip.lr_size
     split_frames(clip.name, np.zeros((min(len(clip), FOOTAGE_FRAMES), h, w, 3), dtype=np.uint8))
+    check_network_memory((h, w), num_feat, f"clip {clip.name}")
 
 
 def read_footage(clip: ClipPair) -> Footage:

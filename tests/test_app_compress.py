@@ -15,6 +15,7 @@ import pytest  # noqa: E402
 pytest.importorskip("pytestqt")
 
 import app.child_work as child_work  # noqa: E402
+import core.memory as memory  # noqa: E402
 from core.io.checkpoint import save_model  # noqa: E402
 from core.io.frames import write_frames  # noqa: E402
 from tests.helpers import tiny_model  # noqa: E402
@@ -139,5 +140,17 @@ def test_a_clip_too_short_is_refused_in_a_dialog_and_nothing_runs(qtbot, window,
     box.out.setText(str(tmp_path / "fast.onnx"))
     assert box.start() is None
     assert dialogs and "too short" in dialogs[-1][2]
+    assert box.button.isEnabled() and not (tmp_path / "fast.onnx").exists()
+    assert "compress" not in [job.name for job in window.state.runner.running]
+
+
+def test_a_clip_too_large_for_this_machine_is_refused_in_a_dialog_and_nothing_runs(qtbot, window, dialogs, tmp_path,
+                                                                                loaded, monkeypatch):
+    monkeypatch.setattr(memory, "available_memory", lambda device=None: 2**20)
+    box = loaded
+    box.out.setText(str(tmp_path / "fast.onnx"))
+    assert box.start() is None
+    assert dialogs and dialogs[-1][1] == "Cannot compress on this clip"
+    assert "needs about" in dialogs[-1][2] and "use smaller frames" in dialogs[-1][2], dialogs
     assert box.button.isEnabled() and not (tmp_path / "fast.onnx").exists()
     assert "compress" not in [job.name for job in window.state.runner.running]

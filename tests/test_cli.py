@@ -94,6 +94,7 @@ def test_eval_scores_frames_sr_already_made_as_it_scores_the_network(capsys, ckp
     (["eval", "--sr", "{sr}", "--gt", "{gt}", "{ckpt}"], "give a network and its LR clips"),
     (["eval", "{ckpt}", "--gt", "{gt}"], "give a network and its LR clips"),
     (["eval", "--sr", "{sr}", "--gt", "{short}"], "SR frames but 2 GT frames"),
+    (["eval", "--sr", "{sr}", "--gt", "{gt}", "--crop", "100000"], "--crop 100000 leaves no pixels"),
 ])
 def test_eval_of_frames_refuses_in_one_line(capsys, ckpt, tmp_path, argv, words):
     rng = np.random.default_rng(3)

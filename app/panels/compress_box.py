@@ -87,7 +87,7 @@ class CompressBox(QGroupBox):
             return None
         clip = self.state.clip
         try:
-            check_footage(clip)        # a clip too short or small: the same one-line refusal as the CLI's
+            check_footage(clip, self.state.model.spec.num_feat)   # the same one-line refusals as the CLI's
         except UserError as exc:
             show_error(self, "Cannot compress on this clip", exc)
             return None
