@@ -63,13 +63,10 @@ def score_frames(sr_root: str | Path, gt_root: str | Path, y: bool = True, crop_
                  max_frames: int | None = None, progress: Callable[[int, int], None] | None = None) -> EvalReport:
     """SR frames already made (by ``sr`` or any other tool: frames in name order, any naming, or a video) scored
     against their GT as ``evaluate_dataset`` scores a network's, clip by clip (matched like LR and GT clips)."""
-    from .preflight import check_crop            # preflight reads paired_clips from this module
-
     pairs = paired_clips(sr_root, gt_root)
     scores = []
     for i, (sr_path, gt_path) in enumerate(pairs):
         sr, gt = open_source(sr_path, max_frames), open_source(gt_path, max_frames)
-        check_crop(crop_border, tuple(gt.size), gt.name)     # before reading a frame
         if sr.count is not None and gt.count is not None and sr.count != gt.count:
             raise ClipError(f"clip {sr.name}: {sr.count} SR frames but {gt.count} GT frames")
         total = sr.count or 0

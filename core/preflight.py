@@ -11,6 +11,7 @@ from .data.degrade import mod_crop
 from .errors import ClipError, UserError
 from .evaluate import paired_clips
 from .io.frames import list_frames, read_clip
+from .io.source import open_source
 
 MIN_FRAMES = 2      # BasicVSR propagates features between neighbouring frames
 SSIM_MIN_SIDE = 10  # core.metrics.ssim's 11x11 Gaussian window needs more pixels than this per side
@@ -59,3 +60,10 @@ def check_eval_inputs(lr_root: str | Path, gt_root: str | Path, crop_border: int
         check_crop(crop_border, (h, w), lr.name)
         sizes.append((lr.name, (int(lh), int(lw))))
     return sizes
+
+
+def check_scored_frames(sr_root: str | Path, gt_root: str | Path, crop_border: int) -> None:
+    """SR frames already made (``eval --sr``): a crop that leaves pixels of every GT clip, from its header."""
+    for _, gt_path in paired_clips(sr_root, gt_root):
+        gt = open_source(gt_path, max_frames=1)
+        check_crop(crop_border, tuple(gt.size), gt.name)

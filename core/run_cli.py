@@ -124,7 +124,7 @@ def _sr(args: argparse.Namespace, out: Path) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from .device import resolve_device
     from .evaluate import evaluate_dataset, score_frames
-    from .preflight import check_eval_inputs
+    from .preflight import check_eval_inputs, check_scored_frames
     from .deploy.runtime import load_network, run_device
     from .memory import check_network_memory
 
@@ -135,6 +135,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     check_scratch(args.scratch, tuple(getattr(args, k) for k in ("lr", "gt", "sr", "checkpoint")))
     bar = progress_bar("eval", args.json)
     if args.sr is not None:
+        check_scored_frames(args.sr, args.gt, args.crop)              # before reading a frame
         report = score_frames(args.sr, args.gt, y=args.y, crop_border=args.crop, max_frames=args.max_frames,
                               progress=bar)
     else:
